@@ -1,0 +1,10 @@
+// Mocha runs the TypeScript sources through ts-node (transpile only: `npm test` type-checks with tsc first).
+process.env.TS_NODE_TRANSPILE_ONLY = "true";
+module.exports = {
+  require: ["ts-node/register"],
+  extension: ["ts"],
+  spec: ["test/**/*.test.ts"],
+  timeout: 120000,
+  slow: 10000,
+  exit: true,
+};
