@@ -1,0 +1,81 @@
+/** Worker settings from the environment (documented in worker-image/README.md). */
+import * as os from "os";
+import * as path from "path";
+
+export interface WorkerConfig {
+    queueUrl?: string;
+    dlqUrl?: string;
+    region?: string;
+    waitSeconds: number;
+    /** Consecutive empty receives before exiting; 0 = run forever. */
+    idleExit: number;
+    concurrency: number;
+    renderTimeoutSeconds: number;
+    /** Undefined: read from the queue's RedrivePolicy, else 3. */
+    maxReceiveCount?: number;
+    /** Undefined: read from the queue's VisibilityTimeout, else 300. */
+    visibilityTimeout?: number;
+    scratchDir: string;
+    inputPrefix: string;
+    outputPrefix: string;
+    maxInputBytes: number;
+    maxUnzippedBytes: number;
+    maxZipEntries: number;
+    /** One-shot mode when both are set. */
+    jobBucket?: string;
+    jobKey?: string;
+}
+
+export const DEFAULTS = {
+    waitSeconds: 20,
+    idleExit: 1,
+    concurrency: 1,
+    renderTimeoutSeconds: 3600,
+    maxReceiveCount: 3,
+    visibilityTimeout: 300,
+    maxInputBytes: 256 * 1024 * 1024,
+    maxUnzippedBytes: 1024 * 1024 * 1024,
+    maxZipEntries: 10000,
+};
+
+type Env = Record<string, string | undefined>;
+
+function str(env: Env, name: string): string | undefined {
+    const v = env[name];
+    return v === undefined || v.trim() === "" ? undefined : v.trim();
+}
+
+function int(env: Env, name: string, def: number | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
+    const v = str(env, name);
+    if (v === undefined) return def;
+    if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
+        throw new Error(`${name} must be an integer between ${min} and ${max}, got ${JSON.stringify(v)}`);
+    }
+    return Number(v);
+}
+
+export function configFromEnv(env: Env = process.env): WorkerConfig {
+    const cfg: WorkerConfig = {
+        queueUrl: str(env, "QUEUE_URL"),
+        dlqUrl: str(env, "DLQ_URL"),
+        region: str(env, "AWS_REGION") ?? str(env, "AWS_DEFAULT_REGION"),
+        waitSeconds: int(env, "WORKER_WAIT_SECONDS", DEFAULTS.waitSeconds, 0, 20)!,
+        idleExit: int(env, "WORKER_IDLE_EXIT", DEFAULTS.idleExit, 0)!,
+        concurrency: int(env, "WORKER_CONCURRENCY", DEFAULTS.concurrency, 1, 64)!,
+        renderTimeoutSeconds: int(env, "RENDER_TIMEOUT_SECONDS", DEFAULTS.renderTimeoutSeconds, 1)!,
+        maxReceiveCount: int(env, "WORKER_MAX_RECEIVE_COUNT", undefined, 1, 1000),
+        visibilityTimeout: int(env, "WORKER_VISIBILITY_TIMEOUT", undefined, 1, 43200),
+        scratchDir: str(env, "WORKER_SCRATCH_DIR") ?? path.join(os.tmpdir(), "lambda-ecs-worker"),
+        inputPrefix: env.INPUT_PREFIX ?? "",
+        outputPrefix: env.OUTPUT_PREFIX ?? "",
+        maxInputBytes: int(env, "MAX_INPUT_BYTES", DEFAULTS.maxInputBytes, 1)!,
+        maxUnzippedBytes: int(env, "MAX_UNZIPPED_BYTES", DEFAULTS.maxUnzippedBytes, 1)!,
+        maxZipEntries: int(env, "MAX_ZIP_ENTRIES", DEFAULTS.maxZipEntries, 1)!,
+        jobBucket: str(env, "JOB_BUCKET"),
+        jobKey: env.JOB_KEY !== undefined && env.JOB_KEY !== "" ? env.JOB_KEY : undefined,
+    };
+    if (!(cfg.jobBucket && cfg.jobKey) && !cfg.queueUrl) {
+        throw new Error("QUEUE_URL is required (or JOB_BUCKET and JOB_KEY for one-shot mode)");
+    }
+    return cfg;
+}

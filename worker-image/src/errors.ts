@@ -1,0 +1,75 @@
+/** Failure classes the runtime acts on. Anything that is not one of these is treated as transient. */
+
+/** The job can never succeed as submitted (bad zip, no scene, parse error, unknown message): report + DLQ. */
+export class PermanentError extends Error {
+    readonly kind = "permanent" as const;
+    constructor(message: string) {
+        super(message);
+        this.name = "PermanentError";
+    }
+}
+
+/** The processor ran past its time limit: retried until the receive count reaches the max, then permanent. */
+export class JobTimeoutError extends Error {
+    readonly kind = "timeout" as const;
+    constructor(message: string) {
+        super(message);
+        this.name = "JobTimeoutError";
+    }
+}
+
+/** The job was stopped because the worker is shutting down (SIGTERM): the message goes back to the queue. */
+export class AbortedError extends Error {
+    readonly kind = "aborted" as const;
+    constructor(message = "aborted: worker is stopping") {
+        super(message);
+        this.name = "AbortedError";
+    }
+}
+
+const TRANSIENT_CODES = new Set([
+    "ECONNRESET",
+    "ECONNREFUSED",
+    "ETIMEDOUT",
+    "EPIPE",
+    "ENOTFOUND",
+    "EAI_AGAIN",
+    "ENETUNREACH",
+    "EHOSTUNREACH",
+    "ECONNABORTED",
+    "UND_ERR_SOCKET",
+    "UND_ERR_CONNECT_TIMEOUT",
+]);
+const TRANSIENT_NAMES = new Set([
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "SlowDown",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "InternalError",
+    "ServiceUnavailable",
+    "TimeoutError",
+]);
+
+/** True for throttling, 5xx, 429/408 and network errors: worth retrying. */
+export function isTransient(err: unknown): boolean {
+    if (!err || typeof err !== "object") return false;
+    const e = err as { name?: string; code?: string; $retryable?: unknown; $metadata?: { httpStatusCode?: number } };
+    if (e instanceof PermanentError || e instanceof JobTimeoutError || e instanceof AbortedError) return false;
+    if (e.$retryable) return true;
+    const status = e.$metadata?.httpStatusCode;
+    if (status !== undefined && (status >= 500 || status === 429 || status === 408)) return true;
+    if (e.name && TRANSIENT_NAMES.has(e.name)) return true;
+    if (e.code && TRANSIENT_CODES.has(e.code)) return true;
+    const cause = (err as { cause?: unknown }).cause;
+    return cause !== undefined && cause !== err && isTransient(cause);
+}
+
+export function errorMessage(err: unknown): string {
+    if (err instanceof Error) return err.message || err.name;
+    return String(err);
+}

@@ -1,0 +1,394 @@
+/**
+ * The POV-Ray processor: finds the scene in the unpacked job, sanitises the (untrusted) INI, renders one PNG frame
+ * with a hard timeout, never through a shell.
+ *
+ * Scene discovery (top level of the zip; a zip holding a single top-level folder is looked into instead):
+ *   1. `<base>.ini` where base is the zip's name without extension (as the original seed scripts did), else
+ *   2. exactly one `.pov` file, rendered with default settings (800x600 unless the INI says otherwise), else
+ *   3. PermanentError "no scene: expected <base>.ini or exactly one .pov at the top level, found ...".
+ *
+ * The INI is parsed here; only whitelisted options (INI_WHITELIST) are passed on, every other key (shell-out
+ * `*_Command` keys, Library_Path, Output_File_Name, Include_Ini, redirections, sections, ...) is dropped and logged.
+ * POV-Ray then reads a generated INI from the job's private work dir; POVINI points at it so that a `povray.ini`
+ * shipped in the zip (POV-Ray reads ./povray.ini by default) is never read.
+ */
+import { spawn } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { AbortedError, JobTimeoutError, PermanentError } from "./errors";
+import { Logger } from "./log";
+import { Processor, ProcessorInput, ProcessorResult } from "./processor";
+
+export interface PovrayOptions {
+    /** povray executable. Default: $POVRAY_BIN or "povray" on PATH. */
+    bin?: string;
+    /** Render threads (+WT). Default: os.cpus().length. */
+    threads?: number;
+    /** Read-only directory of POV-Ray's standard include files (colors.inc, ...) added after the job's own dir. */
+    includeDir?: string | null;
+    /** Largest Width/Height accepted from an INI. */
+    maxDimension?: number;
+}
+
+type Check = (v: string) => string | null;
+
+const BOOL = /^(on|off|true|false|yes|no|1|0)$/i;
+const INT = /^[+-]?\d{1,9}$/;
+const FLOAT = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+const bool: Check = (v) => (BOOL.test(v) ? v : null);
+const float: Check = (v) => (FLOAT.test(v) ? v : null);
+const intRange =
+    (lo: number, hi: number): Check =>
+    (v) =>
+        INT.test(v) && Number(v) >= lo && Number(v) <= hi ? String(Number(v)) : null;
+const oneOf =
+    (...vals: string[]): Check =>
+    (v) =>
+        vals.find((x) => x.toLowerCase() === v.toLowerCase()) ?? null;
+const gamma: Check = (v) => (FLOAT.test(v) || /^srgb$/i.test(v) ? v : null);
+
+/** INI options passed through (case-insensitive), with their value checks. Everything else is dropped. */
+export function iniWhitelist(maxDimension: number): Record<string, Check> {
+    return {
+        Width: intRange(1, maxDimension),
+        Height: intRange(1, maxDimension),
+        Antialias: bool,
+        Antialias_Threshold: float,
+        Antialias_Depth: intRange(1, 9),
+        Antialias_Gamma: float,
+        Sampling_Method: oneOf("1", "2"),
+        Jitter: bool,
+        Jitter_Amount: float,
+        Quality: intRange(0, 11),
+        Bounding: bool,
+        Bounding_Threshold: intRange(0, 1000000),
+        Bounding_Method: oneOf("1", "2"),
+        Light_Buffer: bool,
+        Vista_Buffer: bool,
+        Remove_Bounds: bool,
+        Split_Unions: bool,
+        Output_Alpha: bool,
+        Bits_Per_Color: intRange(5, 16),
+        Display_Gamma: gamma,
+        File_Gamma: gamma,
+        Clock: float,
+        Start_Column: float,
+        End_Column: float,
+        Start_Row: float,
+        End_Row: float,
+        High_Reproducibility: bool,
+        // Input_File_Name and Declare are handled separately (path / identifier checks).
+    };
+}
+
+export interface SanitizedIni {
+    /** Whitelisted `Key=Value` options (canonical key spelling). */
+    options: Array<[string, string]>;
+    /** Input_File_Name from the INI (unchecked, relative to the INI's directory), if any. */
+    inputFile?: string;
+    /** `Declare=Name=Value` pairs (identifier + numeric value). */
+    declares: Array<[string, string]>;
+    /** Keys/lines dropped, with why. */
+    dropped: Array<{ key: string; reason: string }>;
+}
+
+function stripComment(line: string): string {
+    let inQuote = false;
+    for (let i = 0; i < line.length; i++) {
+        const c = line[i];
+        if (c === '"') inQuote = !inQuote;
+        else if (!inQuote && (c === ";" || (c === "/" && line[i + 1] === "/"))) return line.slice(0, i);
+    }
+    return line;
+}
+
+function unquote(v: string): string {
+    const t = v.trim();
+    return t.length >= 2 && t.startsWith('"') && t.endsWith('"') ? t.slice(1, -1) : t;
+}
+
+/** Parses an untrusted POV-Ray INI and keeps only whitelisted options. */
+export function sanitizeIni(text: string, maxDimension = 8192): SanitizedIni {
+    const wl = iniWhitelist(maxDimension);
+    const canonical = new Map(Object.keys(wl).map((k) => [k.toLowerCase(), k]));
+    const out: SanitizedIni = { options: [], declares: [], dropped: [] };
+    let section: string | null = null;
+    for (const rawLine of text.split(/\r?\n/)) {
+        const line = stripComment(rawLine).trim();
+        if (line === "") continue;
+        const sec = /^\[(.*)\]$/.exec(line);
+        if (sec) {
+            section = sec[1];
+            continue;
+        }
+        const eq = line.indexOf("=");
+        if (eq <= 0) {
+            out.dropped.push({ key: line.slice(0, 60), reason: "not a Key=Value option (switches are not accepted)" });
+            continue;
+        }
+        const key = line.slice(0, eq).trim();
+        const value = unquote(line.slice(eq + 1));
+        if (section !== null) {
+            out.dropped.push({ key, reason: `inside section [${section}] (sections are not rendered)` });
+            continue;
+        }
+        const lower = key.toLowerCase();
+        if (lower === "input_file_name") {
+            out.inputFile = value;
+            continue;
+        }
+        if (lower === "declare") {
+            const m = /^([A-Za-z_][A-Za-z0-9_]{0,39})=(.*)$/.exec(value);
+            if (m && FLOAT.test(m[2].trim())) out.declares.push([m[1], m[2].trim()]);
+            else out.dropped.push({ key, reason: "Declare must be Name=<number>" });
+            continue;
+        }
+        const canon = canonical.get(lower);
+        if (!canon) {
+            out.dropped.push({ key, reason: "not in the whitelist" });
+            continue;
+        }
+        const ok = wl[canon](value);
+        if (ok === null) {
+            out.dropped.push({ key, reason: `invalid value ${JSON.stringify(value.slice(0, 40))}` });
+            continue;
+        }
+        out.options.push([canon, ok]);
+    }
+    return out;
+}
+
+/** Checks a scene path from the job: relative, inside `dir`, an existing regular file, no quote characters. */
+export function resolveInside(dir: string, rel: string): string {
+    if (rel === "" || rel.includes("\\") || rel.startsWith("/") || /^[a-zA-Z]:/.test(rel) || rel.split("/").includes("..")) {
+        throw new PermanentError(`Input_File_Name ${JSON.stringify(rel)} must be a relative path inside the job (no '..')`);
+    }
+    if (/["\x00-\x1f]/.test(rel)) throw new PermanentError(`Input_File_Name ${JSON.stringify(rel)} contains a quote or control character`);
+    const root = path.resolve(dir);
+    const abs = path.resolve(root, rel);
+    if (!abs.startsWith(root + path.sep)) throw new PermanentError(`Input_File_Name ${JSON.stringify(rel)} escapes the job directory`);
+    let st: fs.Stats;
+    try {
+        st = fs.lstatSync(abs);
+    } catch {
+        throw new PermanentError(`no scene: Input_File_Name ${JSON.stringify(rel)} does not exist in the zip`);
+    }
+    if (!st.isFile()) throw new PermanentError(`no scene: Input_File_Name ${JSON.stringify(rel)} is not a regular file`);
+    return abs;
+}
+
+export interface Scene {
+    /** Directory the scene is rendered from (cwd and library path). */
+    dir: string;
+    /** Scene file relative to dir. */
+    pov: string;
+    /** The INI used, relative to dir, if any. */
+    ini?: string;
+    sanitized?: SanitizedIni;
+}
+
+/** Finds the scene in the unpacked job (see the file comment for the rule). */
+export function findScene(inputDir: string, baseName: string, maxDimension = 8192): Scene {
+    let dir = inputDir;
+    let entries = fs.readdirSync(dir, { withFileTypes: true });
+    // A zip of a folder: look inside its single top-level directory.
+    if (entries.length === 1 && entries[0].isDirectory() && !entries[0].name.startsWith("__MACOSX")) {
+        dir = path.join(dir, entries[0].name);
+        entries = fs.readdirSync(dir, { withFileTypes: true });
+    }
+    const files = entries.filter((e) => e.isFile()).map((e) => e.name);
+    const ini = files.find((f) => f === `${baseName}.ini`) ?? files.find((f) => f.toLowerCase() === `${baseName}.ini`.toLowerCase());
+    if (ini) {
+        const sanitized = sanitizeIni(fs.readFileSync(path.join(dir, ini), "utf8"), maxDimension);
+        let pov = sanitized.inputFile;
+        if (pov === undefined) {
+            const candidate = files.find((f) => f.toLowerCase() === `${baseName}.pov`.toLowerCase());
+            const povs = files.filter((f) => f.toLowerCase().endsWith(".pov"));
+            pov = candidate ?? (povs.length === 1 ? povs[0] : undefined);
+            if (pov === undefined) {
+                throw new PermanentError(
+                    `no scene: ${ini} has no Input_File_Name and there is no ${baseName}.pov or single .pov at the top level`,
+                );
+            }
+        }
+        resolveInside(dir, pov);
+        return { dir, pov, ini, sanitized };
+    }
+    const povs = files.filter((f) => f.toLowerCase().endsWith(".pov"));
+    if (povs.length === 1) {
+        resolveInside(dir, povs[0]);
+        return { dir, pov: povs[0] };
+    }
+    const found = entries.map((e) => (e.isDirectory() ? e.name + "/" : e.name)).slice(0, 20);
+    throw new PermanentError(
+        `no scene: expected ${baseName}.ini or exactly one .pov at the top level, found ${found.length ? found.join(", ") : "nothing"}`,
+    );
+}
+
+function iniQuote(v: string): string {
+    if (/["\x00-\x1f]/.test(v)) throw new PermanentError(`path contains a quote or control character: ${JSON.stringify(v)}`);
+    return `"${v}"`;
+}
+
+/** The INI POV-Ray actually reads: fixed output/display/library settings plus the whitelisted options. */
+export function buildRenderIni(scene: Scene, outPng: string, threads: number, includeDir: string | null): string {
+    const lines = [
+        "; generated by the worker: only whitelisted options from the job's INI",
+        `Input_File_Name=${iniQuote(scene.pov)}`,
+        `Output_File_Name=${iniQuote(outPng)}`,
+        "Output_To_File=on",
+        "Output_File_Type=N",
+        "Display=off",
+        "Pause_When_Done=off",
+        "Verbose=on",
+        `Work_Threads=${threads}`,
+        `Library_Path=${iniQuote(scene.dir)}`,
+    ];
+    if (includeDir) lines.push(`Library_Path=${iniQuote(includeDir)}`);
+    for (const [k, v] of scene.sanitized?.options ?? []) lines.push(`${k}=${v}`);
+    for (const [n, v] of scene.sanitized?.declares ?? []) lines.push(`Declare=${n}=${v}`);
+    return lines.join("\n") + "\n";
+}
+
+function tail(text: string, lines = 15): string {
+    return text.trim().split("\n").slice(-lines).join("\n");
+}
+
+/** The most useful lines of POV-Ray's stderr for an error report: parse errors first, else the tail. */
+export function povrayErrorSummary(stderr: string): string {
+    const lines = stderr.split("\n");
+    const errIdx = lines.findIndex((l) => /Parse Error|Fatal error|Error:/i.test(l));
+    if (errIdx >= 0) return lines.slice(Math.max(0, errIdx - 2), errIdx + 8).join("\n").trim();
+    return tail(stderr);
+}
+
+const DEFAULT_INCLUDE_DIRS = ["/usr/share/povray-3.7/include", "/usr/share/povray/include"];
+
+export class PovrayProcessor implements Processor {
+    readonly name = "povray";
+    private readonly bin: string;
+    private readonly threads: number;
+    private readonly includeDir: string | null;
+    private readonly maxDimension: number;
+
+    constructor(opts: PovrayOptions = {}) {
+        this.bin = opts.bin ?? process.env.POVRAY_BIN ?? "povray";
+        this.threads = Math.max(1, opts.threads ?? os.cpus().length);
+        this.includeDir =
+            opts.includeDir !== undefined ? opts.includeDir : (DEFAULT_INCLUDE_DIRS.find((d) => fs.existsSync(d)) ?? null);
+        this.maxDimension = opts.maxDimension ?? 8192;
+    }
+
+    async process(input: ProcessorInput): Promise<ProcessorResult> {
+        const { log } = input;
+        const scene = findScene(input.inputDir, input.baseName, this.maxDimension);
+        for (const d of scene.sanitized?.dropped ?? []) {
+            log("ini_key_dropped", { key: input.sourceKey, ini: scene.ini, option: d.key, reason: d.reason });
+        }
+        log("scene", { key: input.sourceKey, pov: scene.pov, ini: scene.ini ?? null });
+        const outPng = path.join(input.workDir, "render.png");
+        const iniPath = path.join(input.workDir, "render.ini");
+        const logPath = path.join(input.workDir, "render.log");
+        await fs.promises.writeFile(iniPath, buildRenderIni(scene, outPng, this.threads, this.includeDir), { mode: 0o600 });
+
+        const started = process.hrtime.bigint();
+        const run = await runPovray(this.bin, [iniPath], scene.dir, input.timeoutMs, input.signal, {
+            // POVINI: never read a povray.ini from the job's directory (POV-Ray's default search includes ./povray.ini).
+            POVINI: iniPath,
+        });
+        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+        await fs.promises.writeFile(logPath, run.output);
+        if (run.aborted) throw new AbortedError();
+        if (run.timedOut) throw new JobTimeoutError(`render timed out after ${input.timeoutMs / 1000} s`);
+        if (run.code !== 0) {
+            throw new PermanentError(
+                `povray exited with ${run.signal ?? run.code}: ${povrayErrorSummary(run.stderr) || "(no output)"}`,
+            );
+        }
+        if (!fs.existsSync(outPng) || fs.statSync(outPng).size === 0) {
+            throw new PermanentError(`povray produced no PNG: ${tail(run.stderr, 10) || "(no output)"}`);
+        }
+        log("rendered", { key: input.sourceKey, seconds: Number(seconds.toFixed(3)) });
+        return {
+            seconds,
+            outputs: [
+                { suffix: ".png", path: outPng, contentType: "image/png" },
+                { suffix: ".log", path: logPath, contentType: "text/plain; charset=utf-8" },
+            ],
+        };
+    }
+}
+
+export interface RunResult {
+    code: number | null;
+    signal: NodeJS.Signals | null;
+    stderr: string;
+    /** stdout and stderr interleaved, capped: the render log. */
+    output: string;
+    timedOut: boolean;
+    aborted: boolean;
+}
+
+const MAX_LOG = 1024 * 1024;
+
+/**
+ * Spawns povray (no shell) in its own process group; past `timeoutMs`, or when `signal` aborts, the whole group is
+ * SIGKILLed.
+ */
+export function runPovray(
+    bin: string,
+    args: string[],
+    cwd: string,
+    timeoutMs: number,
+    signal: AbortSignal,
+    extraEnv: Record<string, string>,
+): Promise<RunResult> {
+    return new Promise((resolve, reject) => {
+        if (signal.aborted) {
+            resolve({ code: null, signal: null, stderr: "", output: "", timedOut: false, aborted: true });
+            return;
+        }
+        const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? os.tmpdir(), ...extraEnv };
+        const child = spawn(bin, args, { cwd, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+        let stderr = "";
+        let output = "";
+        let timedOut = false;
+        let aborted = false;
+        const append = (d: Buffer, isErr: boolean) => {
+            const s = d.toString("utf8");
+            if (isErr) stderr = (stderr + s).slice(-64 * 1024);
+            if (output.length < MAX_LOG) output += s;
+        };
+        child.stdout.on("data", (d: Buffer) => append(d, false));
+        child.stderr.on("data", (d: Buffer) => append(d, true));
+        const killGroup = () => {
+            if (child.pid === undefined) return;
+            try {
+                process.kill(-child.pid, "SIGKILL");
+            } catch {
+                /* already gone */
+            }
+        };
+        const timer = setTimeout(() => {
+            timedOut = true;
+            killGroup();
+        }, timeoutMs);
+        const onAbort = () => {
+            aborted = true;
+            killGroup();
+        };
+        signal.addEventListener("abort", onAbort, { once: true });
+        child.on("error", (err) => {
+            clearTimeout(timer);
+            signal.removeEventListener("abort", onAbort);
+            reject(new Error(`cannot run ${bin}: ${err.message}`));
+        });
+        child.on("close", (code, sig) => {
+            clearTimeout(timer);
+            signal.removeEventListener("abort", onAbort);
+            resolve({ code, signal: sig, stderr, output, timedOut, aborted });
+        });
+    });
+}
