@@ -35,7 +35,7 @@ function fakeOutputs(args: pulumi.runtime.MockResourceArgs): Record<string, any>
             return { url: `${FAKE_ACCOUNT}.dkr.ecr.${FAKE_REGION}.amazonaws.com/${args.name}-abc123` };
         case "awsx:ecr:Image":
             return {
-                imageUri: `${FAKE_ACCOUNT}.dkr.ecr.${FAKE_REGION}.amazonaws.com/${args.name}-abc123@sha256:${"0".repeat(64)}`,
+                imageUri: `${i.repositoryUrl}@sha256:${"0".repeat(64)}`,
             };
         case "aws:s3/bucketV2:BucketV2":
         case "aws:s3/bucket:Bucket": {

@@ -1,0 +1,620 @@
+import { FAKE_ACCOUNT, FAKE_REGION, RecordedResource, typeChain } from "./mocks";
+
+import { expect } from "chai";
+
+import {
+    capacityProviderStrategy,
+    ecrRepositoryArn,
+    LambdaEcsWorker,
+    LambdaEcsWorkerArgs,
+    validateLambdaEcsWorkerArgs,
+} from "../components";
+import { buildWorker, launcherArchive, one, registrationsSettled } from "./helpers/stack";
+
+const COMPONENT = "lambda-ecs-worker:index:LambdaEcsWorker";
+const T = {
+    bucket: "aws:s3/bucket:Bucket",
+    publicAccess: "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+    ownership: "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
+    encryption: "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+    bucketPolicy: "aws:s3/bucketPolicy:BucketPolicy",
+    notification: "aws:s3/bucketNotification:BucketNotification",
+    queue: "aws:sqs/queue:Queue",
+    repo: "awsx:ecr:Repository",
+    image: "awsx:ecr:Image",
+    logGroup: "aws:cloudwatch/logGroup:LogGroup",
+    sg: "aws:ec2/securityGroup:SecurityGroup",
+    cluster: "aws:ecs/cluster:Cluster",
+    capacityProviders: "aws:ecs/clusterCapacityProviders:ClusterCapacityProviders",
+    role: "aws:iam/role:Role",
+    rolePolicy: "aws:iam/rolePolicy:RolePolicy",
+    taskDef: "aws:ecs/taskDefinition:TaskDefinition",
+    fn: "aws:lambda/function:Function",
+    invokeConfig: "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig",
+    permission: "aws:lambda/permission:Permission",
+    service: "aws:ecs/service:Service",
+    scalingTarget: "aws:appautoscaling/target:Target",
+    scalingPolicy: "aws:appautoscaling/policy:Policy",
+    alarm: "aws:cloudwatch/metricAlarm:MetricAlarm",
+};
+
+const MINIMAL: LambdaEcsWorkerArgs = { image: { context: "./worker-image" } };
+const arn = (service: string, what: string) => `arn:aws:${service}:${FAKE_REGION}:${FAKE_ACCOUNT}:${what}`;
+const queueArn = (name: string) => arn("sqs", name);
+const ECR_REPO = `arn:aws:ecr:${FAKE_REGION}:${FAKE_ACCOUNT}:repository/render-repo-abc123`;
+const FAMILY = "project-test-render";
+
+function names(resources: RecordedResource[]): string[] {
+    return resources.map((r) => `${r.type} ${r.name}`).sort();
+}
+
+function statements(resources: RecordedResource[], policyName: string): any[] {
+    return JSON.parse(one(resources, T.rolePolicy, policyName).inputs.policy).Statement;
+}
+
+function allStatements(resources: RecordedResource[]): any[] {
+    return resources.filter((r) => r.type === T.rolePolicy).flatMap((r) => JSON.parse(r.inputs.policy).Statement);
+}
+
+describe("LambdaEcsWorker", () => {
+    describe("GIVEN the minimal call with a build context", () => {
+        let resources: RecordedResource[];
+        let worker: LambdaEcsWorker;
+        before(async () => {
+            ({ resources, worker } = await buildWorker("render", MINIMAL));
+        });
+
+        it("THEN it creates exactly the expected resources, named after the component", () => {
+            expect(names(resources)).to.deep.equal(
+                [
+                    `${COMPONENT} render`,
+                    `${T.bucket} render-bucket`,
+                    `${T.publicAccess} render-bucket-public-access`,
+                    `${T.ownership} render-bucket-ownership`,
+                    `${T.encryption} render-bucket-encryption`,
+                    `${T.bucketPolicy} render-bucket-policy`,
+                    `${T.queue} render-dlq`,
+                    `${T.queue} render-queue`,
+                    `${T.repo} render-repo`,
+                    `${T.image} render-image`,
+                    `${T.logGroup} render-logs`,
+                    `${T.sg} render-sg`,
+                    `${T.cluster} render-cluster`,
+                    `${T.capacityProviders} render-capacity-providers`,
+                    `${T.role} render-execution-role`,
+                    `${T.rolePolicy} render-execution-policy`,
+                    `${T.role} render-task-role`,
+                    `${T.rolePolicy} render-task-policy`,
+                    `${T.taskDef} render-task`,
+                    `${T.logGroup} render-launcher-logs`,
+                    `${T.role} render-launcher-role`,
+                    `${T.rolePolicy} render-launcher-policy`,
+                    `${T.fn} render-launcher`,
+                    `${T.invokeConfig} render-launcher-invoke-config`,
+                    `${T.permission} render-launcher-permission`,
+                    `${T.notification} render-notification`,
+                ].sort(),
+            );
+        });
+
+        it("THEN every child has the component as its parent", () => {
+            const children = resources.filter((r) => r.type !== COMPONENT);
+            expect(children).to.have.length(25);
+            for (const r of children) {
+                expect(typeChain(r.urn), r.name).to.equal(`${COMPONENT}$${r.type}`);
+            }
+            expect(typeChain(one(resources, COMPONENT, "render").urn)).to.equal(COMPONENT);
+        });
+
+        it("THEN the bucket is private, encrypted, owner-enforced and TLS-only", () => {
+            expect(one(resources, T.publicAccess, "render-bucket-public-access").inputs).to.include({
+                blockPublicAcls: true,
+                blockPublicPolicy: true,
+                ignorePublicAcls: true,
+                restrictPublicBuckets: true,
+            });
+            expect(one(resources, T.ownership, "render-bucket-ownership").inputs.rule).to.deep.equal({
+                objectOwnership: "BucketOwnerEnforced",
+            });
+            expect(one(resources, T.encryption, "render-bucket-encryption").inputs.rules).to.deep.equal([
+                { applyServerSideEncryptionByDefault: { sseAlgorithm: "AES256" }, bucketKeyEnabled: true },
+            ]);
+            const bucket = one(resources, T.bucket, "render-bucket").inputs;
+            expect(bucket.forceDestroy).to.equal(false);
+            const policy = JSON.parse(one(resources, T.bucketPolicy, "render-bucket-policy").inputs.policy);
+            expect(policy.Statement).to.deep.equal([
+                {
+                    Sid: "DenyInsecureTransport",
+                    Effect: "Deny",
+                    Principal: "*",
+                    Action: "s3:*",
+                    Resource: ["arn:aws:s3:::render-bucket-0000000", "arn:aws:s3:::render-bucket-0000000/*"],
+                    Condition: { Bool: { "aws:SecureTransport": "false" } },
+                },
+            ]);
+        });
+
+        it("THEN both queues are encrypted and the work queue redrives to the DLQ after 3 receives", () => {
+            const queue = one(resources, T.queue, "render-queue").inputs;
+            const dlq = one(resources, T.queue, "render-dlq").inputs;
+            expect(queue.sqsManagedSseEnabled).to.equal(true);
+            expect(dlq.sqsManagedSseEnabled).to.equal(true);
+            expect(JSON.parse(queue.redrivePolicy)).to.deep.equal({
+                deadLetterTargetArn: queueArn("render-dlq-0000000"),
+                maxReceiveCount: 3,
+            });
+            expect(dlq.messageRetentionSeconds).to.equal(14 * 24 * 3600);
+            expect(queue.visibilityTimeoutSeconds).to.equal(300);
+        });
+
+        it("THEN the notification invokes the launcher for .zip uploads only, after the permission exists", () => {
+            const n = one(resources, T.notification, "render-notification").inputs;
+            expect(n.bucket).to.equal("render-bucket-0000000");
+            expect(n.lambdaFunctions).to.deep.equal([
+                {
+                    lambdaFunctionArn: arn("lambda", "function:render-launcher-0000000"),
+                    events: ["s3:ObjectCreated:*"],
+                    filterSuffix: ".zip",
+                },
+            ]);
+            const p = one(resources, T.permission, "render-launcher-permission").inputs;
+            expect(p).to.include({
+                action: "lambda:InvokeFunction",
+                principal: "s3.amazonaws.com",
+                sourceArn: "arn:aws:s3:::render-bucket-0000000",
+                sourceAccount: FAKE_ACCOUNT,
+                function: "render-launcher-0000000",
+            });
+        });
+
+        it("THEN the task role may read inputs, write outputs and work the queue, nothing more", () => {
+            expect(statements(resources, "render-task-policy")).to.deep.equal([
+                { Effect: "Allow", Action: "s3:GetObject", Resource: "arn:aws:s3:::render-bucket-0000000/*" },
+                {
+                    Effect: "Allow",
+                    Action: "s3:PutObject",
+                    Resource: [
+                        "arn:aws:s3:::render-bucket-0000000/*.png",
+                        "arn:aws:s3:::render-bucket-0000000/*.log",
+                        "arn:aws:s3:::render-bucket-0000000/*.error.json",
+                    ],
+                },
+                {
+                    Effect: "Allow",
+                    Action: ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"],
+                    Resource: queueArn("render-queue-0000000"),
+                },
+                { Effect: "Allow", Action: "sqs:SendMessage", Resource: queueArn("render-dlq-0000000") },
+            ]);
+        });
+
+        it("THEN the execution role may pull from this repository and write this log group", () => {
+            expect(statements(resources, "render-execution-policy")).to.deep.equal([
+                { Effect: "Allow", Action: "ecr:GetAuthorizationToken", Resource: "*" },
+                {
+                    Effect: "Allow",
+                    Action: ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"],
+                    Resource: ECR_REPO,
+                },
+                {
+                    Effect: "Allow",
+                    Action: ["logs:CreateLogStream", "logs:PutLogEvents"],
+                    Resource: `${arn("logs", "log-group:render-logs-0000000")}:*`,
+                },
+            ]);
+        });
+
+        it("THEN the launcher may queue, start this family's tasks on this cluster and pass exactly the two task roles", () => {
+            const cluster = arn("ecs", "cluster/render-cluster");
+            const onCluster = { ArnEquals: { "ecs:cluster": cluster } };
+            expect(statements(resources, "render-launcher-policy")).to.deep.equal([
+                {
+                    Effect: "Allow",
+                    Action: ["sqs:SendMessage", "sqs:GetQueueAttributes"],
+                    Resource: queueArn("render-queue-0000000"),
+                },
+                { Effect: "Allow", Action: "sqs:SendMessage", Resource: queueArn("render-dlq-0000000") },
+                { Effect: "Allow", Action: "ecs:RunTask", Resource: arn("ecs", `task-definition/${FAMILY}:*`), Condition: onCluster },
+                {
+                    Effect: "Allow",
+                    Action: "ecs:ListTasks",
+                    Resource: arn("ecs", "container-instance/render-cluster/*"),
+                    Condition: onCluster,
+                },
+                { Effect: "Allow", Action: "ecs:DescribeTasks", Resource: arn("ecs", "task/render-cluster/*"), Condition: onCluster },
+                {
+                    Effect: "Allow",
+                    Action: "ecs:TagResource",
+                    Resource: arn("ecs", "task/render-cluster/*"),
+                    Condition: { StringEquals: { "ecs:CreateAction": "RunTask" } },
+                },
+                {
+                    Effect: "Allow",
+                    Action: "iam:PassRole",
+                    Resource: [
+                        `arn:aws:iam::${FAKE_ACCOUNT}:role/render-task-role-0000000`,
+                        `arn:aws:iam::${FAKE_ACCOUNT}:role/render-execution-role-0000000`,
+                    ],
+                    Condition: { StringEquals: { "iam:PassedToService": "ecs-tasks.amazonaws.com" } },
+                },
+                {
+                    Effect: "Allow",
+                    Action: ["logs:CreateLogStream", "logs:PutLogEvents"],
+                    Resource: `${arn("logs", "log-group:render-launcher-logs-0000000")}:*`,
+                },
+            ]);
+        });
+
+        it("THEN no statement grants Resource '*' except ecr:GetAuthorizationToken, and no managed policy is attached", () => {
+            const wildcard = allStatements(resources).filter((s) => [s.Resource].flat().includes("*"));
+            expect(wildcard).to.deep.equal([{ Effect: "Allow", Action: "ecr:GetAuthorizationToken", Resource: "*" }]);
+            expect(resources.filter((r) => r.type.startsWith("aws:iam/rolePolicyAttachment"))).to.have.length(0);
+            expect(resources.filter((r) => r.type.startsWith("aws:iam/policy"))).to.have.length(0);
+            for (const role of resources.filter((r) => r.type === T.role)) {
+                expect(role.inputs.managedPolicyArns ?? [], role.name).to.deep.equal([]);
+            }
+        });
+
+        it("THEN each role can be assumed only by its own service", () => {
+            const principal = (n: string) =>
+                JSON.parse(one(resources, T.role, n).inputs.assumeRolePolicy).Statement.map((s: any) => s.Principal.Service);
+            expect(principal("render-task-role")).to.deep.equal(["ecs-tasks.amazonaws.com"]);
+            expect(principal("render-execution-role")).to.deep.equal(["ecs-tasks.amazonaws.com"]);
+            expect(principal("render-launcher-role")).to.deep.equal(["lambda.amazonaws.com"]);
+        });
+
+        it("THEN the task runs as non-root on a read-only root with a scratch volume, logging to a retained group", () => {
+            const td = one(resources, T.taskDef, "render-task").inputs;
+            expect(td).to.include({ family: FAMILY, networkMode: "awsvpc", cpu: "1024", memory: "2048" });
+            expect(td.requiresCompatibilities).to.deep.equal(["FARGATE"]);
+            expect(td.runtimePlatform).to.deep.equal({ operatingSystemFamily: "LINUX", cpuArchitecture: "X86_64" });
+            expect(td.taskRoleArn).to.equal(`arn:aws:iam::${FAKE_ACCOUNT}:role/render-task-role-0000000`);
+            expect(td.executionRoleArn).to.equal(`arn:aws:iam::${FAKE_ACCOUNT}:role/render-execution-role-0000000`);
+            expect(td.ephemeralStorage).to.equal(undefined);
+            const [c, ...others] = JSON.parse(td.containerDefinitions);
+            expect(others).to.have.length(0);
+            expect(c).to.include({
+                name: "worker",
+                essential: true,
+                cpu: 1024,
+                memory: 2048,
+                user: "1000:1000",
+                readonlyRootFilesystem: true,
+                stopTimeout: 120,
+            });
+            expect(c.image).to.match(/^123456789012\.dkr\.ecr\.us-east-1\.amazonaws\.com\/render-repo-abc123@sha256:/);
+            expect(c.linuxParameters).to.deep.equal({ initProcessEnabled: true });
+            expect(c.mountPoints).to.deep.equal([
+                { sourceVolume: "scratch", containerPath: "/scratch", readOnly: false },
+                { sourceVolume: "tmp", containerPath: "/tmp", readOnly: false },
+            ]);
+            expect(td.volumes).to.deep.equal([{ name: "scratch" }, { name: "tmp" }]);
+            expect(c.logConfiguration).to.deep.equal({
+                logDriver: "awslogs",
+                options: { "awslogs-group": "render-logs-0000000", "awslogs-region": FAKE_REGION, "awslogs-stream-prefix": "render" },
+            });
+            expect(one(resources, T.logGroup, "render-logs").inputs.retentionInDays).to.equal(14);
+            const env = Object.fromEntries(c.environment.map((e: any) => [e.name, e.value]));
+            expect(env).to.deep.equal({
+                QUEUE_URL: `https://sqs.${FAKE_REGION}.amazonaws.com/${FAKE_ACCOUNT}/render-queue-0000000`,
+                DLQ_URL: `https://sqs.${FAKE_REGION}.amazonaws.com/${FAKE_ACCOUNT}/render-dlq-0000000`,
+                AWS_REGION: FAKE_REGION,
+                INPUT_PREFIX: "",
+                OUTPUT_PREFIX: "",
+                RENDER_TIMEOUT_SECONDS: "900",
+                WORKER_IDLE_EXIT: "1",
+                WORKER_MAX_RECEIVE_COUNT: "3",
+                WORKER_VISIBILITY_TIMEOUT: "300",
+                WORKER_SCRATCH_DIR: "/scratch",
+            });
+        });
+
+        it("THEN the security group allows egress only, in the default VPC", () => {
+            const sg = one(resources, T.sg, "render-sg").inputs;
+            expect(sg.vpcId).to.equal("vpc-default");
+            expect(sg.ingress ?? []).to.deep.equal([]);
+            expect(sg.egress).to.have.length(1);
+        });
+
+        it("THEN the cluster has Container Insights and FARGATE capacity", () => {
+            expect(one(resources, T.cluster, "render-cluster").inputs.settings).to.deep.equal([
+                { name: "containerInsights", value: "enabled" },
+            ]);
+            const cp = one(resources, T.capacityProviders, "render-capacity-providers").inputs;
+            expect(cp.defaultCapacityProviderStrategies).to.deep.equal([{ capacityProvider: "FARGATE", weight: 1 }]);
+        });
+
+        it("THEN the launcher is a Node.js 22 function configured only through its environment", () => {
+            const fn = one(resources, T.fn, "render-launcher").inputs;
+            expect(fn.runtime).to.equal("nodejs22.x");
+            expect(fn.role).to.equal(`arn:aws:iam::${FAKE_ACCOUNT}:role/render-launcher-role-0000000`);
+            expect(fn.reservedConcurrentExecutions).to.equal(1);
+            expect(fn.loggingConfig).to.deep.equal({ logFormat: "Text", logGroup: "render-launcher-logs-0000000" });
+            expect(fn.environment.variables).to.deep.equal({
+                QUEUE_URL: `https://sqs.${FAKE_REGION}.amazonaws.com/${FAKE_ACCOUNT}/render-queue-0000000`,
+                DLQ_URL: `https://sqs.${FAKE_REGION}.amazonaws.com/${FAKE_ACCOUNT}/render-dlq-0000000`,
+                CLUSTER: arn("ecs", "cluster/render-cluster"),
+                TASK_DEFINITION: arn("ecs", `task-definition/${FAMILY}:1`),
+                CONTAINER_NAME: "worker",
+                SUBNETS: "subnet-a,subnet-b,subnet-c",
+                SECURITY_GROUPS: "render-sg-id",
+                ASSIGN_PUBLIC_IP: "ENABLED",
+                CAPACITY_PROVIDER_STRATEGY: JSON.stringify([{ capacityProvider: "FARGATE", weight: 1 }]),
+                MAX_TASKS: "10",
+                LAUNCH_MODE: "drain",
+                INPUT_PREFIX: "",
+                INPUT_SUFFIXES: JSON.stringify([".zip"]),
+                OUTPUT_PREFIX: "",
+                STARTED_BY: "lew-render",
+            });
+            const ic = one(resources, T.invokeConfig, "render-launcher-invoke-config").inputs;
+            expect(ic.destinationConfig).to.deep.equal({ onFailure: { destination: queueArn("render-dlq-0000000") } });
+        });
+
+        it("THEN the launcher package holds the handler only: no node_modules, no AWS SDK", async () => {
+            const { indexJs, paths } = await launcherArchive(resources);
+            expect(paths).to.deep.equal(["__index.js"]);
+            expect(indexJs).to.contain("exports.handler");
+            expect(indexJs).not.to.contain("node_modules");
+        });
+
+        it("THEN it exposes every output", async () => {
+            const { valueOf } = await import("./mocks");
+            expect(await valueOf(worker.bucketName)).to.equal("render-bucket-0000000");
+            expect(await valueOf(worker.queueUrl)).to.match(/render-queue-0000000$/);
+            expect(await valueOf(worker.deadLetterQueueUrl)).to.match(/render-dlq-0000000$/);
+            expect(await valueOf(worker.clusterArn)).to.equal(arn("ecs", "cluster/render-cluster"));
+            expect(await valueOf(worker.taskDefinitionArn)).to.equal(arn("ecs", `task-definition/${FAMILY}:1`));
+            expect(await valueOf(worker.launcherFunctionName)).to.equal("render-launcher-0000000");
+            expect(await valueOf(worker.logGroupName)).to.equal("render-logs-0000000");
+            expect(await valueOf(worker.imageUri)).to.match(/render-repo-abc123@sha256:0{64}$/);
+        });
+    });
+
+    describe("GIVEN an existing bucket, a prebuilt image, a prefix and own networking", () => {
+        let resources: RecordedResource[];
+        before(async () => {
+            ({ resources } = await buildWorker("scan", {
+                image: { imageUri: "111122223333.dkr.ecr.eu-west-1.amazonaws.com/team/scanner:2.0" },
+                bucketName: "shared-bucket",
+                inputPrefix: "inbox/",
+                inputSuffixes: [".zip", ".ZIP", ".tar.gz"],
+                outputPrefix: "results/",
+                subnetIds: ["subnet-1"],
+                securityGroupIds: ["sg-1"],
+                cpu: 2048,
+                memory: 4096,
+                ephemeralStorageGiB: 50,
+                capacity: { fargateWeight: 1, spotWeight: 3, fargateBase: 1 },
+                maxTasks: 4,
+                launcherConcurrency: "unreserved",
+                environment: { QUALITY: "9" },
+                tags: { team: "vision" },
+            }));
+        });
+
+        it("THEN it creates no bucket, repository, image or security group", () => {
+            for (const t of [T.bucket, T.publicAccess, T.bucketPolicy, T.repo, T.image, T.sg]) {
+                expect(resources.filter((r) => r.type === t), t).to.have.length(0);
+            }
+            expect(resources).to.have.length(18);
+        });
+
+        it("THEN one notification entry per suffix carries the prefix", () => {
+            const n = one(resources, T.notification, "scan-notification").inputs;
+            expect(n.bucket).to.equal("shared-bucket");
+            expect(n.lambdaFunctions.map((f: any) => [f.filterPrefix, f.filterSuffix])).to.deep.equal([
+                ["inbox/", ".zip"],
+                ["inbox/", ".ZIP"],
+                ["inbox/", ".tar.gz"],
+            ]);
+        });
+
+        it("THEN the task role reads the inbox and writes only output files under the output prefix", () => {
+            const s = statements(resources, "scan-task-policy");
+            expect(s[0]).to.deep.equal({ Effect: "Allow", Action: "s3:GetObject", Resource: "arn:aws:s3:::shared-bucket/inbox/*" });
+            expect(s[1].Resource).to.deep.equal([
+                "arn:aws:s3:::shared-bucket/results/*.png",
+                "arn:aws:s3:::shared-bucket/results/*.log",
+                "arn:aws:s3:::shared-bucket/results/*.error.json",
+            ]);
+        });
+
+        it("THEN the execution role pulls from exactly the prebuilt image's repository", () => {
+            expect(statements(resources, "scan-execution-policy")[1].Resource).to.equal(
+                "arn:aws:ecr:eu-west-1:111122223333:repository/team/scanner",
+            );
+        });
+
+        it("THEN the task gets the size, storage, extra env and weighted capacity", () => {
+            const td = one(resources, T.taskDef, "scan-task").inputs;
+            expect(td).to.include({ cpu: "2048", memory: "4096" });
+            expect(td.ephemeralStorage).to.deep.equal({ sizeInGib: 50 });
+            const c = JSON.parse(td.containerDefinitions)[0];
+            expect(c.image).to.equal("111122223333.dkr.ecr.eu-west-1.amazonaws.com/team/scanner:2.0");
+            expect(c.environment).to.deep.include({ name: "QUALITY", value: "9" });
+            expect(c.environment).to.deep.include({ name: "INPUT_PREFIX", value: "inbox/" });
+            expect(c.environment).to.deep.include({ name: "OUTPUT_PREFIX", value: "results/" });
+            const fn = one(resources, T.fn, "scan-launcher").inputs;
+            expect(fn.reservedConcurrentExecutions).to.equal(undefined);
+            expect(fn.environment.variables).to.include({
+                SUBNETS: "subnet-1",
+                SECURITY_GROUPS: "sg-1",
+                ASSIGN_PUBLIC_IP: "DISABLED",
+                MAX_TASKS: "4",
+                INPUT_PREFIX: "inbox/",
+                OUTPUT_PREFIX: "results/",
+                INPUT_SUFFIXES: JSON.stringify([".zip", ".ZIP", ".tar.gz"]),
+                CAPACITY_PROVIDER_STRATEGY: JSON.stringify([
+                    { capacityProvider: "FARGATE", weight: 1, base: 1 },
+                    { capacityProvider: "FARGATE_SPOT", weight: 3 },
+                ]),
+            });
+        });
+
+        it("THEN every taggable child carries the tags", () => {
+            const taggable = resources.filter((r) =>
+                [T.queue, T.logGroup, T.cluster, T.role, T.taskDef, T.fn].includes(r.type),
+            );
+            expect(taggable).to.have.length(10);
+            for (const r of taggable) expect(r.inputs.tags, r.name).to.deep.equal({ team: "vision" });
+        });
+    });
+
+    describe("GIVEN launchMode service", () => {
+        let resources: RecordedResource[];
+        before(async () => {
+            ({ resources } = await buildWorker("svc", { ...MINIMAL, launchMode: "service", maxTasks: 6 }));
+        });
+
+        it("THEN a service starts at zero and scales on queue depth between 0 and maxTasks", () => {
+            const svc = one(resources, T.service, "svc-service").inputs;
+            expect(svc.desiredCount).to.equal(0);
+            expect(svc.networkConfiguration).to.deep.equal({
+                subnets: ["subnet-a", "subnet-b", "subnet-c"],
+                securityGroups: ["svc-sg-id"],
+                assignPublicIp: true,
+            });
+            const target = one(resources, T.scalingTarget, "svc-scaling-target").inputs;
+            expect(target).to.include({ minCapacity: 0, maxCapacity: 6, scalableDimension: "ecs:service:DesiredCount" });
+            const out = one(resources, T.scalingPolicy, "svc-scale-out").inputs.stepScalingPolicyConfiguration;
+            expect(out.stepAdjustments.map((s: any) => s.scalingAdjustment)).to.deep.equal([1, 3, 6]);
+            const scaleIn = one(resources, T.scalingPolicy, "svc-scale-in").inputs.stepScalingPolicyConfiguration;
+            expect(scaleIn.stepAdjustments).to.deep.equal([{ metricIntervalUpperBound: "0", scalingAdjustment: 0 }]);
+            const alarms = resources
+                .filter((r) => r.type === T.alarm)
+                .map((r) => [r.name, r.inputs.comparisonOperator])
+                .sort((a, b) => b[0].localeCompare(a[0]));
+            expect(alarms).to.deep.equal([
+                ["svc-backlog-high", "GreaterThanThreshold"],
+                ["svc-backlog-empty", "LessThanOrEqualToThreshold"],
+            ]);
+        });
+
+        it("THEN its tasks keep running when the queue is empty and the launcher only queues", () => {
+            const c = JSON.parse(one(resources, T.taskDef, "svc-task").inputs.containerDefinitions)[0];
+            expect(c.environment).to.deep.include({ name: "WORKER_IDLE_EXIT", value: "0" });
+            expect(one(resources, T.fn, "svc-launcher").inputs.environment.variables.LAUNCH_MODE).to.equal("service");
+        });
+    });
+
+    it("GIVEN two workers in one stack THEN their resources never clash", async () => {
+        const { resetRecorded, recorded } = await import("./mocks");
+        resetRecorded();
+        new LambdaEcsWorker("render", MINIMAL);
+        new LambdaEcsWorker("video", { image: { imageUri: "public.example/video:1" } });
+        await registrationsSettled();
+        const keys = recorded.map((r) => `${r.type}::${r.name}`);
+        expect(new Set(keys).size).to.equal(keys.length);
+        expect(recorded.filter((r) => r.type === T.fn).map((r) => r.name).sort()).to.deep.equal([
+            "render-launcher",
+            "video-launcher",
+        ]);
+        const families = recorded.filter((r) => r.type === T.taskDef).map((r) => r.inputs.family);
+        expect(new Set(families).size).to.equal(2);
+        // A non-ECR image needs no ECR permission at all.
+        const videoExec = JSON.parse(recorded.find((r) => r.name === "video-execution-policy")!.inputs.policy).Statement;
+        expect(videoExec.map((s: any) => s.Action)).to.deep.equal([["logs:CreateLogStream", "logs:PutLogEvents"]]);
+    });
+});
+
+describe("validateLambdaEcsWorkerArgs", () => {
+    const cases: [string, Partial<LambdaEcsWorkerArgs> & Record<string, unknown>, RegExp][] = [
+        ["no image", { image: undefined }, /^image: required/],
+        ["both context and imageUri", { image: { context: ".", imageUri: "x" } }, /^image: give exactly one of image.context/],
+        ["neither context nor imageUri", { image: {} }, /^image: give exactly one/],
+        ["dockerfile with imageUri", { image: { imageUri: "x", dockerfile: "D" } }, /^image: dockerfile and platform apply only/],
+        ["bad platform", { image: { context: ".", platform: "linux/s390x" as any } }, /^image.platform: must be "linux\/amd64" or "linux\/arm64"/],
+        ["cpu not a Fargate size", { cpu: 300 }, /^cpu: must be one of 256, 512, 1024, 2048, 4096, 8192, 16384/],
+        ["memory too small for cpu", { cpu: 1024, memory: 1024 }, /^memory: with cpu 1024, Fargate allows 2048-8192 in steps of 1024 MiB, got 1024/],
+        ["memory off-step", { cpu: 8192, memory: 20000 }, /^memory: with cpu 8192, Fargate allows 16384-61440 in steps of 4096/],
+        ["memory for 256", { cpu: 256, memory: 4096 }, /^memory: with cpu 256, Fargate allows 512, 1024, 2048 MiB/],
+        ["empty suffixes", { inputSuffixes: [] }, /^inputSuffixes: must be a non-empty list/],
+        ["suffix with a slash", { inputSuffixes: ["a/b"] }, /^inputSuffixes\[0\]: must be a suffix like ".zip"/],
+        ["output suffix as input", { inputSuffixes: [".png"] }, /^inputSuffixes\[0\]: ".png" overlaps the output suffix ".png"/],
+        ["json input", { inputSuffixes: [".json"] }, /^inputSuffixes\[0\]: ".json" overlaps the output suffix/],
+        ["overlapping suffixes", { inputSuffixes: [".zip", "scene.zip"] }, /^inputSuffixes\[1\]: "scene.zip" overlaps ".zip"/],
+        ["duplicate suffixes", { inputSuffixes: [".zip", ".zip"] }, /^inputSuffixes\[1\]: ".zip" overlaps ".zip"/],
+        ["absolute prefix", { inputPrefix: "/inbox/" }, /^inputPrefix: must be a relative key prefix/],
+        ["dotdot output prefix", { outputPrefix: "../x/" }, /^outputPrefix: must be a relative key prefix/],
+        ["output under input", { inputPrefix: "in/", outputPrefix: "in/out/" }, /^outputPrefix: must not lie under inputPrefix/],
+        ["launch mode", { launchMode: "cron" as any }, /^launchMode: must be one of "drain", "per-job", "service", got "cron"/],
+        ["maxTasks zero", { maxTasks: 0 }, /^maxTasks: must be an integer from 1 to 1000, got 0/],
+        ["maxTasks fractional", { maxTasks: 2.5 }, /^maxTasks: must be an integer from 1 to 1000, got 2.5/],
+        ["launcherConcurrency", { launcherConcurrency: 0 }, /^launcherConcurrency: must be an integer from 1 to 1000/],
+        ["ephemeral storage", { ephemeralStorageGiB: 500 }, /^ephemeralStorageGiB: must be an integer from 21 to 200/],
+        ["stopTimeout", { stopTimeout: 600 }, /^stopTimeout: must be an integer from 2 to 120, got 600/],
+        ["jobTimeoutSeconds", { jobTimeoutSeconds: 0 }, /^jobTimeoutSeconds: must be an integer from 1 to 86400/],
+        ["visibility", { visibilityTimeoutSeconds: 5 }, /^visibilityTimeoutSeconds: must be an integer from 30 to 43200/],
+        ["maxReceiveCount", { maxReceiveCount: 0 }, /^maxReceiveCount: must be an integer from 1 to 1000/],
+        ["retention", { messageRetentionSeconds: 30 }, /^messageRetentionSeconds: must be an integer from 60 to 1209600/],
+        ["dlq retention", { deadLetterRetentionSeconds: 2000000 }, /^deadLetterRetentionSeconds: must be an integer from 60 to 1209600/],
+        ["log retention", { logRetentionDays: 10 }, /^logRetentionDays: must be one of 1, 3, 5, 7, 14, 30/],
+        ["capacity string", { capacity: "EC2" as any }, /^capacity: must be "FARGATE", "FARGATE_SPOT" or \{ fargateWeight, spotWeight \}, got "EC2"/],
+        ["capacity zero weights", { capacity: { fargateWeight: 0, spotWeight: 0 } }, /^capacity: fargateWeight and spotWeight can't both be 0/],
+        ["capacity negative", { capacity: { fargateWeight: -1, spotWeight: 1 } }, /^capacity.fargateWeight: must be an integer from 0 to 1000/],
+        ["subnets without vpc or sg", { subnetIds: ["s"] }, /^vpcId: required with subnetIds when securityGroupIds is not given/],
+        ["vpc without subnets", { vpcId: "vpc-1" }, /^vpcId: applies only with subnetIds/],
+        ["reserved env", { environment: { QUEUE_URL: "x" } }, /^environment.QUEUE_URL: is set by the component/],
+        ["reserved WORKER_ env", { environment: { WORKER_IDLE_EXIT: "0" } }, /^environment.WORKER_IDLE_EXIT: is set by the component/],
+        ["force destroy with existing bucket", { bucketName: "b", forceDestroyBucket: true }, /^forceDestroyBucket: applies only to a bucket this component creates/],
+    ];
+    for (const [title, override, message] of cases) {
+        it(`rejects ${title}`, () => {
+            const errors = validateLambdaEcsWorkerArgs({ ...MINIMAL, ...override } as LambdaEcsWorkerArgs);
+            expect(errors).to.have.length(1, errors.join("\n"));
+            expect(errors[0]).to.match(message);
+        });
+    }
+
+    it("accepts the minimal call and a fully specified one", () => {
+        expect(validateLambdaEcsWorkerArgs(MINIMAL)).to.deep.equal([]);
+        expect(
+            validateLambdaEcsWorkerArgs({
+                image: { context: "./worker-image", dockerfile: "Dockerfile", platform: "linux/arm64" },
+                inputPrefix: "in/",
+                inputSuffixes: [".zip", ".tar"],
+                outputPrefix: "out/",
+                cpu: 16384,
+                memory: 122880,
+                capacity: "FARGATE_SPOT",
+                subnetIds: ["s"],
+                vpcId: "v",
+                logRetentionDays: 3653,
+                launchMode: "per-job",
+            }),
+        ).to.deep.equal([]);
+    });
+
+    it("makes the constructor throw a ResourceError naming the worker and every bad argument", () => {
+        expect(() => new LambdaEcsWorker("bad", { image: { context: "." }, cpu: 3, maxTasks: -1 })).to.throw(
+            /LambdaEcsWorker "bad": invalid arguments:\n  maxTasks: must be an integer from 1 to 1000, got -1\n  cpu: must be one of/,
+        );
+    });
+});
+
+describe("component helpers", () => {
+    it("ecrRepositoryArn parses ECR URIs and rejects others", () => {
+        const table: [string, string | undefined][] = [
+            ["123456789012.dkr.ecr.us-east-1.amazonaws.com/render:latest", "arn:aws:ecr:us-east-1:123456789012:repository/render"],
+            ["123456789012.dkr.ecr.eu-west-1.amazonaws.com/a/b@sha256:00", "arn:aws:ecr:eu-west-1:123456789012:repository/a/b"],
+            ["123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/r", "arn:aws-cn:ecr:cn-north-1:123456789012:repository/r"],
+            ["123456789012.dkr.ecr.us-gov-west-1.amazonaws.com/r:1", "arn:aws-us-gov:ecr:us-gov-west-1:123456789012:repository/r"],
+            ["public.example/video:1", undefined],
+            ["node:22-bookworm-slim", undefined],
+        ];
+        for (const [uri, expected] of table) expect(ecrRepositoryArn(uri), uri).to.equal(expected);
+    });
+
+    it("capacityProviderStrategy maps each capacity setting", () => {
+        expect(capacityProviderStrategy("FARGATE")).to.deep.equal([{ capacityProvider: "FARGATE", weight: 1 }]);
+        expect(capacityProviderStrategy("FARGATE_SPOT")).to.deep.equal([{ capacityProvider: "FARGATE_SPOT", weight: 1 }]);
+        expect(capacityProviderStrategy({ fargateWeight: 0, spotWeight: 2 })).to.deep.equal([
+            { capacityProvider: "FARGATE_SPOT", weight: 2 },
+        ]);
+        expect(capacityProviderStrategy({ fargateWeight: 1, spotWeight: 4, fargateBase: 2 })).to.deep.equal([
+            { capacityProvider: "FARGATE", weight: 1, base: 2 },
+            { capacityProvider: "FARGATE_SPOT", weight: 4 },
+        ]);
+    });
+});

@@ -1,0 +1,86 @@
+import { recorded, resetRecorded, valueOf } from "./mocks";
+
+import * as pulumi from "@pulumi/pulumi";
+import { expect } from "chai";
+import * as fs from "fs";
+import * as path from "path";
+
+import { registrationsSettled } from "./helpers/stack";
+
+const ROOT = path.resolve(__dirname, "..");
+
+/** The `config:` keys of Pulumi.yaml with their declared types and defaults (a flat, two-level YAML map). */
+function declaredConfig(): Record<string, { type: string; default: string }> {
+    const lines = fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8").split("\n");
+    const start = lines.indexOf("config:");
+    const out: Record<string, { type: string; default: string }> = {};
+    let key = "";
+    for (const line of lines.slice(start + 1)) {
+        if (/^\S/.test(line)) break;
+        const k = /^ {2}(\w+):\s*$/.exec(line);
+        const v = /^ {4}(type|default):\s*(.*)$/.exec(line);
+        if (k) out[(key = k[1])] = { type: "", default: "" };
+        else if (v) out[key][v[1] as "type" | "default"] = v[2].replace(/^"(.*)"$/, "$1");
+    }
+    return out;
+}
+
+/** `project:key` → value from Pulumi.dev.yaml (the stack's settings, without the aws: provider keys). */
+function devStackConfig(): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const line of fs.readFileSync(path.join(ROOT, "Pulumi.dev.yaml"), "utf8").split("\n")) {
+        const m = /^ {2}povray-worker:(\w+):\s*(.*)$/.exec(line);
+        if (m) out[`project:${m[1]}`] = m[2];
+    }
+    return out;
+}
+
+describe("the POV-Ray stack (index.ts)", () => {
+    it("declares every config key it reads in Pulumi.yaml, each with a type and a default", () => {
+        const declared = declaredConfig();
+        const source = fs.readFileSync(path.join(ROOT, "index.ts"), "utf8");
+        const read = [...source.matchAll(/config\.get(?:Number|Boolean)?\("(\w+)"\)/g)].map((m) => m[1]);
+        expect(read.length).to.be.greaterThan(10);
+        expect(Object.keys(declared).sort()).to.deep.equal([...new Set(read)].sort());
+        for (const [k, v] of Object.entries(declared)) {
+            expect(["string", "integer", "boolean"], k).to.include(v.type);
+            expect(v.default, k).not.to.equal(undefined);
+        }
+    });
+
+    it("GIVEN Pulumi.dev.yaml's settings THEN it builds the worker and exports its outputs", async () => {
+        const settings = devStackConfig();
+        expect(Object.keys(settings)).to.include("project:maxTasks");
+        pulumi.runtime.setAllConfig(settings);
+        resetRecorded();
+        const stack = require("../index");
+        await registrationsSettled();
+
+        expect(await valueOf(stack.bucketName)).to.equal("render-bucket-0000000");
+        for (const k of ["queueUrl", "deadLetterQueueUrl", "clusterArn", "taskDefinitionArn", "launcherFunctionName", "logGroupName", "imageUri"]) {
+            expect(await valueOf(stack[k]), k).to.be.a("string").and.not.equal("");
+        }
+        const image = recorded.find((r) => r.type === "awsx:ecr:Image");
+        expect(image?.inputs.context).to.equal("./worker-image");
+        const fn = recorded.find((r) => r.type === "aws:lambda/function:Function")!;
+        expect(fn.inputs.environment.variables.MAX_TASKS).to.equal(settings["project:maxTasks"]);
+        expect(JSON.parse(fn.inputs.environment.variables.CAPACITY_PROVIDER_STRATEGY)).to.deep.equal([
+            { capacityProvider: "FARGATE", weight: 1, base: 0 },
+            { capacityProvider: "FARGATE_SPOT", weight: 3 },
+        ]);
+        const td = recorded.find((r) => r.type === "aws:ecs/taskDefinition:TaskDefinition")!;
+        expect(JSON.parse(td.inputs.containerDefinitions)[0].environment).to.deep.include({
+            name: "RENDER_TIMEOUT_SECONDS",
+            value: settings["project:renderTimeoutSeconds"],
+        });
+        expect(td.inputs.tags).to.deep.equal({ project: "project", stack: "test", worker: "povray" });
+    });
+
+    it("parseCapacity reads the three forms and names the config key on a bad one", () => {
+        const { parseCapacity } = require("../index");
+        expect(parseCapacity("FARGATE")).to.equal("FARGATE");
+        expect(parseCapacity("FARGATE_SPOT")).to.equal("FARGATE_SPOT");
+        expect(parseCapacity("FARGATE:1, FARGATE_SPOT:3")).to.deep.equal({ fargateWeight: 1, spotWeight: 3 });
+        expect(() => parseCapacity("SPOT:2")).to.throw(/^config capacity: expected "FARGATE", "FARGATE_SPOT" or/);
+    });
+});
