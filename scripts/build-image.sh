@@ -100,8 +100,18 @@ else
     build_base
 fi
 
+# npm inside the build may sit behind a TLS-intercepting proxy: hand it this machine's CA bundle as a build secret
+# (not stored in any image layer). NPM_CA_FILE overrides; an empty file means "no extra CA".
+CA_FILE="${NPM_CA_FILE:-${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}}"
+if [[ ! -s "$CA_FILE" ]]; then
+    mkdir -p "$CACHE"
+    CA_FILE="$CACHE/empty-ca.pem"
+    : >"$CA_FILE"
+fi
+
 log "podman build -t $IMAGE worker-image"
-podman "${PODMAN_FLAGS[@]}" build "${CONTAINER_FLAGS[@]}" --pull=never -t "$IMAGE" "$ROOT/worker-image"
+podman "${PODMAN_FLAGS[@]}" build "${CONTAINER_FLAGS[@]}" --pull=never --secret "id=npm_ca,src=$CA_FILE" \
+    -t "$IMAGE" "$ROOT/worker-image"
 log "built $IMAGE"
 
 if [[ "${1:-}" == "--run" ]]; then
