@@ -38,9 +38,9 @@ export interface CapacityProviderStrategyItem {
 
 export interface LauncherSettings {
     mode: LaunchMode;
-    /** Work queue; "" in per-job mode when unset. */
+    /** Work queue (required except in per-job mode). */
     queueUrl: string;
-    /** Dead-letter queue; required in per-job mode. */
+    /** Dead-letter queue (required in per-job mode). */
     deadLetterQueueUrl: string;
     cluster: string;
     taskDefinition: string;
@@ -58,122 +58,72 @@ export interface LauncherSettings {
 }
 
 const LAUNCH_MODES: readonly string[] = ["drain", "per-job", "service"];
-const STARTED_BY_PATTERN = /^[A-Za-z0-9_/-]{1,36}$/;
-
-function splitList(value: string | undefined): string[] {
-    return (value ?? "")
-        .split(",")
-        .map((s) => s.trim())
-        .filter((s) => s !== "");
-}
 
 /**
  * Parse and validate the launcher's environment. Throws one Error listing every problem, each naming its variable.
+ * Defaults: LAUNCH_MODE drain, MAX_TASKS 1, ASSIGN_PUBLIC_IP DISABLED, no prefixes, any suffix, launch type FARGATE.
  */
 export function parseLauncherSettings(env: Record<string, string | undefined>): LauncherSettings {
     const E = LAUNCHER_ENV;
     const errors: string[] = [];
     const str = (name: string) => (env[name] ?? "").trim();
-
-    const modeRaw = str(E.launchMode) || "drain";
-    if (!LAUNCH_MODES.includes(modeRaw)) {
-        errors.push(`${E.launchMode} must be one of ${LAUNCH_MODES.join(", ")} (got ${JSON.stringify(modeRaw)})`);
-    }
-    const mode = (LAUNCH_MODES.includes(modeRaw) ? modeRaw : "drain") as LaunchMode;
-    const startsTasks = mode !== "service";
-
-    const required = (name: string, when: boolean) => {
-        const v = str(name);
-        if (when && v === "") errors.push(`${name} is required in ${mode} mode`);
-        return v;
-    };
-    const queueUrl = required(E.queueUrl, mode !== "per-job");
-    const deadLetterQueueUrl = required(E.deadLetterQueueUrl, mode === "per-job");
-    const cluster = required(E.cluster, startsTasks);
-    const taskDefinition = required(E.taskDefinition, startsTasks);
-    const containerName = required(E.containerName, mode === "per-job");
-    const startedBy = required(E.startedBy, startsTasks);
-    if (startedBy !== "" && !STARTED_BY_PATTERN.test(startedBy)) {
-        errors.push(`${E.startedBy} must be 1-36 letters, digits, '-', '_' or '/' (got ${JSON.stringify(startedBy)})`);
-    }
-
-    const subnets = splitList(env[E.subnets]);
-    if (startsTasks && subnets.length === 0) errors.push(`${E.subnets} (comma-separated subnet ids) is required in ${mode} mode`);
-    const securityGroups = splitList(env[E.securityGroups]);
-
-    const assignRaw = (str(E.assignPublicIp) || "DISABLED").toUpperCase();
-    if (assignRaw !== "ENABLED" && assignRaw !== "DISABLED") {
-        errors.push(`${E.assignPublicIp} must be ENABLED or DISABLED (got ${JSON.stringify(env[E.assignPublicIp])})`);
-    }
-    const assignPublicIp = assignRaw === "ENABLED" ? "ENABLED" : "DISABLED";
-
-    const maxRaw = str(E.maxTasks) || "1";
-    const maxTasks = Number(maxRaw);
-    if (!/^\d+$/.test(maxRaw) || !Number.isSafeInteger(maxTasks) || maxTasks < 1) {
-        errors.push(`${E.maxTasks} must be an integer >= 1 (got ${JSON.stringify(env[E.maxTasks])})`);
-    }
-
+    const bad = (name: string, what: string) => errors.push(`${name} must be ${what} (got ${JSON.stringify(env[name])})`);
+    const list = (name: string) => str(name).split(",").map((x) => x.trim()).filter((x) => x !== "");
     const jsonArray = (name: string): unknown[] => {
-        const raw = str(name);
-        if (raw === "") return [];
         try {
-            const v = JSON.parse(raw);
+            const v = JSON.parse(str(name) || "[]");
             if (Array.isArray(v)) return v;
-        } catch {
-            /* reported below */
-        }
-        errors.push(`${name} must be a JSON array (got ${JSON.stringify(raw)})`);
+        } catch {}
+        bad(name, "a JSON array");
         return [];
     };
 
-    const suffixItems = jsonArray(E.inputSuffixes);
-    const inputSuffixes: string[] = [];
-    for (const s of suffixItems) {
-        if (typeof s === "string" && s !== "") inputSuffixes.push(s.toLowerCase());
-        else errors.push(`${E.inputSuffixes} must contain only non-empty strings (got ${JSON.stringify(s)})`);
+    let mode = (str(E.launchMode) || "drain") as LaunchMode;
+    if (!LAUNCH_MODES.includes(mode)) {
+        bad(E.launchMode, LAUNCH_MODES.join(" | "));
+        mode = "drain";
     }
-
-    const capacityProviderStrategy: CapacityProviderStrategyItem[] = [];
-    for (const item of jsonArray(E.capacityProviderStrategy)) {
-        const o = item as Record<string, unknown> | null;
-        const okNum = (v: unknown, max: number) => v === undefined || (typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= max);
-        if (
-            o === null ||
-            typeof o !== "object" ||
-            typeof o.capacityProvider !== "string" ||
-            o.capacityProvider === "" ||
-            !okNum(o.weight, 1000) ||
-            !okNum(o.base, 100000)
-        ) {
-            errors.push(
-                `${E.capacityProviderStrategy} items must be { capacityProvider: string, weight?: 0-1000, base?: 0-100000 } (got ${JSON.stringify(item)})`,
-            );
-            continue;
-        }
-        const entry: CapacityProviderStrategyItem = { capacityProvider: o.capacityProvider };
-        if (o.weight !== undefined) entry.weight = o.weight as number;
-        if (o.base !== undefined) entry.base = o.base as number;
-        capacityProviderStrategy.push(entry);
-    }
-
-    if (errors.length > 0) throw new Error(`Invalid launcher settings: ${errors.join("; ")}`);
-    return {
-        mode,
-        queueUrl,
-        deadLetterQueueUrl,
-        cluster,
-        taskDefinition,
-        containerName,
-        subnets,
-        securityGroups,
-        assignPublicIp,
-        capacityProviderStrategy,
-        maxTasks,
-        inputPrefix: env[E.inputPrefix] ?? "",
-        inputSuffixes,
-        outputPrefix: env[E.outputPrefix] ?? "",
-        startedBy,
+    const tasks = mode !== "service";
+    const required = (name: string, needed: boolean) => {
+        if (needed && str(name) === "") errors.push(`${name} is required in ${mode} mode`);
+        return str(name);
     };
+    const s: LauncherSettings = {
+        mode,
+        queueUrl: required(E.queueUrl, mode !== "per-job"),
+        deadLetterQueueUrl: required(E.deadLetterQueueUrl, mode === "per-job"),
+        cluster: required(E.cluster, tasks),
+        taskDefinition: required(E.taskDefinition, tasks),
+        containerName: required(E.containerName, mode === "per-job"),
+        subnets: list(E.subnets),
+        securityGroups: list(E.securityGroups),
+        assignPublicIp: (str(E.assignPublicIp) || "DISABLED").toUpperCase() as "ENABLED" | "DISABLED",
+        capacityProviderStrategy: [],
+        maxTasks: Number(str(E.maxTasks) || "1"),
+        inputPrefix: env[E.inputPrefix] ?? "",
+        inputSuffixes: [],
+        outputPrefix: env[E.outputPrefix] ?? "",
+        startedBy: required(E.startedBy, tasks),
+    };
+    if (tasks && s.subnets.length === 0) errors.push(`${E.subnets} (comma-separated subnet ids) is required in ${mode} mode`);
+    if (s.startedBy !== "" && !/^[A-Za-z0-9_/-]{1,36}$/.test(s.startedBy)) bad(E.startedBy, "1-36 letters, digits, '-', '_' or '/'");
+    if (s.assignPublicIp !== "ENABLED" && s.assignPublicIp !== "DISABLED") bad(E.assignPublicIp, "ENABLED or DISABLED");
+    if (!Number.isSafeInteger(s.maxTasks) || s.maxTasks < 1) bad(E.maxTasks, "an integer >= 1");
+    for (const x of jsonArray(E.inputSuffixes)) {
+        if (typeof x === "string" && x !== "") s.inputSuffixes.push(x.toLowerCase());
+        else bad(E.inputSuffixes, "a JSON array of non-empty strings");
+    }
+    const int = (v: unknown, max: number) => v === undefined || (Number.isInteger(v) && (v as number) >= 0 && (v as number) <= max);
+    for (const x of jsonArray(E.capacityProviderStrategy) as any[]) {
+        if (x && typeof x.capacityProvider === "string" && x.capacityProvider !== "" && int(x.weight, 1000) && int(x.base, 100000)) {
+            const { capacityProvider, weight, base } = x;
+            s.capacityProviderStrategy.push({ capacityProvider, ...(weight === undefined ? {} : { weight }), ...(base === undefined ? {} : { base }) });
+        } else {
+            bad(E.capacityProviderStrategy, "a JSON array of { capacityProvider, weight?: 0-1000, base?: 0-100000 }");
+        }
+    }
+    if (errors.length > 0) throw new Error(`Invalid launcher settings: ${errors.join("; ")}`);
+    return s;
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -220,66 +170,42 @@ export function keyRejection(key: string, filter: KeyFilter): string | undefined
     return undefined;
 }
 
-/** Split an S3 notification event into accepted jobs and ignored records (with reasons). Never throws. */
-export function extractJobs(event: unknown, filter: KeyFilter): { jobs: Job[]; ignored: IgnoredRecord[] } {
+/**
+ * Split an S3 notification event into accepted jobs and ignored records (with reasons). Never throws: a malformed
+ * record is ignored without affecting the others.
+ */
+export function extractJobs(event: any, filter: KeyFilter): { jobs: Job[]; ignored: IgnoredRecord[] } {
     const jobs: Job[] = [];
     const ignored: IgnoredRecord[] = [];
-    const ev = event as Record<string, unknown> | null | undefined;
-    if (ev === null || typeof ev !== "object") {
-        ignored.push({ index: -1, reason: "event is not an object" });
+    const test = event?.Event === "s3:TestEvent";
+    if (test || !Array.isArray(event?.Records)) {
+        ignored.push({ index: -1, reason: test ? "s3:TestEvent" : "not an S3 notification (no Records array)" });
         return { jobs, ignored };
     }
-    if (ev.Event === "s3:TestEvent") {
-        ignored.push({ index: -1, reason: "s3:TestEvent" });
-        return { jobs, ignored };
-    }
-    if (!Array.isArray(ev.Records)) {
-        ignored.push({ index: -1, reason: "event has no Records array" });
-        return { jobs, ignored };
-    }
-    ev.Records.forEach((rec: any, index: number) => {
+    event.Records.forEach((rec: any, index: number) => {
+        const eventName = rec?.eventName;
+        const bucket = rec?.s3?.bucket?.name;
+        const raw = rec?.s3?.object?.key;
+        const skip = (reason: string, key?: string) => {
+            ignored.push({ index, reason, eventName, bucket, key });
+        };
+        if (rec?.eventSource !== undefined && rec.eventSource !== "aws:s3") return skip("not an S3 record");
+        if (!/^(s3:)?ObjectCreated:/.test(eventName)) return skip("not an ObjectCreated event");
+        if (typeof bucket !== "string" || bucket === "" || typeof raw !== "string") return skip("malformed record");
+        let key: string;
         try {
-            if (rec === null || typeof rec !== "object") {
-                ignored.push({ index, reason: "malformed record: not an object" });
-                return;
-            }
-            const eventName = rec.eventName;
-            if (rec.eventSource !== undefined && rec.eventSource !== "aws:s3") {
-                ignored.push({ index, reason: `not an S3 record (eventSource ${String(rec.eventSource)})`, eventName });
-                return;
-            }
-            if (typeof eventName !== "string" || !/^(s3:)?ObjectCreated:/.test(eventName)) {
-                ignored.push({ index, reason: "not an ObjectCreated event", eventName: typeof eventName === "string" ? eventName : undefined });
-                return;
-            }
-            const bucket = rec.s3?.bucket?.name;
-            const rawKey = rec.s3?.object?.key;
-            if (typeof bucket !== "string" || bucket === "" || typeof rawKey !== "string") {
-                ignored.push({ index, reason: "malformed record: missing s3.bucket.name or s3.object.key", eventName });
-                return;
-            }
-            let key: string;
-            try {
-                key = decodeS3Key(rawKey);
-            } catch {
-                ignored.push({ index, reason: "malformed key encoding", bucket, key: rawKey, eventName });
-                return;
-            }
-            const rejection = keyRejection(key, filter);
-            if (rejection !== undefined) {
-                ignored.push({ index, reason: rejection, bucket, key, eventName });
-                return;
-            }
-            const job: Job = { bucket, key };
-            const size = rec.s3.object.size;
-            if (typeof size === "number" && Number.isFinite(size)) job.size = size;
-            const etag = rec.s3.object.eTag;
-            if (typeof etag === "string") job.etag = etag;
-            if (typeof rec.eventTime === "string") job.eventTime = rec.eventTime;
-            jobs.push(job);
-        } catch (e) {
-            ignored.push({ index, reason: `malformed record: ${(e as Error).message}` });
+            key = decodeS3Key(raw);
+        } catch {
+            return skip("malformed key encoding", raw);
         }
+        const reason = keyRejection(key, filter);
+        if (reason !== undefined) return skip(reason, key);
+        const { size, eTag } = rec.s3.object;
+        const job: Job = { bucket, key };
+        if (typeof size === "number") job.size = size;
+        if (typeof eTag === "string") job.etag = eTag;
+        if (typeof rec.eventTime === "string") job.eventTime = rec.eventTime;
+        jobs.push(job);
     });
     return { jobs, ignored };
 }
@@ -292,114 +218,61 @@ export function extractJobs(event: unknown, filter: KeyFilter): { jobs: Job[]; i
  * pending (each drains the queue), never more than `maxTasks − running`. At least one when none runs and there is work.
  */
 export function tasksToStart(maxTasks: number, running: number, backlog: number): number {
-    if (!(backlog > 0) || !(maxTasks > 0)) return 0;
-    const room = Math.max(0, maxTasks - Math.max(0, running));
-    const wanted = Math.min(Math.ceil(backlog), maxTasks) - Math.max(0, running);
-    return Math.max(0, Math.min(room, wanted));
+    return Math.max(0, Math.min(Math.ceil(backlog) || 0, maxTasks) - Math.max(0, running));
 }
 
 /** Split into consecutive chunks of at most `size` (SendMessageBatch takes ≤ 10 entries, RunTask `count` ≤ 10). */
 export function chunk<T>(items: readonly T[], size: number): T[][] {
-    if (!(size >= 1)) throw new Error(`chunk size must be >= 1 (got ${size})`);
     const out: T[][] = [];
-    for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+    for (let i = 0; i < items.length; i += Math.max(1, size)) out.push(items.slice(i, i + Math.max(1, size)));
     return out;
 }
 
-/** RunTask `count`s for starting `n` tasks: [10, 10, ..., rest]. */
-export function runTaskCounts(n: number): number[] {
-    const out: number[] = [];
-    for (let left = Math.max(0, Math.floor(n)); left > 0; left -= 10) out.push(Math.min(10, left));
-    return out;
-}
-
-/** SendMessageBatch entries (ids unique within a call) for these message bodies. */
-export function messageEntries(bodies: readonly object[]): SendMessageBatchRequestEntry[] {
-    return bodies.map((b, i) => ({ Id: `m${i}`, MessageBody: JSON.stringify(b) }));
-}
-
-/** The RunTask request: `count` tasks, or (with `job`) one task with the job in its container environment. */
+/**
+ * The RunTask request: `count` tasks, or (with `job`, per-job mode) one task with the job in its container environment.
+ * A non-empty capacity provider strategy replaces the launch type (ECS rejects both at once).
+ */
 export function buildRunTaskInput(s: LauncherSettings, count: number, job?: Job): RunTaskCommandInput {
-    const input: RunTaskCommandInput = {
+    const { subnets, securityGroups, assignPublicIp, capacityProviderStrategy } = s;
+    const environment = job && [{ name: "JOB_BUCKET", value: job.bucket }, { name: "JOB_KEY", value: job.key }];
+    return {
         cluster: s.cluster,
         taskDefinition: s.taskDefinition,
         count,
         startedBy: s.startedBy,
         propagateTags: "TASK_DEFINITION",
-        networkConfiguration: {
-            awsvpcConfiguration: {
-                subnets: [...s.subnets],
-                ...(s.securityGroups.length > 0 ? { securityGroups: [...s.securityGroups] } : {}),
-                assignPublicIp: s.assignPublicIp,
-            },
-        },
+        networkConfiguration: { awsvpcConfiguration: { subnets, ...(securityGroups.length > 0 && { securityGroups }), assignPublicIp } },
+        ...(capacityProviderStrategy.length > 0 ? { capacityProviderStrategy } : { launchType: "FARGATE" }),
+        ...(environment && { overrides: { containerOverrides: [{ name: s.containerName, environment }] } }),
     };
-    if (s.capacityProviderStrategy.length > 0) {
-        input.capacityProviderStrategy = s.capacityProviderStrategy.map((c) => ({ ...c }));
-    } else {
-        input.launchType = "FARGATE";
-    }
-    if (job !== undefined) {
-        input.overrides = {
-            containerOverrides: [
-                {
-                    name: s.containerName,
-                    environment: [
-                        { name: "JOB_BUCKET", value: job.bucket },
-                        { name: "JOB_KEY", value: job.key },
-                    ],
-                },
-            ],
-        };
-    }
-    return input;
 }
 
-const RETRYABLE_ERROR_NAMES = [
-    "ThrottlingException",
-    "Throttling",
-    "ThrottledException",
-    "TooManyRequestsException",
-    "RequestLimitExceeded",
-    "RequestThrottled",
-    "RequestThrottledException",
-    "SlowDown",
-    "ServerException",
-    "ServiceUnavailable",
-    "ServiceUnavailableException",
-    "InternalError",
-    "InternalFailure",
-    "InternalServerError",
-    "KMS.ThrottlingException",
-    "TimeoutError",
-    "RequestTimeout",
-    "RequestTimeoutException",
-];
-const RETRYABLE_MESSAGE = /throttl|rate exceeded|too many requests|capacity is unavailable|insufficient capacity|try again|timed? ?out|temporar/i;
-const RETRYABLE_NETWORK_CODES = ["ECONNRESET", "ECONNREFUSED", "ETIMEDOUT", "EPIPE", "EAI_AGAIN", "ENOTFOUND"];
+const RETRYABLE_ERROR = /throttl|too ?many ?requests|limitexceeded|slowdown|server|unavailable|internal|timeout/i;
+const RETRYABLE_MESSAGE = /throttl|rate exceeded|too many requests|capacity is unavailable|insufficient capacity|try again/i;
 
 /** Whether an SDK error is worth retrying (throttling, capacity, server-side or network trouble). */
 export function isRetryableError(err: unknown): boolean {
-    if (err === null || typeof err !== "object") return false;
     const e = err as { name?: unknown; message?: unknown; code?: unknown; $retryable?: unknown; $metadata?: { httpStatusCode?: number } };
-    if (typeof e.name === "string" && RETRYABLE_ERROR_NAMES.includes(e.name)) return true;
-    if (e.$retryable) return true;
-    const status = e.$metadata?.httpStatusCode;
-    if (typeof status === "number" && (status >= 500 || status === 429)) return true;
-    if (typeof e.code === "string" && RETRYABLE_NETWORK_CODES.includes(e.code)) return true;
-    return typeof e.message === "string" && RETRYABLE_MESSAGE.test(e.message);
+    if (e === null || typeof e !== "object") return false;
+    const status = e.$metadata?.httpStatusCode ?? 0;
+    return (
+        !!e.$retryable ||
+        status >= 500 ||
+        status === 429 ||
+        RETRYABLE_ERROR.test(String(e.name)) ||
+        /^E(CONNRESET|CONNREFUSED|TIMEDOUT|PIPE|AI_AGAIN)$/.test(String(e.code)) ||
+        RETRYABLE_MESSAGE.test(String(e.message))
+    );
 }
 
-/** Whether a RunTask `failures[].reason` is transient (capacity, throttling, placement resources). */
+/** Whether a RunTask `failures[].reason` is transient (capacity, throttling, placement resources, agent). */
 export function isRetryableFailureReason(reason: string | undefined): boolean {
-    if (reason === undefined) return false;
-    return RETRYABLE_MESSAGE.test(reason) || /^RESOURCE:|capacity|AGENT/i.test(reason);
+    return reason !== undefined && (RETRYABLE_MESSAGE.test(reason) || /^RESOURCE:|capacity|AGENT/i.test(reason));
 }
 
-/** Full-jitter exponential backoff: a random delay in [0, min(cap, base·2^(attempt−1))). */
+/** Full-jitter exponential backoff: a delay in [0, min(cap, base·2^(attempt−1))) for `random` in [0, 1). */
 export function backoffDelayMs(attempt: number, random: number, baseMs: number, capMs: number): number {
-    const ceiling = Math.min(capMs, baseMs * Math.pow(2, Math.max(0, attempt - 1)));
-    return Math.floor(Math.max(0, Math.min(1, random)) * ceiling);
+    return Math.floor(Math.max(0, Math.min(1, random)) * Math.min(capMs, baseMs * 2 ** Math.max(0, attempt - 1)));
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -416,9 +289,9 @@ export interface LaunchSummary {
     tasksStarted: number;
     /** RunTask failure entries and errors seen (retried ones included). */
     failures: number;
-    /** Tasks wanted but not started after the retries (drain) / jobs whose task could not start (per-job). */
+    /** Drain: tasks wanted but not started after the retries. Per-job: jobs whose task could not be started. */
     notStarted: number;
-    /** Per-job mode: jobs sent to the dead-letter queue. */
+    /** Per-job: jobs sent to the dead-letter queue. */
     deadLettered: number;
 }
 
@@ -428,12 +301,14 @@ export interface LauncherClients {
 }
 
 export interface HandlerOptions {
-    /** Attempts per call (first try included). Default 5. */
+    /** Attempts per call, the first one included. Default 5. */
     maxAttempts?: number;
+    /** Backoff base and cap; defaults 200 ms and 5 s. */
     baseDelayMs?: number;
     maxDelayMs?: number;
     sleep?: (ms: number) => Promise<void>;
     random?: () => number;
+    /** Receives every decision; default: one JSON line on stdout. */
     log?: (entry: Record<string, unknown>) => void;
     /** Per-job mode: RunTask calls in flight at once. Default 5. */
     concurrency?: number;
@@ -441,257 +316,160 @@ export interface HandlerOptions {
 
 export type LauncherHandler = (event: any, context?: any) => Promise<LaunchSummary>;
 
-function logJson(entry: Record<string, unknown>): void {
-    console.log(JSON.stringify(entry));
-}
-
-function sleepMs(ms: number): Promise<void> {
-    return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function errorText(e: unknown): string {
-    if (e !== null && typeof e === "object") {
-        const o = e as { name?: unknown; message?: unknown };
-        return `${String(o.name ?? "Error")}: ${String(o.message ?? "")}`;
-    }
-    return String(e);
-}
-
-/** Run `fn` over `items` with at most `limit` in flight; results in input order. */
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-    const results: R[] = new Array(items.length);
-    let next = 0;
-    const worker = async () => {
-        while (next < items.length) {
-            const i = next++;
-            results[i] = await fn(items[i], i);
-        }
-    };
-    await Promise.all(Array.from({ length: Math.min(Math.max(1, limit), items.length) }, worker));
-    return results;
-}
-
 /**
  * Build the handler from settings and (optionally injected) clients. The SDK modules are required here, not at module
- * level, so the serialized Lambda resolves them from the runtime.
+ * level, so that the serialized Lambda resolves them from the runtime.
+ *
+ * Inside the handler: `backoff` sleeps before the next attempt (false when out of attempts, or when the Lambda
+ * `context` says the function would time out); `call` retries one call on transient errors; `sendAll` sends message
+ * bodies ≤ 10 per call and retries the failed entries (sender faults are not retried), throwing unless all were sent;
+ * `runTasks` starts ≤ 10 tasks, retrying transient errors and transient `failures`, and never throws.
  */
 export function createHandler(settings: LauncherSettings, clients?: Partial<LauncherClients>, options: HandlerOptions = {}): LauncherHandler {
-    const sqsSdk: typeof import("@aws-sdk/client-sqs") = require("@aws-sdk/client-sqs");
-    const ecsSdk: typeof import("@aws-sdk/client-ecs") = require("@aws-sdk/client-ecs");
-    const sqs = clients?.sqs ?? new sqsSdk.SQSClient({});
-    const ecs = clients?.ecs ?? new ecsSdk.ECSClient({});
+    const SQS: typeof import("@aws-sdk/client-sqs") = require("@aws-sdk/client-sqs");
+    const ECS: typeof import("@aws-sdk/client-ecs") = require("@aws-sdk/client-ecs");
+    const sqs = clients?.sqs ?? new SQS.SQSClient({});
+    const ecs = clients?.ecs ?? new ECS.ECSClient({});
     const s = settings;
-    const maxAttempts = Math.max(1, options.maxAttempts ?? 5);
-    const baseDelayMs = options.baseDelayMs ?? 200;
-    const maxDelayMs = options.maxDelayMs ?? 5000;
-    const sleep = options.sleep ?? sleepMs;
-    const random = options.random ?? Math.random;
-    const log = options.log ?? logJson;
-    const concurrency = options.concurrency ?? 5;
+    const o = options;
+    const sleep = o.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+    const log = o.log ?? ((entry: Record<string, unknown>) => console.log(JSON.stringify(entry)));
+    const text = (e: any) => `${e?.name ?? "Error"}: ${e?.message ?? e}`;
 
-    return async function handler(event: any, context?: any): Promise<LaunchSummary> {
-        const timeLeft = (): number =>
-            context && typeof context.getRemainingTimeInMillis === "function" ? context.getRemainingTimeInMillis() : Infinity;
-
-        /** Sleep before retry `attempt + 1`, or return false when out of attempts or Lambda time. */
-        const backoff = async (what: string, attempt: number, why: string): Promise<boolean> => {
-            if (attempt >= maxAttempts) return false;
-            const delayMs = backoffDelayMs(attempt, random(), baseDelayMs, maxDelayMs);
-            if (timeLeft() < delayMs + 3000) {
-                log({ msg: "retry abandoned: function about to time out", what, attempt, reason: why });
-                return false;
-            }
-            log({ msg: "retry", what, attempt, delayMs, reason: why });
-            await sleep(delayMs);
-            return true;
+    return async (event: any, context?: any): Promise<LaunchSummary> => {
+        const backoff = async (what: string, attempt: number, reason: string) => {
+            const delayMs = backoffDelayMs(attempt, (o.random ?? Math.random)(), o.baseDelayMs ?? 200, o.maxDelayMs ?? 5000);
+            const retry = attempt < (o.maxAttempts ?? 5) && (context?.getRemainingTimeInMillis?.() ?? Infinity) > delayMs + 3000;
+            log({ msg: retry ? "retry" : "giving up", what, attempt, delayMs, reason });
+            if (retry) await sleep(delayMs);
+            return retry;
         };
-
-        /** A single call retried on transient errors. */
         const call = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
             for (let attempt = 1; ; attempt++) {
                 try {
                     return await fn();
                 } catch (e) {
-                    if (!isRetryableError(e) || !(await backoff(what, attempt, errorText(e)))) throw e;
+                    if (!isRetryableError(e) || !(await backoff(what, attempt, text(e)))) throw e;
                 }
             }
         };
-
-        /** Send bodies to a queue, ≤ 10 per call, retrying failed entries. Returns how many were sent; throws otherwise. */
-        const sendAll = async (queueUrl: string, bodies: object[], what: string): Promise<number> => {
-            let sent = 0;
+        const sendAll = async (QueueUrl: string, bodies: object[]) => {
             const problems: string[] = [];
-            for (const batch of chunk(messageEntries(bodies), 10)) {
+            for (const batch of chunk(bodies.map((b, i) => ({ Id: `m${i}`, MessageBody: JSON.stringify(b) })), 10)) {
                 let pending = batch;
                 for (let attempt = 1; pending.length > 0; attempt++) {
-                    let why = "";
+                    let reason: string;
                     try {
-                        const out = await sqs.send(new sqsSdk.SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: pending }));
-                        const failed = out.Failed ?? [];
-                        sent += pending.length - failed.length;
-                        const permanent = failed.filter((f) => f.SenderFault);
-                        for (const f of permanent) problems.push(`${f.Id}: ${f.Code} ${f.Message ?? ""}`.trim());
-                        const retryIds = new Set(failed.filter((f) => !f.SenderFault).map((f) => f.Id));
-                        if (failed.length > 0) {
-                            log({ msg: "SendMessageBatch partial failure", what, attempt, failed: failed.map((f) => ({ id: f.Id, code: f.Code, senderFault: f.SenderFault })) });
-                        }
-                        pending = pending.filter((e) => retryIds.has(e.Id));
-                        why = failed.map((f) => f.Code).join(",");
+                        const failed = (await sqs.send(new SQS.SendMessageBatchCommand({ QueueUrl, Entries: pending }))).Failed ?? [];
+                        reason = failed.map((f) => `${f.Id}: ${f.Code}${f.SenderFault ? " (sender fault)" : ""}`).join(", ");
+                        if (failed.length > 0) log({ msg: "SendMessageBatch failures", QueueUrl, attempt, reason });
+                        for (const f of failed) if (f.SenderFault) problems.push(`${f.Id}: ${f.Code} ${f.Message}`);
+                        pending = pending.filter((e) => failed.some((f) => f.Id === e.Id && !f.SenderFault));
                     } catch (e) {
                         if (!isRetryableError(e)) throw e;
-                        why = errorText(e);
+                        reason = text(e);
                     }
-                    if (pending.length > 0 && !(await backoff(`SendMessageBatch ${what}`, attempt, why))) {
-                        for (const e of pending) problems.push(`${e.Id}: ${why}`);
+                    if (pending.length > 0 && !(await backoff("SendMessageBatch", attempt, reason))) {
+                        problems.push(...pending.map((e) => `${e.Id}: ${reason}`));
                         break;
                     }
                 }
             }
-            if (problems.length > 0) {
-                throw new Error(`Could not send ${problems.length} of ${bodies.length} message(s) to the ${what}: ${problems.slice(0, 5).join("; ")}`);
-            }
-            return sent;
+            if (problems.length > 0) throw new Error(`${problems.length} of ${bodies.length} message(s) not sent to ${QueueUrl}: ${problems.join("; ")}`);
+            return bodies.length;
         };
-
-        /** Start `count` tasks (≤ 10), retrying transient errors and transient `failures`. Never throws. */
         const runTasks = async (count: number, job?: Job) => {
-            let remaining = count;
-            let started = 0;
-            let failures = 0;
-            let reason = "";
-            for (let attempt = 1; remaining > 0; attempt++) {
-                let retryable = false;
+            const r = { started: 0, notStarted: count, failures: 0, reason: "" };
+            for (let attempt = 1; r.notStarted > 0; attempt++) {
+                let retryable: boolean;
                 try {
-                    const out = await ecs.send(new ecsSdk.RunTaskCommand(buildRunTaskInput(s, remaining, job)));
-                    const n = out.tasks?.length ?? 0;
-                    started += n;
-                    remaining -= n;
+                    const out = await ecs.send(new ECS.RunTaskCommand(buildRunTaskInput(s, r.notStarted, job)));
                     const fails = out.failures ?? [];
-                    failures += fails.length;
-                    if (fails.length > 0) {
-                        log({ msg: "RunTask failures", attempt, requested: n + remaining, started: n, failures: fails.map((f) => ({ arn: f.arn, reason: f.reason, detail: f.detail })), ...(job ? { bucket: job.bucket, key: job.key } : {}) });
-                    }
-                    reason = fails.map((f) => f.reason ?? "unknown").join(", ") || (remaining > 0 ? "fewer tasks than requested" : "");
+                    r.started += out.tasks?.length ?? 0;
+                    r.notStarted = count - r.started;
+                    r.failures += fails.length;
+                    r.reason = fails.map((f) => `${f.reason}${f.detail ? ` (${f.detail})` : ""}`).join(", ") || "fewer tasks than requested";
                     retryable = fails.length > 0 && fails.every((f) => isRetryableFailureReason(f.reason));
                 } catch (e) {
-                    failures++;
-                    reason = errorText(e);
+                    r.failures++;
+                    r.reason = text(e);
                     retryable = isRetryableError(e);
-                    log({ msg: "RunTask error", attempt, requested: remaining, error: reason, retryable, ...(job ? { bucket: job.bucket, key: job.key } : {}) });
                 }
-                if (remaining > 0 && !(retryable && (await backoff("RunTask", attempt, reason)))) break;
+                if (r.notStarted > 0) log({ msg: "RunTask failed", attempt, started: r.started, wanted: count, reason: r.reason, retryable, key: job?.key });
+                if (r.notStarted > 0 && !(retryable && (await backoff("RunTask", attempt, r.reason)))) break;
             }
-            return { started, notStarted: remaining, failures, reason };
+            return r;
         };
 
         const { jobs, ignored } = extractJobs(event, s);
         for (const i of ignored) log({ msg: "ignored", ...i });
-        const summary: LaunchSummary = {
-            mode: s.mode,
-            accepted: jobs.length,
-            ignored: ignored.length,
-            queued: 0,
-            tasksStarted: 0,
-            failures: 0,
-            notStarted: 0,
-            deadLettered: 0,
-        };
-        if (jobs.length === 0) {
-            log({ msg: "summary", ...summary });
-            return summary;
-        }
-        for (const j of jobs) log({ msg: "accepted", bucket: j.bucket, key: j.key, size: j.size });
-
-        const fail = (message: string): never => {
-            log({ msg: "summary", ...summary, error: message });
-            throw new Error(`${message} (summary: ${JSON.stringify(summary)})`);
-        };
-
-        if (s.mode === "per-job") {
-            const problems: string[] = [];
-            await mapLimit(jobs, concurrency, async (job) => {
-                const r = await runTasks(1, job);
-                summary.tasksStarted += r.started;
-                summary.failures += r.failures;
-                if (r.notStarted === 0) return;
-                summary.notStarted++;
-                problems.push(`${job.key}: ${r.reason}`);
-                try {
-                    await sendAll(s.deadLetterQueueUrl, [{ ...job, reason: `task could not be started: ${r.reason}` }], "dead-letter queue");
-                    summary.deadLettered++;
-                    log({ msg: "dead-lettered", bucket: job.bucket, key: job.key, reason: r.reason });
-                } catch (e) {
-                    log({ msg: "dead-letter failed", bucket: job.bucket, key: job.key, reason: r.reason, error: errorText(e) });
-                }
-            });
-            if (problems.length > 0) {
-                fail(`${problems.length} job(s) could not be started (${summary.deadLettered} sent to the dead-letter queue): ${problems.slice(0, 5).join("; ")}`);
-            }
-            log({ msg: "summary", ...summary });
-            return summary;
-        }
-
-        // Queue first: from here on a job cannot be lost, whatever happens to the task starts.
-        summary.queued = await sendAll(
-            s.queueUrl,
-            jobs.map((j) => ({ bucket: j.bucket, key: j.key, size: j.size, etag: j.etag, eventTime: j.eventTime })),
-            "work queue",
-        );
-        log({ msg: "queued", count: summary.queued });
-        if (s.mode === "service") {
-            log({ msg: "summary", ...summary });
-            return summary;
-        }
-
-        // Drain mode: count this worker's running/pending tasks, read the backlog, start what is missing.
-        let running = 0;
-        let nextToken: string | undefined;
-        do {
-            const page = await call("ListTasks", () =>
-                ecs.send(new ecsSdk.ListTasksCommand({ cluster: s.cluster, startedBy: s.startedBy, desiredStatus: "RUNNING", nextToken })),
-            );
-            running += page.taskArns?.length ?? 0;
-            nextToken = page.nextToken;
-        } while (nextToken);
-
-        let backlog = summary.queued;
-        try {
-            const attrs = await call("GetQueueAttributes", () =>
-                sqs.send(new sqsSdk.GetQueueAttributesCommand({ QueueUrl: s.queueUrl, AttributeNames: ["ApproximateNumberOfMessages"] })),
-            );
-            const n = Number(attrs.Attributes?.ApproximateNumberOfMessages);
-            // The count is approximate and may lag the messages just sent: never below them.
-            if (Number.isFinite(n)) backlog = Math.max(backlog, n);
-        } catch (e) {
-            log({ msg: "backlog unknown; using the messages just queued", error: errorText(e) });
-        }
-
-        const wanted = tasksToStart(s.maxTasks, running, backlog);
-        log({ msg: "drain decision", running, backlog, maxTasks: s.maxTasks, toStart: wanted });
-        const reasons: string[] = [];
-        for (const count of runTaskCounts(wanted)) {
-            const r = await runTasks(count);
+        for (const j of jobs) log({ msg: "accepted", ...j });
+        const summary: LaunchSummary = { mode: s.mode, accepted: jobs.length, ignored: ignored.length, queued: 0, tasksStarted: 0, failures: 0, notStarted: 0, deadLettered: 0 };
+        const problems: string[] = [];
+        const add = (r: { started: number; notStarted: number; failures: number; reason: string }) => {
             summary.tasksStarted += r.started;
             summary.failures += r.failures;
             summary.notStarted += r.notStarted;
-            if (r.notStarted > 0) {
-                reasons.push(r.reason);
-                // The rest would fail the same way; the jobs wait in the queue for the async retry.
-                summary.notStarted = wanted - summary.tasksStarted;
-                break;
+            if (r.notStarted > 0) problems.push(r.reason);
+        };
+
+        if (jobs.length > 0 && s.mode === "per-job") {
+            for (const group of chunk(jobs, Math.max(1, o.concurrency ?? 5))) {
+                await Promise.all(
+                    group.map(async (job) => {
+                        const r = await runTasks(1, job);
+                        add(r);
+                        if (r.notStarted === 0) return;
+                        try {
+                            await sendAll(s.deadLetterQueueUrl, [{ ...job, reason: `task could not be started: ${r.reason}` }]);
+                            summary.deadLettered++;
+                            log({ msg: "dead-lettered", ...job, reason: r.reason });
+                        } catch (e) {
+                            log({ msg: "dead-letter failed", ...job, reason: text(e) });
+                        }
+                    }),
+                );
+            }
+        } else if (jobs.length > 0) {
+            summary.queued = await sendAll(s.queueUrl, jobs);
+            log({ msg: "queued", count: summary.queued });
+            if (s.mode === "drain") {
+                let running = 0;
+                let nextToken: string | undefined;
+                do {
+                    const page = await call("ListTasks", () =>
+                        ecs.send(new ECS.ListTasksCommand({ cluster: s.cluster, startedBy: s.startedBy, desiredStatus: "RUNNING", nextToken })),
+                    );
+                    running += page.taskArns?.length ?? 0;
+                    nextToken = page.nextToken;
+                } while (nextToken);
+                let backlog = summary.queued;
+                try {
+                    const attrs = await call("GetQueueAttributes", () =>
+                        sqs.send(new SQS.GetQueueAttributesCommand({ QueueUrl: s.queueUrl, AttributeNames: ["ApproximateNumberOfMessages"] })),
+                    );
+                    backlog = Math.max(backlog, Number(attrs.Attributes?.ApproximateNumberOfMessages) || 0);
+                } catch (e) {
+                    log({ msg: "backlog unknown, using the messages just queued", reason: text(e) });
+                }
+                const toStart = tasksToStart(s.maxTasks, running, backlog);
+                log({ msg: "drain decision", running, backlog, maxTasks: s.maxTasks, toStart });
+                for (let left = toStart; left > 0 && problems.length === 0; left -= 10) add(await runTasks(Math.min(10, left)));
+                summary.notStarted = toStart - summary.tasksStarted;
             }
         }
-        if (summary.notStarted > 0) {
-            fail(`${summary.notStarted} of ${wanted} task(s) could not be started (jobs stay queued): ${reasons.join("; ")}`);
+        log({ msg: "summary", ...summary, problems });
+        if (problems.length > 0) {
+            const what = s.mode === "per-job" ? `job(s) could not be started (${summary.deadLettered} dead-lettered)` : "task(s) could not be started (the jobs stay queued)";
+            throw new Error(`${summary.notStarted} ${what}: ${problems.join("; ")}`);
         }
-        log({ msg: "summary", ...summary });
         return summary;
     };
 }
 
 /**
  * The `callbackFactory` of the component's `aws.lambda.CallbackFunction`: runs once per Lambda cold start, reads the
- * settings from the environment and creates the SDK clients, and returns the handler.
+ * settings from the environment, creates the SDK clients and returns the handler.
  */
 export function launcherFactory(): LauncherHandler {
     return createHandler(parseLauncherSettings(process.env));
