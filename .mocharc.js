@@ -2,8 +2,8 @@
 process.env.TS_NODE_TRANSPILE_ONLY = "true";
 module.exports = {
   require: ["ts-node/register"],
+  reporter: "./test/helpers/reporter.js",
   extension: ["ts"],
-  spec: ["test/**/*.test.ts"],
   timeout: 120000,
   slow: 10000,
   exit: true,
