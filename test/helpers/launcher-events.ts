@@ -1,0 +1,34 @@
+/** S3 notification events for launcher tests (keys are given already URL-encoded, as S3 sends them). */
+
+export interface S3RecordOptions {
+    bucket?: string;
+    eventName?: string;
+    size?: number;
+    eTag?: string;
+    eventTime?: string;
+}
+
+/** One S3 event record, shaped like the ones S3 (and moto) deliver. */
+export function s3Record(encodedKey: string, o: S3RecordOptions = {}): Record<string, any> {
+    const bucket = o.bucket ?? "bucket";
+    return {
+        eventVersion: "2.1",
+        eventSource: "aws:s3",
+        awsRegion: "us-east-1",
+        eventTime: o.eventTime ?? "2026-01-01T00:00:00.000Z",
+        eventName: o.eventName ?? "ObjectCreated:Put",
+        userIdentity: { principalId: "AWS:EXAMPLE" },
+        requestParameters: { sourceIPAddress: "127.0.0.1" },
+        responseElements: { "x-amz-request-id": "req", "x-amz-id-2": "id2" },
+        s3: {
+            s3SchemaVersion: "1.0",
+            configurationId: "launcher",
+            bucket: { name: bucket, ownerIdentity: { principalId: "EXAMPLE" }, arn: `arn:aws:s3:::${bucket}` },
+            object: { key: encodedKey, size: o.size ?? 1, eTag: o.eTag ?? "etag", sequencer: "0A1B2C3D4E5F678901" },
+        },
+    };
+}
+
+export function s3Event(records: unknown[]): { Records: unknown[] } {
+    return { Records: records };
+}
