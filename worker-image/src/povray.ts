@@ -4,7 +4,7 @@
  *
  * Scene discovery (top level of the zip; a zip holding a single top-level folder is looked into instead):
  *   1. `<base>.ini` where base is the zip's name without extension (as the original seed scripts did), else
- *   2. exactly one `.pov` file, rendered with default settings (800x600 unless the INI says otherwise), else
+ *   2. exactly one `.pov` file, rendered with default settings (800x600, like the distribution's povray.ini), else
  *   3. PermanentError "no scene: expected <base>.ini or exactly one .pov at the top level, found ...".
  *
  * The INI is parsed here; only whitelisted options (INI_WHITELIST) are passed on, every other key (shell-out
@@ -244,6 +244,10 @@ export function buildRenderIni(scene: Scene, outPng: string, threads: number, in
         "Pause_When_Done=off",
         "Verbose=on",
         `Work_Threads=${threads}`,
+        // The distribution's povray.ini defaults (that file is not read: POVINI points here); the job's INI overrides.
+        "Width=800",
+        "Height=600",
+        "Bounding_Threshold=3",
         `Library_Path=${iniQuote(scene.dir)}`,
     ];
     if (includeDir) lines.push(`Library_Path=${iniQuote(includeDir)}`);

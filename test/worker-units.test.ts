@@ -1,0 +1,191 @@
+/** Pure parts of the worker: output keys, message parsing, INI sanitising, zip extraction limits. */
+import { expect } from "chai";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { configFromEnv } from "../worker-image/src/config";
+import { PermanentError, isTransient } from "../worker-image/src/errors";
+import { jobBaseName, outputKeys, parseMessage } from "../worker-image/src/keys";
+import { buildRenderIni, findScene, sanitizeIni } from "../worker-image/src/povray";
+import { extractZip, unsafeEntryName } from "../worker-image/src/unzip";
+import { makeZip } from "./helpers/worker-env";
+
+describe("worker units", function () {
+    describe("outputKeys", function () {
+        it("puts outputs next to the input when OUTPUT_PREFIX is empty", function () {
+            expect(outputKeys("in/a/scene.zip")).to.deep.equal({
+                base: "in/a/scene",
+                png: "in/a/scene.png",
+                log: "in/a/scene.log",
+                error: "in/a/scene.error.json",
+            });
+            expect(outputKeys("in/scene.zip", { inputPrefix: "in/", outputPrefix: "" }).png).to.equal("in/scene.png");
+        });
+        it("maps INPUT_PREFIX to OUTPUT_PREFIX, stripping only the last extension", function () {
+            const o = { inputPrefix: "uploads/", outputPrefix: "renders/" };
+            expect(outputKeys("uploads/x/my scene.v2.zip", o).png).to.equal("renders/x/my scene.v2.png");
+            expect(outputKeys("uploads/x/my scene.v2.zip", o).error).to.equal("renders/x/my scene.v2.error.json");
+            // Key outside the input prefix: kept whole under the output prefix.
+            expect(outputKeys("other/s.zip", o).log).to.equal("renders/other/s.log");
+            // No extension on the last segment: a dot in a folder name is not an extension.
+            expect(outputKeys("uploads/v1.0/scene", o).png).to.equal("renders/v1.0/scene.png");
+        });
+        it("derives the job name from the last path segment", function () {
+            expect(jobBaseName("a/b/My Scene.zip")).to.equal("My Scene");
+            expect(jobBaseName("top.zip")).to.equal("top");
+        });
+    });
+
+    describe("parseMessage", function () {
+        it("returns every S3 event record with decoded keys", function () {
+            const body = JSON.stringify({
+                Records: [
+                    { s3: { bucket: { name: "b" }, object: { key: "in/my+scene%C3%BC%2B1.zip", size: 5, eTag: "e" } } },
+                    { s3: { bucket: { name: "b" }, object: { key: "in/two.zip" } } },
+                ],
+            });
+            const p = parseMessage(body);
+            expect(p).to.deep.equal({
+                kind: "jobs",
+                jobs: [
+                    { bucket: "b", key: "in/my sceneü+1.zip", etag: "e", size: 5 },
+                    { bucket: "b", key: "in/two.zip", etag: undefined, size: undefined },
+                ],
+            });
+        });
+        it("recognises s3:TestEvent and direct jobs", function () {
+            expect(parseMessage(JSON.stringify({ Event: "s3:TestEvent", Service: "Amazon S3" }))).to.deep.equal({ kind: "test" });
+            const p = parseMessage(JSON.stringify({ bucket: "b", key: "k 1.zip", size: 3, etag: "t", eventTime: "x" }));
+            expect(p).to.deep.equal({ kind: "jobs", jobs: [{ bucket: "b", key: "k 1.zip", etag: "t", size: 3 }] });
+        });
+        it("throws PermanentError for anything else", function () {
+            for (const bad of ["", "nope", "[]", "42", "{}", JSON.stringify({ Records: [] }), JSON.stringify({ Records: [{}] }), JSON.stringify({ bucket: "b" })]) {
+                expect(() => parseMessage(bad), bad).to.throw(PermanentError, /unrecognised message/);
+            }
+        });
+    });
+
+    describe("sanitizeIni", function () {
+        it("keeps whitelisted options, drops the rest with reasons", function () {
+            const s = sanitizeIni(
+                [
+                    "; comment",
+                    "Width = 64 ; trailing comment",
+                    "height=48",
+                    "Antialias=on",
+                    "Quality=99",
+                    'Input_File_Name="my scene.pov"',
+                    "Declare=Radius=1.5",
+                    "Declare=Bad=foo",
+                    "Pre_Scene_Command=rm -rf /",
+                    "Library_Path=/etc",
+                    "+W10",
+                    "[other]",
+                    "Width=1",
+                ].join("\n"),
+            );
+            expect(s.options).to.deep.equal([
+                ["Width", "64"],
+                ["Height", "48"],
+                ["Antialias", "on"],
+            ]);
+            expect(s.inputFile).to.equal("my scene.pov");
+            expect(s.declares).to.deep.equal([["Radius", "1.5"]]);
+            expect(s.dropped.map((d) => d.key)).to.deep.equal(["Quality", "Declare", "Pre_Scene_Command", "Library_Path", "+W10", "Width"]);
+        });
+        it("builds an INI whose paths are fixed by the worker", function () {
+            const ini = buildRenderIni(
+                { dir: "/s/in", pov: "a b.pov", sanitized: { options: [["Width", "8"]], declares: [], dropped: [] } },
+                "/s/work/render.png",
+                2,
+                null,
+            );
+            expect(ini).to.include('Input_File_Name="a b.pov"');
+            expect(ini).to.include('Output_File_Name="/s/work/render.png"');
+            expect(ini).to.include('Library_Path="/s/in"');
+            expect(ini).to.include("Work_Threads=2");
+            expect(ini).to.include("Width=8");
+            expect(() => buildRenderIni({ dir: "/s", pov: 'x".pov' }, "/o.png", 1, null)).to.throw(PermanentError);
+        });
+        it("rejects an Input_File_Name outside the job", function () {
+            const dir = fs.mkdtempSync(path.join(os.tmpdir(), "scene-"));
+            fs.writeFileSync(path.join(dir, "job.ini"), "Input_File_Name=../../etc/passwd\n");
+            expect(() => findScene(dir, "job")).to.throw(PermanentError, /relative path inside the job/);
+            fs.writeFileSync(path.join(dir, "job.ini"), "Input_File_Name=/etc/passwd\n");
+            expect(() => findScene(dir, "job")).to.throw(PermanentError, /relative path inside the job/);
+            fs.rmSync(dir, { recursive: true });
+        });
+    });
+
+    describe("extractZip", function () {
+        it("names unsafe entry paths and the rule", function () {
+            expect(unsafeEntryName("a/../../b")).to.match(/'\.\.'/);
+            expect(unsafeEntryName("/etc/x")).to.equal("absolute path");
+            expect(unsafeEntryName("C:/x")).to.equal("drive letter");
+            expect(unsafeEntryName("a\\b")).to.equal("backslash in path");
+            expect(unsafeEntryName("dir/ok.pov")).to.equal(null);
+        });
+
+        it("counts inflated bytes even when the headers lie about the size", async function () {
+            const data = Buffer.alloc(2 * 1024 * 1024, 0x61);
+            const zip = await makeZip([{ name: "liar.inc", data }]);
+            // Patch every declared uncompressed size (local header + central directory) to claim 10 bytes.
+            const lie = Buffer.from(zip);
+            for (let i = 0; i < lie.length - 4; i++) {
+                const sig = lie.readUInt32LE(i);
+                if (sig === 0x04034b50) lie.writeUInt32LE(10, i + 22);
+                if (sig === 0x02014b50) lie.writeUInt32LE(10, i + 24);
+            }
+            const dir = fs.mkdtempSync(path.join(os.tmpdir(), "unzip-"));
+            const file = path.join(dir, "lie.zip");
+            fs.writeFileSync(file, lie);
+            fs.mkdirSync(path.join(dir, "out"));
+            let err: unknown;
+            try {
+                await extractZip(file, path.join(dir, "out"), { maxEntries: 10, maxBytes: 1000 });
+            } catch (e) {
+                err = e;
+            }
+            expect(err).to.be.instanceOf(PermanentError);
+            expect((err as Error).message).to.match(/zip rejected/);
+            expect((err as Error).message).to.include("liar.inc");
+            const written = fs.existsSync(path.join(dir, "out/liar.inc")) ? fs.statSync(path.join(dir, "out/liar.inc")).size : 0;
+            expect(written).to.be.at.most(1000);
+            fs.rmSync(dir, { recursive: true });
+        });
+
+        it("extracts a normal zip with folders", async function () {
+            const zip = await makeZip([
+                { name: "d/", dir: true },
+                { name: "d/a.txt", data: "hello" },
+                { name: "b.txt", data: "x" },
+            ]);
+            const dir = fs.mkdtempSync(path.join(os.tmpdir(), "unzip-"));
+            fs.writeFileSync(path.join(dir, "z.zip"), zip);
+            fs.mkdirSync(path.join(dir, "out"));
+            const r = await extractZip(path.join(dir, "z.zip"), path.join(dir, "out"), { maxEntries: 10, maxBytes: 100 });
+            expect(r).to.deep.equal({ files: 2, bytes: 6 });
+            expect(fs.readFileSync(path.join(dir, "out/d/a.txt"), "utf8")).to.equal("hello");
+            fs.rmSync(dir, { recursive: true });
+        });
+    });
+
+    describe("config and errors", function () {
+        it("reads the environment with defaults and validation", function () {
+            const c = configFromEnv({ QUEUE_URL: "q" });
+            expect(c).to.include({ waitSeconds: 20, idleExit: 1, concurrency: 1, inputPrefix: "", outputPrefix: "" });
+            expect(c.maxReceiveCount).to.equal(undefined);
+            expect(configFromEnv({ JOB_BUCKET: "b", JOB_KEY: "k" }).jobKey).to.equal("k");
+            expect(() => configFromEnv({})).to.throw(/QUEUE_URL is required/);
+            expect(() => configFromEnv({ QUEUE_URL: "q", WORKER_CONCURRENCY: "0" })).to.throw(/WORKER_CONCURRENCY/);
+            expect(configFromEnv({ QUEUE_URL: "q", WORKER_IDLE_EXIT: "0" }).idleExit).to.equal(0);
+        });
+        it("classifies transient errors", function () {
+            expect(isTransient({ name: "ThrottlingException" })).to.equal(true);
+            expect(isTransient({ $metadata: { httpStatusCode: 503 } })).to.equal(true);
+            expect(isTransient({ code: "ECONNRESET" })).to.equal(true);
+            expect(isTransient({ name: "AccessDenied", $metadata: { httpStatusCode: 403 } })).to.equal(false);
+            expect(isTransient(new PermanentError("x"))).to.equal(false);
+        });
+    });
+});

@@ -1,0 +1,399 @@
+/**
+ * The worker (worker-image/src) against moto_server and the real povray: the runtime in-process for most cases,
+ * as a child process (`node -r ts-node/register/transpile-only worker-image/src/main.ts`) for exit codes and signals.
+ */
+import { expect } from "chai";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { Moto, startMoto } from "./helpers/moto";
+import {
+    Aws,
+    LogLine,
+    makeZip,
+    makeZipWithRawName,
+    pngSize,
+    runWorkerInProcess,
+    s3Event,
+    scene,
+    startChildWorker,
+    tinyJobZip,
+    useMotoEnv,
+    workerEnv,
+    ZipEntry,
+} from "./helpers/worker-env";
+
+describe("worker (moto + povray)", function () {
+    let moto: Moto;
+    let aws: Aws;
+    let restoreEnv: () => void;
+    let n = 0;
+    /** Fresh bucket + queue (with a real redrive policy to a DLQ) per test. */
+    async function setup(maxReceiveCount = 3, visibilityTimeout = 30) {
+        n++;
+        const bucket = await aws.bucket(`worker-test-${n}`);
+        const q = await aws.queues(`worker-test-${n}`, maxReceiveCount, visibilityTimeout);
+        return { bucket, ...q };
+    }
+    const events = (logs: LogLine[], event: string) => logs.filter((l) => l.event === event);
+
+    before(async function () {
+        moto = await startMoto();
+        aws = new Aws(moto);
+        restoreEnv = useMotoEnv(moto);
+    });
+    after(async function () {
+        restoreEnv?.();
+        await moto?.stop();
+    });
+
+    it("renders a good scene from a direct job message: PNG of the INI's size, log, metadata, message deleted", async function () {
+        const { bucket, queueUrl, dlqUrl } = await setup();
+        await aws.put(bucket, "jobs/good.zip", await tinyJobZip("good"));
+        await aws.send(queueUrl, { bucket, key: "jobs/good.zip", size: 1, etag: "x", eventTime: new Date().toISOString() });
+        const { code, logs } = await runWorkerInProcess(workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl }));
+        expect(code).to.equal(0);
+        const png = await aws.get(bucket, "jobs/good.png");
+        expect(png, "jobs/good.png").to.not.equal(undefined);
+        expect(pngSize(png!)).to.deep.equal({ width: 32, height: 24 });
+        const head = await aws.head(bucket, "jobs/good.png");
+        expect(head.ContentType).to.equal("image/png");
+        expect(decodeURIComponent(head.Metadata!["source-key"])).to.equal("jobs/good.zip");
+        expect(head.Metadata!["source-etag"]).to.not.equal("");
+        expect(Number(head.Metadata!["render-seconds"])).to.be.greaterThan(0);
+        const log = await aws.get(bucket, "jobs/good.log");
+        expect(log!.toString()).to.match(/POV-Ray/);
+        expect(await aws.get(bucket, "jobs/good.error.json")).to.equal(undefined);
+        expect(events(logs, "deleted")).to.have.length(1);
+        for (const e of ["received", "downloaded", "unpacked", "rendered", "uploaded", "deleted", "exiting"]) {
+            expect(events(logs, e), e).to.not.be.empty;
+        }
+        expect(await aws.depth(queueUrl)).to.equal(0);
+        expect(await aws.depth(dlqUrl)).to.equal(0);
+    });
+
+    it("handles every record of an S3 event, URL-decoding keys with spaces, unicode and prefixes", async function () {
+        const { bucket, queueUrl, dlqUrl } = await setup();
+        const k1 = "in/My Scenes/ünïcødé scène+1.zip";
+        const k2 = "in/second.zip";
+        await aws.put(bucket, k1, await tinyJobZip("ünïcødé scène+1"));
+        await aws.put(bucket, k2, await makeZip([{ name: "only.pov", data: scene("tiny.pov") }]));
+        await aws.send(queueUrl, s3Event(bucket, [k1, k2]));
+        const { code } = await runWorkerInProcess(
+            workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl, INPUT_PREFIX: "in/", OUTPUT_PREFIX: "out/" }),
+        );
+        expect(code).to.equal(0);
+        const png1 = await aws.get(bucket, "out/My Scenes/ünïcødé scène+1.png");
+        expect(png1, "first record output").to.not.equal(undefined);
+        expect(pngSize(png1!)).to.deep.equal({ width: 32, height: 24 });
+        expect(await aws.get(bucket, "out/My Scenes/ünïcødé scène+1.log")).to.not.equal(undefined);
+        // A lone .pov renders with POV-Ray's default size (no INI).
+        const png2 = await aws.get(bucket, "out/second.png");
+        expect(png2, "second record output").to.not.equal(undefined);
+        expect(pngSize(png2!)).to.deep.equal({ width: 800, height: 600 });
+        expect(await aws.depth(queueUrl)).to.equal(0);
+        expect(await aws.depth(dlqUrl)).to.equal(0);
+    });
+
+    it("deletes s3:TestEvent quietly", async function () {
+        const { queueUrl, dlqUrl } = await setup();
+        await aws.send(queueUrl, { Service: "Amazon S3", Event: "s3:TestEvent", Time: new Date().toISOString(), Bucket: "b" });
+        const { code, logs } = await runWorkerInProcess(workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl }));
+        expect(code).to.equal(0);
+        expect(events(logs, "deleted")).to.have.length(1);
+        expect(events(logs, "failed")).to.be.empty;
+        expect(await aws.depth(queueUrl)).to.equal(0);
+        expect(await aws.depth(dlqUrl)).to.equal(0);
+    });
+
+    for (const [title, body] of [
+        ["not JSON", "this is not json"],
+        ["a JSON object of the wrong shape", JSON.stringify({ hello: "world" })],
+    ]) {
+        it(`sends a malformed message (${title}) to the DLQ with its reason and deletes it`, async function () {
+            const { queueUrl, dlqUrl } = await setup();
+            await aws.send(queueUrl, body);
+            const { code } = await runWorkerInProcess(workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl }));
+            expect(code).to.equal(0);
+            expect(await aws.depth(queueUrl)).to.equal(0);
+            const dlq = await aws.drain(dlqUrl);
+            expect(dlq).to.have.length(1);
+            expect(dlq[0].MessageAttributes!.reason.StringValue).to.match(/unrecognised message/);
+            const dlqBody = JSON.parse(dlq[0].Body!);
+            expect(dlqBody.reason).to.match(/unrecognised message/);
+            if (body.startsWith("{")) expect(dlqBody.hello).to.equal("world");
+            else expect(dlqBody.body).to.equal(body);
+        });
+    }
+
+    /** Runs one job that must fail permanently; returns the error report and the DLQ message. */
+    async function permanentFailure(zip: Buffer, extraEnv: Record<string, string> = {}, base = "bad") {
+        const { bucket, queueUrl, dlqUrl } = await setup();
+        const key = `jobs/${base}.zip`;
+        await aws.put(bucket, key, zip);
+        await aws.send(queueUrl, { bucket, key });
+        const env = workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl, ...extraEnv });
+        const { code, logs } = await runWorkerInProcess(env);
+        expect(code).to.equal(0);
+        expect(await aws.depth(queueUrl), "original deleted").to.equal(0);
+        const report = await aws.get(bucket, `jobs/${base}.error.json`);
+        expect(report, "error report").to.not.equal(undefined);
+        const parsed = JSON.parse(report!.toString());
+        expect(parsed.sourceKey).to.equal(key);
+        expect(parsed.attempts).to.equal(1);
+        expect(Date.parse(parsed.time)).to.not.be.NaN;
+        const dlq = await aws.drain(dlqUrl);
+        expect(dlq).to.have.length(1);
+        const dlqBody = JSON.parse(dlq[0].Body!);
+        expect(dlqBody.bucket).to.equal(bucket);
+        expect(dlqBody.key).to.equal(key);
+        expect(dlqBody.reason).to.include(parsed.reason);
+        expect(dlq[0].MessageAttributes!.reason.StringValue).to.equal(dlqBody.reason);
+        expect(await aws.get(bucket, `jobs/${base}.png`), "no PNG").to.equal(undefined);
+        const scratch = env.WORKER_SCRATCH_DIR;
+        expect(fs.readdirSync(scratch), "scratch cleaned").to.deep.equal([]);
+        return { reason: parsed.reason as string, logs, scratch };
+    }
+
+    it("rejects zip-slip (..) entries without writing outside the job", async function () {
+        const zip = await makeZipWithRawName("aa/evil-slip.txt", "../evil-slip.txt", "pwned");
+        const { reason, scratch } = await permanentFailure(zip);
+        expect(reason).to.match(/zip rejected/);
+        expect(reason).to.include("../evil-slip.txt");
+        expect(fs.existsSync(path.join(scratch, "evil-slip.txt"))).to.equal(false);
+        expect(fs.existsSync(path.join(path.dirname(scratch), "evil-slip.txt"))).to.equal(false);
+    });
+
+    it("rejects absolute paths", async function () {
+        const zip = await makeZipWithRawName("xtmp/abs.txt", "/tmp/abs.txt", "pwned");
+        const { reason } = await permanentFailure(zip);
+        expect(reason).to.match(/zip rejected/);
+        expect(reason).to.include("/tmp/abs.txt");
+        expect(reason).to.match(/absolute/);
+    });
+
+    it("rejects symlink entries", async function () {
+        const zip = await makeZip([
+            { name: "bad.pov", data: scene("tiny.pov") },
+            { name: "passwd.inc", data: "/etc/passwd", mode: 0o120777 },
+        ]);
+        const { reason } = await permanentFailure(zip);
+        expect(reason).to.match(/zip rejected: entry "passwd.inc": symbolic link/);
+    });
+
+    it("rejects zips with too many entries (MAX_ZIP_ENTRIES)", async function () {
+        const entries: ZipEntry[] = [{ name: "bad.pov", data: scene("tiny.pov") }];
+        for (let i = 0; i < 20; i++) entries.push({ name: `f${i}.inc`, data: "" });
+        const { reason } = await permanentFailure(await makeZip(entries), { MAX_ZIP_ENTRIES: "10" });
+        expect(reason).to.match(/MAX_ZIP_ENTRIES=10/);
+    });
+
+    it("rejects zip bombs (MAX_UNZIPPED_BYTES)", async function () {
+        const zip = await makeZip([
+            { name: "bad.pov", data: scene("tiny.pov") },
+            { name: "bomb.inc", data: Buffer.alloc(4 * 1024 * 1024) },
+        ]);
+        expect(zip.length).to.be.lessThan(100 * 1024);
+        const { reason } = await permanentFailure(zip, { MAX_UNZIPPED_BYTES: String(1024 * 1024) });
+        expect(reason).to.match(/bomb\.inc/);
+        expect(reason).to.match(/MAX_UNZIPPED_BYTES=1048576/);
+    });
+
+    it("rejects inputs larger than MAX_INPUT_BYTES", async function () {
+        const zip = await tinyJobZip("bad");
+        const { reason } = await permanentFailure(zip, { MAX_INPUT_BYTES: "100" });
+        expect(reason).to.match(/MAX_INPUT_BYTES=100/);
+    });
+
+    it("fails a job without a scene with a clear reason", async function () {
+        const zip = await makeZip([
+            { name: "a.pov", data: scene("tiny.pov") },
+            { name: "b.pov", data: scene("tiny.pov") },
+        ]);
+        const { reason } = await permanentFailure(zip);
+        expect(reason).to.match(/no scene: expected bad\.ini or exactly one \.pov at the top level, found/);
+        expect(reason).to.include("a.pov");
+    });
+
+    it("fails a scene with a parse error, with POV-Ray's error as the reason", async function () {
+        const zip = await makeZip([{ name: "broken.pov", data: scene("parse-error.pov") }]);
+        const { reason } = await permanentFailure(zip);
+        expect(reason).to.match(/povray exited/);
+        expect(reason).to.match(/Parse Error/i);
+    });
+
+    it("drops dangerous INI keys (shell-outs, paths, redirections), logs each, and still renders", async function () {
+        const { bucket, queueUrl, dlqUrl } = await setup();
+        const markerDir = fs.mkdtempSync(path.join(os.tmpdir(), "worker-marker-"));
+        const marker = path.join(markerDir, "pwned");
+        const ini = scene("dangerous.ini").toString().replace(/__MARKER__/g, marker);
+        // A povray.ini in the job's directory is POV-Ray's default INI: it must not be read either.
+        const zip = await makeZip([
+            { name: "danger.ini", data: ini },
+            { name: "tiny.pov", data: scene("tiny.pov") },
+            { name: "povray.ini", data: `Post_Scene_Command=touch ${marker}.povray-ini\nWidth=7\n` },
+        ]);
+        await aws.put(bucket, "danger.zip", zip);
+        await aws.send(queueUrl, { bucket, key: "danger.zip" });
+        const { code, logs } = await runWorkerInProcess(workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl }));
+        expect(code).to.equal(0);
+        const png = await aws.get(bucket, "danger.png");
+        expect(png, "danger.png").to.not.equal(undefined);
+        expect(pngSize(png!)).to.deep.equal({ width: 40, height: 30 });
+        expect(fs.readdirSync(markerDir), "nothing written by shell-outs or redirections").to.deep.equal([]);
+        const dropped = events(logs, "ini_key_dropped").map((l) => String(l.option).toLowerCase());
+        for (const k of [
+            "pre_scene_command",
+            "post_scene_command",
+            "post_frame_command",
+            "library_path",
+            "output_file_name",
+            "output_file_type",
+            "include_ini",
+            "all_file",
+            "+w9999",
+        ]) {
+            expect(dropped, k).to.include(k);
+        }
+        expect(await aws.depth(dlqUrl)).to.equal(0);
+    });
+
+    it("never reads a povray.ini shipped in the job (POV-Ray's default INI in its working directory)", async function () {
+        const { bucket, queueUrl, dlqUrl } = await setup();
+        await aws.put(
+            bucket,
+            "ini/lone.zip",
+            await makeZip([
+                { name: "lone.pov", data: scene("tiny.pov") },
+                { name: "povray.ini", data: "Width=7\nHeight=5\n" },
+            ]),
+        );
+        await aws.send(queueUrl, { bucket, key: "ini/lone.zip" });
+        const { code } = await runWorkerInProcess(workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl }));
+        expect(code).to.equal(0);
+        const png = await aws.get(bucket, "ini/lone.png");
+        expect(png, "ini/lone.png").to.not.equal(undefined);
+        // POV-Ray's built-in default size, not the 7x5 of the shipped povray.ini.
+        expect(pngSize(png!)).to.deep.equal({ width: 800, height: 600 });
+    });
+
+    it("retries a render past RENDER_TIMEOUT_SECONDS until maxReceiveCount, then error report + DLQ with the reason", async function () {
+        const { bucket, queueUrl, dlqUrl } = await setup(2, 30);
+        await aws.put(bucket, "slow/forever.zip", await makeZip([{ name: "forever.pov", data: scene("forever.pov") }]));
+        await aws.send(queueUrl, s3Event(bucket, ["slow/forever.zip"]));
+        const { code, logs } = await runWorkerInProcess(
+            workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl, RENDER_TIMEOUT_SECONDS: "1", WORKER_MAX_RECEIVE_COUNT: "2" }),
+        );
+        expect(code).to.equal(0);
+        expect(events(logs, "received").map((l) => l.receiveCount)).to.deep.equal([1, 2]);
+        expect(events(logs, "retry_later")).to.have.length(1);
+        const report = JSON.parse((await aws.get(bucket, "slow/forever.error.json"))!.toString());
+        expect(report.reason).to.match(/timed out after 1 s/);
+        expect(report.attempts).to.equal(2);
+        const dlq = await aws.drain(dlqUrl);
+        expect(dlq).to.have.length(1);
+        expect(dlq[0].MessageAttributes!.reason.StringValue).to.match(/slow\/forever\.zip: render timed out/);
+        expect(JSON.parse(dlq[0].Body!).Records[0].s3.object.key).to.equal("slow/forever.zip");
+        expect(await aws.depth(queueUrl)).to.equal(0);
+    });
+
+    it("without DLQ_URL leaves a poison job to the queue's redrive policy (moto moves it after maxReceiveCount)", async function () {
+        const { bucket, queueUrl, dlqUrl } = await setup(2, 1);
+        await aws.put(bucket, "poison.zip", await makeZip([{ name: "x.txt", data: "no scene" }]));
+        await aws.send(queueUrl, { bucket, key: "poison.zip" });
+        const env = workerEnv(moto, { QUEUE_URL: queueUrl, WORKER_IDLE_EXIT: "3" });
+        const { code, logs } = await runWorkerInProcess(env);
+        expect(code).to.equal(0);
+        expect(events(logs, "deleted")).to.be.empty;
+        expect(events(logs, "received").length).to.be.at.least(2);
+        const report = JSON.parse((await aws.get(bucket, "poison.error.json"))!.toString());
+        expect(report.reason).to.match(/no scene/);
+        const dlq = await aws.drain(dlqUrl);
+        expect(dlq).to.have.length(1);
+        expect(JSON.parse(dlq[0].Body!)).to.deep.equal({ bucket, key: "poison.zip" });
+        expect(await aws.depth(queueUrl)).to.equal(0);
+    });
+
+    it("is idempotent: a duplicated job rewrites the same output keys and nothing more", async function () {
+        const { bucket, queueUrl, dlqUrl } = await setup();
+        await aws.put(bucket, "dup/a.zip", await tinyJobZip("a"));
+        await aws.send(queueUrl, { bucket, key: "dup/a.zip" });
+        await aws.send(queueUrl, s3Event(bucket, ["dup/a.zip"]));
+        const { code, logs } = await runWorkerInProcess(workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl }));
+        expect(code).to.equal(0);
+        expect(events(logs, "deleted")).to.have.length(2);
+        const { ListObjectsV2Command } = await import("@aws-sdk/client-s3");
+        const listed = await aws.s3.send(new ListObjectsV2Command({ Bucket: bucket }));
+        expect(listed.Contents!.map((o) => o.Key).sort()).to.deep.equal(["dup/a.log", "dup/a.png", "dup/a.zip"]);
+    });
+
+    describe("as a process (worker-image/src/main.ts)", function () {
+        it("drains and exits 0 on an empty queue (WORKER_IDLE_EXIT=1)", async function () {
+            const { queueUrl } = await setup();
+            const w = startChildWorker(workerEnv(moto, { QUEUE_URL: queueUrl, WORKER_IDLE_EXIT: "1" }));
+            const { code } = await w.exited;
+            expect(code, w.stderr()).to.equal(0);
+            expect(w.logs.map((l) => l.event)).to.include("exiting");
+            expect(w.logs.find((l) => l.event === "exiting")!.reason).to.equal("queue drained");
+        });
+
+        it("exits 2 with a clear log line when QUEUE_URL is missing", async function () {
+            const w = startChildWorker(workerEnv(moto, {}));
+            const { code } = await w.exited;
+            expect(code).to.equal(2);
+            expect(String(w.logs[0].reason)).to.match(/QUEUE_URL is required/);
+        });
+
+        it("on SIGTERM mid-render releases the message at once; a second worker completes it exactly once", async function () {
+            const { bucket, queueUrl, dlqUrl } = await setup(3, 60);
+            await aws.put(bucket, "term/slow.zip", await makeZip([{ name: "slow.pov", data: scene("slow.pov") }]));
+            await aws.send(queueUrl, { bucket, key: "term/slow.zip" });
+            const env = { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl, WORKER_IDLE_EXIT: "0" };
+            const a = startChildWorker(workerEnv(moto, env));
+            await a.waitFor((l) => l.event === "scene");
+            a.proc.kill("SIGTERM");
+            const exitA = await a.exited;
+            expect(exitA.code, a.stderr()).to.equal(0);
+            const eventsA = a.logs.map((l) => l.event);
+            expect(eventsA).to.include("released");
+            expect(eventsA).to.not.include("uploaded");
+            expect(eventsA).to.not.include("deleted");
+            expect(await aws.get(bucket, "term/slow.png")).to.equal(undefined);
+            // Visibility was reset to 0, so a second worker gets it now, not after the 60 s visibility timeout.
+            const b = startChildWorker(workerEnv(moto, { ...env, WORKER_IDLE_EXIT: "1" }));
+            const exitB = await b.exited;
+            expect(exitB.code, b.stderr()).to.equal(0);
+            expect(b.logs.filter((l) => l.event === "received").map((l) => l.receiveCount)).to.deep.equal([2]);
+            expect(b.logs.filter((l) => l.event === "deleted")).to.have.length(1);
+            const png = await aws.get(bucket, "term/slow.png");
+            expect(pngSize(png!).width).to.be.greaterThan(0);
+            expect(await aws.depth(queueUrl)).to.equal(0);
+            expect(await aws.depth(dlqUrl)).to.equal(0);
+        });
+
+        it("one-shot mode (JOB_BUCKET + JOB_KEY) renders the job without the queue and exits 0", async function () {
+            const { bucket, queueUrl } = await setup();
+            await aws.put(bucket, "one/shot.zip", await tinyJobZip("shot"));
+            const w = startChildWorker(workerEnv(moto, { JOB_BUCKET: bucket, JOB_KEY: "one/shot.zip", QUEUE_URL: queueUrl }));
+            const { code } = await w.exited;
+            expect(code, w.stderr()).to.equal(0);
+            expect(pngSize((await aws.get(bucket, "one/shot.png"))!)).to.deep.equal({ width: 32, height: 24 });
+            expect(w.logs.map((l) => l.event)).to.not.include("receive_failed");
+        });
+
+        it("one-shot mode: a permanent failure writes the error report, dead-letters {bucket,key,reason} and exits non-zero", async function () {
+            const { bucket, dlqUrl } = await setup();
+            await aws.put(bucket, "one/broken.zip", await makeZip([{ name: "broken.pov", data: scene("parse-error.pov") }]));
+            const w = startChildWorker(workerEnv(moto, { JOB_BUCKET: bucket, JOB_KEY: "one/broken.zip", DLQ_URL: dlqUrl }));
+            const { code } = await w.exited;
+            expect(code).to.not.equal(0);
+            const report = JSON.parse((await aws.get(bucket, "one/broken.error.json"))!.toString());
+            expect(report.reason).to.match(/Parse Error/i);
+            const dlq = await aws.drain(dlqUrl);
+            expect(dlq).to.have.length(1);
+            const body = JSON.parse(dlq[0].Body!);
+            expect(body).to.include({ bucket, key: "one/broken.zip" });
+            expect(body.reason).to.equal(report.reason);
+        });
+    });
+});
