@@ -1,0 +1,56 @@
+/** Running the worker's container image (built by scripts/build-image.sh) with podman, as CI and developers do. */
+import { ChildProcess, spawn, spawnSync } from "child_process";
+import * as os from "os";
+
+export const WORKER_IMAGE = process.env.WORKER_IMAGE ?? "lambda-ecs-worker/povray:dev";
+
+/** The flags scripts/build-image.sh uses (rootful podman with runc + cgroupfs on these machines). */
+export const PODMAN = ["--runtime", "runc", "--cgroup-manager=cgroupfs"];
+
+function nofile(): string {
+    const r = spawnSync("sh", ["-c", "ulimit -n"], { encoding: "utf8" });
+    const n = (r.stdout ?? "").trim() || "1024";
+    return `${n}:${n}`;
+}
+
+/** The production run flags: read-only root, writable /scratch and /tmp only, uid 1000, host network (for moto). */
+export function runFlags(): string[] {
+    return [
+        "--network",
+        "host",
+        "--ulimit",
+        `nofile=${nofile()}`,
+        "--ulimit",
+        "nproc=20000:20000",
+        "--read-only",
+        "--tmpfs",
+        "/scratch",
+        "--tmpfs",
+        "/tmp",
+        "--user",
+        "1000:1000",
+    ];
+}
+
+export function imageBuilt(): boolean {
+    const r = spawnSync("podman", [...PODMAN, "image", "exists", WORKER_IMAGE], { stdio: "ignore" });
+    return r.status === 0;
+}
+
+/** True when the image test must run (and fail if the image is missing) instead of being pending. */
+export function imageRequired(): boolean {
+    return !!process.env.CI || process.env.REQUIRE_IMAGE_TEST === "1";
+}
+
+export function runImage(name: string, env: Record<string, string>): ChildProcess {
+    const envArgs = Object.entries(env).flatMap(([k, v]) => ["-e", `${k}=${v}`]);
+    return spawn("podman", [...PODMAN, "run", "--rm", "--name", name, ...runFlags(), ...envArgs, WORKER_IMAGE], {
+        stdio: ["ignore", "pipe", "pipe"],
+        env: { ...process.env, HOME: process.env.HOME ?? os.tmpdir() },
+    });
+}
+
+export function podman(args: string[]): { status: number | null; stdout: string; stderr: string } {
+    const r = spawnSync("podman", [...PODMAN, ...args], { encoding: "utf8" });
+    return { status: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
+}

@@ -1,0 +1,104 @@
+/**
+ * The same good job through the built container image (lambda-ecs-worker/povray:dev, `bash scripts/build-image.sh`),
+ * run as in production: read-only root file system, tmpfs /scratch and /tmp, uid 1000, tini as PID 1.
+ * Without the image this test is pending, unless CI or REQUIRE_IMAGE_TEST=1 is set: then it fails.
+ */
+import { expect } from "chai";
+import { ChildProcess } from "child_process";
+import { Moto, startMoto } from "./helpers/moto";
+import { Aws, LogLine, makeZip, pngSize, scene, tinyJobZip } from "./helpers/worker-env";
+import { WORKER_IMAGE, imageBuilt, imageRequired, podman, runImage } from "./helpers/worker-image";
+
+function collect(proc: ChildProcess) {
+    const logs: LogLine[] = [];
+    let out = "";
+    let err = "";
+    const listeners: Array<() => void> = [];
+    proc.stdout!.on("data", (d: Buffer) => {
+        out += d.toString();
+        let nl: number;
+        while ((nl = out.indexOf("\n")) >= 0) {
+            const line = out.slice(0, nl);
+            out = out.slice(nl + 1);
+            try {
+                logs.push(JSON.parse(line));
+            } catch {
+                logs.push({ event: "non-json", line });
+            }
+            listeners.forEach((l) => l());
+        }
+    });
+    proc.stderr!.on("data", (d: Buffer) => (err = (err + d.toString()).slice(-8000)));
+    const exited = new Promise<number | null>((resolve) => proc.on("exit", (code) => resolve(code)));
+    const waitFor = (event: string) =>
+        new Promise<void>((resolve, reject) => {
+            const check = () => {
+                if (logs.some((l) => l.event === event)) resolve();
+            };
+            listeners.push(check);
+            check();
+            void exited.then(() => (logs.some((l) => l.event === event) ? resolve() : reject(new Error(`exited before ${event}: ${err}`))));
+        });
+    return { logs, exited, waitFor, stderr: () => err };
+}
+
+describe(`worker container image ${WORKER_IMAGE} (pending when the image is not built, unless CI or REQUIRE_IMAGE_TEST=1)`, function () {
+    let moto: Moto;
+    let aws: Aws;
+
+    before(async function () {
+        if (!imageBuilt()) {
+            if (imageRequired()) {
+                throw new Error(`image ${WORKER_IMAGE} is not built: run \`bash scripts/build-image.sh\` first`);
+            }
+            this.skip();
+        }
+        moto = await startMoto();
+        aws = new Aws(moto);
+    });
+    after(async function () {
+        await moto?.stop();
+    });
+
+    function containerEnv(queueUrl: string, dlqUrl: string): Record<string, string> {
+        return { ...moto.env, QUEUE_URL: queueUrl, DLQ_URL: dlqUrl, WORKER_WAIT_SECONDS: "1" };
+    }
+
+    it("renders a good job with a read-only root, tmpfs /scratch and /tmp, as uid 1000, and exits 0 when drained", async function () {
+        const bucket = await aws.bucket("image-test");
+        const { queueUrl, dlqUrl } = await aws.queues("image-test");
+        await aws.put(bucket, "in/good one.zip", await tinyJobZip("good one"));
+        await aws.send(queueUrl, JSON.parse(JSON.stringify({ bucket, key: "in/good one.zip" })));
+        const c = collect(runImage(`worker-image-test-${process.pid}-1`, { ...containerEnv(queueUrl, dlqUrl), WORKER_IDLE_EXIT: "1" }));
+        const code = await c.exited;
+        expect(code, c.stderr()).to.equal(0);
+        const png = await aws.get(bucket, "in/good one.png");
+        expect(png, `PNG; logs: ${JSON.stringify(c.logs)}`).to.not.equal(undefined);
+        expect(pngSize(png!)).to.deep.equal({ width: 32, height: 24 });
+        expect((await aws.head(bucket, "in/good one.png")).ContentType).to.equal("image/png");
+        expect(c.logs.map((l) => l.event)).to.include.members(["received", "rendered", "uploaded", "deleted", "exiting"]);
+        expect(await aws.depth(queueUrl)).to.equal(0);
+        expect(await aws.depth(dlqUrl)).to.equal(0);
+    });
+
+    it("forwards SIGTERM through tini: the render is killed, the message released, exit 0", async function () {
+        const bucket = await aws.bucket("image-test-term");
+        const { queueUrl, dlqUrl } = await aws.queues("image-test-term", 3, 60);
+        await aws.put(bucket, "slow.zip", await makeZip([{ name: "slow.pov", data: scene("slow.pov") }]));
+        await aws.send(queueUrl, { bucket, key: "slow.zip" });
+        const name = `worker-image-test-${process.pid}-2`;
+        const c = collect(runImage(name, { ...containerEnv(queueUrl, dlqUrl), WORKER_IDLE_EXIT: "0" }));
+        await c.waitFor("scene");
+        const k = podman(["kill", "--signal", "TERM", name]);
+        expect(k.status, k.stderr).to.equal(0);
+        const code = await c.exited;
+        expect(code, c.stderr()).to.equal(0);
+        const events = c.logs.map((l) => l.event);
+        expect(events).to.include("released");
+        expect(events).to.not.include("deleted");
+        // Released with visibility 0: visible again right away.
+        const again = await aws.drain(queueUrl);
+        expect(again).to.have.length(1);
+        expect(JSON.parse(again[0].Body!)).to.deep.equal({ bucket, key: "slow.zip" });
+    });
+});
