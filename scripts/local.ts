@@ -1,0 +1,141 @@
+/**
+ * npm run local -- <scene.zip>... [--out DIR] [--max-tasks N] [--json] [--runner auto|process|podman]
+ *                  [--image REF] [--timeout SECONDS] [--worker-wait SECONDS] [--config key=value]...
+ *
+ * Renders scene zips end to end on an embedded AWS emulator (moto_server): the POV-Ray stack (index.ts) is evaluated
+ * under the Pulumi mocks and what it declares is created in the emulator; uploads trigger the launcher's own code;
+ * every task it starts runs as a container of the worker image (podman) or a local worker process. PNGs (and
+ * `.error.json` reports) land in --out. Exit code 0 iff every job produced its PNG.
+ */
+import { LocalOptions, cleanup, runLocal, summaryTable } from "./local/run";
+import { Progress } from "./local/progress";
+import { DEFAULT_IMAGE } from "./local/runners";
+
+const USAGE = `usage: npm run local -- <scene.zip>... [options]
+
+Renders POV-Ray scene zips end to end on a local AWS emulator (moto_server) with the stack's own bucket, queues,
+launcher code and task definition; each ECS task runs as a worker container (podman) or local process.
+
+options:
+  --out DIR            where PNGs and .error.json reports go (default ./out)
+  --max-tasks N        the stack's maxTasks (concurrent worker tasks)
+  --json               print only the summary, as JSON, on stdout
+  --runner KIND        auto (podman when the image exists, else process) | podman | process (default auto)
+  --image REF          worker image for podman (default ${DEFAULT_IMAGE})
+  --timeout SECONDS    give up on unfinished jobs after this long, reported as "timed out" (default 600)
+  --worker-wait SECONDS  the workers' SQS long-poll wait, WORKER_WAIT_SECONDS (default 1)
+  --config KEY=VALUE   any other config key of Pulumi.yaml (repeatable), e.g. --config renderTimeoutSeconds=60
+`;
+
+export function parseArgs(argv: string[]): LocalOptions {
+    const o: LocalOptions = {
+        inputs: [],
+        outDir: "out",
+        json: false,
+        runner: "auto",
+        image: DEFAULT_IMAGE,
+        timeoutSeconds: 600,
+        workerWaitSeconds: 1,
+        config: {},
+    };
+    const num = (flag: string, v: string | undefined, min: number, max: number) => {
+        const n = Number(v);
+        if (v === undefined || !Number.isInteger(n) || n < min || n > max) throw new Error(`${flag}: expected an integer from ${min} to ${max}, got ${v ?? "nothing"}`);
+        return n;
+    };
+    for (let i = 0; i < argv.length; i++) {
+        const a = argv[i];
+        const [flag, inline] = a.startsWith("--") && a.includes("=") ? [a.slice(0, a.indexOf("=")), a.slice(a.indexOf("=") + 1)] : [a, undefined];
+        const value = () => inline ?? argv[++i];
+        switch (flag) {
+            case "--out":
+                o.outDir = value();
+                if (!o.outDir) throw new Error("--out: expected a directory");
+                break;
+            case "--max-tasks":
+                o.maxTasks = num("--max-tasks", value(), 1, 1000);
+                break;
+            case "--json":
+                o.json = true;
+                break;
+            case "--runner": {
+                const v = value();
+                if (v !== "auto" && v !== "process" && v !== "podman") throw new Error(`--runner: expected auto, process or podman, got ${v}`);
+                o.runner = v;
+                break;
+            }
+            case "--image":
+                o.image = value();
+                break;
+            case "--timeout":
+                o.timeoutSeconds = num("--timeout", value(), 1, 86400);
+                break;
+            case "--worker-wait":
+                o.workerWaitSeconds = num("--worker-wait", value(), 0, 20);
+                break;
+            case "--config": {
+                const v = value() ?? "";
+                const eq = v.indexOf("=");
+                if (eq <= 0) throw new Error(`--config: expected KEY=VALUE, got ${v}`);
+                o.config[v.slice(0, eq)] = v.slice(eq + 1);
+                break;
+            }
+            case "-h":
+            case "--help":
+                process.stdout.write(USAGE);
+                process.exit(0);
+            default:
+                if (a.startsWith("-")) throw new Error(`unknown option ${a}`);
+                o.inputs.push(a);
+        }
+    }
+    if (o.inputs.length === 0) throw new Error("give at least one scene zip, e.g. npm run local -- examples/spheres.zip");
+    return o;
+}
+
+async function main(): Promise<number> {
+    let o: LocalOptions;
+    try {
+        o = parseArgs(process.argv.slice(2));
+    } catch (e) {
+        process.stderr.write(`${(e as Error).message}\n\n${USAGE}`);
+        return 2;
+    }
+    // Progress goes to stdout, or to stderr with --json (stdout then carries the JSON summary only).
+    const progress = new Progress(o.json ? process.stderr : process.stdout);
+    let interrupted = false;
+    const onSignal = (sig: NodeJS.Signals) => {
+        if (interrupted) return;
+        interrupted = true;
+        progress.end();
+        process.stderr.write(`\n${sig}: stopping the workers and the emulator...\n`);
+        cleanup.run().finally(() => process.exit(sig === "SIGINT" ? 130 : 143));
+    };
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+    process.on("exit", () => cleanup.killNow());
+
+    try {
+        const summary = await runLocal(o, progress);
+        if (o.json) {
+            process.stdout.write(JSON.stringify(summary, null, 2) + "\n");
+        } else {
+            const done = summary.jobs.filter((j) => j.status === "done").length;
+            process.stdout.write(`\n${summaryTable(summary.jobs)}\n\n`);
+            process.stdout.write(
+                `${done} of ${summary.jobs.length} job(s) rendered in ${summary.seconds.toFixed(1)} s · ${summary.tasksStarted} task(s) ` +
+                    `(${summary.runner}) · outputs in ${summary.outDir} · logs in ${summary.logsDir}\n`,
+            );
+        }
+        return summary.ok ? 0 : 1;
+    } catch (e) {
+        progress.end();
+        await cleanup.run();
+        process.stderr.write(`npm run local: ${(e as Error).message}\n`);
+        return 2;
+    }
+}
+
+if (require.main === module) {
+    main().then((code) => process.exit(code));
+}

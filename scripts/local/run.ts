@@ -1,0 +1,369 @@
+/**
+ * `npm run local`: renders scene zips end to end on an embedded AWS emulator (moto_server), with the stack's own
+ * resources (evaluated from index.ts under the Pulumi mocks), the launcher's own serialized code, and the worker as a
+ * podman container or a local process per ECS task.
+ */
+import { DeleteMessageBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
+import { DescribeTasksCommand, ListTasksCommand, StopTaskCommand } from "@aws-sdk/client-ecs";
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+
+import { startMoto, Moto, MOTO_ENV } from "../../test/helpers/moto";
+import { outputKeys } from "../../worker-image/src/keys";
+import { Clients, makeClients, provision, Provisioned } from "./emulator";
+import { LocalLauncher } from "./launcher";
+import { JobResult, Progress, summaryTable } from "./progress";
+import { DEFAULT_IMAGE, podmanAvailable, podmanRunner, processRunner, Runner, RunningTask } from "./runners";
+import { DeclaredStack, evaluateStack } from "./stack";
+
+export interface LocalOptions {
+    inputs: string[];
+    outDir: string;
+    maxTasks?: number;
+    json: boolean;
+    runner: "auto" | "process" | "podman";
+    image: string;
+    timeoutSeconds: number;
+    workerWaitSeconds: number;
+    /** Extra Pulumi config (`key=value`), as `pulumi config set` would give index.ts. */
+    config: Record<string, string>;
+}
+
+export interface LocalSummary {
+    ok: boolean;
+    runner: string;
+    outDir: string;
+    logsDir: string;
+    seconds: number;
+    tasksStarted: number;
+    launcherInvocations: number;
+    jobs: JobResult[];
+    notes: string[];
+}
+
+interface Job {
+    name: string;
+    input: string;
+    key: string;
+    png: string;
+    error: string;
+    uploadedAt: number;
+    result?: JobResult;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const errText = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+/** Everything to undo on exit, whatever the reason (normal end, error, SIGINT/SIGTERM). */
+class Cleanup {
+    moto?: Moto;
+    launcher?: LocalLauncher;
+    tasks = new Map<string, RunningTask>();
+    private done?: Promise<void>;
+
+    run(): Promise<void> {
+        this.done ??= (async () => {
+            await Promise.all([...this.tasks.values()].map((t) => t.stop(5).catch(() => undefined)));
+            await this.launcher?.stop().catch(() => undefined);
+            await this.moto?.stop().catch(() => undefined);
+        })();
+        return this.done;
+    }
+
+    /** Synchronous last resort (process 'exit'): kill what is still alive. */
+    killNow(): void {
+        for (const t of this.tasks.values()) t.killNow();
+        this.launcher?.killNow();
+    }
+}
+
+export const cleanup = new Cleanup();
+
+export async function runLocal(o: LocalOptions, progress: Progress): Promise<LocalSummary> {
+    const started = Date.now();
+    const runId = crypto.randomBytes(4).toString("hex");
+    const outDir = path.resolve(o.outDir);
+    const logsDir = path.join(outDir, ".logs", runId);
+    fs.mkdirSync(logsDir, { recursive: true });
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `lew-local-${runId}-`));
+
+    for (const f of o.inputs) if (!fs.existsSync(f) || !fs.statSync(f).isFile()) throw new Error(`no such file: ${f}`);
+
+    // ---------------------------------------------------------------- runner
+    let runner: Runner;
+    if (o.runner === "podman" || (o.runner === "auto" && podmanAvailable(o.image))) runner = podmanRunner(runId, o.image);
+    else runner = processRunner(runId, path.join(tmp, "scratch"));
+
+    // ---------------------------------------------------------------- stack → emulator
+    const overrides = { ...o.config, ...(o.maxTasks !== undefined ? { maxTasks: String(o.maxTasks) } : {}) };
+    const declared: DeclaredStack = await evaluateStack(overrides);
+    cleanup.moto = await startMoto();
+    const moto = cleanup.moto;
+    const region = MOTO_ENV.AWS_REGION;
+    const c: Clients = makeClients(moto.endpoint, region);
+    const p: Provisioned = await provision(c, moto.endpoint, region, declared);
+    const notes = [...p.notes, `WORKER_WAIT_SECONDS=${o.workerWaitSeconds} for quick drain-and-exit`];
+    if (runner.kind === "process") notes.push("WORKER_SCRATCH_DIR: a temp dir per task (local processes)");
+    progress.log(`emulator ${moto.endpoint} · bucket ${p.bucket} · max tasks ${declared.launcher.environment.MAX_TASKS} · workers: ${runner.describe}`);
+
+    const launcher = new LocalLauncher(
+        path.join(tmp, "launcher"),
+        declared.launcher.indexJs,
+        {
+            PATH: process.env.PATH ?? "/usr/bin:/bin",
+            ...p.launcherEnv,
+            ...moto.env,
+            AWS_LAMBDA_FUNCTION_NAME: declared.launcher.name,
+            LEW_LOCAL_RUN: runId,
+        },
+        declared.launcher.timeoutSeconds,
+        path.join(logsDir, "launcher.log"),
+    );
+    cleanup.launcher = launcher;
+    await launcher.start();
+
+    // ---------------------------------------------------------------- upload the jobs
+    const prefix = declared.config.inputPrefix ?? "";
+    const keyOpts = { inputPrefix: prefix, outputPrefix: declared.config.outputPrefix ?? "" };
+    const jobs: Job[] = [];
+    const used = new Set<string>();
+    for (const input of o.inputs) {
+        const ext = path.extname(input);
+        const stem = path.basename(input, ext);
+        let name = stem;
+        for (let i = 2; used.has(name.toLowerCase()); i++) name = `${stem}-${i}`;
+        used.add(name.toLowerCase());
+        const key = `${prefix}${name}${ext}`;
+        const k = outputKeys(key, keyOpts);
+        jobs.push({ name, input, key, png: k.png, error: k.error, uploadedAt: 0 });
+    }
+    const byKey = new Map(jobs.map((j) => [j.key, j]));
+    await Promise.all(
+        jobs.map(async (j) => {
+            await c.s3.send(new PutObjectCommand({ Bucket: p.bucket, Key: j.key, Body: fs.readFileSync(j.input) }));
+            j.uploadedAt = Date.now();
+        }),
+    );
+    progress.log(`uploaded ${jobs.length} job(s) to s3://${p.bucket}/${prefix}`);
+
+    // ---------------------------------------------------------------- the loop
+    const taskEnvBase = (container: any): Record<string, string> =>
+        Object.fromEntries((container?.environment ?? []).map((e: any) => [e.name, e.value]));
+    const container = declared.taskDefinition.containerDefinitions[0];
+    const containerEnv = taskEnvBase(JSON.parse(JSON.stringify(container)));
+    // The registered (emulator) task definition carries the emulator's queue URLs: take the env from there.
+    for (const [from, to] of p.replacements) for (const k of Object.keys(containerEnv)) containerEnv[k] = containerEnv[k].split(from).join(to);
+
+    let tasksStarted = 0;
+    let invocations = 0;
+    const seenTasks = new Set<string>();
+    const settled = () => jobs.every((j) => j.result);
+    const deadline = started + o.timeoutSeconds * 1000;
+    let inFlight = 0;
+    let visible = 0;
+    let stopping = false;
+
+    const finish = (j: Job, status: "done" | "failed", output?: string, reason?: string) => {
+        if (j.result) return;
+        j.result = { job: j.name, input: j.input, status, output, reason, seconds: (Date.now() - j.uploadedAt) / 1000 };
+        progress.log(status === "done" ? `done    ${j.name} → ${output}` : `failed  ${j.name}: ${reason}`);
+    };
+    const download = async (key: string, file: string) => {
+        const obj = await c.s3.send(new GetObjectCommand({ Bucket: p.bucket, Key: key }));
+        fs.writeFileSync(file, Buffer.from(await obj.Body!.transformToByteArray()));
+    };
+
+    // S3 events → the launcher's code (one at a time, with Lambda's async retries, then the on-failure destination).
+    const handleEvent = async (body: string) => {
+        let event: any;
+        try {
+            event = JSON.parse(body);
+        } catch {
+            return;
+        }
+        const attempts = 1 + declared.launcher.maximumRetryAttempts;
+        for (let attempt = 1; attempt <= attempts; attempt++) {
+            invocations++;
+            const r = await launcher.invoke(event);
+            if (r.ok) return;
+            progress.log(`launcher invocation failed (attempt ${attempt} of ${attempts}): ${r.error}`);
+            if (attempt === attempts) {
+                const { SendMessageCommand } = await import("@aws-sdk/client-sqs");
+                await c.sqs.send(new SendMessageCommand({ QueueUrl: p.dlqUrl, MessageBody: JSON.stringify({ ...event, reason: `launcher failed: ${r.error}` }) }));
+            }
+        }
+    };
+    const eventsLoop = (async () => {
+        while (!settled() && Date.now() < deadline && !stopping) {
+            const r = await c.sqs.send(new ReceiveMessageCommand({ QueueUrl: p.eventsQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
+            for (const m of r.Messages ?? []) {
+                await handleEvent(m.Body ?? "");
+                await c.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: p.eventsQueueUrl, Entries: [{ Id: "0", ReceiptHandle: m.ReceiptHandle! }] }));
+            }
+        }
+    })();
+
+    // Tasks the launcher started (RunTask in the emulator) → a worker each; StopTask when it exits.
+    const startTask = (arn: string, overrides: any) => {
+        const id = arn.slice(arn.lastIndexOf("/") + 1);
+        const ov = (overrides?.containerOverrides ?? []).find((x: any) => x.name === container.name);
+        const env: Record<string, string> = {
+            ...containerEnv,
+            ...Object.fromEntries((ov?.environment ?? []).map((e: any) => [e.name, e.value])),
+            ...moto.env,
+            WORKER_WAIT_SECONDS: String(o.workerWaitSeconds),
+        };
+        const t = runner.start({ id, env, container }, path.join(logsDir, `task-${id}.log`));
+        cleanup.tasks.set(arn, t);
+        tasksStarted++;
+        t.exited.then(async (code) => {
+            cleanup.tasks.delete(arn);
+            await c.ecs
+                .send(new StopTaskCommand({ cluster: p.clusterArn, task: arn, reason: `worker exited with ${code}` }))
+                .catch(() => undefined);
+        });
+    };
+
+    const pollTasks = async () => {
+        const arns: string[] = [];
+        let nextToken: string | undefined;
+        do {
+            const page = await c.ecs.send(new ListTasksCommand({ cluster: p.clusterArn, desiredStatus: "RUNNING", nextToken }));
+            arns.push(...(page.taskArns ?? []));
+            nextToken = page.nextToken;
+        } while (nextToken);
+        const fresh = arns.filter((a) => !seenTasks.has(a));
+        for (let i = 0; i < fresh.length; i += 100) {
+            const d = await c.ecs.send(new DescribeTasksCommand({ cluster: p.clusterArn, tasks: fresh.slice(i, i + 100) }));
+            for (const t of d.tasks ?? []) {
+                if (seenTasks.has(t.taskArn!)) continue;
+                seenTasks.add(t.taskArn!);
+                if (!stopping) startTask(t.taskArn!, t.overrides);
+            }
+        }
+    };
+
+    const pollDlq = async () => {
+        const r = await c.sqs.send(
+            new ReceiveMessageCommand({ QueueUrl: p.dlqUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, MessageAttributeNames: ["All"] }),
+        );
+        const msgs = r.Messages ?? [];
+        for (const m of msgs) {
+            let body: any = {};
+            try {
+                body = JSON.parse(m.Body ?? "{}");
+            } catch {}
+            const keys: string[] = [];
+            if (typeof body.key === "string") keys.push(body.key);
+            for (const rec of body.Records ?? []) {
+                const raw = rec?.s3?.object?.key;
+                if (typeof raw === "string") {
+                    try {
+                        keys.push(decodeURIComponent(raw.replace(/\+/g, "%20")));
+                    } catch {}
+                }
+            }
+            const reason = body.reason ?? m.MessageAttributes?.reason?.StringValue ?? "dead-lettered (maxReceiveCount reached)";
+            for (const k of keys) {
+                const j = byKey.get(k);
+                if (j && !j.result) dlqReasons.set(j.key, reason);
+            }
+        }
+        if (msgs.length > 0) {
+            await c.sqs.send(
+                new DeleteMessageBatchCommand({ QueueUrl: p.dlqUrl, Entries: msgs.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }),
+            );
+        }
+    };
+    const dlqReasons = new Map<string, string>();
+
+    const pollOutputs = async () => {
+        const keys = new Set<string>();
+        let token: string | undefined;
+        do {
+            const page = await c.s3.send(new ListObjectsV2Command({ Bucket: p.bucket, ContinuationToken: token }));
+            for (const obj of page.Contents ?? []) keys.add(obj.Key!);
+            token = page.IsTruncated ? page.NextContinuationToken : undefined;
+        } while (token);
+        for (const j of jobs) {
+            if (j.result) continue;
+            if (keys.has(j.png)) {
+                const file = path.join(outDir, `${j.name}.png`);
+                await download(j.png, file);
+                finish(j, "done", path.relative(process.cwd(), file) || file);
+            } else if (keys.has(j.error)) {
+                const file = path.join(outDir, `${j.name}.error.json`);
+                await download(j.error, file);
+                let reason = "failed";
+                try {
+                    reason = JSON.parse(fs.readFileSync(file, "utf8")).reason ?? reason;
+                } catch {}
+                finish(j, "failed", path.relative(process.cwd(), file) || file, reason);
+            } else if (dlqReasons.has(j.key)) {
+                finish(j, "failed", undefined, dlqReasons.get(j.key));
+            }
+        }
+    };
+
+    const pollQueue = async () => {
+        const a = await c.sqs.send(
+            new GetQueueAttributesCommand({ QueueUrl: p.queueUrl, AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"] }),
+        );
+        visible = Number(a.Attributes?.ApproximateNumberOfMessages ?? 0);
+        inFlight = Number(a.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0);
+    };
+
+    const counts = () => {
+        const done = jobs.filter((j) => j.result?.status === "done").length;
+        const failed = jobs.filter((j) => j.result?.status === "failed").length;
+        const pending = jobs.length - done - failed;
+        const running = Math.min(pending, inFlight);
+        return {
+            total: jobs.length,
+            done,
+            failed,
+            running,
+            queued: pending - running,
+            tasksRunning: cleanup.tasks.size,
+            tasksStarted,
+            seconds: (Date.now() - started) / 1000,
+        };
+    };
+
+    try {
+        while (!settled() && Date.now() < deadline) {
+            await pollTasks();
+            await pollDlq();
+            await pollOutputs();
+            await pollQueue();
+            progress.update(counts());
+            if (!settled()) await sleep(300);
+        }
+    } finally {
+        stopping = true;
+        for (const j of jobs) if (!j.result) finish(j, "failed", undefined, "timed out");
+        progress.update(counts());
+        progress.end();
+        await eventsLoop.catch(() => undefined);
+        await cleanup.run();
+        fs.rmSync(tmp, { recursive: true, force: true });
+    }
+
+    const results = jobs.map((j) => j.result!);
+    return {
+        ok: results.every((r) => r.status === "done"),
+        runner: runner.kind,
+        outDir,
+        logsDir,
+        seconds: (Date.now() - started) / 1000,
+        tasksStarted,
+        launcherInvocations: invocations,
+        jobs: results,
+        notes,
+    };
+}
+
+export { summaryTable };

@@ -1,0 +1,192 @@
+/**
+ * Runs one ECS task (as recorded by the emulator's RunTask) on this machine: as a podman container of the built worker
+ * image, or as a local Node process of worker-image/src/main.ts. Both get the same environment: the task definition's
+ * container environment + the RunTask overrides, with the emulator's endpoint and fake credentials.
+ */
+import { ChildProcess, spawn, spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+
+import { ROOT } from "./stack";
+
+export type RunnerKind = "process" | "podman";
+
+export const DEFAULT_IMAGE = "lambda-ecs-worker/povray:dev";
+/** podman's global flags on these machines (as in scripts/build-image.sh). */
+export const PODMAN_FLAGS = ["--runtime", "runc", "--cgroup-manager=cgroupfs"];
+
+export interface TaskSpec {
+    /** Short task id (last part of the ARN). */
+    id: string;
+    /** The container environment the task would get on ECS. */
+    env: Record<string, string>;
+    /** The container definition (user, read-only root, mount points...). */
+    container: any;
+}
+
+export interface RunningTask {
+    spec: TaskSpec;
+    pid?: number;
+    /** Resolves with the exit code when the worker has exited. */
+    exited: Promise<number>;
+    /** Ask the worker to stop (SIGTERM / podman stop), force after a grace period. */
+    stop(graceSeconds?: number): Promise<number>;
+    /** Synchronous last resort. */
+    killNow(): void;
+}
+
+export interface Runner {
+    kind: RunnerKind;
+    describe: string;
+    start(spec: TaskSpec, logFile: string): RunningTask;
+}
+
+function povrayInstalled(): boolean {
+    return spawnSync("povray", ["--version"], { stdio: "ignore" }).error === undefined;
+}
+
+export function podmanAvailable(image: string): boolean {
+    const r = spawnSync("podman", [...PODMAN_FLAGS, "image", "exists", image], { stdio: "ignore" });
+    return r.error === undefined && r.status === 0;
+}
+
+function trackExit(child: ChildProcess): Promise<number> {
+    return new Promise((resolve) => {
+        child.once("error", () => resolve(127));
+        child.once("exit", (code, signal) => resolve(code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : 1)));
+    });
+}
+
+function openLog(logFile: string): number {
+    return fs.openSync(logFile, "a");
+}
+
+/** Local Node process: `node -r ts-node/register/transpile-only worker-image/src/main.ts`. */
+export function processRunner(runId: string, scratchRoot: string): Runner {
+    if (!povrayInstalled()) {
+        throw new Error("povray not found on PATH: install it (Debian/Ubuntu: apt-get install -y povray) or build the worker image (npm run image)");
+    }
+    return {
+        kind: "process",
+        describe: "local Node processes (worker-image/src/main.ts)",
+        start(spec, logFile) {
+            const scratch = path.join(scratchRoot, spec.id);
+            fs.mkdirSync(scratch, { recursive: true });
+            const fd = openLog(logFile);
+            const child = spawn(
+                process.execPath,
+                ["-r", "ts-node/register/transpile-only", path.join(ROOT, "worker-image/src/main.ts"), `--lew-local-run=${runId}`],
+                {
+                    cwd: ROOT,
+                    env: {
+                        PATH: process.env.PATH ?? "/usr/bin:/bin",
+                        HOME: process.env.HOME ?? os.tmpdir(),
+                        TS_NODE_TRANSPILE_ONLY: "true",
+                        ...spec.env,
+                        WORKER_SCRATCH_DIR: scratch,
+                        LEW_LOCAL_RUN: runId,
+                    },
+                    stdio: ["ignore", fd, fd],
+                },
+            );
+            fs.closeSync(fd);
+            const exited = trackExit(child);
+            const alive = () => child.exitCode === null && child.signalCode === null;
+            return {
+                spec,
+                pid: child.pid,
+                exited,
+                async stop(graceSeconds = 10) {
+                    if (alive()) {
+                        child.kill("SIGTERM");
+                        const t = setTimeout(() => alive() && child.kill("SIGKILL"), graceSeconds * 1000);
+                        await exited;
+                        clearTimeout(t);
+                    }
+                    fs.rmSync(scratch, { recursive: true, force: true });
+                    return exited;
+                },
+                killNow() {
+                    if (alive()) child.kill("SIGKILL");
+                },
+            };
+        },
+    };
+}
+
+/** The podman run flags the task's container definition asks for (user, read-only root, tmpfs mounts). */
+export function containerFlags(container: any): string[] {
+    const flags: string[] = [];
+    if (container?.user) flags.push("--user", String(container.user));
+    if (container?.readonlyRootFilesystem) flags.push("--read-only");
+    for (const m of container?.mountPoints ?? []) {
+        if (m?.containerPath) flags.push("--tmpfs", m.containerPath);
+    }
+    return flags;
+}
+
+/** A container of the built worker image per task. */
+export function podmanRunner(runId: string, image: string): Runner {
+    if (!podmanAvailable(image)) {
+        throw new Error(`podman image ${image} not found: build it with \`npm run image\` (or use --runner process)`);
+    }
+    const nofile = spawnSync("sh", ["-c", "ulimit -n"], { encoding: "utf8" }).stdout.trim() || "1024";
+    return {
+        kind: "podman",
+        describe: `podman containers of ${image}`,
+        start(spec, logFile) {
+            const name = `lew-local-${runId}-${spec.id}`.slice(0, 120);
+            const env = { ...spec.env, LEW_LOCAL_RUN: runId };
+            const args = [
+                ...PODMAN_FLAGS,
+                "run",
+                "--rm",
+                "--name",
+                name,
+                "--label",
+                `lew-local=${runId}`,
+                "--network",
+                "host",
+                "--ulimit",
+                `nofile=${nofile}:${nofile}`,
+                "--ulimit",
+                "nproc=20000:20000",
+                ...containerFlags(spec.container),
+                ...Object.entries(env).flatMap(([k, v]) => ["-e", `${k}=${v}`]),
+                image,
+            ];
+            const fd = openLog(logFile);
+            const child = spawn("podman", args, { stdio: ["ignore", fd, fd] });
+            fs.closeSync(fd);
+            const exited = trackExit(child);
+            const alive = () => child.exitCode === null && child.signalCode === null;
+            const podman = (...a: string[]) =>
+                new Promise<void>((resolve) => {
+                    const p = spawn("podman", [...PODMAN_FLAGS, ...a], { stdio: "ignore" });
+                    p.once("exit", () => resolve());
+                    p.once("error", () => resolve());
+                });
+            return {
+                spec,
+                pid: child.pid,
+                exited,
+                async stop(graceSeconds = 10) {
+                    if (alive()) {
+                        await podman("stop", "--ignore", "-t", String(graceSeconds), name);
+                        const t = setTimeout(() => alive() && child.kill("SIGKILL"), 5000);
+                        await exited;
+                        clearTimeout(t);
+                    }
+                    // `--rm` removes it; make sure even when the podman client was killed.
+                    await podman("rm", "-f", "--ignore", name);
+                    return exited;
+                },
+                killNow() {
+                    spawnSync("podman", [...PODMAN_FLAGS, "rm", "-f", "--ignore", "-t", "0", name], { stdio: "ignore" });
+                    if (alive()) child.kill("SIGKILL");
+                },
+            };
+        },
+    };
+}

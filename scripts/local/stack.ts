@@ -1,0 +1,191 @@
+/**
+ * Evaluates the POV-Ray stack (index.ts) in-process under the project's Pulumi mocks (test/mocks.ts) and returns
+ * what it declares: the recorded resources' resolved inputs, read by type. Nothing here restates the component's
+ * settings: queue attributes, redrive policy, notification filters, task definition and launcher settings all come
+ * from the recorded inputs; `npm run local` then applies them to the emulator.
+ *
+ * Config: every key of Pulumi.yaml's `config:` at its declared default, then the caller's overrides
+ * (e.g. `{ maxTasks: "3" }`), exactly as `pulumi up` would hand them to index.ts.
+ */
+import * as fs from "fs";
+import * as path from "path";
+
+export const ROOT = path.resolve(__dirname, "../..");
+
+export interface DeclaredQueue {
+    /** Fake URL/ARN the mocks gave the queue (what the other resources reference). */
+    fakeUrl: string;
+    fakeArn: string;
+    name: string;
+    /** Declared SQS attributes (API names), e.g. VisibilityTimeout, RedrivePolicy (with the fake DLQ ARN). */
+    attributes: Record<string, string>;
+}
+
+export interface DeclaredNotification {
+    events: string[];
+    filterPrefix?: string;
+    filterSuffix?: string;
+}
+
+export interface DeclaredStack {
+    /** The config the stack was evaluated with (`key` → value). */
+    config: Record<string, string>;
+    bucketName: string;
+    queue: DeclaredQueue;
+    deadLetterQueue: DeclaredQueue;
+    notifications: DeclaredNotification[];
+    cluster: { name: string; fakeArn: string; settings: { name: string; value: string }[] };
+    capacityProviders: { capacityProviders: string[]; strategy: { capacityProvider: string; weight?: number; base?: number }[] };
+    taskDefinition: {
+        fakeArn: string;
+        family: string;
+        cpu: string;
+        memory: string;
+        networkMode: string;
+        requiresCompatibilities: string[];
+        volumes: { name: string }[];
+        runtimePlatform?: { operatingSystemFamily?: string; cpuArchitecture?: string };
+        containerDefinitions: any[];
+        executionRoleArn?: string;
+        taskRoleArn?: string;
+    };
+    launcher: {
+        name: string;
+        environment: Record<string, string>;
+        timeoutSeconds: number;
+        /** Lambda's async retries after a failed invocation (FunctionEventInvokeConfig), default 2. */
+        maximumRetryAttempts: number;
+        /** The serialized handler module (`__index.js` of the code archive). */
+        indexJs: string;
+    };
+}
+
+/** `config:` keys of Pulumi.yaml with their declared defaults (a flat, two-level YAML map). */
+export function declaredConfigDefaults(root = ROOT): Record<string, string> {
+    const lines = fs.readFileSync(path.join(root, "Pulumi.yaml"), "utf8").split("\n");
+    const start = lines.indexOf("config:");
+    const out: Record<string, string> = {};
+    let key = "";
+    for (const line of lines.slice(start + 1)) {
+        if (/^\S/.test(line)) break;
+        const k = /^ {2}(\w+):\s*$/.exec(line);
+        const v = /^ {4}default:\s*(.*)$/.exec(line);
+        if (k) key = k[1];
+        else if (v && key) out[key] = v[1].replace(/^"(.*)"$/, "$1");
+    }
+    return out;
+}
+
+function single<T extends { type: string; name: string }>(resources: T[], type: string, pred: (r: T) => boolean = () => true): T {
+    const found = resources.filter((r) => r.type === type && pred(r));
+    if (found.length !== 1) throw new Error(`the stack declares ${found.length} ${type} resources, expected exactly one`);
+    return found[0];
+}
+
+/**
+ * Evaluates index.ts with the given config overrides. Must run once per process (the module registers its stack on
+ * import). Loads @pulumi/pulumi, @pulumi/aws and the mocks: a few seconds.
+ */
+export async function evaluateStack(overrides: Record<string, string> = {}): Promise<DeclaredStack> {
+    // Importing the mocks installs them before anything of the stack is loaded.
+    const mocks: typeof import("../../test/mocks") = require("../../test/mocks");
+    const pulumi: typeof import("@pulumi/pulumi") = require("@pulumi/pulumi");
+    const helpers: typeof import("../../test/helpers/stack") = require("../../test/helpers/stack");
+
+    const defaults = declaredConfigDefaults();
+    for (const k of Object.keys(overrides)) {
+        if (!(k in defaults)) throw new Error(`unknown config key "${k}"; Pulumi.yaml declares ${Object.keys(defaults).join(", ")}`);
+    }
+    const config = { ...defaults, ...overrides };
+    const project = pulumi.getProject();
+    pulumi.runtime.setAllConfig(Object.fromEntries(Object.entries(config).map(([k, v]) => [`${project}:${k}`, v])));
+    mocks.resetRecorded();
+    const stack = require("../../index");
+    const [bucketName, queueUrl, dlqUrl, clusterArn, taskDefinitionArn, launcherName] = await mocks.valueOf(
+        pulumi.all([stack.bucketName, stack.queueUrl, stack.deadLetterQueueUrl, stack.clusterArn, stack.taskDefinitionArn, stack.launcherFunctionName]),
+    );
+    await helpers.registrationsSettled();
+    const resources = [...mocks.recorded];
+
+    const fn = single(resources, "aws:lambda/function:Function", (r) => r.name.endsWith("-launcher"));
+    const launcherEnv: Record<string, string> = { ...(fn.inputs.environment?.variables ?? {}) };
+    const { indexJs } = await helpers.launcherArchive(resources);
+    const invokeConfig = resources.find((r) => r.type === "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig");
+
+    const queues = resources.filter((r) => r.type === "aws:sqs/queue:Queue");
+    const work = single(queues, "aws:sqs/queue:Queue", (r) => r.inputs.redrivePolicy !== undefined);
+    const dlqRes = single(queues, "aws:sqs/queue:Queue", (r) => r !== work);
+    const redrive = JSON.parse(work.inputs.redrivePolicy);
+    const queueName = (url: string) => url.slice(url.lastIndexOf("/") + 1);
+    const attrs = (i: any): Record<string, string> => {
+        const a: Record<string, string> = {};
+        const set = (k: string, v: unknown) => {
+            if (v !== undefined && v !== null) a[k] = String(v);
+        };
+        set("VisibilityTimeout", i.visibilityTimeoutSeconds);
+        set("MessageRetentionPeriod", i.messageRetentionSeconds);
+        set("ReceiveMessageWaitTimeSeconds", i.receiveWaitTimeSeconds);
+        set("DelaySeconds", i.delaySeconds);
+        set("MaximumMessageSize", i.maxMessageSize);
+        set("SqsManagedSseEnabled", i.sqsManagedSseEnabled);
+        if (i.redrivePolicy !== undefined) set("RedrivePolicy", i.redrivePolicy);
+        return a;
+    };
+
+    const notification = single(resources, "aws:s3/bucketNotification:BucketNotification");
+    const cluster = single(resources, "aws:ecs/cluster:Cluster");
+    const ccp = resources.find((r) => r.type === "aws:ecs/clusterCapacityProviders:ClusterCapacityProviders");
+    const td = single(resources, "aws:ecs/taskDefinition:TaskDefinition");
+    const ti = td.inputs;
+
+    return {
+        config,
+        bucketName,
+        queue: { fakeUrl: queueUrl, fakeArn: "", name: queueName(queueUrl), attributes: attrs(work.inputs) },
+        deadLetterQueue: { fakeUrl: dlqUrl, fakeArn: redrive.deadLetterTargetArn, name: queueName(dlqUrl), attributes: attrs(dlqRes.inputs) },
+        notifications: (notification.inputs.lambdaFunctions ?? []).map((l: any) => ({
+            events: l.events,
+            ...(l.filterPrefix ? { filterPrefix: l.filterPrefix } : {}),
+            ...(l.filterSuffix ? { filterSuffix: l.filterSuffix } : {}),
+        })),
+        cluster: { name: clusterArn.slice(clusterArn.lastIndexOf("/") + 1), fakeArn: clusterArn, settings: cluster.inputs.settings ?? [] },
+        capacityProviders: {
+            capacityProviders: ccp?.inputs.capacityProviders ?? [],
+            strategy: ccp?.inputs.defaultCapacityProviderStrategies ?? [],
+        },
+        taskDefinition: {
+            fakeArn: taskDefinitionArn,
+            family: ti.family,
+            cpu: String(ti.cpu),
+            memory: String(ti.memory),
+            networkMode: ti.networkMode,
+            requiresCompatibilities: ti.requiresCompatibilities ?? [],
+            volumes: ti.volumes ?? [],
+            runtimePlatform: ti.runtimePlatform,
+            containerDefinitions: JSON.parse(ti.containerDefinitions),
+            executionRoleArn: ti.executionRoleArn,
+            taskRoleArn: ti.taskRoleArn,
+        },
+        launcher: {
+            name: launcherName,
+            environment: launcherEnv,
+            timeoutSeconds: Number(fn.inputs.timeout ?? 3),
+            maximumRetryAttempts: Number(invokeConfig?.inputs.maximumRetryAttempts ?? 2),
+            indexJs,
+        },
+    };
+}
+
+if (require.main === module) {
+    // Debug aid: print what the stack declares (without the launcher code).
+    evaluateStack().then(
+        (s) => {
+            console.log(JSON.stringify({ ...s, launcher: { ...s.launcher, indexJs: `${s.launcher.indexJs.length} chars` } }, null, 2));
+            process.exit(0);
+        },
+        (e) => {
+            console.error(e);
+            process.exit(1);
+        },
+    );
+}
