@@ -21,10 +21,11 @@
  *    the worker tolerates since its outputs are idempotent). MAX_TASKS does not apply: one task per upload.
  *  - "service": queue the jobs and start nothing; an autoscaled ECS service consumes the queue.
  *
- * Jobs are always queued BEFORE any task is started, so a failed start never loses a job.
+ * In drain and service modes every job is queued BEFORE any task is started, so a failed start never loses a job; a
+ * failed send or start makes the invocation throw, so Lambda's async retry (then its on-failure destination) takes over.
  */
 import type { ECSClient, RunTaskCommandInput } from "@aws-sdk/client-ecs";
-import type { SendMessageBatchRequestEntry, SQSClient } from "@aws-sdk/client-sqs";
+import type { SQSClient } from "@aws-sdk/client-sqs";
 import { LAUNCHER_ENV, LaunchMode, OUTPUT_SUFFIXES } from "./launcher-settings";
 
 // ---------------------------------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import { expect } from "chai";
 
 import { ECSClient, ListTasksCommand, RunTaskCommand, RunTaskCommandInput } from "@aws-sdk/client-ecs";
 import { GetQueueAttributesCommand, SendMessageBatchCommand, SendMessageBatchCommandInput, SQSClient } from "@aws-sdk/client-sqs";
-import { mockClient } from "aws-sdk-client-mock";
+import { AwsClientStub, mockClient } from "aws-sdk-client-mock";
 
 import {
     backoffDelayMs,
@@ -403,12 +403,17 @@ describe("launcher: pure logic", () => {
 });
 
 describe("launcher: handler against mocked SDK clients", () => {
-    const sqsMock = mockClient(SQSClient);
-    const ecsMock = mockClient(ECSClient);
+    // Installed for this block only: mockClient() stubs the client classes' prototype, for every instance.
+    let sqsMock: AwsClientStub<SQSClient>;
+    let ecsMock: AwsClientStub<ECSClient>;
     let calls: string[];
     let logs: Record<string, any>[];
     let sleeps: number[];
 
+    before(() => {
+        sqsMock = mockClient(SQSClient);
+        ecsMock = mockClient(ECSClient);
+    });
     beforeEach(() => {
         sqsMock.reset();
         ecsMock.reset();
