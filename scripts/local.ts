@@ -93,7 +93,17 @@ export function parseArgs(argv: string[]): LocalOptions {
     return o;
 }
 
+/** The AWS SDK's "Node.js 20 support ends" notice is noise here (the project targets Node 20). */
+function quietSdkNotice(): void {
+    const emit = process.emitWarning.bind(process) as (...a: any[]) => void;
+    (process as any).emitWarning = (warning: any, ...rest: any[]) => {
+        if (String((warning as Error)?.message ?? warning).includes("NodeVersionSupportWarning") || rest.includes("NodeVersionSupportWarning")) return;
+        emit(warning, ...rest);
+    };
+}
+
 async function main(): Promise<number> {
+    quietSdkNotice();
     let o: LocalOptions;
     try {
         o = parseArgs(process.argv.slice(2));

@@ -43,6 +43,7 @@ export class LocalLauncher {
 
     constructor(
         private readonly dir: string,
+        private readonly runId: string,
         private readonly indexJs: string,
         private readonly env: Record<string, string>,
         private readonly timeoutSeconds: number,
@@ -61,9 +62,9 @@ export class LocalLauncher {
         const host = path.join(this.dir, "host.js");
         fs.writeFileSync(index, this.indexJs);
         fs.writeFileSync(host, HOST_JS);
-        const child = spawn(process.execPath, [host, index], {
+        const child = spawn(process.execPath, [host, index, `--lew-local-run=${this.runId}`], {
             cwd: this.dir,
-            env: { ...this.env, NODE_PATH: path.join(ROOT, "node_modules"), __LOCAL_LAMBDA_TIMEOUT_MS: String(this.timeoutSeconds * 1000) },
+            env: { NODE_NO_WARNINGS: "1", ...this.env, NODE_PATH: path.join(ROOT, "node_modules"), __LOCAL_LAMBDA_TIMEOUT_MS: String(this.timeoutSeconds * 1000) },
             stdio: ["ignore", "pipe", "pipe", "ipc"],
         });
         this.child = child;

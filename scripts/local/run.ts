@@ -34,6 +34,11 @@ export interface LocalOptions {
 
 export interface LocalSummary {
     ok: boolean;
+    /** Marker of this run: in the argv of every worker process (`--lew-local-run=<id>`) and launcher process, and the
+     * `lew-local=<id>` label of every container. */
+    runId: string;
+    /** The emulator's endpoint (stopped by now). */
+    endpoint: string;
     runner: string;
     outDir: string;
     logsDir: string;
@@ -107,10 +112,11 @@ export async function runLocal(o: LocalOptions, progress: Progress): Promise<Loc
     const p: Provisioned = await provision(c, moto.endpoint, region, declared);
     const notes = [...p.notes, `WORKER_WAIT_SECONDS=${o.workerWaitSeconds} for quick drain-and-exit`];
     if (runner.kind === "process") notes.push("WORKER_SCRATCH_DIR: a temp dir per task (local processes)");
-    progress.log(`emulator ${moto.endpoint} · bucket ${p.bucket} · max tasks ${declared.launcher.environment.MAX_TASKS} · workers: ${runner.describe}`);
+    progress.log(`emulator ${moto.endpoint} · run ${runId} · bucket ${p.bucket} · max tasks ${declared.launcher.environment.MAX_TASKS} · workers: ${runner.describe}`);
 
     const launcher = new LocalLauncher(
         path.join(tmp, "launcher"),
+        runId,
         declared.launcher.indexJs,
         {
             PATH: process.env.PATH ?? "/usr/bin:/bin",
@@ -166,6 +172,10 @@ export async function runLocal(o: LocalOptions, progress: Progress): Promise<Loc
     let visible = 0;
     let stopping = false;
 
+    const shown = (file: string) => {
+        const rel = path.relative(process.cwd(), file);
+        return rel.startsWith("..") || rel === "" ? file : rel;
+    };
     const finish = (j: Job, status: "done" | "failed", output?: string, reason?: string) => {
         if (j.result) return;
         j.result = { job: j.name, input: j.input, status, output, reason, seconds: (Date.now() - j.uploadedAt) / 1000 };
@@ -219,8 +229,10 @@ export async function runLocal(o: LocalOptions, progress: Progress): Promise<Loc
         const t = runner.start({ id, env, container }, path.join(logsDir, `task-${id}.log`));
         cleanup.tasks.set(arn, t);
         tasksStarted++;
+        progress.log(`task ${id} started (${runner.kind}${t.pid ? ` pid ${t.pid}` : ""})`);
         t.exited.then(async (code) => {
             cleanup.tasks.delete(arn);
+            if (!stopping) progress.log(`task ${id} exited with ${code}`);
             await c.ecs
                 .send(new StopTaskCommand({ cluster: p.clusterArn, task: arn, reason: `worker exited with ${code}` }))
                 .catch(() => undefined);
@@ -293,7 +305,7 @@ export async function runLocal(o: LocalOptions, progress: Progress): Promise<Loc
             if (keys.has(j.png)) {
                 const file = path.join(outDir, `${j.name}.png`);
                 await download(j.png, file);
-                finish(j, "done", path.relative(process.cwd(), file) || file);
+                finish(j, "done", shown(file));
             } else if (keys.has(j.error)) {
                 const file = path.join(outDir, `${j.name}.error.json`);
                 await download(j.error, file);
@@ -301,7 +313,7 @@ export async function runLocal(o: LocalOptions, progress: Progress): Promise<Loc
                 try {
                     reason = JSON.parse(fs.readFileSync(file, "utf8")).reason ?? reason;
                 } catch {}
-                finish(j, "failed", path.relative(process.cwd(), file) || file, reason);
+                finish(j, "failed", shown(file), reason);
             } else if (dlqReasons.has(j.key)) {
                 finish(j, "failed", undefined, dlqReasons.get(j.key));
             }
@@ -355,6 +367,8 @@ export async function runLocal(o: LocalOptions, progress: Progress): Promise<Loc
     const results = jobs.map((j) => j.result!);
     return {
         ok: results.every((r) => r.status === "done"),
+        runId,
+        endpoint: moto.endpoint,
         runner: runner.kind,
         outDir,
         logsDir,

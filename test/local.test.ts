@@ -1,0 +1,180 @@
+/**
+ * `npm run local` end to end: scene zips through the emulator, the launcher's code and real workers, as a child
+ * process with `--json`; then no emulator, worker, launcher or container of the run may be left behind.
+ */
+import { expect } from "chai";
+import { spawn, spawnSync } from "child_process";
+import * as fs from "fs";
+import * as net from "net";
+import * as os from "os";
+import * as path from "path";
+import * as yazl from "yazl";
+
+const ROOT = path.resolve(__dirname, "..");
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+const TINY_POV = `#include "colors.inc"
+camera { location <0, 1, -3> look_at 0 }
+light_source { <2, 4, -3> color White }
+sphere { 0, 1 pigment { color rgb <0.2, 0.5, 1> } }
+plane { y, -1 pigment { checker color White color Gray50 } }
+`;
+
+function zip(entries: Record<string, string>, file: string): Promise<void> {
+    const z = new yazl.ZipFile();
+    for (const [name, text] of Object.entries(entries)) z.addBuffer(Buffer.from(text), name);
+    z.end();
+    return new Promise((resolve, reject) => {
+        z.outputStream.pipe(fs.createWriteStream(file)).on("close", () => resolve()).on("error", reject);
+    });
+}
+
+/** A 64x48 scene zip: `<name>.ini` + `scene.pov` at the top level. */
+function tinySceneZip(dir: string, name: string): Promise<string> {
+    const file = path.join(dir, `${name}.zip`);
+    const ini = "Input_File_Name=scene.pov\nWidth=64\nHeight=48\nAntialias=Off\n";
+    return zip({ [`${name}.ini`]: ini, "scene.pov": TINY_POV }, file).then(() => file);
+}
+
+interface Run {
+    code: number | null;
+    stdout: string;
+    stderr: string;
+}
+
+/** Runs `scripts/local.ts` as a child process; `onStdout` sees the stdout so far after each chunk. */
+function runLocal(args: string[], onStdout?: (stdout: string, child: ReturnType<typeof spawn>) => void): Promise<Run> {
+    return new Promise((resolve) => {
+        const child = spawn(process.execPath, ["-r", "ts-node/register/transpile-only", "scripts/local.ts", ...args], {
+            cwd: ROOT,
+            env: { ...process.env, TS_NODE_TRANSPILE_ONLY: "true" },
+            stdio: ["ignore", "pipe", "pipe"],
+        });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (d) => {
+            stdout += d;
+            onStdout?.(stdout, child);
+        });
+        child.stderr.on("data", (d) => (stderr += d));
+        child.on("exit", (code) => resolve({ code, stdout, stderr }));
+    });
+}
+
+function listening(port: number): Promise<boolean> {
+    return new Promise((resolve) => {
+        const s = net.connect({ host: "127.0.0.1", port }, () => {
+            s.destroy();
+            resolve(true);
+        });
+        s.on("error", () => resolve(false));
+    });
+}
+
+/** Processes whose command line contains `marker` (pgrep -f), this test's own processes excluded. */
+function processesWith(marker: string): string[] {
+    const r = spawnSync("pgrep", ["-af", marker], { encoding: "utf8" });
+    return (r.stdout ?? "")
+        .split("\n")
+        .filter((l) => l.trim() !== "" && !l.includes("pgrep"));
+}
+
+function containersOf(runId: string): string[] {
+    const r = spawnSync("podman", ["--runtime", "runc", "--cgroup-manager=cgroupfs", "ps", "-a", "-q", "--filter", `label=lew-local=${runId}`], {
+        encoding: "utf8",
+    });
+    if (r.error) return []; // no podman on this machine: nothing can be left running in it
+    return r.stdout.split("\n").filter((l) => l.trim() !== "");
+}
+
+async function expectNothingLeft(runId: string, endpoint: string): Promise<void> {
+    const port = Number(new URL(endpoint).port);
+    expect(await listening(port), `moto_server still listening on ${port}`).to.equal(false);
+    expect(processesWith(`moto_server -H 127.0.0.1 -p ${port}`), "moto_server process").to.deep.equal([]);
+    expect(processesWith(`--lew-local-run=${runId}`), "worker/launcher processes").to.deep.equal([]);
+    expect(containersOf(runId), "containers").to.deep.equal([]);
+}
+
+describe("npm run local (scripts/local.ts), end to end on moto_server", function () {
+    this.timeout(240000);
+    let dir: string;
+
+    before(() => {
+        dir = fs.mkdtempSync(path.join(os.tmpdir(), "local-test-"));
+    });
+    after(() => {
+        fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    it("GIVEN two good scenes and a zip without a scene THEN two PNGs, one failure with its reason, exit code 1, nothing left running", async () => {
+        const a = await tinySceneZip(dir, "alpha");
+        const b = await tinySceneZip(dir, "beta");
+        const bad = path.join(dir, "empty.zip");
+        await zip({ "README.txt": "no scene in here\n" }, bad);
+        const out = path.join(dir, "out1");
+
+        const run = await runLocal([a, b, bad, "--json", "--out", out, "--runner", "process", "--max-tasks", "2", "--timeout", "180"]);
+        expect(run.code, run.stderr).to.equal(1);
+        const summary = JSON.parse(run.stdout);
+        expect(summary.ok).to.equal(false);
+        expect(summary.runner).to.equal("process");
+        expect(summary.tasksStarted).to.be.within(1, 2);
+
+        const byJob = Object.fromEntries(summary.jobs.map((j: any) => [j.job, j]));
+        expect(Object.keys(byJob).sort()).to.deep.equal(["alpha", "beta", "empty"]);
+        for (const name of ["alpha", "beta"]) {
+            expect(byJob[name].status, JSON.stringify(byJob[name])).to.equal("done");
+            const png = fs.readFileSync(path.join(out, `${name}.png`));
+            expect(png.subarray(0, 8).equals(PNG_SIGNATURE), `${name}.png signature`).to.equal(true);
+            expect(png.readUInt32BE(16)).to.equal(64);
+            expect(png.readUInt32BE(20)).to.equal(48);
+        }
+        expect(byJob.empty.status).to.equal("failed");
+        expect(byJob.empty.reason).to.match(/no scene/);
+        const report = JSON.parse(fs.readFileSync(path.join(out, "empty.error.json"), "utf8"));
+        expect(report.reason).to.match(/no scene/);
+        expect(fs.readdirSync(out).filter((f) => f.endsWith(".png")).sort()).to.deep.equal(["alpha.png", "beta.png"]);
+
+        await expectNothingLeft(summary.runId, summary.endpoint);
+    });
+
+    it("GIVEN only good scenes THEN exit code 0 and every PNG, with the default runner (podman when the image is built)", async () => {
+        const a = await tinySceneZip(dir, "gamma");
+        const b = await tinySceneZip(dir, "delta");
+        const out = path.join(dir, "out2");
+
+        const run = await runLocal([a, b, "--json", "--out", out, "--timeout", "180"]);
+        expect(run.code, run.stderr).to.equal(0);
+        const summary = JSON.parse(run.stdout);
+        expect(summary.ok).to.equal(true);
+        expect(summary.jobs.map((j: any) => [j.job, j.status])).to.deep.equal([
+            ["gamma", "done"],
+            ["delta", "done"],
+        ]);
+        for (const name of ["gamma", "delta"]) {
+            expect(fs.readFileSync(path.join(out, `${name}.png`)).subarray(0, 8).equals(PNG_SIGNATURE)).to.equal(true);
+        }
+        await expectNothingLeft(summary.runId, summary.endpoint);
+    });
+
+    it("GIVEN SIGTERM while a worker renders THEN it stops the worker, the launcher and the emulator and exits 143", async () => {
+        const slow = path.join(dir, "slow.zip");
+        // Parses for a long while: the worker is busy when the signal arrives.
+        const pov = "#declare I = 0;\n#while (I < 100000000)\n  #declare I = I + 1;\n#end\ncamera { location <0,1,-3> look_at 0 }\nsphere { 0, 1 pigment { rgb 1 } }\n";
+        await zip({ "slow.pov": pov }, slow);
+        const out = path.join(dir, "out3");
+        let signalled = false;
+        const run = await runLocal([slow, "--out", out, "--runner", "process", "--timeout", "180"], (stdout, child) => {
+            if (!signalled && /task \S+ started/.test(stdout)) {
+                signalled = true;
+                setTimeout(() => child.kill("SIGTERM"), 1500);
+            }
+        });
+        expect(signalled, run.stdout + run.stderr).to.equal(true);
+        expect(run.code, run.stderr).to.equal(143);
+        const m = /emulator (http:\/\/127\.0\.0\.1:\d+) · run (\w+)/.exec(run.stdout);
+        expect(m, run.stdout).to.not.equal(null);
+        await expectNothingLeft(m![2], m![1]);
+        expect(fs.existsSync(path.join(out, "slow.png"))).to.equal(false);
+    });
+});
