@@ -252,17 +252,15 @@ const RETRYABLE_ERROR = /throttl|too ?many ?requests|limitexceeded|slowdown|serv
 const RETRYABLE_MESSAGE = /throttl|rate exceeded|too many requests|capacity is unavailable|insufficient capacity|try again/i;
 
 /** Whether an SDK error is worth retrying (throttling, capacity, server-side or network trouble). */
-export function isRetryableError(err: unknown): boolean {
-    const e = err as { name?: unknown; message?: unknown; code?: unknown; $retryable?: unknown; $metadata?: { httpStatusCode?: number } };
-    if (e === null || typeof e !== "object") return false;
-    const status = e.$metadata?.httpStatusCode ?? 0;
+export function isRetryableError(err: any): boolean {
+    const status = err?.$metadata?.httpStatusCode ?? 0;
     return (
-        !!e.$retryable ||
+        !!err?.$retryable ||
         status >= 500 ||
         status === 429 ||
-        RETRYABLE_ERROR.test(String(e.name)) ||
-        /^E(CONNRESET|CONNREFUSED|TIMEDOUT|PIPE|AI_AGAIN)$/.test(String(e.code)) ||
-        RETRYABLE_MESSAGE.test(String(e.message))
+        RETRYABLE_ERROR.test(String(err?.name)) ||
+        /^E(CONNRESET|CONNREFUSED|TIMEDOUT|PIPE|AI_AGAIN)$/.test(String(err?.code)) ||
+        RETRYABLE_MESSAGE.test(String(err?.message))
     );
 }
 

@@ -645,6 +645,24 @@ describe("launcher: handler against mocked SDK clients", () => {
         expect(ecsMock.commandCalls(RunTaskCommand)).to.have.length(0);
     });
 
+    it("a throttled SendMessageBatch call is retried whole; a non-retryable one fails at once, before any task", async () => {
+        sqsMock
+            .on(SendMessageBatchCommand)
+            .rejectsOnce(awsError("RequestThrottled", "Request is throttled."))
+            .resolves({ Successful: [{ Id: "m0", MessageId: "1", MD5OfMessageBody: "x" }], Failed: [] });
+        expect(await handler()(s3Event([s3Record("inbox/a.zip")]))).to.include({ queued: 1, tasksStarted: 1 });
+        expect(sqsMock.commandCalls(SendMessageBatchCommand)).to.have.length(2);
+
+        sqsMock.reset();
+        ecsMock.resetHistory();
+        sqsMock.on(SendMessageBatchCommand).rejects(awsError("AWS.SimpleQueueService.NonExistentQueue", "The specified queue does not exist."));
+        let error: Error | undefined;
+        await handler()(s3Event([s3Record("inbox/a.zip")])).catch((e) => (error = e));
+        expect(error?.name).to.equal("AWS.SimpleQueueService.NonExistentQueue");
+        expect(sqsMock.commandCalls(SendMessageBatchCommand)).to.have.length(1);
+        expect(ecsMock.commandCalls(RunTaskCommand)).to.have.length(0);
+    });
+
     it("a sender-fault entry is not retried and fails the invocation", async () => {
         sqsMock.on(SendMessageBatchCommand).resolves({
             Successful: [{ Id: "m0", MessageId: "1", MD5OfMessageBody: "x" }],
