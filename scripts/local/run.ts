@@ -5,7 +5,7 @@
  */
 import { DeleteMessageBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
-import { DescribeTasksCommand, ListTasksCommand, StopTaskCommand } from "@aws-sdk/client-ecs";
+import { DescribeTasksCommand, ListTasksCommand, RunTaskCommand, StopTaskCommand } from "@aws-sdk/client-ecs";
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
@@ -45,6 +45,8 @@ export interface LocalSummary {
     seconds: number;
     tasksStarted: number;
     launcherInvocations: number;
+    /** Upload events re-sent to the launcher because jobs were queued with no task running (see nudgeIfStalled). */
+    stallNudges: number;
     jobs: JobResult[];
     notes: string[];
 }
@@ -111,6 +113,7 @@ export async function runLocal(o: LocalOptions, progress: Progress): Promise<Loc
     const c: Clients = makeClients(moto.endpoint, region);
     const p: Provisioned = await provision(c, moto.endpoint, region, declared);
     const notes = [...p.notes, `WORKER_WAIT_SECONDS=${o.workerWaitSeconds} for quick drain-and-exit`];
+    if (p.launcherEnv.LAUNCH_MODE === "service") notes.push("launchMode service: the local runner stands in for the ECS service's queue-depth scaling");
     if (runner.kind === "process") notes.push("WORKER_SCRATCH_DIR: a temp dir per task (local processes)");
     progress.log(`emulator ${moto.endpoint} · run ${runId} · bucket ${p.bucket} · max tasks ${declared.launcher.environment.MAX_TASKS} · workers: ${runner.describe}`);
 
@@ -206,11 +209,17 @@ export async function runLocal(o: LocalOptions, progress: Progress): Promise<Loc
             }
         }
     };
+    let eventsBusy = false;
+    let lastEventAt = Date.now();
     const eventsLoop = (async () => {
         while (!settled() && Date.now() < deadline && !stopping) {
             const r = await c.sqs.send(new ReceiveMessageCommand({ QueueUrl: p.eventsQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
             for (const m of r.Messages ?? []) {
-                await handleEvent(m.Body ?? "");
+                eventsBusy = true;
+                await handleEvent(m.Body ?? "").finally(() => {
+                    eventsBusy = false;
+                    lastEventAt = Date.now();
+                });
                 await c.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: p.eventsQueueUrl, Entries: [{ Id: "0", ReceiptHandle: m.ReceiptHandle! }] }));
             }
         }
@@ -328,6 +337,58 @@ export async function runLocal(o: LocalOptions, progress: Progress): Promise<Loc
         inFlight = Number(a.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0);
     };
 
+    // Drain mode has a window: a task whose worker has seen an empty queue and is exiting still counts as running, so
+    // a job queued in that window starts no task and waits for the next upload. Locally there is no next upload: when
+    // jobs stay queued with no task running for a while, hand the launcher the S3 event of one pending job again (it
+    // queues a duplicate, harmless since outputs are idempotent, and starts tasks for the whole backlog).
+    let stalledSince = 0;
+    const nudgeIfStalled = async () => {
+        if (serviceMode) return;
+        const pending = jobs.filter((j) => !j.result);
+        const stalled = pending.length > 0 && visible > 0 && cleanup.tasks.size === 0 && !eventsBusy && Date.now() - lastEventAt > 2000;
+        if (!stalled) {
+            stalledSince = 0;
+            return;
+        }
+        if (stalledSince === 0) stalledSince = Date.now();
+        if (Date.now() - stalledSince < 5000) return;
+        stalledSince = 0;
+        const j = pending[0];
+        progress.log(`${visible} job(s) queued but no task running for 5 s (drain-mode race): re-sending the upload event of ${j.key} to the launcher`);
+        nudges++;
+        const key = encodeURIComponent(j.key).replace(/%20/g, "+").replace(/%2F/g, "/");
+        eventsBusy = true;
+        await handleEvent(
+            JSON.stringify({
+                Records: [{ eventSource: "aws:s3", eventName: "ObjectCreated:Put", eventTime: new Date().toISOString(), s3: { bucket: { name: p.bucket }, object: { key } } }],
+            }),
+        ).finally(() => {
+            eventsBusy = false;
+            lastEventAt = Date.now();
+        });
+    };
+    let nudges = 0;
+
+    // launchMode "service": the stack's ECS service scales on queue depth (CloudWatch alarms + Application Auto
+    // Scaling, which the emulator doesn't run). Stand in for it: start tasks while jobs wait, up to maxTasks; its
+    // workers don't exit when idle (WORKER_IDLE_EXIT=0) and are stopped at the end, like a scale-in to zero.
+    const serviceMode = p.launcherEnv.LAUNCH_MODE === "service";
+    const scaleService = async () => {
+        if (!serviceMode || visible === 0) return;
+        const want = Math.min(Number(p.launcherEnv.MAX_TASKS) || 1, visible + inFlight) - cleanup.tasks.size;
+        if (want <= 0) return;
+        await c.ecs.send(
+            new RunTaskCommand({
+                cluster: p.clusterArn,
+                taskDefinition: p.taskDefinitionArn,
+                count: Math.min(10, want),
+                launchType: "FARGATE",
+                startedBy: "ecs-svc/local",
+                networkConfiguration: { awsvpcConfiguration: { subnets: p.subnets, securityGroups: p.securityGroups, assignPublicIp: "ENABLED" } },
+            }),
+        );
+    };
+
     const counts = () => {
         const done = jobs.filter((j) => j.result?.status === "done").length;
         const failed = jobs.filter((j) => j.result?.status === "failed").length;
@@ -351,6 +412,8 @@ export async function runLocal(o: LocalOptions, progress: Progress): Promise<Loc
             await pollDlq();
             await pollOutputs();
             await pollQueue();
+            await nudgeIfStalled();
+            await scaleService();
             progress.update(counts());
             if (!settled()) await sleep(300);
         }
@@ -375,6 +438,7 @@ export async function runLocal(o: LocalOptions, progress: Progress): Promise<Loc
         seconds: (Date.now() - started) / 1000,
         tasksStarted,
         launcherInvocations: invocations,
+        stallNudges: nudges,
         jobs: results,
         notes,
     };
