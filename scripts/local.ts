@@ -117,6 +117,7 @@ async function main(): Promise<number> {
     const onSignal = (sig: NodeJS.Signals) => {
         if (interrupted) return;
         interrupted = true;
+        cleanup.interrupted = sig;
         progress.end();
         process.stderr.write(`\n${sig}: stopping the workers and the emulator...\n`);
         cleanup.run().finally(() => process.exit(sig === "SIGINT" ? 130 : 143));

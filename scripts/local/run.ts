@@ -66,6 +66,8 @@ const errText = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 /** Everything to undo on exit, whatever the reason (normal end, error, SIGINT/SIGTERM). */
 class Cleanup {
+    /** Set on SIGINT/SIGTERM: the run loop stops and reports unfinished jobs as "interrupted". */
+    interrupted?: string;
     moto?: Moto;
     launcher?: LocalLauncher;
     tasks = new Map<string, RunningTask>();
@@ -106,9 +108,15 @@ export async function runLocal(o: LocalOptions, progress: Progress): Promise<Loc
 
     // ---------------------------------------------------------------- stack → emulator
     const overrides = { ...o.config, ...(o.maxTasks !== undefined ? { maxTasks: String(o.maxTasks) } : {}) };
-    const declared: DeclaredStack = await evaluateStack(overrides);
-    cleanup.moto = await startMoto();
-    const moto = cleanup.moto;
+    progress.log("evaluating the stack (index.ts) under the Pulumi mocks and starting moto_server...");
+    const motoStarting = startMoto().then((m) => (cleanup.moto = m));
+    const [declared, moto]: [DeclaredStack, Moto] = await Promise.all([
+        evaluateStack(overrides).catch(async (e) => {
+            await motoStarting.catch(() => undefined);
+            throw e;
+        }),
+        motoStarting,
+    ]);
     const region = MOTO_ENV.AWS_REGION;
     const c: Clients = makeClients(moto.endpoint, region);
     const p: Provisioned = await provision(c, moto.endpoint, region, declared);
@@ -212,7 +220,7 @@ export async function runLocal(o: LocalOptions, progress: Progress): Promise<Loc
     let eventsBusy = false;
     let lastEventAt = Date.now();
     const eventsLoop = (async () => {
-        while (!settled() && Date.now() < deadline && !stopping) {
+        while (!settled() && Date.now() < deadline && !stopping && !cleanup.interrupted) {
             const r = await c.sqs.send(new ReceiveMessageCommand({ QueueUrl: p.eventsQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
             for (const m of r.Messages ?? []) {
                 eventsBusy = true;
@@ -407,7 +415,7 @@ export async function runLocal(o: LocalOptions, progress: Progress): Promise<Loc
     };
 
     try {
-        while (!settled() && Date.now() < deadline) {
+        while (!settled() && Date.now() < deadline && !cleanup.interrupted) {
             await pollTasks();
             await pollDlq();
             await pollOutputs();
@@ -419,7 +427,7 @@ export async function runLocal(o: LocalOptions, progress: Progress): Promise<Loc
         }
     } finally {
         stopping = true;
-        for (const j of jobs) if (!j.result) finish(j, "failed", undefined, "timed out");
+        for (const j of jobs) if (!j.result) finish(j, "failed", undefined, cleanup.interrupted ? `interrupted (${cleanup.interrupted})` : "timed out");
         progress.update(counts());
         progress.end();
         await eventsLoop.catch(() => undefined);
