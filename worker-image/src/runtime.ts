@@ -346,27 +346,29 @@ export class Worker {
                 "render-seconds": result.seconds.toFixed(3),
                 processor: this.processor.name,
             };
-            for (const out of result.outputs) {
-                const key = keys.base + out.suffix;
-                await this.retry("upload", signal, async () => {
+            // Outputs in parallel; a success also removes an earlier failure report for the same input.
+            await Promise.all([
+                ...result.outputs.map(async (out) => {
+                    const key = keys.base + out.suffix;
                     const body = await fs.promises.readFile(out.path);
-                    await this.s3.send(
-                        new PutObjectCommand({
-                            Bucket: job.bucket,
-                            Key: key,
-                            Body: body,
-                            ContentType: out.contentType,
-                            Metadata: metadata,
-                        }),
-                        { abortSignal: signal },
+                    await this.retry("upload", signal, () =>
+                        this.s3.send(
+                            new PutObjectCommand({
+                                Bucket: job.bucket,
+                                Key: key,
+                                Body: body,
+                                ContentType: out.contentType,
+                                Metadata: metadata,
+                            }),
+                            { abortSignal: signal },
+                        ),
                     );
-                });
-                this.log("uploaded", { bucket: job.bucket, key, bytes: fs.statSync(out.path).size });
-            }
-            // A success supersedes an earlier failure report for the same input.
-            await this.s3
-                .send(new DeleteObjectCommand({ Bucket: job.bucket, Key: keys.error }), { abortSignal: signal })
-                .catch(() => undefined);
+                    this.log("uploaded", { bucket: job.bucket, key, bytes: body.length });
+                }),
+                this.s3
+                    .send(new DeleteObjectCommand({ Bucket: job.bucket, Key: keys.error }), { abortSignal: signal })
+                    .catch(() => undefined),
+            ]);
         } catch (err) {
             if (signal.aborted) throw new AbortedError();
             throw err;
