@@ -7,7 +7,7 @@
  * every task it starts runs as a container of the worker image (podman) or a local worker process. PNGs (and
  * `.error.json` reports) land in --out. Exit code 0 iff every job produced its PNG.
  */
-import { LocalOptions, cleanup, runLocal, summaryTable } from "./local/run";
+import { LocalOptions, cleanup, planLocal, runLocal, summaryTable } from "./local/run";
 import { Progress } from "./local/progress";
 import { DEFAULT_IMAGE } from "./local/runners";
 
@@ -25,6 +25,7 @@ options:
   --timeout SECONDS    give up on unfinished jobs after this long, reported as "timed out" (default 600)
   --worker-wait SECONDS  the workers' SQS long-poll wait, WORKER_WAIT_SECONDS (default 1)
   --config KEY=VALUE   any other config key of Pulumi.yaml (repeatable), e.g. --config renderTimeoutSeconds=60
+  --plan               only apply the stack to a fresh emulator and print what it then holds (JSON); no scenes needed
 `;
 
 export function parseArgs(argv: string[]): LocalOptions {
@@ -58,6 +59,9 @@ export function parseArgs(argv: string[]): LocalOptions {
             case "--json":
                 o.json = true;
                 break;
+            case "--plan":
+                o.plan = true;
+                break;
             case "--runner": {
                 const v = value();
                 if (v !== "auto" && v !== "process" && v !== "podman") throw new Error(`--runner: expected auto, process or podman, got ${v}`);
@@ -89,7 +93,7 @@ export function parseArgs(argv: string[]): LocalOptions {
                 o.inputs.push(a);
         }
     }
-    if (o.inputs.length === 0) throw new Error("give at least one scene zip, e.g. npm run local -- examples/spheres.zip");
+    if (o.inputs.length === 0 && !o.plan) throw new Error("give at least one scene zip, e.g. npm run local -- examples/spheres.zip");
     return o;
 }
 
@@ -127,6 +131,10 @@ async function main(): Promise<number> {
     process.on("exit", () => cleanup.killNow());
 
     try {
+        if (o.plan) {
+            process.stdout.write(JSON.stringify(await planLocal(o), null, 2) + "\n");
+            return 0;
+        }
         const summary = await runLocal(o, progress);
         if (o.json) {
             process.stdout.write(JSON.stringify(summary, null, 2) + "\n");

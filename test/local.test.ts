@@ -92,8 +92,60 @@ async function expectNothingLeft(runId: string, endpoint: string): Promise<void>
     expect(await listening(port), `moto_server still listening on ${port}`).to.equal(false);
     expect(processesWith(`moto_server -H 127.0.0.1 -p ${port}`), "moto_server process").to.deep.equal([]);
     expect(processesWith(`--lew-local-run=${runId}`), "worker/launcher processes").to.deep.equal([]);
+    expect(processesWith(`lew-local-${runId}-`), "povray of local workers (scratch dir of the run)").to.deep.equal([]);
     expect(containersOf(runId), "containers").to.deep.equal([]);
 }
+
+describe("npm run local --plan: the emulator holds what the stack declares", function () {
+    this.timeout(120000);
+
+    it("GIVEN config overrides THEN queues, redrive, notification filters, task definition and launcher settings follow the component, with emulator ARNs/URLs", async () => {
+        const run = await runLocal(["--plan", "--max-tasks", "3", "--config", "visibilityTimeoutSeconds=120", "--config", "maxReceiveCount=5", "--config", "inputPrefix=inbox/", "--config", "cpu=512", "--config", "memory=1024"]);
+        expect(run.code, run.stderr).to.equal(0);
+        const plan = JSON.parse(run.stdout);
+        const endpoint: string = plan.endpoint;
+        expect(plan.queue.url.startsWith(endpoint)).to.equal(true);
+        expect(plan.queue.attributes.VisibilityTimeout).to.equal("120");
+        expect(JSON.parse(plan.queue.attributes.RedrivePolicy)).to.deep.equal({
+            deadLetterTargetArn: plan.deadLetterQueue.attributes.QueueArn,
+            maxReceiveCount: 5,
+        });
+        expect(plan.deadLetterQueue.attributes.MessageRetentionPeriod).to.equal("1209600");
+
+        const [rule] = plan.notification.QueueConfigurations;
+        expect(plan.notification.QueueConfigurations).to.have.length(1);
+        expect(rule.QueueArn).to.equal(plan.eventsQueue.attributes.QueueArn);
+        expect(rule.Events).to.deep.equal(["s3:ObjectCreated:*"]);
+        expect(rule.Filter.Key.FilterRules).to.have.deep.members([
+            { Name: "prefix", Value: "inbox/" },
+            { Name: "suffix", Value: ".zip" },
+        ]);
+
+        const td = plan.taskDefinition;
+        expect([td.cpu, td.memory, td.networkMode]).to.deep.equal(["512", "1024", "awsvpc"]);
+        const [container] = td.containerDefinitions;
+        expect(container.memory).to.equal(1024);
+        const env = Object.fromEntries(container.environment.map((e: any) => [e.name, e.value]));
+        expect(env.QUEUE_URL).to.equal(plan.queue.url);
+        expect(env.DLQ_URL).to.equal(plan.deadLetterQueue.url);
+        expect(env.INPUT_PREFIX).to.equal("inbox/");
+        expect(env.WORKER_MAX_RECEIVE_COUNT).to.equal("5");
+
+        const le = plan.launcher.environment;
+        expect(le.MAX_TASKS).to.equal("3");
+        expect(le.QUEUE_URL).to.equal(plan.queue.url);
+        expect(le.CLUSTER).to.equal(plan.cluster.arn);
+        expect(le.TASK_DEFINITION).to.equal(td.taskDefinitionArn);
+        expect(le.SUBNETS.split(",").every((id: string) => plan.subnets.includes(id))).to.equal(true);
+        expect(le.SECURITY_GROUPS).to.equal(plan.securityGroups.join(","));
+        expect(le.INPUT_PREFIX).to.equal("inbox/");
+        // No fake value of the mocks is left anywhere the launcher or the tasks read.
+        expect(JSON.stringify([le, container.environment])).not.to.match(/amazonaws\.com|subnet-a|-sg-id/);
+
+        const port = Number(new URL(endpoint).port);
+        expect(await listening(port), "moto_server stopped after --plan").to.equal(false);
+    });
+});
 
 describe("npm run local (scripts/local.ts), end to end on moto_server", function () {
     this.timeout(240000);

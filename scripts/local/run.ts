@@ -24,6 +24,8 @@ export interface LocalOptions {
     outDir: string;
     maxTasks?: number;
     json: boolean;
+    /** Only apply the stack to the emulator and print what it holds (see planLocal). */
+    plan?: boolean;
     runner: "auto" | "process" | "podman";
     image: string;
     timeoutSeconds: number;
@@ -158,8 +160,17 @@ export async function runLocal(o: LocalOptions, progress: Progress): Promise<Loc
         jobs.push({ name, input, key, png: k.png, error: k.error, uploadedAt: 0 });
     }
     const byKey = new Map(jobs.map((j) => [j.key, j]));
+    // Only keys the bucket notification matches reach the launcher: fail the others now rather than time out.
+    const suffixes = declared.notifications.map((n) => n.filterSuffix ?? "");
+    for (const j of jobs) {
+        if (!suffixes.some((sfx) => j.key.endsWith(sfx))) {
+            const reason = `not a job: the bucket notification only fires for keys ending in ${suffixes.join(", ")}`;
+            j.result = { job: j.name, input: j.input, status: "failed", reason, seconds: 0 };
+            progress.log(`failed  ${j.name}: ${reason}`);
+        }
+    }
     await Promise.all(
-        jobs.map(async (j) => {
+        jobs.filter((j) => !j.result).map(async (j) => {
             await c.s3.send(new PutObjectCommand({ Bucket: p.bucket, Key: j.key, Body: fs.readFileSync(j.input) }));
             j.uploadedAt = Date.now();
         }),
@@ -453,3 +464,43 @@ export async function runLocal(o: LocalOptions, progress: Progress): Promise<Loc
 }
 
 export { summaryTable };
+
+/**
+ * `--plan`: evaluates the stack, applies it to a fresh emulator and returns what the emulator then holds, read back
+ * through its APIs (queues' attributes, the bucket's notification, cluster, task definition) plus the launcher's
+ * environment. Starts no launcher and no worker; stops the emulator before returning.
+ */
+export async function planLocal(o: LocalOptions): Promise<Record<string, unknown>> {
+    const { GetBucketNotificationConfigurationCommand } = await import("@aws-sdk/client-s3");
+    const { DescribeClustersCommand, DescribeTaskDefinitionCommand } = await import("@aws-sdk/client-ecs");
+    const overrides = { ...o.config, ...(o.maxTasks !== undefined ? { maxTasks: String(o.maxTasks) } : {}) };
+    const motoStarting = startMoto().then((m) => (cleanup.moto = m));
+    try {
+        const [declared, moto] = await Promise.all([evaluateStack(overrides), motoStarting]);
+        const c = makeClients(moto.endpoint, MOTO_ENV.AWS_REGION);
+        const p = await provision(c, moto.endpoint, MOTO_ENV.AWS_REGION, declared);
+        const attrs = async (QueueUrl: string) =>
+            (await c.sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ["All"] }))).Attributes ?? {};
+        const { $metadata: _n, ...notification } = await c.s3.send(new GetBucketNotificationConfigurationCommand({ Bucket: p.bucket }));
+        const cluster = (await c.ecs.send(new DescribeClustersCommand({ clusters: [p.clusterArn] }))).clusters?.[0];
+        const taskDefinition = (await c.ecs.send(new DescribeTaskDefinitionCommand({ taskDefinition: p.taskDefinitionArn }))).taskDefinition;
+        return {
+            endpoint: moto.endpoint,
+            config: declared.config,
+            bucket: p.bucket,
+            queue: { url: p.queueUrl, attributes: await attrs(p.queueUrl) },
+            deadLetterQueue: { url: p.dlqUrl, attributes: await attrs(p.dlqUrl) },
+            eventsQueue: { url: p.eventsQueueUrl, attributes: await attrs(p.eventsQueueUrl) },
+            notification,
+            cluster: { arn: cluster?.clusterArn, name: cluster?.clusterName, settings: cluster?.settings },
+            taskDefinition,
+            subnets: p.subnets,
+            securityGroups: p.securityGroups,
+            launcher: { environment: p.launcherEnv, maximumRetryAttempts: declared.launcher.maximumRetryAttempts, timeoutSeconds: declared.launcher.timeoutSeconds },
+            notes: p.notes,
+        };
+    } finally {
+        await motoStarting.catch(() => undefined);
+        await cleanup.run();
+    }
+}
