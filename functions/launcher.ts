@@ -11,9 +11,12 @@
  *  - settings come from `process.env` (names in {@link LAUNCHER_ENV}), parsed once per cold start.
  *
  * Modes ({@link LaunchMode}):
- *  - "drain" (default): queue every job, then start just enough tasks: min(backlog, MAX_TASKS) minus the tasks of this
- *    worker already running or pending (counted by `startedBy`), never more than MAX_TASKS − running. Each task drains
- *    the queue and exits when it is empty.
+ *  - "drain" (default): queue every job, then start just enough tasks: one per waiting message less the tasks of this
+ *    worker still starting, never more than MAX_TASKS − running (tasks counted by `startedBy`). Each task drains the
+ *    queue and exits when it is empty. The component also invokes the launcher every minute with a scheduled
+ *    EventBridge event ("reconcile": the same decision, no new job), so that jobs whose task could not be started,
+ *    jobs redelivered after a task was stopped (e.g. a Spot interruption), and a job that arrived just as the last task
+ *    was exiting still get a task.
  *  - "per-job": the job is NOT queued; it travels in the task's container environment (`JOB_BUCKET`, `JOB_KEY`), one
  *    RunTask per job, and the task processes that job alone. There is no queue to fall back on, so a job whose task
  *    could not be started after the retries is sent to the dead-letter queue (`DLQ_URL`) with the failure reason, and
@@ -179,6 +182,7 @@ export function extractJobs(event: any, filter: KeyFilter): { jobs: Job[]; ignor
     const jobs: Job[] = [];
     const ignored: IgnoredRecord[] = [];
     const test = event?.Event === "s3:TestEvent";
+    if (event?.["detail-type"] === "Scheduled Event") return { jobs, ignored };
     if (test || !Array.isArray(event?.Records)) {
         ignored.push({ index: -1, reason: test ? "s3:TestEvent" : "not an S3 notification (no Records array)" });
         return { jobs, ignored };
@@ -215,11 +219,12 @@ export function extractJobs(event: any, filter: KeyFilter): { jobs: Job[]; ignor
 // Decisions
 
 /**
- * How many tasks to start in drain mode: one per queued message up to `maxTasks`, minus the tasks already running or
- * pending (each drains the queue), never more than `maxTasks − running`. At least one when none runs and there is work.
+ * How many tasks to start in drain mode: one per waiting message, less the tasks still starting (`pending`: each will
+ * take a message), never more than `maxTasks − running` (`running` counts pending ones too). Tasks already running are
+ * busy with a job or would have taken a waiting message. At least one when none runs and there is work.
  */
-export function tasksToStart(maxTasks: number, running: number, backlog: number): number {
-    return Math.max(0, Math.min(Math.ceil(backlog) || 0, maxTasks) - Math.max(0, running));
+export function tasksToStart(maxTasks: number, running: number, pending: number, backlog: number): number {
+    return Math.max(0, Math.min((Math.ceil(backlog) || 0) - Math.max(0, pending), maxTasks - Math.max(0, running)));
 }
 
 /** Split into consecutive chunks of at most `size` (SendMessageBatch takes ≤ 10 entries, RunTask `count` ≤ 10). */
@@ -322,84 +327,86 @@ export type LauncherHandler = (event: any, context?: any) => Promise<LaunchSumma
  * Inside the handler: `backoff` sleeps before the next attempt (false when out of attempts, or when the Lambda
  * `context` says the function would time out); `call` retries one call on transient errors; `sendAll` sends message
  * bodies ≤ 10 per call and retries the failed entries (sender faults are not retried), throwing unless all were sent;
- * `runTasks` starts ≤ 10 tasks, retrying transient errors and transient `failures`, and never throws.
+ * `runTasks` starts ≤ 10 tasks, retrying transient errors and transient `failures`, and never throws. `context` is the
+ * Lambda context of the invocation in progress (Lambda runs one invocation at a time per instance).
  */
-export function createHandler(settings: LauncherSettings, clients?: Partial<LauncherClients>, options: HandlerOptions = {}): LauncherHandler {
+export function createHandler(s: LauncherSettings, clients?: Partial<LauncherClients>, o: HandlerOptions = {}): LauncherHandler {
     const SQS: typeof import("@aws-sdk/client-sqs") = require("@aws-sdk/client-sqs");
     const ECS: typeof import("@aws-sdk/client-ecs") = require("@aws-sdk/client-ecs");
     const sqs = clients?.sqs ?? new SQS.SQSClient({});
     const ecs = clients?.ecs ?? new ECS.ECSClient({});
-    const s = settings;
-    const o = options;
     const sleep = o.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
     const log = o.log ?? ((entry: Record<string, unknown>) => console.log(JSON.stringify(entry)));
     const text = (e: any) => `${e?.name ?? "Error"}: ${e?.message ?? e}`;
 
-    return async (event: any, context?: any): Promise<LaunchSummary> => {
-        const backoff = async (what: string, attempt: number, reason: string) => {
-            const delayMs = backoffDelayMs(attempt, (o.random ?? Math.random)(), o.baseDelayMs ?? 200, o.maxDelayMs ?? 5000);
-            const retry = attempt < (o.maxAttempts ?? 5) && (context?.getRemainingTimeInMillis?.() ?? Infinity) > delayMs + 3000;
-            log({ msg: retry ? "retry" : "giving up", what, attempt, delayMs, reason });
-            if (retry) await sleep(delayMs);
-            return retry;
-        };
-        const call = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
-            for (let attempt = 1; ; attempt++) {
+    let context: any;
+    const backoff = async (what: string, attempt: number, reason: string) => {
+        const delayMs = backoffDelayMs(attempt, (o.random ?? Math.random)(), o.baseDelayMs ?? 200, o.maxDelayMs ?? 5000);
+        const retry = attempt < (o.maxAttempts ?? 5) && (context?.getRemainingTimeInMillis?.() ?? Infinity) > delayMs + 3000;
+        log({ msg: retry ? "retry" : "giving up", what, attempt, delayMs, reason });
+        if (retry) await sleep(delayMs);
+        return retry;
+    };
+    const call = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
+        for (let attempt = 1; ; attempt++) {
+            try {
+                return await fn();
+            } catch (e) {
+                if (!isRetryableError(e) || !(await backoff(what, attempt, text(e)))) throw e;
+            }
+        }
+    };
+    const sendAll = async (QueueUrl: string, bodies: object[]) => {
+        const problems: string[] = [];
+        for (const batch of chunk(bodies.map((b, i) => ({ Id: `m${i}`, MessageBody: JSON.stringify(b) })), 10)) {
+            let pending = batch;
+            for (let attempt = 1; pending.length > 0; attempt++) {
+                let reason: string;
                 try {
-                    return await fn();
+                    const failed = (await sqs.send(new SQS.SendMessageBatchCommand({ QueueUrl, Entries: pending }))).Failed ?? [];
+                    reason = failed.map((f) => `${f.Id}: ${f.Code}${f.SenderFault ? " (sender fault)" : ""}`).join(", ");
+                    if (failed.length > 0) log({ msg: "SendMessageBatch failures", QueueUrl, attempt, reason });
+                    for (const f of failed) if (f.SenderFault) problems.push(`${f.Id}: ${f.Code} ${f.Message}`);
+                    pending = pending.filter((e) => failed.some((f) => f.Id === e.Id && !f.SenderFault));
                 } catch (e) {
-                    if (!isRetryableError(e) || !(await backoff(what, attempt, text(e)))) throw e;
+                    if (!isRetryableError(e)) throw e;
+                    reason = text(e);
+                }
+                if (pending.length > 0 && !(await backoff("SendMessageBatch", attempt, reason))) {
+                    problems.push(...pending.map((e) => `${e.Id}: ${reason}`));
+                    break;
                 }
             }
-        };
-        const sendAll = async (QueueUrl: string, bodies: object[]) => {
-            const problems: string[] = [];
-            for (const batch of chunk(bodies.map((b, i) => ({ Id: `m${i}`, MessageBody: JSON.stringify(b) })), 10)) {
-                let pending = batch;
-                for (let attempt = 1; pending.length > 0; attempt++) {
-                    let reason: string;
-                    try {
-                        const failed = (await sqs.send(new SQS.SendMessageBatchCommand({ QueueUrl, Entries: pending }))).Failed ?? [];
-                        reason = failed.map((f) => `${f.Id}: ${f.Code}${f.SenderFault ? " (sender fault)" : ""}`).join(", ");
-                        if (failed.length > 0) log({ msg: "SendMessageBatch failures", QueueUrl, attempt, reason });
-                        for (const f of failed) if (f.SenderFault) problems.push(`${f.Id}: ${f.Code} ${f.Message}`);
-                        pending = pending.filter((e) => failed.some((f) => f.Id === e.Id && !f.SenderFault));
-                    } catch (e) {
-                        if (!isRetryableError(e)) throw e;
-                        reason = text(e);
-                    }
-                    if (pending.length > 0 && !(await backoff("SendMessageBatch", attempt, reason))) {
-                        problems.push(...pending.map((e) => `${e.Id}: ${reason}`));
-                        break;
-                    }
-                }
+        }
+        if (problems.length > 0) throw new Error(`${problems.length} of ${bodies.length} message(s) not sent to ${QueueUrl}: ${problems.join("; ")}`);
+        return bodies.length;
+    };
+    const runTasks = async (count: number, job?: Job) => {
+        const r = { started: 0, notStarted: count, failures: 0, reason: "" };
+        for (let attempt = 1; r.notStarted > 0; attempt++) {
+            let retryable: boolean;
+            try {
+                const out = await ecs.send(new ECS.RunTaskCommand(buildRunTaskInput(s, r.notStarted, job)));
+                const fails = out.failures ?? [];
+                r.started += out.tasks?.length ?? 0;
+                r.notStarted = count - r.started;
+                r.failures += fails.length;
+                r.reason = fails.map((f) => `${f.reason}${f.detail ? ` (${f.detail})` : ""}`).join(", ") || "fewer tasks than requested";
+                retryable = fails.length > 0 && fails.every((f) => isRetryableFailureReason(f.reason));
+            } catch (e) {
+                r.failures++;
+                r.reason = text(e);
+                retryable = isRetryableError(e);
             }
-            if (problems.length > 0) throw new Error(`${problems.length} of ${bodies.length} message(s) not sent to ${QueueUrl}: ${problems.join("; ")}`);
-            return bodies.length;
-        };
-        const runTasks = async (count: number, job?: Job) => {
-            const r = { started: 0, notStarted: count, failures: 0, reason: "" };
-            for (let attempt = 1; r.notStarted > 0; attempt++) {
-                let retryable: boolean;
-                try {
-                    const out = await ecs.send(new ECS.RunTaskCommand(buildRunTaskInput(s, r.notStarted, job)));
-                    const fails = out.failures ?? [];
-                    r.started += out.tasks?.length ?? 0;
-                    r.notStarted = count - r.started;
-                    r.failures += fails.length;
-                    r.reason = fails.map((f) => `${f.reason}${f.detail ? ` (${f.detail})` : ""}`).join(", ") || "fewer tasks than requested";
-                    retryable = fails.length > 0 && fails.every((f) => isRetryableFailureReason(f.reason));
-                } catch (e) {
-                    r.failures++;
-                    r.reason = text(e);
-                    retryable = isRetryableError(e);
-                }
-                if (r.notStarted > 0) log({ msg: "RunTask failed", attempt, started: r.started, wanted: count, reason: r.reason, retryable, key: job?.key });
-                if (r.notStarted > 0 && !(retryable && (await backoff("RunTask", attempt, r.reason)))) break;
-            }
-            return r;
-        };
+            if (r.notStarted > 0) log({ msg: "RunTask failed", attempt, started: r.started, wanted: count, reason: r.reason, retryable, key: job?.key });
+            if (r.notStarted > 0 && !(retryable && (await backoff("RunTask", attempt, r.reason)))) break;
+        }
+        return r;
+    };
 
+    return async (event: any, invocation?: any): Promise<LaunchSummary> => {
+        context = invocation;
+        const tick = event?.["detail-type"] === "Scheduled Event";
         const { jobs, ignored } = extractJobs(event, s);
         for (const i of ignored) log({ msg: "ignored", ...i });
         for (const j of jobs) log({ msg: "accepted", ...j });
@@ -429,19 +436,25 @@ export function createHandler(settings: LauncherSettings, clients?: Partial<Laun
                     }),
                 );
             }
-        } else if (jobs.length > 0) {
-            summary.queued = await sendAll(s.queueUrl, jobs);
-            log({ msg: "queued", count: summary.queued });
+        } else if (jobs.length > 0 || (s.mode === "drain" && tick)) {
+            if (!tick) summary.queued = await sendAll(s.queueUrl, jobs);
+            log({ msg: tick ? "reconcile" : "queued", count: summary.queued });
             if (s.mode === "drain") {
-                let running = 0;
+                const arns: string[] = [];
                 let nextToken: string | undefined;
                 do {
                     const page = await call("ListTasks", () =>
                         ecs.send(new ECS.ListTasksCommand({ cluster: s.cluster, startedBy: s.startedBy, desiredStatus: "RUNNING", nextToken })),
                     );
-                    running += page.taskArns?.length ?? 0;
+                    arns.push(...(page.taskArns ?? []));
                     nextToken = page.nextToken;
                 } while (nextToken);
+                let pending = 0;
+                for (const tasks of chunk(arns, 100)) {
+                    const out = await call("DescribeTasks", () => ecs.send(new ECS.DescribeTasksCommand({ cluster: s.cluster, tasks })));
+                    pending += (out?.tasks ?? []).filter((t) => t.lastStatus !== "RUNNING").length;
+                }
+                const running = arns.length;
                 let backlog = summary.queued;
                 try {
                     const attrs = await call("GetQueueAttributes", () =>
@@ -449,10 +462,10 @@ export function createHandler(settings: LauncherSettings, clients?: Partial<Laun
                     );
                     backlog = Math.max(backlog, Number(attrs.Attributes?.ApproximateNumberOfMessages) || 0);
                 } catch (e) {
-                    log({ msg: "backlog unknown, using the messages just queued", reason: text(e) });
+                    log({ msg: "backlog unknown: counting the jobs just queued", reason: text(e) });
                 }
-                const toStart = tasksToStart(s.maxTasks, running, backlog);
-                log({ msg: "drain decision", running, backlog, maxTasks: s.maxTasks, toStart });
+                const toStart = tasksToStart(s.maxTasks, running, pending, backlog);
+                log({ msg: "drain decision", running, pending, backlog, maxTasks: s.maxTasks, toStart });
                 for (let left = toStart; left > 0 && problems.length === 0; left -= 10) add(await runTasks(Math.min(10, left)));
                 summary.notStarted = toStart - summary.tasksStarted;
             }

@@ -18,7 +18,7 @@ import * as fs from "fs";
 import * as path from "path";
 
 import { RunTaskCommand } from "@aws-sdk/client-ecs";
-import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
+import { GetQueueAttributesCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
 
 import { parseLauncherSettings } from "../functions/launcher";
 import { LAUNCHER_ENV } from "../functions/launcher-settings";
@@ -175,6 +175,33 @@ describe("launcher: the serialized package against moto", function () {
         expect(total).to.be.within(1, 10);
         const depth = await w.sqs.send(new GetQueueAttributesCommand({ QueueUrl: w.workQueueUrl, AttributeNames: ["ApproximateNumberOfMessages"] }));
         expect(Number(depth.Attributes!.ApproximateNumberOfMessages)).to.equal(102);
+    });
+
+    it("drain: the scheduled reconcile event starts tasks for jobs left waiting, and queues nothing", async () => {
+        const w = await createLauncherWorld(moto, "tick", drain.env[LAUNCHER_ENV.containerName]);
+        const startedBy = drain.env[LAUNCHER_ENV.startedBy];
+        for (const key of ["inbox/left 1.zip", "inbox/left 2.zip", "inbox/left 3.zip"]) {
+            await w.sqs.send(new SendMessageCommand({ QueueUrl: w.workQueueUrl, MessageBody: JSON.stringify({ bucket: w.bucket, key }) }));
+        }
+        expect(await tasksStartedBy(w, startedBy)).to.have.length(0);
+        // The event EventBridge sends for a schedule rule.
+        const tick = {
+            version: "0",
+            id: "5e5d0a61-0000-0000-0000-000000000000",
+            "detail-type": "Scheduled Event",
+            source: "aws.events",
+            account: "123456789012",
+            time: "2026-11-23T05:00:00Z",
+            region: "us-east-1",
+            resources: ["arn:aws:events:us-east-1:123456789012:rule/render-reconcile"],
+            detail: {},
+        };
+        const inv = await invokeInFreshNode(drainModule, launcherEnv(drain, w, moto), tick);
+        expect(inv.error, inv.stderr).to.equal(undefined);
+        expect(inv.result).to.include({ accepted: 0, ignored: 0, queued: 0, tasksStarted: 3 });
+        expect(await tasksStartedBy(w, startedBy)).to.have.length(3);
+        const depth = await w.sqs.send(new GetQueueAttributesCommand({ QueueUrl: w.workQueueUrl, AttributeNames: ["ApproximateNumberOfMessages"] }));
+        expect(Number(depth.Attributes!.ApproximateNumberOfMessages)).to.equal(3);
     });
 
     describe("per-job mode (the component's per-job launcher)", () => {

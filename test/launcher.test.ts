@@ -4,7 +4,7 @@
  */
 import { expect } from "chai";
 
-import { ECSClient, ListTasksCommand, RunTaskCommand, RunTaskCommandInput } from "@aws-sdk/client-ecs";
+import { DescribeTasksCommand, ECSClient, ListTasksCommand, RunTaskCommand, RunTaskCommandInput } from "@aws-sdk/client-ecs";
 import { GetQueueAttributesCommand, SendMessageBatchCommand, SendMessageBatchCommandInput, SQSClient } from "@aws-sdk/client-sqs";
 import { AwsClientStub, mockClient } from "aws-sdk-client-mock";
 
@@ -184,36 +184,41 @@ describe("launcher: pure logic", () => {
     });
 
     describe("tasksToStart", () => {
-        // [maxTasks, running, backlog, expected]
-        const cases: [number, number, number, number][] = [
-            [10, 0, 0, 0],
-            [10, 0, 1, 1],
-            [10, 0, 3, 3],
-            [10, 0, 100, 10],
-            [10, 10, 100, 0],
-            [10, 4, 100, 6],
-            [10, 2, 2, 0],
-            [10, 2, 5, 3],
-            [10, 12, 100, 0],
-            [1, 0, 100, 1],
-            [1, 1, 100, 0],
-            [10, 0, 2.5, 3],
-            [10, 0, NaN, 0],
-            [10, 0, -3, 0],
+        // [maxTasks, running (pending included), pending, backlog, expected]
+        const cases: [number, number, number, number, number][] = [
+            [10, 0, 0, 0, 0],
+            [10, 0, 0, 1, 1],
+            [10, 0, 0, 3, 3],
+            [10, 0, 0, 100, 10],
+            [10, 10, 0, 100, 0],
+            [10, 4, 0, 100, 6],
+            [10, 2, 0, 2, 2], // two busy tasks, two more jobs waiting: two more tasks
+            [10, 2, 2, 2, 0], // two tasks still starting will take the two waiting jobs
+            [10, 3, 1, 5, 4],
+            [10, 2, 0, 5, 5],
+            [10, 12, 0, 100, 0],
+            [1, 0, 0, 100, 1],
+            [1, 1, 0, 100, 0],
+            [10, 0, 0, 2.5, 3],
+            [10, 0, 0, NaN, 0],
+            [10, 0, 0, -3, 0],
+            [10, 5, 7, 3, 0],
         ];
-        for (const [max, running, backlog, expected] of cases) {
-            it(`max ${max}, running ${running}, backlog ${backlog} → ${expected}`, () => {
-                expect(tasksToStart(max, running, backlog)).to.equal(expected);
+        for (const [max, running, pending, backlog, expected] of cases) {
+            it(`max ${max}, running ${running} (pending ${pending}), backlog ${backlog} → ${expected}`, () => {
+                expect(tasksToStart(max, running, pending, backlog)).to.equal(expected);
             });
         }
         it("never exceeds maxTasks − running, and starts one when none runs and there is work", () => {
             for (let max = 1; max <= 12; max++) {
                 for (let running = 0; running <= 14; running++) {
-                    for (let backlog = 0; backlog <= 30; backlog++) {
-                        const n = tasksToStart(max, running, backlog);
-                        expect(n).to.be.at.least(0);
-                        expect(n + running).to.be.at.most(Math.max(max, running));
-                        if (running === 0 && backlog > 0) expect(n).to.be.at.least(1);
+                    for (let pending = 0; pending <= running; pending++) {
+                        for (let backlog = 0; backlog <= 30; backlog++) {
+                            const n = tasksToStart(max, running, pending, backlog);
+                            expect(n).to.be.at.least(0);
+                            expect(n + running).to.be.at.most(Math.max(max, running));
+                            if (running === 0 && backlog > 0) expect(n).to.be.at.least(1);
+                        }
                     }
                 }
             }
@@ -536,6 +541,38 @@ describe("launcher: handler against mocked SDK clients", () => {
         const second = await h(s3Event(keys(50, "inbox/more-").map((k) => s3Record(k))));
         expect(second).to.include({ queued: 50, tasksStarted: 0 });
         expect(running).to.equal(10);
+    });
+
+    it("drain: tasks still starting will take waiting jobs; busy running tasks won't", async () => {
+        ecsMock.on(ListTasksCommand).resolves({ taskArns: ["t1", "t2", "t3"] });
+        ecsMock.on(DescribeTasksCommand).callsFake((input) => {
+            calls.push(`describe:${input.tasks.join(",")}`);
+            return { tasks: [{ lastStatus: "PROVISIONING" }, { lastStatus: "RUNNING" }, { lastStatus: "RUNNING" }] };
+        });
+        sqsMock.on(GetQueueAttributesCommand).resolves({ Attributes: { ApproximateNumberOfMessages: "4" } });
+        const summary = await handler()(s3Event([s3Record("inbox/a.zip")]));
+        expect(calls).to.include("describe:t1,t2,t3");
+        expect(summary.tasksStarted).to.equal(3);
+        expect(logs.find((l) => l.msg === "drain decision")).to.deep.include({ running: 3, pending: 1, backlog: 4, toStart: 3 });
+    });
+
+    it("reconcile: a scheduled event starts tasks for jobs left waiting, queuing nothing", async () => {
+        sqsMock.on(GetQueueAttributesCommand).resolves({ Attributes: { ApproximateNumberOfMessages: "2" } });
+        const summary = await handler()({ "detail-type": "Scheduled Event", source: "aws.events", detail: {} });
+        expect(calls).to.deep.equal(["list", "run:2"]);
+        expect(summary).to.deep.equal({ mode: "drain", accepted: 0, ignored: 0, queued: 0, tasksStarted: 2, failures: 0, notStarted: 0, deadLettered: 0 });
+        expect(logs.some((l) => l.msg === "reconcile")).to.equal(true);
+    });
+
+    it("reconcile: nothing waiting, or a mode other than drain, starts nothing", async () => {
+        const tick = { "detail-type": "Scheduled Event", source: "aws.events", detail: {} };
+        expect((await handler()(tick)).tasksStarted).to.equal(0);
+        for (const mode of ["service", "per-job"]) {
+            calls = [];
+            sqsMock.on(GetQueueAttributesCommand).resolves({ Attributes: { ApproximateNumberOfMessages: "5" } });
+            expect((await handler({ LAUNCH_MODE: mode })(tick)).tasksStarted, mode).to.equal(0);
+            expect(calls, mode).to.deep.equal([]);
+        }
     });
 
     it("drain: counts at least the messages just queued when the backlog reads lower", async () => {
