@@ -99,6 +99,14 @@ export interface LambdaEcsWorkerArgs {
      */
     launcherConcurrency?: number | "unreserved";
 
+    /**
+     * In `launchMode: "drain"`, minutes between the launcher's scheduled "reconcile" runs, 1-60: the same task-start
+     * decision with no new upload, so jobs still get a task after a failed start, a Spot interruption, or an upload
+     * that arrived just as the last task was exiting.
+     * @default 1
+     */
+    reconcileIntervalMinutes?: number;
+
     /** Task CPU units; one of 256, 512, 1024, 2048, 4096, 8192, 16384. @default 1024 */
     cpu?: number;
     /** Task memory (MiB); must be one of Fargate's sizes for `cpu`. @default 2048 */
@@ -163,6 +171,7 @@ export const LAMBDA_ECS_WORKER_DEFAULTS = {
     launchMode: "drain" as LaunchMode,
     maxTasks: 10,
     launcherConcurrency: 1 as number | "unreserved",
+    reconcileIntervalMinutes: 1,
     cpu: 1024,
     memory: 2048,
     ephemeralStorageGiB: 21,
@@ -270,6 +279,10 @@ export function validateLambdaEcsWorkerArgs(args: LambdaEcsWorkerArgs): string[]
         }
     };
     intIn("maxTasks", args.maxTasks, 1, 1000);
+    intIn("reconcileIntervalMinutes", args.reconcileIntervalMinutes, 1, 60);
+    if (args.reconcileIntervalMinutes !== undefined && launchMode !== "drain") {
+        errors.push(`reconcileIntervalMinutes: applies only with launchMode "drain", not "${launchMode}"`);
+    }
     if (args.launcherConcurrency !== undefined && args.launcherConcurrency !== "unreserved") {
         intIn("launcherConcurrency", args.launcherConcurrency, 1, 1000);
     }
@@ -410,6 +423,7 @@ export class LambdaEcsWorker extends pulumi.ComponentResource {
         const launchMode = args.launchMode ?? d.launchMode;
         const maxTasks = args.maxTasks ?? d.maxTasks;
         const launcherConcurrency = args.launcherConcurrency ?? d.launcherConcurrency;
+        const reconcileIntervalMinutes = args.reconcileIntervalMinutes ?? d.reconcileIntervalMinutes;
         const cpu = args.cpu ?? d.cpu;
         const memory = args.memory ?? d.memory;
         const ephemeralStorageGiB = args.ephemeralStorageGiB ?? d.ephemeralStorageGiB;
@@ -812,6 +826,33 @@ export class LambdaEcsWorker extends pulumi.ComponentResource {
             },
             parent,
         );
+        if (launchMode === "drain") {
+            const schedule = new aws.cloudwatch.EventRule(
+                `${name}-reconcile`,
+                {
+                    description: `Starts ${name} worker tasks for jobs left waiting in the queue`,
+                    scheduleExpression:
+                        reconcileIntervalMinutes === 1 ? "rate(1 minute)" : `rate(${reconcileIntervalMinutes} minutes)`,
+                    tags,
+                },
+                parent,
+            );
+            const schedulePermission = new aws.lambda.Permission(
+                `${name}-reconcile-permission`,
+                {
+                    action: "lambda:InvokeFunction",
+                    function: this.launcher.name,
+                    principal: "events.amazonaws.com",
+                    sourceArn: schedule.arn,
+                },
+                parent,
+            );
+            new aws.cloudwatch.EventTarget(
+                `${name}-reconcile-target`,
+                { rule: schedule.name, arn: this.launcher.arn },
+                { parent: this, dependsOn: [schedulePermission] },
+            );
+        }
         new aws.s3.BucketNotification(
             `${name}-notification`,
             {

@@ -36,6 +36,8 @@ const T = {
     scalingTarget: "aws:appautoscaling/target:Target",
     scalingPolicy: "aws:appautoscaling/policy:Policy",
     alarm: "aws:cloudwatch/metricAlarm:MetricAlarm",
+    eventRule: "aws:cloudwatch/eventRule:EventRule",
+    eventTarget: "aws:cloudwatch/eventTarget:EventTarget",
 };
 
 const MINIMAL: LambdaEcsWorkerArgs = { image: { context: "./worker-image" } };
@@ -93,13 +95,16 @@ describe("LambdaEcsWorker", () => {
                     `${T.invokeConfig} render-launcher-invoke-config`,
                     `${T.permission} render-launcher-permission`,
                     `${T.notification} render-notification`,
+                    `${T.eventRule} render-reconcile`,
+                    `${T.permission} render-reconcile-permission`,
+                    `${T.eventTarget} render-reconcile-target`,
                 ].sort(),
             );
         });
 
         it("THEN every child has the component as its parent", () => {
             const children = resources.filter((r) => r.type !== COMPONENT);
-            expect(children).to.have.length(25);
+            expect(children).to.have.length(28);
             for (const r of children) {
                 expect(typeChain(r.urn), r.name).to.equal(`${COMPONENT}$${r.type}`);
             }
@@ -351,6 +356,20 @@ describe("LambdaEcsWorker", () => {
             expect(ic.destinationConfig).to.deep.equal({ onFailure: { destination: queueArn("render-dlq-0000000") } });
         });
 
+        it("THEN EventBridge invokes the launcher every minute to reconcile tasks with the queue", () => {
+            expect(one(resources, T.eventRule, "render-reconcile").inputs.scheduleExpression).to.equal("rate(1 minute)");
+            expect(one(resources, T.eventTarget, "render-reconcile-target").inputs).to.include({
+                rule: "render-reconcile-0000000",
+                arn: arn("lambda", "function:render-launcher-0000000"),
+            });
+            expect(one(resources, T.permission, "render-reconcile-permission").inputs).to.include({
+                action: "lambda:InvokeFunction",
+                principal: "events.amazonaws.com",
+                function: "render-launcher-0000000",
+                sourceArn: `arn:aws:events:${FAKE_REGION}:${FAKE_ACCOUNT}:rule/render-reconcile-0000000`,
+            });
+        });
+
         it("THEN the launcher package holds the handler only: no node_modules, no AWS SDK", async () => {
             const { indexJs, paths } = await launcherArchive(resources);
             expect(paths).to.deep.equal(["__index.js"]);
@@ -397,7 +416,7 @@ describe("LambdaEcsWorker", () => {
             for (const t of [T.bucket, T.publicAccess, T.bucketPolicy, T.repo, T.image, T.sg]) {
                 expect(resources.filter((r) => r.type === t), t).to.have.length(0);
             }
-            expect(resources).to.have.length(18);
+            expect(resources).to.have.length(21);
         });
 
         it("THEN one notification entry per suffix carries the prefix", () => {
@@ -491,6 +510,10 @@ describe("LambdaEcsWorker", () => {
             ]);
         });
 
+        it("THEN no reconcile schedule is created: the scaling alarms do that job", () => {
+            expect(resources.filter((r) => r.type === T.eventRule)).to.have.length(0);
+        });
+
         it("THEN its tasks keep running when the queue is empty and the launcher only queues", () => {
             const c = JSON.parse(one(resources, T.taskDef, "svc-task").inputs.containerDefinitions)[0];
             expect(c.environment).to.deep.include({ name: "WORKER_IDLE_EXIT", value: "0" });
@@ -542,6 +565,8 @@ describe("validateLambdaEcsWorkerArgs", () => {
         ["maxTasks zero", { maxTasks: 0 }, /^maxTasks: must be an integer from 1 to 1000, got 0/],
         ["maxTasks fractional", { maxTasks: 2.5 }, /^maxTasks: must be an integer from 1 to 1000, got 2.5/],
         ["launcherConcurrency", { launcherConcurrency: 0 }, /^launcherConcurrency: must be an integer from 1 to 1000/],
+        ["reconcile interval", { reconcileIntervalMinutes: 0 }, /^reconcileIntervalMinutes: must be an integer from 1 to 60, got 0/],
+        ["reconcile outside drain", { launchMode: "service", reconcileIntervalMinutes: 5 }, /^reconcileIntervalMinutes: applies only with launchMode "drain", not "service"/],
         ["ephemeral storage", { ephemeralStorageGiB: 500 }, /^ephemeralStorageGiB: must be an integer from 21 to 200/],
         ["stopTimeout", { stopTimeout: 600 }, /^stopTimeout: must be an integer from 2 to 120, got 600/],
         ["jobTimeoutSeconds", { jobTimeoutSeconds: 0 }, /^jobTimeoutSeconds: must be an integer from 1 to 86400/],

@@ -66,6 +66,10 @@ function fakeOutputs(args: pulumi.runtime.MockResourceArgs): Record<string, any>
         }
         case "aws:ec2/securityGroup:SecurityGroup":
             return { arn: arn("ec2", `security-group/sg-${args.name}`) };
+        case "aws:cloudwatch/eventRule:EventRule": {
+            const name = i.name ?? `${args.name}-0000000`;
+            return { name, arn: `arn:aws:events:${FAKE_REGION}:${FAKE_ACCOUNT}:rule/${name}` };
+        }
         case "aws:appautoscaling/target:Target":
             return {};
         case "aws:appautoscaling/policy:Policy":
