@@ -88,7 +88,8 @@ export interface LambdaEcsWorkerArgs {
      */
     launchMode?: LaunchMode;
     /**
-     * Cap on concurrently running tasks: the launcher never starts more, and the service never scales beyond it.
+     * Cap on concurrently running tasks: in `"drain"` mode the launcher never starts more, in `"service"` mode the
+     * service never scales beyond it. `"per-job"` mode starts one task per upload, uncapped.
      * @default 10
      */
     maxTasks?: number;
