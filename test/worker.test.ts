@@ -21,6 +21,7 @@ import {
     useMotoEnv,
     workerEnv,
     ZipEntry,
+    flakyS3,
 } from "./helpers/worker-env";
 
 describe("worker (moto + povray)", function () {
@@ -325,6 +326,57 @@ describe("worker (moto + povray)", function () {
         const { ListObjectsV2Command } = await import("@aws-sdk/client-s3");
         const listed = await aws.s3.send(new ListObjectsV2Command({ Bucket: bucket }));
         expect(listed.Contents!.map((o) => o.Key).sort()).to.deep.equal(["dup/a.log", "dup/a.png", "dup/a.zip"]);
+    });
+
+    it("heartbeats a render longer than the visibility timeout so no other consumer receives it", async function () {
+        // Visibility timeout 2 s, heartbeat every second; the render takes several seconds; a second loop
+        // (WORKER_CONCURRENCY=2) polls the same queue all along. Without heartbeats it would receive the job again.
+        const { bucket, queueUrl, dlqUrl } = await setup(3, 2);
+        const ini = "Input_File_Name=slow.pov\nWidth=32\nHeight=24\nDeclare=Loops=5000000\n";
+        await aws.put(bucket, "hb/long.zip", await makeZip([{ name: "long.ini", data: ini }, { name: "slow.pov", data: scene("slow.pov") }]));
+        await aws.send(queueUrl, { bucket, key: "hb/long.zip" });
+        const env = workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl, WORKER_CONCURRENCY: "2", WORKER_IDLE_EXIT: "0" });
+        const { code, logs } = await runWorkerInProcess(env, {
+            onLog: (l, worker) => {
+                if (l.event === "deleted") worker.stop("test done");
+            },
+        });
+        expect(code).to.equal(0);
+        const rendered = events(logs, "rendered");
+        expect(rendered).to.have.length(1);
+        // Guard against a vacuous pass on a much faster machine: the render must outlast the visibility timeout.
+        expect(Number(rendered[0].seconds), "render shorter than the visibility timeout: raise Loops").to.be.greaterThan(3);
+        expect(events(logs, "received").map((l) => l.receiveCount)).to.deep.equal([1]);
+        expect(events(logs, "heartbeat").length).to.be.at.least(2);
+        expect(pngSize((await aws.get(bucket, "hb/long.png"))!)).to.deep.equal({ width: 32, height: 24 });
+        expect(await aws.depth(queueUrl)).to.equal(0);
+    });
+
+    it("retries transient S3 failures with backoff and then succeeds", async function () {
+        const { bucket, queueUrl, dlqUrl } = await setup();
+        await aws.put(bucket, "flaky/a.zip", await tinyJobZip("a"));
+        await aws.send(queueUrl, { bucket, key: "flaky/a.zip" });
+        const s3 = flakyS3(moto, "GetObjectCommand", 2);
+        const { code, logs } = await runWorkerInProcess(workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl }), { s3 });
+        expect(code).to.equal(0);
+        expect(events(logs, "retrying").map((l) => l.what)).to.deep.equal(["download", "download"]);
+        expect(pngSize((await aws.get(bucket, "flaky/a.png"))!)).to.deep.equal({ width: 32, height: 24 });
+        expect(await aws.depth(queueUrl)).to.equal(0);
+    });
+
+    it("leaves a job whose S3 failures persist for redelivery: no DLQ, no error report, not deleted", async function () {
+        const { bucket, queueUrl, dlqUrl } = await setup();
+        await aws.put(bucket, "flaky/b.zip", await tinyJobZip("b"));
+        await aws.send(queueUrl, { bucket, key: "flaky/b.zip" });
+        const s3 = flakyS3(moto, "GetObjectCommand", Infinity);
+        const { code, logs } = await runWorkerInProcess(workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl }), { s3 });
+        expect(code).to.equal(0);
+        expect(events(logs, "failed").map((l) => l.status)).to.deep.equal(["transient"]);
+        expect(events(logs, "deleted")).to.be.empty;
+        expect(events(logs, "released")).to.have.length(1);
+        expect(await aws.get(bucket, "flaky/b.error.json")).to.equal(undefined);
+        expect(await aws.depth(dlqUrl)).to.equal(0);
+        expect(await aws.depth(queueUrl)).to.equal(1);
     });
 
     describe("as a process (worker-image/src/main.ts)", function () {

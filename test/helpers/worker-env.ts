@@ -215,16 +215,44 @@ export function workerEnv(moto: Moto, extra: Record<string, string>): Record<str
  * Runs a worker in-process until it exits (drain mode), with its config from `env` (moto's endpoint/credentials must
  * already be in process.env: see useMotoEnv). Returns the exit code and the captured log lines.
  */
-export async function runWorkerInProcess(env: Record<string, string>): Promise<{ code: number; logs: LogLine[] }> {
+export async function runWorkerInProcess(
+    env: Record<string, string>,
+    opts: { s3?: S3Client; onLog?: (line: LogLine, worker: Worker) => void } = {},
+): Promise<{ code: number; logs: LogLine[] }> {
     const logs: LogLine[] = [];
     const cfg: WorkerConfig = configFromEnv(env);
-    const worker = new Worker(cfg, new PovrayProcessor(), {
+    const worker: Worker = new Worker(cfg, new PovrayProcessor(), {
+        s3: opts.s3,
         log: (event, fields = {}) => {
-            logs.push({ event, ...fields });
+            const line = { event, ...fields };
+            logs.push(line);
+            opts.onLog?.(line, worker);
         },
     });
     const code = await worker.run();
     return { code, logs };
+}
+
+/**
+ * An S3 client on moto whose `send` fails with a 503 for the first `failures` commands named `commandName`
+ * (Infinity = always): to exercise the worker's transient-failure path.
+ */
+export function flakyS3(moto: Moto, commandName: string, failures: number): S3Client {
+    const client = new S3Client({ region: "us-east-1", endpoint: moto.endpoint, forcePathStyle: true, maxAttempts: 1 });
+    const send = client.send.bind(client) as (...a: unknown[]) => Promise<unknown>;
+    let failed = 0;
+    (client as unknown as { send: (...a: unknown[]) => Promise<unknown> }).send = async (...args: unknown[]) => {
+        const cmd = args[0] as { constructor: { name: string } };
+        if (cmd.constructor.name === commandName && failed < failures) {
+            failed++;
+            throw Object.assign(new Error("Service Unavailable (injected)"), {
+                name: "ServiceUnavailable",
+                $metadata: { httpStatusCode: 503 },
+            });
+        }
+        return send(...args);
+    };
+    return client;
 }
 
 /** Puts moto's endpoint and fake credentials into process.env (the SDK default chain); returns a restore function. */
