@@ -159,6 +159,12 @@ export interface LambdaEcsWorkerArgs {
     /** Seconds a message stays in the dead-letter queue, 60-1209600. @default 1209600 (14 days) */
     deadLetterRetentionSeconds?: number;
 
+    /**
+     * Actions (e.g. SNS topic ARNs) of the alarm that fires when a job lands in the dead-letter queue.
+     * @default [] (the alarm only shows in CloudWatch)
+     */
+    alarmActions?: pulumi.Input<pulumi.Input<string>[]>;
+
     /** Tags applied to every taggable child resource. @default {} */
     tags?: pulumi.Input<Record<string, pulumi.Input<string>>>;
 }
@@ -395,6 +401,8 @@ export class LambdaEcsWorker extends pulumi.ComponentResource {
     public readonly queue: aws.sqs.Queue;
     /** The dead-letter queue. */
     public readonly deadLetterQueue: aws.sqs.Queue;
+    /** The alarm that fires when a job lands in the dead-letter queue. */
+    public readonly deadLetterAlarm: aws.cloudwatch.MetricAlarm;
     /** The ECS cluster. */
     public readonly cluster: aws.ecs.Cluster;
     /** The worker's task definition. */
@@ -522,6 +530,25 @@ export class LambdaEcsWorker extends pulumi.ComponentResource {
                 receiveWaitTimeSeconds: 20,
                 sqsManagedSseEnabled: true,
                 redrivePolicy: pulumi.jsonStringify({ deadLetterTargetArn: this.deadLetterQueue.arn, maxReceiveCount }),
+                tags,
+            },
+            parent,
+        );
+
+        this.deadLetterAlarm = new aws.cloudwatch.MetricAlarm(
+            `${name}-dlq-alarm`,
+            {
+                alarmDescription: `A ${name} job failed for good: see the dead-letter queue and the job's .error.json`,
+                namespace: "AWS/SQS",
+                metricName: "ApproximateNumberOfMessagesVisible",
+                dimensions: { QueueName: this.deadLetterQueue.name },
+                statistic: "Maximum",
+                period: 60,
+                evaluationPeriods: 1,
+                comparisonOperator: "GreaterThanThreshold",
+                threshold: 0,
+                treatMissingData: "notBreaching",
+                alarmActions: args.alarmActions ?? [],
                 tags,
             },
             parent,

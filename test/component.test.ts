@@ -77,6 +77,7 @@ describe("LambdaEcsWorker", () => {
                     `${T.bucketPolicy} render-bucket-policy`,
                     `${T.queue} render-dlq`,
                     `${T.queue} render-queue`,
+                    `${T.alarm} render-dlq-alarm`,
                     `${T.repo} render-repo`,
                     `${T.image} render-image`,
                     `${T.logGroup} render-logs`,
@@ -104,7 +105,7 @@ describe("LambdaEcsWorker", () => {
 
         it("THEN every child has the component as its parent", () => {
             const children = resources.filter((r) => r.type !== COMPONENT);
-            expect(children).to.have.length(28);
+            expect(children).to.have.length(29);
             for (const r of children) {
                 expect(typeChain(r.urn), r.name).to.equal(`${COMPONENT}$${r.type}`);
             }
@@ -149,6 +150,15 @@ describe("LambdaEcsWorker", () => {
                 maxReceiveCount: 3,
             });
             expect(dlq.messageRetentionSeconds).to.equal(14 * 24 * 3600);
+            const alarm = one(resources, T.alarm, "render-dlq-alarm").inputs;
+            expect(alarm).to.include({
+                namespace: "AWS/SQS",
+                metricName: "ApproximateNumberOfMessagesVisible",
+                comparisonOperator: "GreaterThanThreshold",
+                threshold: 0,
+            });
+            expect(alarm.dimensions).to.deep.equal({ QueueName: "render-dlq-0000000" });
+            expect(alarm.alarmActions).to.deep.equal([]);
             expect(queue.visibilityTimeoutSeconds).to.equal(300);
         });
 
@@ -408,6 +418,7 @@ describe("LambdaEcsWorker", () => {
                 maxTasks: 4,
                 launcherConcurrency: "unreserved",
                 environment: { QUALITY: "9" },
+                alarmActions: ["arn:aws:sns:eu-west-1:111122223333:oncall"],
                 tags: { team: "vision" },
             }));
         });
@@ -416,7 +427,7 @@ describe("LambdaEcsWorker", () => {
             for (const t of [T.bucket, T.publicAccess, T.bucketPolicy, T.repo, T.image, T.sg]) {
                 expect(resources.filter((r) => r.type === t), t).to.have.length(0);
             }
-            expect(resources).to.have.length(21);
+            expect(resources).to.have.length(22);
         });
 
         it("THEN one notification entry per suffix carries the prefix", () => {
@@ -436,6 +447,12 @@ describe("LambdaEcsWorker", () => {
                 "arn:aws:s3:::shared-bucket/results/*.png",
                 "arn:aws:s3:::shared-bucket/results/*.log",
                 "arn:aws:s3:::shared-bucket/results/*.error.json",
+            ]);
+        });
+
+        it("THEN the dead-letter alarm notifies the given actions", () => {
+            expect(one(resources, T.alarm, "scan-dlq-alarm").inputs.alarmActions).to.deep.equal([
+                "arn:aws:sns:eu-west-1:111122223333:oncall",
             ]);
         });
 
@@ -473,9 +490,9 @@ describe("LambdaEcsWorker", () => {
 
         it("THEN every taggable child carries the tags", () => {
             const taggable = resources.filter((r) =>
-                [T.queue, T.logGroup, T.cluster, T.role, T.taskDef, T.fn].includes(r.type),
+                [T.queue, T.logGroup, T.cluster, T.role, T.taskDef, T.fn, T.alarm, T.eventRule].includes(r.type),
             );
-            expect(taggable).to.have.length(10);
+            expect(taggable).to.have.length(12);
             for (const r of taggable) expect(r.inputs.tags, r.name).to.deep.equal({ team: "vision" });
         });
     });
@@ -501,7 +518,7 @@ describe("LambdaEcsWorker", () => {
             const scaleIn = one(resources, T.scalingPolicy, "svc-scale-in").inputs.stepScalingPolicyConfiguration;
             expect(scaleIn.stepAdjustments).to.deep.equal([{ metricIntervalUpperBound: "0", scalingAdjustment: 0 }]);
             const alarms = resources
-                .filter((r) => r.type === T.alarm)
+                .filter((r) => r.type === T.alarm && r.name !== "svc-dlq-alarm")
                 .map((r) => [r.name, r.inputs.comparisonOperator])
                 .sort((a, b) => b[0].localeCompare(a[0]));
             expect(alarms).to.deep.equal([
