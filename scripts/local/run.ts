@@ -16,7 +16,7 @@ import { outputKeys } from "../../worker-image/src/keys";
 import { Clients, makeClients, provision, Provisioned } from "./emulator";
 import { LocalLauncher } from "./launcher";
 import { JobResult, Progress, summaryTable } from "./progress";
-import { DEFAULT_IMAGE, podmanAvailable, podmanRunner, processRunner, Runner, RunningTask } from "./runners";
+import { DEFAULT_IMAGE, imageStaleness, podmanAvailable, podmanRunner, processRunner, Runner, RunningTask } from "./runners";
 import { DeclaredStack, evaluateStack } from "./stack";
 
 export interface LocalOptions {
@@ -124,6 +124,11 @@ export async function runLocal(o: LocalOptions, progress: Progress): Promise<Loc
     const p: Provisioned = await provision(c, moto.endpoint, region, declared);
     const notes = [...p.notes, `WORKER_WAIT_SECONDS=${o.workerWaitSeconds} for quick drain-and-exit`];
     if (p.launcherEnv.LAUNCH_MODE === "service") notes.push("launchMode service: the local runner stands in for the ECS service's queue-depth scaling");
+    const stale = runner.kind === "podman" ? imageStaleness(o.image) : undefined;
+    if (stale) {
+        notes.push(stale);
+        progress.log(`warning: ${stale}`);
+    }
     if (runner.kind === "process") notes.push("WORKER_SCRATCH_DIR: a temp dir per task (local processes)");
     progress.log(`emulator ${moto.endpoint} · run ${runId} · bucket ${p.bucket} · max tasks ${declared.launcher.environment.MAX_TASKS} · workers: ${runner.describe}`);
 

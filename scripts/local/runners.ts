@@ -120,10 +120,34 @@ export function containerFlags(container: any): string[] {
     const flags: string[] = [];
     if (container?.user) flags.push("--user", String(container.user));
     if (container?.readonlyRootFilesystem) flags.push("--read-only");
+    if (container?.linuxParameters?.initProcessEnabled) flags.push("--init");
     for (const m of container?.mountPoints ?? []) {
         if (m?.containerPath) flags.push("--tmpfs", m.containerPath);
     }
     return flags;
+}
+
+/** A warning when the image was built before the last change to worker-image/ (the container would run old code). */
+export function imageStaleness(image: string): string | undefined {
+    const r = spawnSync("podman", [...PODMAN_FLAGS, "image", "inspect", "--format", "{{.Created.Unix}}", image], { encoding: "utf8" });
+    const created = Number(r.stdout?.trim()) * 1000;
+    if (!created) return undefined;
+    let newest = 0;
+    let newestFile = "";
+    const walk = (p: string) => {
+        const st = fs.statSync(p, { throwIfNoEntry: false });
+        if (!st) return;
+        if (st.isDirectory()) {
+            for (const n of fs.readdirSync(p)) if (n !== "node_modules" && n !== "dist") walk(path.join(p, n));
+        } else if (st.mtimeMs > newest) {
+            newest = st.mtimeMs;
+            newestFile = p;
+        }
+    };
+    walk(path.join(ROOT, "worker-image"));
+    return newest > created
+        ? `image ${image} is older than ${path.relative(ROOT, newestFile)}: rebuild it with \`npm run image\` to run the current worker`
+        : undefined;
 }
 
 /** A container of the built worker image per task. */
