@@ -94,12 +94,21 @@ class Cleanup {
 export const cleanup = new Cleanup();
 
 export async function runLocal(o: LocalOptions, progress: Progress): Promise<LocalSummary> {
-    const started = Date.now();
     const runId = crypto.randomBytes(4).toString("hex");
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `lew-local-${runId}-`));
+    try {
+        return await run(o, progress, runId, tmp);
+    } finally {
+        await cleanup.run();
+        fs.rmSync(tmp, { recursive: true, force: true });
+    }
+}
+
+async function run(o: LocalOptions, progress: Progress, runId: string, tmp: string): Promise<LocalSummary> {
+    const started = Date.now();
     const outDir = path.resolve(o.outDir);
     const logsDir = path.join(outDir, ".logs", runId);
     fs.mkdirSync(logsDir, { recursive: true });
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `lew-local-${runId}-`));
 
     for (const f of o.inputs) if (!fs.existsSync(f) || !fs.statSync(f).isFile()) throw new Error(`no such file: ${f}`);
 
@@ -180,7 +189,7 @@ export async function runLocal(o: LocalOptions, progress: Progress): Promise<Loc
             j.uploadedAt = Date.now();
         }),
     );
-    progress.log(`uploaded ${jobs.length} job(s) to s3://${p.bucket}/${prefix}`);
+    progress.log(`uploaded ${jobs.filter((j) => !j.result).length} job(s) to s3://${p.bucket}/${prefix}`);
 
     // ---------------------------------------------------------------- the loop
     const taskEnvBase = (container: any): Record<string, string> =>
@@ -237,14 +246,20 @@ export async function runLocal(o: LocalOptions, progress: Progress): Promise<Loc
     let lastEventAt = Date.now();
     const eventsLoop = (async () => {
         while (!settled() && Date.now() < deadline && !stopping && !cleanup.interrupted) {
-            const r = await c.sqs.send(new ReceiveMessageCommand({ QueueUrl: p.eventsQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
-            for (const m of r.Messages ?? []) {
-                eventsBusy = true;
-                await handleEvent(m.Body ?? "").finally(() => {
-                    eventsBusy = false;
-                    lastEventAt = Date.now();
-                });
-                await c.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: p.eventsQueueUrl, Entries: [{ Id: "0", ReceiptHandle: m.ReceiptHandle! }] }));
+            try {
+                const r = await c.sqs.send(new ReceiveMessageCommand({ QueueUrl: p.eventsQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
+                for (const m of r.Messages ?? []) {
+                    eventsBusy = true;
+                    await handleEvent(m.Body ?? "").finally(() => {
+                        eventsBusy = false;
+                        lastEventAt = Date.now();
+                    });
+                    await c.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: p.eventsQueueUrl, Entries: [{ Id: "0", ReceiptHandle: m.ReceiptHandle! }] }));
+                }
+            } catch (e) {
+                if (stopping || cleanup.interrupted) break;
+                progress.log(`events queue: ${errText(e)} (retrying)`);
+                await sleep(1000);
             }
         }
     })();
@@ -431,13 +446,21 @@ export async function runLocal(o: LocalOptions, progress: Progress): Promise<Loc
     };
 
     try {
+        let errors = 0;
         while (!settled() && Date.now() < deadline && !cleanup.interrupted) {
-            await pollTasks();
-            await pollDlq();
-            await pollOutputs();
-            await pollQueue();
-            await nudgeIfStalled();
-            await scaleService();
+            try {
+                await pollTasks();
+                await pollDlq();
+                await pollOutputs();
+                await pollQueue();
+                await nudgeIfStalled();
+                await scaleService();
+                errors = 0;
+            } catch (e) {
+                if (cleanup.interrupted) break;
+                if (++errors >= 5) throw e;
+                progress.log(`emulator call failed: ${errText(e)} (retrying)`);
+            }
             progress.update(counts());
             if (!settled()) await sleep(300);
         }
@@ -448,7 +471,6 @@ export async function runLocal(o: LocalOptions, progress: Progress): Promise<Loc
         progress.end();
         await eventsLoop.catch(() => undefined);
         await cleanup.run();
-        fs.rmSync(tmp, { recursive: true, force: true });
     }
 
     const results = jobs.map((j) => j.result!);
