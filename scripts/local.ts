@@ -24,6 +24,7 @@ options:
   --image REF          worker image for podman (default ${DEFAULT_IMAGE})
   --timeout SECONDS    give up on unfinished jobs after this long, reported as "timed out" (default 600)
   --worker-wait SECONDS  the workers' SQS long-poll wait, WORKER_WAIT_SECONDS (default 1)
+  --reconcile-seconds N  run the stack's launcher schedule (drain mode's reconcile, rate(1 minute)) every N s (default 5)
   --config KEY=VALUE   any other config key of Pulumi.yaml (repeatable), e.g. --config renderTimeoutSeconds=60
   --plan               only apply the stack to a fresh emulator and print what it then holds (JSON); no scenes needed
 `;
@@ -37,6 +38,7 @@ export function parseArgs(argv: string[]): LocalOptions {
         image: DEFAULT_IMAGE,
         timeoutSeconds: 600,
         workerWaitSeconds: 1,
+        reconcileSeconds: 5,
         config: {},
     };
     const num = (flag: string, v: string | undefined, min: number, max: number) => {
@@ -76,6 +78,9 @@ export function parseArgs(argv: string[]): LocalOptions {
                 break;
             case "--worker-wait":
                 o.workerWaitSeconds = num("--worker-wait", value(), 0, 20);
+                break;
+            case "--reconcile-seconds":
+                o.reconcileSeconds = num("--reconcile-seconds", value(), 1, 3600);
                 break;
             case "--config": {
                 const v = value() ?? "";

@@ -131,6 +131,14 @@ export async function provision(c: Clients, endpoint: string, region: string, d:
     if (fakeGroups.length > 0) replacements.push([fakeGroups.join(","), sg]);
 
     // ------------------------------------------------------------ cluster + task definition
+    // moto advances a task's lastStatus (RUNNING → DEACTIVATING → ... → STOPPED) each time DescribeTasks names it,
+    // while our worker is still running. Keep tasks RUNNING until they are stopped, like ECS.
+    const sm = await fetch(`${endpoint}/moto-api/state-manager/set-transition`, {
+        method: "POST",
+        body: JSON.stringify({ model_name: "ecs::task", transition: { progression: "manual", times: 1000000000 } }),
+    });
+    if (!sm.ok) notes.push(`could not pin ECS task statuses in the emulator (${sm.status}); described tasks may show as stopping`);
+
     const cluster = await c.ecs.send(
         new CreateClusterCommand({
             clusterName: d.cluster.name,

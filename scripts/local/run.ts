@@ -3,7 +3,7 @@
  * resources (evaluated from index.ts under the Pulumi mocks), the launcher's own serialized code, and the worker as a
  * podman container or a local process per ECS task.
  */
-import { DeleteMessageBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
+import { DeleteMessageBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
 import { DescribeTasksCommand, ListTasksCommand, RunTaskCommand, StopTaskCommand } from "@aws-sdk/client-ecs";
 import * as crypto from "crypto";
@@ -30,6 +30,8 @@ export interface LocalOptions {
     image: string;
     timeoutSeconds: number;
     workerWaitSeconds: number;
+    /** Seconds between the emulated runs of the stack's launcher schedules (rate(1 minute) in AWS). */
+    reconcileSeconds: number;
     /** Extra Pulumi config (`key=value`), as `pulumi config set` would give index.ts. */
     config: Record<string, string>;
 }
@@ -47,8 +49,8 @@ export interface LocalSummary {
     seconds: number;
     tasksStarted: number;
     launcherInvocations: number;
-    /** Upload events re-sent to the launcher because jobs were queued with no task running (see nudgeIfStalled). */
-    stallNudges: number;
+    /** Scheduled (reconcile) events handed to the launcher. */
+    scheduledInvocations: number;
     jobs: JobResult[];
     notes: string[];
 }
@@ -132,6 +134,7 @@ async function run(o: LocalOptions, progress: Progress, runId: string, tmp: stri
     const c: Clients = makeClients(moto.endpoint, region);
     const p: Provisioned = await provision(c, moto.endpoint, region, declared);
     const notes = [...p.notes, `WORKER_WAIT_SECONDS=${o.workerWaitSeconds} for quick drain-and-exit`];
+    for (const sch of declared.schedules) notes.push(`schedule ${sch.rule} (${sch.scheduleExpression}) invokes the launcher every ${o.reconcileSeconds} s`);
     if (p.launcherEnv.LAUNCH_MODE === "service") notes.push("launchMode service: the local runner stands in for the ECS service's queue-depth scaling");
     const stale = runner.kind === "podman" ? imageStaleness(o.image) : undefined;
     if (stale) {
@@ -232,28 +235,25 @@ async function run(o: LocalOptions, progress: Progress, runId: string, tmp: stri
         }
         const attempts = 1 + declared.launcher.maximumRetryAttempts;
         for (let attempt = 1; attempt <= attempts; attempt++) {
+            if (stopping || cleanup.interrupted) return;
             invocations++;
             const r = await launcher.invoke(event);
-            if (r.ok) return;
+            if (r.ok || stopping || cleanup.interrupted) return;
             progress.log(`launcher invocation failed (attempt ${attempt} of ${attempts}): ${r.error}`);
             if (attempt === attempts) {
-                const { SendMessageCommand } = await import("@aws-sdk/client-sqs");
-                await c.sqs.send(new SendMessageCommand({ QueueUrl: p.dlqUrl, MessageBody: JSON.stringify({ ...event, reason: `launcher failed: ${r.error}` }) }));
+                // Lambda's on-failure destination of the async invocation: the dead-letter queue.
+                await c.sqs
+                    .send(new SendMessageCommand({ QueueUrl: p.dlqUrl, MessageBody: JSON.stringify({ ...event, reason: `launcher failed: ${r.error}` }) }))
+                    .catch((e) => progress.log(`could not dead-letter the event: ${errText(e)}`));
             }
         }
     };
-    let eventsBusy = false;
-    let lastEventAt = Date.now();
     const eventsLoop = (async () => {
         while (!settled() && Date.now() < deadline && !stopping && !cleanup.interrupted) {
             try {
                 const r = await c.sqs.send(new ReceiveMessageCommand({ QueueUrl: p.eventsQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
                 for (const m of r.Messages ?? []) {
-                    eventsBusy = true;
-                    await handleEvent(m.Body ?? "").finally(() => {
-                        eventsBusy = false;
-                        lastEventAt = Date.now();
-                    });
+                    await handleEvent(m.Body ?? "");
                     await c.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: p.eventsQueueUrl, Entries: [{ Id: "0", ReceiptHandle: m.ReceiptHandle! }] }));
                 }
             } catch (e) {
@@ -376,37 +376,31 @@ async function run(o: LocalOptions, progress: Progress, runId: string, tmp: stri
         inFlight = Number(a.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0);
     };
 
-    // Drain mode has a window: a task whose worker has seen an empty queue and is exiting still counts as running, so
-    // a job queued in that window starts no task and waits for the next upload. Locally there is no next upload: when
-    // jobs stay queued with no task running for a while, hand the launcher the S3 event of one pending job again (it
-    // queues a duplicate, harmless since outputs are idempotent, and starts tasks for the whole backlog).
-    let stalledSince = 0;
-    const nudgeIfStalled = async () => {
-        if (serviceMode) return;
-        const pending = jobs.filter((j) => !j.result);
-        const stalled = pending.length > 0 && visible > 0 && cleanup.tasks.size === 0 && !eventsBusy && Date.now() - lastEventAt > 2000;
-        if (!stalled) {
-            stalledSince = 0;
-            return;
+    // The stack's EventBridge schedules invoke the launcher with a "Scheduled Event" (drain mode's reconcile run: jobs
+    // left waiting, e.g. by an upload that raced the last task's exit, get a task). Emulated at a compressed interval.
+    const schedules = declared.schedules;
+    let nextTick = Date.now() + o.reconcileSeconds * 1000;
+    let ticks = 0;
+    const tickSchedules = () => {
+        if (schedules.length === 0 || Date.now() < nextTick) return;
+        nextTick = Date.now() + o.reconcileSeconds * 1000;
+        for (const sch of schedules) {
+            ticks++;
+            const event = {
+                version: "0",
+                id: crypto.randomUUID(),
+                "detail-type": "Scheduled Event",
+                source: "aws.events",
+                account: "123456789012",
+                time: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+                region,
+                resources: [`arn:aws:events:${region}:123456789012:rule/${sch.rule}`],
+                detail: {},
+            };
+            // In the background, serialized with the S3 events like every invocation of the function.
+            void handleEvent(JSON.stringify(event));
         }
-        if (stalledSince === 0) stalledSince = Date.now();
-        if (Date.now() - stalledSince < 5000) return;
-        stalledSince = 0;
-        const j = pending[0];
-        progress.log(`${visible} job(s) queued but no task running for 5 s (drain-mode race): re-sending the upload event of ${j.key} to the launcher`);
-        nudges++;
-        const key = encodeURIComponent(j.key).replace(/%20/g, "+").replace(/%2F/g, "/");
-        eventsBusy = true;
-        await handleEvent(
-            JSON.stringify({
-                Records: [{ eventSource: "aws:s3", eventName: "ObjectCreated:Put", eventTime: new Date().toISOString(), s3: { bucket: { name: p.bucket }, object: { key } } }],
-            }),
-        ).finally(() => {
-            eventsBusy = false;
-            lastEventAt = Date.now();
-        });
     };
-    let nudges = 0;
 
     // launchMode "service": the stack's ECS service scales on queue depth (CloudWatch alarms + Application Auto
     // Scaling, which the emulator doesn't run). Stand in for it: start tasks while jobs wait, up to maxTasks; its
@@ -453,7 +447,7 @@ async function run(o: LocalOptions, progress: Progress, runId: string, tmp: stri
                 await pollDlq();
                 await pollOutputs();
                 await pollQueue();
-                await nudgeIfStalled();
+                tickSchedules();
                 await scaleService();
                 errors = 0;
             } catch (e) {
@@ -484,7 +478,7 @@ async function run(o: LocalOptions, progress: Progress, runId: string, tmp: stri
         seconds: (Date.now() - started) / 1000,
         tasksStarted,
         launcherInvocations: invocations,
-        stallNudges: nudges,
+        scheduledInvocations: ticks,
         jobs: results,
         notes,
     };
@@ -523,6 +517,7 @@ export async function planLocal(o: LocalOptions): Promise<Record<string, unknown
             taskDefinition,
             subnets: p.subnets,
             securityGroups: p.securityGroups,
+            schedules: declared.schedules,
             launcher: { environment: p.launcherEnv, maximumRetryAttempts: declared.launcher.maximumRetryAttempts, timeoutSeconds: declared.launcher.timeoutSeconds },
             notes: p.notes,
         };

@@ -49,6 +49,8 @@ export interface DeclaredStack {
         executionRoleArn?: string;
         taskRoleArn?: string;
     };
+    /** EventBridge schedules that invoke the launcher (drain mode's "reconcile" runs). */
+    schedules: { rule: string; scheduleExpression: string; intervalSeconds: number }[];
     launcher: {
         name: string;
         environment: Record<string, string>;
@@ -74,6 +76,14 @@ export function declaredConfigDefaults(root = ROOT): Record<string, string> {
         else if (v && key) out[key] = v[1].replace(/^"(.*)"$/, "$1");
     }
     return out;
+}
+
+/** Seconds of an EventBridge `rate(N unit)` expression; 0 for anything else (cron expressions are not emulated). */
+export function rateSeconds(expr: string): number {
+    const m = /^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$/.exec(expr.trim());
+    if (!m) return 0;
+    const unit = m[2].startsWith("minute") ? 60 : m[2].startsWith("hour") ? 3600 : 86400;
+    return Number(m[1]) * unit;
 }
 
 function single<T extends { type: string; name: string }>(resources: T[], type: string, pred: (r: T) => boolean = () => true): T {
@@ -138,8 +148,20 @@ export async function evaluateStack(overrides: Record<string, string> = {}): Pro
     const td = single(resources, "aws:ecs/taskDefinition:TaskDefinition");
     const ti = td.inputs;
 
+    const schedules = resources
+        .filter((r) => r.type === "aws:cloudwatch/eventTarget:EventTarget" && String(r.inputs.arn ?? "").endsWith(`:function:${launcherName}`))
+        .map((target) => {
+            const rule = resources.find(
+                (r) => r.type === "aws:cloudwatch/eventRule:EventRule" && String(target.inputs.rule ?? "").startsWith(r.name) && r.inputs.scheduleExpression,
+            );
+            const expr: string = rule?.inputs.scheduleExpression ?? "";
+            return { rule: String(target.inputs.rule), scheduleExpression: expr, intervalSeconds: rateSeconds(expr) };
+        })
+        .filter((x) => x.intervalSeconds > 0);
+
     return {
         config,
+        schedules,
         bucketName,
         queue: { fakeUrl: queueUrl, fakeArn: "", name: queueName(queueUrl), attributes: attrs(work.inputs) },
         deadLetterQueue: { fakeUrl: dlqUrl, fakeArn: redrive.deadLetterTargetArn, name: queueName(dlqUrl), attributes: attrs(dlqRes.inputs) },
