@@ -107,6 +107,19 @@ describe("worker units", function () {
             expect(ini).to.include("Width=8");
             expect(() => buildRenderIni({ dir: "/s", pov: 'x".pov' }, "/o.png", 1, null)).to.throw(PermanentError);
         });
+        it("finds <base>.ini first, else the only .pov, looking inside a single top-level folder", function () {
+            const dir = fs.mkdtempSync(path.join(os.tmpdir(), "scene-"));
+            fs.mkdirSync(path.join(dir, "folder"));
+            fs.writeFileSync(path.join(dir, "folder/a.pov"), "");
+            fs.writeFileSync(path.join(dir, "folder/other.ini"), "Width=5\n");
+            expect(findScene(dir, "job")).to.deep.include({ dir: path.join(dir, "folder"), pov: "a.pov" });
+            fs.writeFileSync(path.join(dir, "folder/b.pov"), "");
+            fs.writeFileSync(path.join(dir, "folder/job.ini"), "Input_File_Name=b.pov\nWidth=5\n");
+            const s = findScene(dir, "job");
+            expect(s).to.deep.include({ pov: "b.pov", ini: "job.ini" });
+            expect(s.sanitized!.options).to.deep.equal([["Width", "5"]]);
+            fs.rmSync(dir, { recursive: true });
+        });
         it("rejects an Input_File_Name outside the job", function () {
             const dir = fs.mkdtempSync(path.join(os.tmpdir(), "scene-"));
             fs.writeFileSync(path.join(dir, "job.ini"), "Input_File_Name=../../etc/passwd\n");
@@ -151,6 +164,21 @@ describe("worker units", function () {
             expect((err as Error).message).to.include("liar.inc");
             const written = fs.existsSync(path.join(dir, "out/liar.inc")) ? fs.statSync(path.join(dir, "out/liar.inc")).size : 0;
             expect(written).to.be.at.most(1000);
+            fs.rmSync(dir, { recursive: true });
+        });
+
+        it("rejects duplicate entry names instead of overwriting", async function () {
+            const zip = await makeZip([
+                { name: "a.pov", data: "first" },
+                { name: "a.pov", data: "second" },
+            ]);
+            const dir = fs.mkdtempSync(path.join(os.tmpdir(), "unzip-"));
+            fs.writeFileSync(path.join(dir, "z.zip"), zip);
+            fs.mkdirSync(path.join(dir, "out"));
+            let err: unknown;
+            await extractZip(path.join(dir, "z.zip"), path.join(dir, "out"), { maxEntries: 10, maxBytes: 100 }).catch((e) => (err = e));
+            expect(err).to.be.instanceOf(PermanentError);
+            expect((err as Error).message).to.equal('zip rejected: entry "a.pov": duplicate entry');
             fs.rmSync(dir, { recursive: true });
         });
 
