@@ -77,6 +77,8 @@ async function main(): Promise<void> {
         print("e2e_runner", e2e.summary.runner);
         print("e2e_seconds", e2e.seconds.toFixed(2));
         print("e2e_job_seconds", e2e.summary.jobs[0].seconds.toFixed(2));
+        print("e2e_setup_seconds", e2e.summary.phases.setupSeconds.toFixed(2));
+        print("e2e_shutdown_seconds", e2e.summary.phases.shutdownSeconds.toFixed(2));
 
         const scene = path.join(dir, "povray");
         fs.cpSync(path.join(ROOT, "examples/spheres"), scene, { recursive: true });

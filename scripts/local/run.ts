@@ -47,6 +47,8 @@ export interface LocalSummary {
     outDir: string;
     logsDir: string;
     seconds: number;
+    /** Where the time went: stack + emulator + launcher + uploads; until every job settled; stopping everything. */
+    phases: { setupSeconds: number; jobsSeconds: number; shutdownSeconds: number };
     tasksStarted: number;
     launcherInvocations: number;
     /** Scheduled (reconcile) events handed to the launcher. */
@@ -193,6 +195,7 @@ async function run(o: LocalOptions, progress: Progress, runId: string, tmp: stri
         }),
     );
     progress.log(`uploaded ${jobs.filter((j) => !j.result).length} job(s) to s3://${p.bucket}/${prefix}`);
+    const setupSeconds = (Date.now() - started) / 1000;
 
     // ---------------------------------------------------------------- the loop
     const taskEnvBase = (container: any): Record<string, string> =>
@@ -210,6 +213,7 @@ async function run(o: LocalOptions, progress: Progress, runId: string, tmp: stri
     let inFlight = 0;
     let visible = 0;
     let stopping = false;
+    let settledAt = 0;
 
     const shown = (file: string) => {
         const rel = path.relative(process.cwd(), file);
@@ -460,6 +464,7 @@ async function run(o: LocalOptions, progress: Progress, runId: string, tmp: stri
         }
     } finally {
         stopping = true;
+        settledAt = Date.now();
         for (const j of jobs) if (!j.result) finish(j, "failed", undefined, cleanup.interrupted ? `interrupted (${cleanup.interrupted})` : "timed out");
         progress.update(counts());
         progress.end();
@@ -476,6 +481,11 @@ async function run(o: LocalOptions, progress: Progress, runId: string, tmp: stri
         outDir,
         logsDir,
         seconds: (Date.now() - started) / 1000,
+        phases: {
+            setupSeconds,
+            jobsSeconds: (settledAt - started) / 1000 - setupSeconds,
+            shutdownSeconds: (Date.now() - settledAt) / 1000,
+        },
         tasksStarted,
         launcherInvocations: invocations,
         scheduledInvocations: ticks,
