@@ -94,6 +94,7 @@ async function expectNothingLeft(runId: string, endpoint: string): Promise<void>
     expect(processesWith(`--lew-local-run=${runId}`), "worker/launcher processes").to.deep.equal([]);
     expect(processesWith(`lew-local-${runId}-`), "povray of local workers (scratch dir of the run)").to.deep.equal([]);
     expect(containersOf(runId), "containers").to.deep.equal([]);
+    expect(fs.readdirSync(os.tmpdir()).filter((d) => d.startsWith(`lew-local-${runId}-`)), "temp dir of the run").to.deep.equal([]);
 }
 
 describe("npm run local --plan: the emulator holds what the stack declares", function () {

@@ -77,6 +77,8 @@ class Cleanup {
     moto?: Moto;
     launcher?: LocalLauncher;
     tasks = new Map<string, RunningTask>();
+    /** Temp dirs of the run (launcher code, local workers' scratch), removed last. */
+    dirs: string[] = [];
     private done?: Promise<void>;
 
     run(): Promise<void> {
@@ -84,6 +86,7 @@ class Cleanup {
             await Promise.all([...this.tasks.values()].map((t) => t.stop(5).catch(() => undefined)));
             await this.launcher?.stop().catch(() => undefined);
             await this.moto?.stop().catch(() => undefined);
+            this.removeDirs();
         })();
         return this.done;
     }
@@ -92,6 +95,11 @@ class Cleanup {
     killNow(): void {
         for (const t of this.tasks.values()) t.killNow();
         this.launcher?.killNow();
+        this.removeDirs();
+    }
+
+    private removeDirs(): void {
+        for (const d of this.dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
     }
 }
 
@@ -100,11 +108,11 @@ export const cleanup = new Cleanup();
 export async function runLocal(o: LocalOptions, progress: Progress): Promise<LocalSummary> {
     const runId = crypto.randomBytes(4).toString("hex");
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `lew-local-${runId}-`));
+    cleanup.dirs.push(tmp);
     try {
         return await run(o, progress, runId, tmp);
     } finally {
         await cleanup.run();
-        fs.rmSync(tmp, { recursive: true, force: true });
     }
 }
 
