@@ -130,6 +130,11 @@ async function main() {
         out("cli_baseline_jobs_per_s", cliJobsPerS.toFixed(3));
         out("speedup_vs_cli", (workerJobsPerS / cliJobsPerS).toFixed(1));
         out("speedup_vs_cli_target", ">= 10");
+        // povray's fixed ~0.65 s per render (it idles in timed waits even for 32x24) caps any one-render-at-a-time
+        // worker near (CLI s/job) / (povray s/job); the per-job time spent outside povray compares the runtimes alone.
+        const cliOverheadPerJob = cliSeconds / JOBS - povraySecondsPerJob;
+        out("cli_baseline_overhead_s_per_job", cliOverheadPerJob.toFixed(3));
+        out("overhead_cli_over_worker", (cliOverheadPerJob / Math.max(0.001, workerPerJob - povraySecondsPerJob)).toFixed(1));
         out("worker_concurrency4_jobs_per_s", (JOBS / four.seconds).toFixed(2));
         out("speedup_vs_cli_concurrency4", (JOBS / four.seconds / cliJobsPerS).toFixed(1));
     } finally {

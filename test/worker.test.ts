@@ -2,6 +2,7 @@
  * The worker (worker-image/src) against moto_server and the real povray: the runtime in-process for most cases,
  * as a child process (`node -r ts-node/register/transpile-only worker-image/src/main.ts`) for exit codes and signals.
  */
+import { S3Client } from "@aws-sdk/client-s3";
 import { expect } from "chai";
 import * as fs from "fs";
 import * as os from "os";
@@ -326,6 +327,37 @@ describe("worker (moto + povray)", function () {
         const { ListObjectsV2Command } = await import("@aws-sdk/client-s3");
         const listed = await aws.s3.send(new ListObjectsV2Command({ Bucket: bucket }));
         expect(listed.Contents!.map((o) => o.Key).sort()).to.deep.equal(["dup/a.log", "dup/a.png", "dup/a.zip"]);
+    });
+
+    it("renders one job at a time per loop, finishing a job's uploads while the next job renders", async function () {
+        const { bucket, queueUrl, dlqUrl } = await setup();
+        const keys = ["pipe/a.zip", "pipe/b.zip", "pipe/c.zip"];
+        for (const k of keys) {
+            await aws.put(bucket, k, await tinyJobZip(k.slice(5, 6)));
+            await aws.send(queueUrl, { bucket, key: k });
+        }
+        // Slow uploads (300 ms each) so that overlapping them with the next job shows in the log order.
+        const s3 = new S3Client({ region: "us-east-1", endpoint: moto.endpoint, forcePathStyle: true });
+        const send = s3.send.bind(s3) as (...a: unknown[]) => Promise<unknown>;
+        (s3 as unknown as { send: unknown }).send = async (cmd: { constructor: { name: string } }, ...rest: unknown[]) => {
+            if (cmd.constructor.name === "PutObjectCommand") await new Promise((r) => setTimeout(r, 300));
+            return send(cmd, ...rest);
+        };
+        const { code, logs } = await runWorkerInProcess(workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl }), { s3 });
+        expect(code).to.equal(0);
+        for (const k of keys) expect(pngSize((await aws.get(bucket, k.replace(".zip", ".png")))!)).to.deep.equal({ width: 32, height: 24 });
+        expect(events(logs, "deleted")).to.have.length(3);
+        const order = logs.map((l) => `${l.event}:${l.key ?? ""}`);
+        const at = (event: string, key: string) => order.indexOf(`${event}:${key}`);
+        for (let i = 1; i < keys.length; i++) {
+            // One render at a time: the next scene starts only after the previous render ended...
+            expect(at("scene", keys[i]), keys[i]).to.be.greaterThan(at("rendered", keys[i - 1]));
+            // ...but the previous job's uploads were still running when it started.
+            const lastUpload = Math.max(...logs.flatMap((l, j) => (l.event === "uploaded" && String(l.key).startsWith(keys[i - 1].slice(0, -4)) ? [j] : [])));
+            expect(at("scene", keys[i]), keys[i]).to.be.lessThan(lastUpload);
+        }
+        expect(order.indexOf("exiting:")).to.be.greaterThan(Math.max(...order.flatMap((e, j) => (e.startsWith("deleted") ? [j] : []))));
+        expect(await aws.depth(queueUrl)).to.equal(0);
     });
 
     it("heartbeats a render longer than the visibility timeout so no other consumer receives it", async function () {

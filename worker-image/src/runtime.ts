@@ -149,7 +149,20 @@ export class Worker {
         }
     }
 
+    /**
+     * One receive loop: one job renders at a time per loop. A job's uploads and its message's deletion finish in the
+     * background while the loop receives and renders the next job, so the worker's I/O hides behind the renders.
+     */
     private async loop(index: number): Promise<void> {
+        const finishing = new Set<Promise<void>>();
+        try {
+            await this.receiveLoop(index, finishing);
+        } finally {
+            await Promise.all(finishing);
+        }
+    }
+
+    private async receiveLoop(index: number, finishing: Set<Promise<void>>): Promise<void> {
         let empty = 0;
         let failures = 0;
         while (!this.stopping) {
@@ -182,12 +195,25 @@ export class Worker {
                 continue;
             }
             empty = 0;
-            for (const m of messages) await this.handleMessage(m);
+            for (const m of messages) {
+                let processed!: () => void;
+                const rendered = new Promise<void>((resolve) => (processed = resolve));
+                const done: Promise<void> = this.handleMessage(m, processed).finally(() => {
+                    processed();
+                    finishing.delete(done);
+                });
+                finishing.add(done);
+                await rendered;
+            }
         }
     }
 
-    /** Processes one SQS message (all its jobs) and settles it: delete, release, dead-letter or leave. */
-    async handleMessage(msg: Message): Promise<void> {
+    /**
+     * Processes one SQS message (all its jobs) and settles it: delete, release, dead-letter or leave.
+     * `processed` is called once the last job's processor has finished (before its uploads), or when the message
+     * settles without reaching it.
+     */
+    async handleMessage(msg: Message, processed?: () => void): Promise<void> {
         const receiptHandle = msg.ReceiptHandle!;
         const receiveCount = Number(msg.Attributes?.ApproximateReceiveCount ?? "1") || 1;
         const flight: InFlight = { receiptHandle, controller: new AbortController(), settled: false };
@@ -209,12 +235,13 @@ export class Worker {
                 return;
             }
             const outcomes: Outcome[] = [];
-            for (const job of parsed.jobs) {
+            for (const [i, job] of parsed.jobs.entries()) {
                 if (flight.controller.signal.aborted) {
                     outcomes.push({ status: "aborted" });
                     break;
                 }
-                outcomes.push(await this.runJob(job, flight.controller.signal, receiveCount));
+                const last = i === parsed.jobs.length - 1;
+                outcomes.push(await this.runJob(job, flight.controller.signal, receiveCount, last ? processed : undefined));
             }
             if (outcomes.some((o) => o.status === "aborted")) {
                 await this.release(flight, msg.MessageId, 0, "worker stopping");
@@ -288,10 +315,10 @@ export class Worker {
     }
 
     /** One job: download, unpack, process, upload. Never throws: returns how it went. */
-    async runJob(job: Job, signal: AbortSignal, receiveCount: number): Promise<Outcome> {
+    async runJob(job: Job, signal: AbortSignal, receiveCount: number, processed?: () => void): Promise<Outcome> {
         const started = Date.now();
         try {
-            await this.processJob(job, signal);
+            await this.processJob(job, signal, processed);
             this.log("job_done", { bucket: job.bucket, key: job.key, seconds: (Date.now() - started) / 1000 });
             return { status: "ok" };
         } catch (err) {
@@ -307,7 +334,7 @@ export class Worker {
     }
 
     /** Download -> unpack -> process -> upload, in a private scratch dir removed afterwards. Throws on failure. */
-    async processJob(job: Job, signal: AbortSignal): Promise<void> {
+    async processJob(job: Job, signal: AbortSignal, processed?: () => void): Promise<void> {
         const keys = outputKeys(job.key, { inputPrefix: this.cfg.inputPrefix, outputPrefix: this.cfg.outputPrefix });
         await fs.promises.mkdir(this.cfg.scratchDir, { recursive: true });
         const jobDir = await fs.promises.mkdtemp(path.join(this.cfg.scratchDir, "job-"));
@@ -338,6 +365,7 @@ export class Worker {
                 signal,
                 log: this.log,
             });
+            processed?.();
             if (signal.aborted) throw new AbortedError();
 
             const metadata = {
