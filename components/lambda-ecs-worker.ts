@@ -67,8 +67,9 @@ export interface LambdaEcsWorkerArgs {
      */
     inputPrefix?: string;
     /**
-     * Key suffixes that are jobs, matched case-insensitively by the launcher. None may end with another, nor with an
-     * output suffix (`.png`, `.log`, `.json`), so that outputs can never retrigger the launcher.
+     * Key suffixes that are jobs. S3's notification filter compares them case-sensitively (list `".ZIP"` too to
+     * accept both); the launcher then matches case-insensitively. None may end with another, nor with an output
+     * suffix (`.png`, `.log`, `.json`), so that outputs can never retrigger the launcher.
      * @default [".zip"]
      */
     inputSuffixes?: string[];
