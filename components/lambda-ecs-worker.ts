@@ -939,90 +939,67 @@ export class LambdaEcsWorker extends pulumi.ComponentResource {
             },
             parent,
         );
-        const scaleOut = new aws.appautoscaling.Policy(
-            `${name}-scale-out`,
-            {
-                policyType: "StepScaling",
-                resourceId: target.resourceId,
-                scalableDimension: target.scalableDimension,
-                serviceNamespace: target.serviceNamespace,
-                stepScalingPolicyConfiguration: {
-                    adjustmentType: "ExactCapacity",
-                    cooldown: 60,
-                    metricAggregationType: "Maximum",
-                    stepAdjustments: [
-                        { metricIntervalLowerBound: "0", metricIntervalUpperBound: "10", scalingAdjustment: Math.min(1, maxTasks) },
-                        { metricIntervalLowerBound: "10", metricIntervalUpperBound: "50", scalingAdjustment: Math.min(Math.max(1, Math.ceil(maxTasks / 2)), maxTasks) },
-                        { metricIntervalLowerBound: "50", scalingAdjustment: maxTasks },
-                    ],
-                },
-            },
-            parent,
-        );
-        const scaleIn = new aws.appautoscaling.Policy(
-            `${name}-scale-in`,
-            {
-                policyType: "StepScaling",
-                resourceId: target.resourceId,
-                scalableDimension: target.scalableDimension,
-                serviceNamespace: target.serviceNamespace,
-                stepScalingPolicyConfiguration: {
-                    adjustmentType: "ExactCapacity",
-                    cooldown: 60,
-                    metricAggregationType: "Maximum",
-                    stepAdjustments: [{ metricIntervalUpperBound: "0", scalingAdjustment: 0 }],
-                },
-            },
-            parent,
-        );
-        const backlog = (id: string) => [
-            {
-                id: "visible",
-                metric: {
-                    namespace: "AWS/SQS",
-                    metricName: "ApproximateNumberOfMessagesVisible",
-                    dimensions: { QueueName: this.queue.name },
-                    period: 60,
-                    stat: "Maximum",
-                },
-            },
-            {
-                id: "inflight",
-                metric: {
-                    namespace: "AWS/SQS",
-                    metricName: "ApproximateNumberOfMessagesNotVisible",
-                    dimensions: { QueueName: this.queue.name },
-                    period: 60,
-                    stat: "Maximum",
-                },
-            },
-            { id, expression: "visible + inflight", label: "Jobs queued or running", returnData: true },
+        const half = Math.min(Math.max(1, Math.ceil(maxTasks / 2)), maxTasks);
+        // The backlog: jobs waiting plus jobs being worked on.
+        const backlog = [
+            ...(["ApproximateNumberOfMessagesVisible", "ApproximateNumberOfMessagesNotVisible"] as const).map((metricName, i) => ({
+                id: i === 0 ? "visible" : "inflight",
+                metric: { namespace: "AWS/SQS", metricName, dimensions: { QueueName: this.queue.name }, period: 60, stat: "Maximum" },
+            })),
+            { id: "backlog", expression: "visible + inflight", label: "Jobs queued or running", returnData: true },
         ];
-        new aws.cloudwatch.MetricAlarm(
-            `${name}-backlog-high`,
+        const steps = [
             {
+                policy: "scale-out",
+                alarm: "backlog-high",
                 comparisonOperator: "GreaterThanThreshold",
-                threshold: 0,
                 evaluationPeriods: 1,
-                metricQueries: backlog("backlog"),
-                alarmActions: [scaleOut.arn],
-                alarmDescription: `Jobs are waiting for the ${name} worker: scale out`,
-                tags,
+                description: `Jobs are waiting for the ${name} worker: scale out`,
+                stepAdjustments: [
+                    { metricIntervalLowerBound: "0", metricIntervalUpperBound: "10", scalingAdjustment: 1 },
+                    { metricIntervalLowerBound: "10", metricIntervalUpperBound: "50", scalingAdjustment: half },
+                    { metricIntervalLowerBound: "50", scalingAdjustment: maxTasks },
+                ],
             },
-            parent,
-        );
-        new aws.cloudwatch.MetricAlarm(
-            `${name}-backlog-empty`,
             {
+                policy: "scale-in",
+                alarm: "backlog-empty",
                 comparisonOperator: "LessThanOrEqualToThreshold",
-                threshold: 0,
                 evaluationPeriods: 5,
-                metricQueries: backlog("backlog"),
-                alarmActions: [scaleIn.arn],
-                alarmDescription: `No job for the ${name} worker for five minutes: scale to zero`,
-                tags,
+                description: `No job for the ${name} worker for five minutes: scale to zero`,
+                stepAdjustments: [{ metricIntervalUpperBound: "0", scalingAdjustment: 0 }],
             },
-            parent,
-        );
+        ];
+        for (const step of steps) {
+            const policy = new aws.appautoscaling.Policy(
+                `${name}-${step.policy}`,
+                {
+                    policyType: "StepScaling",
+                    resourceId: target.resourceId,
+                    scalableDimension: target.scalableDimension,
+                    serviceNamespace: target.serviceNamespace,
+                    stepScalingPolicyConfiguration: {
+                        adjustmentType: "ExactCapacity",
+                        cooldown: 60,
+                        metricAggregationType: "Maximum",
+                        stepAdjustments: step.stepAdjustments,
+                    },
+                },
+                parent,
+            );
+            new aws.cloudwatch.MetricAlarm(
+                `${name}-${step.alarm}`,
+                {
+                    comparisonOperator: step.comparisonOperator,
+                    threshold: 0,
+                    evaluationPeriods: step.evaluationPeriods,
+                    metricQueries: backlog,
+                    alarmActions: [policy.arn],
+                    alarmDescription: step.description,
+                    tags,
+                },
+                parent,
+            );
+        }
     }
 }

@@ -525,6 +525,16 @@ describe("LambdaEcsWorker", () => {
                 ["svc-backlog-high", "GreaterThanThreshold"],
                 ["svc-backlog-empty", "LessThanOrEqualToThreshold"],
             ]);
+            const high = one(resources, T.alarm, "svc-backlog-high").inputs;
+            const empty = one(resources, T.alarm, "svc-backlog-empty").inputs;
+            expect(high.alarmActions).to.deep.equal([arn("autoscaling", "scalingPolicy:svc-scale-out")]);
+            expect(empty.alarmActions).to.deep.equal([arn("autoscaling", "scalingPolicy:svc-scale-in")]);
+            expect([high.evaluationPeriods, empty.evaluationPeriods]).to.deep.equal([1, 5]);
+            expect(high.metricQueries.map((q: any) => q.expression ?? `${q.metric.metricName}(${q.metric.dimensions.QueueName})`)).to.deep.equal([
+                "ApproximateNumberOfMessagesVisible(svc-queue-0000000)",
+                "ApproximateNumberOfMessagesNotVisible(svc-queue-0000000)",
+                "visible + inflight",
+            ]);
         });
 
         it("THEN no reconcile schedule is created: the scaling alarms do that job", () => {
