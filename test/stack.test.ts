@@ -5,25 +5,10 @@ import { expect } from "chai";
 import * as fs from "fs";
 import * as path from "path";
 
+import { declaredConfig } from "../scripts/local/stack";
 import { registrationsSettled } from "./helpers/stack";
 
 const ROOT = path.resolve(__dirname, "..");
-
-/** The `config:` keys of Pulumi.yaml with their declared types and defaults (a flat, two-level YAML map). */
-function declaredConfig(): Record<string, { type: string; default: string }> {
-    const lines = fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8").split("\n");
-    const start = lines.indexOf("config:");
-    const out: Record<string, { type: string; default: string }> = {};
-    let key = "";
-    for (const line of lines.slice(start + 1)) {
-        if (/^\S/.test(line)) break;
-        const k = /^ {2}(\w+):\s*$/.exec(line);
-        const v = /^ {4}(type|default):\s*(.*)$/.exec(line);
-        if (k) out[(key = k[1])] = { type: "", default: "" };
-        else if (v) out[key][v[1] as "type" | "default"] = v[2].replace(/^"(.*)"$/, "$1");
-    }
-    return out;
-}
 
 /** `project:key` → value from Pulumi.dev.yaml (the stack's settings, without the aws: provider keys). */
 function devStackConfig(): Record<string, string> {
@@ -44,7 +29,7 @@ describe("the POV-Ray stack (index.ts)", () => {
         expect(Object.keys(declared).sort()).to.deep.equal([...new Set(read)].sort());
         for (const [k, v] of Object.entries(declared)) {
             expect(["string", "integer", "boolean"], k).to.include(v.type);
-            expect(v.default, k).not.to.equal(undefined);
+            expect(v.default, k).to.be.a("string");
         }
     });
 

@@ -62,20 +62,25 @@ export interface DeclaredStack {
     };
 }
 
-/** `config:` keys of Pulumi.yaml with their declared defaults (a flat, two-level YAML map). */
-export function declaredConfigDefaults(root = ROOT): Record<string, string> {
+/** `config:` keys of Pulumi.yaml with their declared type and default (a flat, two-level YAML map). */
+export function declaredConfig(root = ROOT): Record<string, { type?: string; default?: string }> {
     const lines = fs.readFileSync(path.join(root, "Pulumi.yaml"), "utf8").split("\n");
     const start = lines.indexOf("config:");
-    const out: Record<string, string> = {};
+    const out: Record<string, { type?: string; default?: string }> = {};
     let key = "";
     for (const line of lines.slice(start + 1)) {
         if (/^\S/.test(line)) break;
         const k = /^ {2}(\w+):\s*$/.exec(line);
-        const v = /^ {4}default:\s*(.*)$/.exec(line);
-        if (k) key = k[1];
-        else if (v && key) out[key] = v[1].replace(/^"(.*)"$/, "$1");
+        const v = /^ {4}(type|default):\s*(.*)$/.exec(line);
+        if (k) out[(key = k[1])] = {};
+        else if (v && key) out[key][v[1] as "type" | "default"] = v[2].replace(/^"(.*)"$/, "$1");
     }
     return out;
+}
+
+/** `config:` keys of Pulumi.yaml with their declared defaults. */
+export function declaredConfigDefaults(root = ROOT): Record<string, string> {
+    return Object.fromEntries(Object.entries(declaredConfig(root)).flatMap(([k, v]) => (v.default === undefined ? [] : [[k, v.default]])));
 }
 
 /** Seconds of an EventBridge `rate(N unit)` expression; 0 for anything else (cron expressions are not emulated). */
