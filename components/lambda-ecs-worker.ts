@@ -452,7 +452,7 @@ export class LambdaEcsWorker extends pulumi.ComponentResource {
         const tags = args.tags ?? {};
         const parent = { parent: this };
 
-        const region = aws.getRegionOutput({}, parent).name;
+        const region = aws.getRegionOutput({}, parent).region;
         const partition = aws.getPartitionOutput({}, parent).partition;
         const account = aws.getCallerIdentityOutput({}, parent).accountId;
 

@@ -23,7 +23,7 @@ function devStackConfig(): Record<string, string> {
 describe("the POV-Ray stack (index.ts)", () => {
     it("declares every config key it reads in Pulumi.yaml, each with a type and a default", () => {
         const declared = declaredConfig();
-        const source = fs.readFileSync(path.join(ROOT, "index.ts"), "utf8");
+        const source = fs.readFileSync(path.join(ROOT, "stack-config.ts"), "utf8");
         const read = [...source.matchAll(/config\.get(?:Number|Boolean)?\("(\w+)"\)/g)].map((m) => m[1]);
         expect(read.length).to.be.greaterThan(10);
         expect(Object.keys(declared).sort()).to.deep.equal([...new Set(read)].sort());
@@ -42,6 +42,10 @@ describe("the POV-Ray stack (index.ts)", () => {
         await registrationsSettled();
 
         expect(await valueOf(stack.bucketName)).to.equal("render-bucket-0000000");
+        // index.ts's exports are the stack's outputs: exactly the component's eight, nothing else.
+        expect(Object.keys(stack).sort()).to.deep.equal(
+            ["bucketName", "clusterArn", "deadLetterQueueUrl", "imageUri", "launcherFunctionName", "logGroupName", "queueUrl", "taskDefinitionArn"],
+        );
         for (const k of ["queueUrl", "deadLetterQueueUrl", "clusterArn", "taskDefinitionArn", "launcherFunctionName", "logGroupName", "imageUri"]) {
             expect(await valueOf(stack[k]), k).to.be.a("string").and.not.equal("");
         }
@@ -62,7 +66,7 @@ describe("the POV-Ray stack (index.ts)", () => {
     });
 
     it("parseCapacity reads the three forms and names the config key on a bad one", () => {
-        const { parseCapacity } = require("../index");
+        const { parseCapacity } = require("../stack-config");
         expect(parseCapacity("FARGATE")).to.equal("FARGATE");
         expect(parseCapacity("FARGATE_SPOT")).to.equal("FARGATE_SPOT");
         expect(parseCapacity("FARGATE:1, FARGATE_SPOT:3")).to.deep.equal({ fargateWeight: 1, spotWeight: 3 });
