@@ -37,6 +37,7 @@ export function renderWorkerArgs(config: pulumi.Config): LambdaEcsWorkerArgs {
         inputPrefix: config.get("inputPrefix"),
         outputPrefix: config.get("outputPrefix"),
         jobTimeoutSeconds: config.getNumber("renderTimeoutSeconds"),
+        environment: { WORKER_CONCURRENCY: String(config.getNumber("workerConcurrency") ?? 1) },
         visibilityTimeoutSeconds: config.getNumber("visibilityTimeoutSeconds"),
         maxReceiveCount: config.getNumber("maxReceiveCount"),
         logRetentionDays: config.getNumber("logRetentionDays"),

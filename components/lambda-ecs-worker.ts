@@ -116,8 +116,9 @@ export interface LambdaEcsWorkerArgs {
     /** Container command, overriding the image's CMD. @default - the image's CMD */
     command?: pulumi.Input<pulumi.Input<string>[]>;
     /**
-     * Extra container environment variables. They may not redefine the variables this component sets
-     * (`QUEUE_URL`, `DLQ_URL`, `AWS_REGION`, `INPUT_PREFIX`, `OUTPUT_PREFIX`, `WORKER_*`, `RENDER_TIMEOUT_SECONDS`).
+     * Extra container environment variables, e.g. the worker's tuning knobs `WORKER_CONCURRENCY` or
+     * `MAX_INPUT_BYTES`. They may not redefine the variables this component sets (listed in `RESERVED_ENVIRONMENT`:
+     * the queues, region, prefixes, timeouts, scratch dir, and the one-shot job's `JOB_BUCKET`/`JOB_KEY`).
      * @default {}
      */
     environment?: Record<string, pulumi.Input<string>>;
@@ -210,6 +211,10 @@ export const RESERVED_ENVIRONMENT = [
     "INPUT_PREFIX",
     "OUTPUT_PREFIX",
     "RENDER_TIMEOUT_SECONDS",
+    "WORKER_IDLE_EXIT",
+    "WORKER_MAX_RECEIVE_COUNT",
+    "WORKER_VISIBILITY_TIMEOUT",
+    "WORKER_SCRATCH_DIR",
     "JOB_BUCKET",
     "JOB_KEY",
 ];
@@ -337,8 +342,8 @@ export function validateLambdaEcsWorkerArgs(args: LambdaEcsWorkerArgs): string[]
         errors.push("vpcId: applies only with subnetIds; without them the default VPC is used");
     }
     for (const k of Object.keys(args.environment ?? {})) {
-        if (RESERVED_ENVIRONMENT.includes(k) || k.startsWith("WORKER_")) {
-            errors.push(`environment.${k}: is set by the component; reserved are ${RESERVED_ENVIRONMENT.join(", ")} and WORKER_*`);
+        if (RESERVED_ENVIRONMENT.includes(k)) {
+            errors.push(`environment.${k}: is set by the component; reserved are ${RESERVED_ENVIRONMENT.join(", ")}`);
         }
     }
     return errors;

@@ -417,7 +417,7 @@ describe("LambdaEcsWorker", () => {
                 capacity: { fargateWeight: 1, spotWeight: 3, fargateBase: 1 },
                 maxTasks: 4,
                 launcherConcurrency: "unreserved",
-                environment: { QUALITY: "9" },
+                environment: { QUALITY: "9", WORKER_CONCURRENCY: "2" },
                 alarmActions: ["arn:aws:sns:eu-west-1:111122223333:oncall"],
                 tags: { team: "vision" },
             }));
@@ -469,6 +469,7 @@ describe("LambdaEcsWorker", () => {
             const c = JSON.parse(td.containerDefinitions)[0];
             expect(c.image).to.equal("111122223333.dkr.ecr.eu-west-1.amazonaws.com/team/scanner:2.0");
             expect(c.environment).to.deep.include({ name: "QUALITY", value: "9" });
+            expect(c.environment).to.deep.include({ name: "WORKER_CONCURRENCY", value: "2" });
             expect(c.environment).to.deep.include({ name: "INPUT_PREFIX", value: "inbox/" });
             expect(c.environment).to.deep.include({ name: "OUTPUT_PREFIX", value: "results/" });
             const fn = one(resources, T.fn, "scan-launcher").inputs;
@@ -609,6 +610,7 @@ describe("validateLambdaEcsWorkerArgs", () => {
         ["vpc without subnets", { vpcId: "vpc-1" }, /^vpcId: applies only with subnetIds/],
         ["reserved env", { environment: { QUEUE_URL: "x" } }, /^environment.QUEUE_URL: is set by the component/],
         ["reserved WORKER_ env", { environment: { WORKER_IDLE_EXIT: "0" } }, /^environment.WORKER_IDLE_EXIT: is set by the component/],
+        ["reserved one-shot env", { environment: { JOB_KEY: "x" } }, /^environment.JOB_KEY: is set by the component; reserved are QUEUE_URL, DLQ_URL/],
         ["force destroy with existing bucket", { bucketName: "b", forceDestroyBucket: true }, /^forceDestroyBucket: applies only to a bucket this component creates/],
     ];
     for (const [title, override, message] of cases) {

@@ -62,6 +62,7 @@ describe("the POV-Ray stack (index.ts)", () => {
             name: "RENDER_TIMEOUT_SECONDS",
             value: settings["project:renderTimeoutSeconds"],
         });
+        expect(JSON.parse(td.inputs.containerDefinitions)[0].environment).to.deep.include({ name: "WORKER_CONCURRENCY", value: "1" });
         expect(td.inputs.tags).to.deep.equal({ project: "project", stack: "test", worker: "povray" });
     });
 
