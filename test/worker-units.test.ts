@@ -6,7 +6,7 @@ import * as path from "path";
 import { configFromEnv } from "../worker-image/src/config";
 import { PermanentError, isTransient } from "../worker-image/src/errors";
 import { jobBaseName, outputKeys, parseMessage } from "../worker-image/src/keys";
-import { buildRenderIni, findScene, sanitizeIni } from "../worker-image/src/povray";
+import { MAX_DROPPED_LOG_LINES, MAX_INI_BYTES, PovrayProcessor, buildRenderIni, findScene, sanitizeIni } from "../worker-image/src/povray";
 import { extractZip, unsafeEntryName } from "../worker-image/src/unzip";
 import { makeZip } from "./helpers/worker-env";
 
@@ -118,6 +118,56 @@ describe("worker units", function () {
             const s = findScene(dir, "job");
             expect(s).to.deep.include({ pov: "b.pov", ini: "job.ini" });
             expect(s.sanitized!.options).to.deep.equal([["Width", "5"]]);
+            fs.rmSync(dir, { recursive: true });
+        });
+        it("rejects an INI larger than 64 KiB as permanent, naming the file and the limit", function () {
+            const dir = fs.mkdtempSync(path.join(os.tmpdir(), "scene-"));
+            fs.writeFileSync(path.join(dir, "a.pov"), "");
+            fs.writeFileSync(path.join(dir, "job.ini"), "junk\n".repeat(Math.ceil((MAX_INI_BYTES + 1) / 5)));
+            expect(() => findScene(dir, "job")).to.throw(PermanentError, /INI "job.ini" is \d+ bytes, more than the limit of 65536 bytes/);
+            // Exactly at the limit is still read.
+            fs.writeFileSync(path.join(dir, "job.ini"), "Width=5\n" + ";".repeat(MAX_INI_BYTES - 9) + "\n");
+            expect(fs.statSync(path.join(dir, "job.ini")).size).to.equal(MAX_INI_BYTES);
+            expect(findScene(dir, "job").sanitized!.options).to.deep.equal([["Width", "5"]]);
+            fs.rmSync(dir, { recursive: true });
+        });
+        it("logs at most MAX_DROPPED_LOG_LINES dropped INI keys per job plus one summary with the total", async function () {
+            const dir = fs.mkdtempSync(path.join(os.tmpdir(), "scene-"));
+            fs.mkdirSync(path.join(dir, "in"));
+            fs.mkdirSync(path.join(dir, "work"));
+            fs.writeFileSync(path.join(dir, "in/a.pov"), "");
+            fs.writeFileSync(path.join(dir, "in/job.ini"), "junk\n".repeat(5000));
+            const logs: Array<{ event: string; [k: string]: unknown }> = [];
+            // /bin/false stands in for povray: the dropped keys are logged before it runs.
+            const p = new PovrayProcessor({ bin: "false", includeDir: null });
+            const err = await p
+                .process({
+                    inputDir: path.join(dir, "in"),
+                    workDir: path.join(dir, "work"),
+                    baseName: "job",
+                    sourceKey: "job.zip",
+                    timeoutMs: 10000,
+                    signal: new AbortController().signal,
+                    log: (event, fields = {}) => logs.push({ event, ...fields }),
+                })
+                .catch((e) => e);
+            expect(err).to.be.instanceOf(PermanentError);
+            expect(logs.filter((l) => l.event === "ini_key_dropped")).to.have.length(MAX_DROPPED_LOG_LINES);
+            const summary = logs.filter((l) => l.event === "ini_keys_dropped");
+            expect(summary).to.have.length(1);
+            expect(summary[0]).to.include({ total: 5000, notLogged: 5000 - MAX_DROPPED_LOG_LINES });
+            fs.rmSync(dir, { recursive: true });
+        });
+        it("ignores __MACOSX, .DS_Store and ._* entries when finding the scene and the single top-level folder", function () {
+            const dir = fs.mkdtempSync(path.join(os.tmpdir(), "scene-"));
+            fs.mkdirSync(path.join(dir, "scene"));
+            fs.writeFileSync(path.join(dir, "scene/a.pov"), "");
+            fs.writeFileSync(path.join(dir, "scene/._a.pov"), "");
+            fs.writeFileSync(path.join(dir, "scene/.DS_Store"), "");
+            fs.mkdirSync(path.join(dir, "__MACOSX/scene"), { recursive: true });
+            fs.writeFileSync(path.join(dir, "__MACOSX/scene/._a.pov"), "");
+            fs.writeFileSync(path.join(dir, ".DS_Store"), "");
+            expect(findScene(dir, "job")).to.deep.include({ dir: path.join(dir, "scene"), pov: "a.pov" });
             fs.rmSync(dir, { recursive: true });
         });
         it("rejects an Input_File_Name outside the job", function () {

@@ -2,12 +2,13 @@
  * The POV-Ray processor: finds the scene in the unpacked job, sanitises the (untrusted) INI, renders one PNG frame
  * with a hard timeout, never through a shell.
  *
- * Scene discovery (top level of the zip; a zip holding a single top-level folder is looked into instead):
+ * Scene discovery (top level of the zip; a zip holding a single top-level folder is looked into instead; macOS
+ * clutter — `__MACOSX/`, `.DS_Store`, `._*` — is ignored):
  *   1. `<base>.ini` where base is the zip's name without extension (as the original seed scripts did), else
  *   2. exactly one `.pov` file, rendered with default settings (800x600, like the distribution's povray.ini), else
  *   3. PermanentError "no scene: expected <base>.ini or exactly one .pov at the top level, found ...".
  *
- * The INI is parsed here; only whitelisted options (INI_WHITELIST) are passed on, every other key (shell-out
+ * The INI (at most MAX_INI_BYTES) is parsed here; only whitelisted options (INI_WHITELIST) are passed on, every other key (shell-out
  * `*_Command` keys, Library_Path, Output_File_Name, Include_Ini, redirections, sections, ...) is dropped and logged.
  * POV-Ray then reads a generated INI from the job's private work dir; POVINI points at it so that a `povray.ini`
  * shipped in the zip (POV-Ray reads ./povray.ini by default) is never read.
@@ -189,19 +190,39 @@ export interface Scene {
     sanitized?: SanitizedIni;
 }
 
+/** Largest job INI read (a real one is a few hundred bytes; a huge one is an attack on the parser and the logs). */
+export const MAX_INI_BYTES = 64 * 1024;
+
+/** At most this many `ini_key_dropped` log lines per job, then one `ini_keys_dropped` summary line. */
+export const MAX_DROPPED_LOG_LINES = 50;
+
+/** macOS archive clutter, ignored when looking for the scene: `__MACOSX/`, `.DS_Store`, AppleDouble `._*` files. */
+export function isMacClutter(name: string): boolean {
+    return name === "__MACOSX" || name === ".DS_Store" || name.startsWith("._");
+}
+
+function readIni(file: string, shownName: string): string {
+    const size = fs.statSync(file).size;
+    if (size > MAX_INI_BYTES) {
+        throw new PermanentError(`INI ${JSON.stringify(shownName)} is ${size} bytes, more than the limit of ${MAX_INI_BYTES} bytes (64 KiB)`);
+    }
+    return fs.readFileSync(file, "utf8");
+}
+
 /** Finds the scene in the unpacked job (see the file comment for the rule). */
 export function findScene(inputDir: string, baseName: string, maxDimension = 8192): Scene {
     let dir = inputDir;
-    let entries = fs.readdirSync(dir, { withFileTypes: true });
+    const list = (d: string) => fs.readdirSync(d, { withFileTypes: true }).filter((e) => !isMacClutter(e.name));
+    let entries = list(dir);
     // A zip of a folder: look inside its single top-level directory.
-    if (entries.length === 1 && entries[0].isDirectory() && !entries[0].name.startsWith("__MACOSX")) {
+    if (entries.length === 1 && entries[0].isDirectory()) {
         dir = path.join(dir, entries[0].name);
-        entries = fs.readdirSync(dir, { withFileTypes: true });
+        entries = list(dir);
     }
     const files = entries.filter((e) => e.isFile()).map((e) => e.name);
     const ini = files.find((f) => f === `${baseName}.ini`) ?? files.find((f) => f.toLowerCase() === `${baseName}.ini`.toLowerCase());
     if (ini) {
-        const sanitized = sanitizeIni(fs.readFileSync(path.join(dir, ini), "utf8"), maxDimension);
+        const sanitized = sanitizeIni(readIni(path.join(dir, ini), ini), maxDimension);
         let pov = sanitized.inputFile;
         if (pov === undefined) {
             const candidate = files.find((f) => f.toLowerCase() === `${baseName}.pov`.toLowerCase());
@@ -288,8 +309,17 @@ export class PovrayProcessor implements Processor {
     async process(input: ProcessorInput): Promise<ProcessorResult> {
         const { log } = input;
         const scene = findScene(input.inputDir, input.baseName, this.maxDimension);
-        for (const d of scene.sanitized?.dropped ?? []) {
-            log("ini_key_dropped", { key: input.sourceKey, ini: scene.ini, option: d.key, reason: d.reason });
+        const dropped = scene.sanitized?.dropped ?? [];
+        for (const d of dropped.slice(0, MAX_DROPPED_LOG_LINES)) {
+            log("ini_key_dropped", { key: input.sourceKey, ini: scene.ini, option: d.key.slice(0, 60), reason: d.reason });
+        }
+        if (dropped.length > MAX_DROPPED_LOG_LINES) {
+            log("ini_keys_dropped", {
+                key: input.sourceKey,
+                ini: scene.ini,
+                total: dropped.length,
+                notLogged: dropped.length - MAX_DROPPED_LOG_LINES,
+            });
         }
         log("scene", { key: input.sourceKey, pov: scene.pov, ini: scene.ini ?? null });
         const outPng = path.join(input.workDir, "render.png");
