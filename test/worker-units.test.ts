@@ -4,11 +4,11 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { configFromEnv } from "../worker-image/src/config";
-import { PermanentError, isTransient } from "../worker-image/src/errors";
+import { AbortedError, PermanentError, isTransient } from "../worker-image/src/errors";
 import { jobBaseName, outputKeys, parseMessage } from "../worker-image/src/keys";
 import { MAX_DROPPED_LOG_LINES, MAX_INI_BYTES, PovrayProcessor, buildRenderIni, findScene, sanitizeIni } from "../worker-image/src/povray";
-import { extractZip, unsafeEntryName } from "../worker-image/src/unzip";
-import { makeZip } from "./helpers/worker-env";
+import { MAX_PATH_DEPTH, extractZip, unsafeEntryName } from "../worker-image/src/unzip";
+import { ZipEntry, makeZip } from "./helpers/worker-env";
 
 describe("worker units", function () {
     describe("outputKeys", function () {
@@ -230,6 +230,99 @@ describe("worker units", function () {
             expect(err).to.be.instanceOf(PermanentError);
             expect((err as Error).message).to.equal('zip rejected: entry "a.pov": duplicate entry');
             fs.rmSync(dir, { recursive: true });
+        });
+
+        /** Writes `zip` to a fresh temp dir, extracts it into out/; returns the error (if any) and the dir. */
+        async function tryExtract(zip: Buffer, limits: { maxEntries: number; maxBytes: number }, signal?: AbortSignal) {
+            const dir = fs.mkdtempSync(path.join(os.tmpdir(), "unzip-"));
+            fs.writeFileSync(path.join(dir, "z.zip"), zip);
+            fs.mkdirSync(path.join(dir, "out"));
+            let err: unknown;
+            await extractZip(path.join(dir, "z.zip"), path.join(dir, "out"), limits, signal).catch((e) => (err = e));
+            return { err, dir };
+        }
+
+        it("lets a full disk (ENOSPC) and other local fs errors through as transient, not as 'zip rejected'", async function () {
+            const zip = await makeZip([{ name: "d/a.txt", data: "hello" }]);
+            for (const code of ["ENOSPC", "EMFILE", "EIO", "ENOMEM"]) {
+                const real = fs.promises.mkdir;
+                (fs.promises as { mkdir: unknown }).mkdir = async () => {
+                    throw Object.assign(new Error(`${code}: injected`), { code, errno: -28, syscall: "mkdir" });
+                };
+                let r;
+                try {
+                    r = await tryExtract(zip, { maxEntries: 10, maxBytes: 100 });
+                } finally {
+                    (fs.promises as { mkdir: unknown }).mkdir = real;
+                }
+                expect(r.err, code).to.be.instanceOf(Error);
+                expect(r.err, code).to.not.be.instanceOf(PermanentError);
+                expect((r.err as NodeJS.ErrnoException).code).to.equal(code);
+                fs.rmSync(r.dir, { recursive: true });
+            }
+            // A real format error is still permanent.
+            const { err, dir } = await tryExtract(Buffer.from("PK\x03\x04 not really a zip"), { maxEntries: 10, maxBytes: 100 });
+            expect(err).to.be.instanceOf(PermanentError);
+            fs.rmSync(dir, { recursive: true });
+        });
+
+        it("rejects paths deeper than MAX_PATH_DEPTH components, naming the entry and the rule", async function () {
+            const deep = "a/".repeat(MAX_PATH_DEPTH + 1);
+            const { err, dir } = await tryExtract(await makeZip([{ name: deep, dir: true }]), { maxEntries: 10, maxBytes: 100 });
+            expect(err).to.be.instanceOf(PermanentError);
+            expect((err as Error).message).to.include('entry "a/a/');
+            expect((err as Error).message).to.include(`path deeper than ${MAX_PATH_DEPTH} components`);
+            expect(fs.readdirSync(path.join(dir, "out"))).to.deep.equal([]);
+            fs.rmSync(dir, { recursive: true });
+            // At the limit it extracts.
+            const ok = await tryExtract(await makeZip([{ name: "a/".repeat(MAX_PATH_DEPTH - 1) + "f.txt", data: "x" }]), { maxEntries: 100, maxBytes: 100 });
+            expect(ok.err).to.equal(undefined);
+            fs.rmSync(ok.dir, { recursive: true });
+        });
+
+        it("caps the directories created in total (nested-directory bomb), explicit or implied", async function () {
+            // 3 entries but 3 x 5 = 15 directories, more than maxEntries=10.
+            const entries: ZipEntry[] = [0, 1, 2].map((i) => ({ name: `d${i}/a/b/c/d/`, dir: true }));
+            const r1 = await tryExtract(await makeZip(entries), { maxEntries: 10, maxBytes: 100 });
+            expect(r1.err).to.be.instanceOf(PermanentError);
+            expect((r1.err as Error).message).to.match(/entry "d2\/a\/b\/c\/d\/": more than 10 directories in total/);
+            fs.rmSync(r1.dir, { recursive: true });
+            const files: ZipEntry[] = [0, 1, 2].map((i) => ({ name: `d${i}/a/b/c/d/f.txt`, data: "x" }));
+            const r2 = await tryExtract(await makeZip(files), { maxEntries: 10, maxBytes: 100 });
+            expect((r2.err as Error).message).to.match(/more than 10 directories in total/);
+            fs.rmSync(r2.dir, { recursive: true });
+        });
+
+        it("stops between entries when its AbortSignal fires (SIGTERM)", async function () {
+            const entries: ZipEntry[] = [];
+            for (let i = 0; i < 50; i++) entries.push({ name: `f${i}.txt`, data: "x" });
+            const zip = await makeZip(entries);
+            const aborted = new AbortController();
+            aborted.abort();
+            const r1 = await tryExtract(zip, { maxEntries: 100, maxBytes: 1000 }, aborted.signal);
+            expect(r1.err).to.be.instanceOf(AbortedError);
+            expect(fs.readdirSync(path.join(r1.dir, "out"))).to.deep.equal([]);
+            fs.rmSync(r1.dir, { recursive: true });
+            // Aborted while extracting: stops after the entry in progress.
+            const ac = new AbortController();
+            // The fs module object itself (the `import * as` namespace above only has getters).
+            // eslint-disable-next-line @typescript-eslint/no-var-requires
+            const nodeFs = require("fs") as { createWriteStream: typeof fs.createWriteStream };
+            const real = nodeFs.createWriteStream;
+            let opened = 0;
+            nodeFs.createWriteStream = (...a: Parameters<typeof fs.createWriteStream>) => {
+                if (++opened === 3) ac.abort();
+                return real(...a);
+            };
+            let r2;
+            try {
+                r2 = await tryExtract(zip, { maxEntries: 100, maxBytes: 1000 }, ac.signal);
+            } finally {
+                nodeFs.createWriteStream = real;
+            }
+            expect(r2.err).to.be.instanceOf(AbortedError);
+            expect(fs.readdirSync(path.join(r2.dir, "out"))).to.have.length(3);
+            fs.rmSync(r2.dir, { recursive: true });
         });
 
         it("extracts a normal zip with folders", async function () {

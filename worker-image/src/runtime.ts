@@ -351,7 +351,7 @@ export class Worker {
             const unpacked = await extractZip(zipPath, inputDir, {
                 maxEntries: this.cfg.maxZipEntries,
                 maxBytes: this.cfg.maxUnzippedBytes,
-            });
+            }, signal);
             await fs.promises.rm(zipPath, { force: true });
             this.log("unpacked", { key: job.key, files: unpacked.files, bytes: unpacked.bytes });
             if (signal.aborted) throw new AbortedError();

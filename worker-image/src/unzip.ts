@@ -2,18 +2,35 @@
  * Safe zip extraction with yauzl. Rejects (PermanentError naming the entry and the rule): `..` segments, absolute
  * paths, drive letters, backslashes, NUL/control characters, symlinks and other special files (Unix mode in the
  * external attributes), more than `maxEntries` entries, and more than `maxBytes` uncompressed bytes in total,
- * counted while inflating (headers can lie).
+ * counted while inflating (headers can lie), paths deeper than MAX_PATH_DEPTH components, and more directories
+ * (explicit or implied by file paths) than `maxDirs` (default: maxEntries). File-system failures that say nothing
+ * about the zip (ENOSPC, EMFILE, EIO, ENOMEM, ...) are rethrown as they are, i.e. transient; `signal` (SIGTERM) is
+ * checked between entries and rejects with AbortedError.
  */
 import * as fs from "fs";
 import * as path from "path";
 import { Transform, TransformCallback } from "stream";
 import { pipeline } from "stream/promises";
 import * as yauzl from "yauzl";
-import { PermanentError } from "./errors";
+import { AbortedError, PermanentError } from "./errors";
 
 export interface UnzipLimits {
     maxEntries: number;
     maxBytes: number;
+    /** Directories created in total (explicit entries and parents of files). Default: maxEntries. */
+    maxDirs?: number;
+}
+
+/** Most path components (directories + file name) an entry may have. */
+export const MAX_PATH_DEPTH = 32;
+
+/** errno codes of the local machine (disk full, too many open files, I/O error...): not the zip's fault. */
+const LOCAL_FS_ERRORS = new Set(["ENOSPC", "EDQUOT", "EMFILE", "ENFILE", "EIO", "ENOMEM", "EAGAIN", "EBUSY", "EROFS"]);
+
+/** True for a file-system error caused by the machine rather than by the zip's content. */
+export function isLocalFsError(err: unknown): boolean {
+    const code = (err as NodeJS.ErrnoException | undefined)?.code;
+    return typeof code === "string" && LOCAL_FS_ERRORS.has(code);
 }
 
 export interface UnzipResult {
@@ -61,7 +78,8 @@ function openEntry(zip: yauzl.ZipFile, entry: yauzl.Entry): Promise<NodeJS.Reada
 }
 
 /** Extracts `zipPath` into the existing empty directory `dest`. */
-export async function extractZip(zipPath: string, dest: string, limits: UnzipLimits): Promise<UnzipResult> {
+export async function extractZip(zipPath: string, dest: string, limits: UnzipLimits, signal?: AbortSignal): Promise<UnzipResult> {
+    if (signal?.aborted) throw new AbortedError();
     const zip = await openZip(zipPath);
     if (zip.entryCount > limits.maxEntries) {
         zip.close();
@@ -71,6 +89,22 @@ export async function extractZip(zipPath: string, dest: string, limits: UnzipLim
     let entries = 0;
     let files = 0;
     let total = 0;
+    const maxDirs = limits.maxDirs ?? limits.maxEntries;
+    const dirs = new Set<string>();
+    /** Counts the directories `rel` (a directory path, "/"-separated, no trailing slash) and its parents add. */
+    const addDirs = (name: string, rel: string) => {
+        const parts = rel === "" ? [] : rel.split("/");
+        for (let i = 1; i <= parts.length; i++) {
+            const d = parts.slice(0, i).join("/");
+            if (dirs.has(d)) continue;
+            dirs.add(d);
+            if (dirs.size > maxDirs) {
+                throw new PermanentError(
+                    `zip rejected: entry ${JSON.stringify(name)}: more than ${maxDirs} directories in total (MAX_ZIP_ENTRIES)`,
+                );
+            }
+        }
+    };
 
     return new Promise<UnzipResult>((resolve, reject) => {
         let done = false;
@@ -78,7 +112,7 @@ export async function extractZip(zipPath: string, dest: string, limits: UnzipLim
             if (done) return;
             done = true;
             zip.close();
-            if (err instanceof PermanentError) reject(err);
+            if (err instanceof PermanentError || err instanceof AbortedError || isLocalFsError(err)) reject(err);
             else reject(new PermanentError(`zip rejected: ${(err as Error)?.message ?? String(err)}`));
         };
 
@@ -90,6 +124,12 @@ export async function extractZip(zipPath: string, dest: string, limits: UnzipLim
             }
             const why = unsafeEntryName(name);
             if (why) throw new PermanentError(`zip rejected: entry ${JSON.stringify(name)}: ${why}`);
+            const parts = name.split("/").filter((p) => p !== "" && p !== ".");
+            if (parts.length > MAX_PATH_DEPTH) {
+                throw new PermanentError(
+                    `zip rejected: entry ${JSON.stringify(name.slice(0, 200))}: path deeper than ${MAX_PATH_DEPTH} components`,
+                );
+            }
             const mode = (entry.externalFileAttributes >>> 16) & S_IFMT;
             if (mode === S_IFLNK) throw new PermanentError(`zip rejected: entry ${JSON.stringify(name)}: symbolic link`);
             if (mode !== 0 && mode !== S_IFREG && mode !== S_IFDIR) {
@@ -102,6 +142,7 @@ export async function extractZip(zipPath: string, dest: string, limits: UnzipLim
                 throw new PermanentError(`zip rejected: entry ${JSON.stringify(name)}: escapes the target directory`);
             }
             const isDir = name.endsWith("/") || mode === S_IFDIR;
+            addDirs(name, isDir ? parts.join("/") : parts.slice(0, -1).join("/"));
             if (isDir) {
                 await fs.promises.mkdir(target, { recursive: true });
                 return;
@@ -130,7 +171,7 @@ export async function extractZip(zipPath: string, dest: string, limits: UnzipLim
                 if ((e as NodeJS.ErrnoException).code === "EEXIST") {
                     throw new PermanentError(`zip rejected: entry ${JSON.stringify(name)}: duplicate entry`);
                 }
-                if (e instanceof PermanentError) throw e;
+                if (e instanceof PermanentError || isLocalFsError(e)) throw e;
                 throw new PermanentError(`zip rejected: entry ${JSON.stringify(name)}: ${(e as Error).message}`);
             });
             files++;
@@ -139,7 +180,9 @@ export async function extractZip(zipPath: string, dest: string, limits: UnzipLim
         zip.on("entry", (entry: yauzl.Entry) => {
             handle(entry).then(
                 () => {
-                    if (!done) zip.readEntry();
+                    if (done) return;
+                    if (signal?.aborted) fail(new AbortedError());
+                    else zip.readEntry();
                 },
                 fail,
             );
