@@ -19,13 +19,14 @@
  *    was exiting still get a task.
  *  - "per-job": the job is NOT queued; it travels in the task's container environment (`JOB_BUCKET`, `JOB_KEY`), one
  *    RunTask per job, and the task processes that job alone. There is no queue to fall back on, so a job whose task
- *    could not be started after the retries is sent to the dead-letter queue (`DLQ_URL`) with the failure reason, and
- *    the invocation then throws (function error → Lambda's async retry; started tasks may then be started again, which
- *    the worker tolerates since its outputs are idempotent). MAX_TASKS does not apply: one task per upload.
+ *    could not be started after the retries is sent to the dead-letter queue (`DLQ_URL`) with the failure reason.
+ *    MAX_TASKS does not apply: one task per upload.
  *  - "service": queue the jobs and start nothing; an autoscaled ECS service consumes the queue.
  *
- * In drain and service modes every job is queued BEFORE any task is started, so a failed start never loses a job; a
- * failed send or start makes the invocation throw, so Lambda's async retry (then its on-failure destination) takes over.
+ * In drain and service modes every job is queued BEFORE any task is started, so a failed start never loses a job. A
+ * failed send fails the invocation (Lambda's async retry, then its on-failure destination, the dead-letter queue);
+ * a failed start does not: its jobs wait in the queue for the reconcile schedule, as Lambda's retry of the whole event
+ * would queue them again. In per-job mode only a job neither started nor dead-lettered fails the invocation.
  */
 import type { ECSClient, RunTaskCommandInput } from "@aws-sdk/client-ecs";
 import type { SQSClient } from "@aws-sdk/client-sqs";
@@ -109,7 +110,7 @@ export function parseLauncherSettings(env: Record<string, string | undefined>): 
         outputPrefix: env[E.outputPrefix] ?? "",
         startedBy: required(E.startedBy, tasks),
     };
-    if (tasks && s.subnets.length === 0) errors.push(`${E.subnets} (comma-separated subnet ids) is required in ${mode} mode`);
+    if (tasks && s.subnets.length === 0) bad(E.subnets, "comma-separated subnet ids");
     if (s.startedBy !== "" && !/^[A-Za-z0-9_/-]{1,36}$/.test(s.startedBy)) bad(E.startedBy, "1-36 letters, digits, '-', '_' or '/'");
     if (s.assignPublicIp !== "ENABLED" && s.assignPublicIp !== "DISABLED") bad(E.assignPublicIp, "ENABLED or DISABLED");
     if (!Number.isSafeInteger(s.maxTasks) || s.maxTasks < 1) bad(E.maxTasks, "an integer >= 1");
@@ -121,9 +122,9 @@ export function parseLauncherSettings(env: Record<string, string | undefined>): 
     for (const x of jsonArray(E.capacityProviderStrategy) as any[]) {
         if (x && typeof x.capacityProvider === "string" && x.capacityProvider !== "" && int(x.weight, 1000) && int(x.base, 100000)) {
             const { capacityProvider, weight, base } = x;
-            s.capacityProviderStrategy.push({ capacityProvider, ...(weight === undefined ? {} : { weight }), ...(base === undefined ? {} : { base }) });
+            s.capacityProviderStrategy.push(JSON.parse(JSON.stringify({ capacityProvider, weight, base })));
         } else {
-            bad(E.capacityProviderStrategy, "a JSON array of { capacityProvider, weight?: 0-1000, base?: 0-100000 }");
+            bad(E.capacityProviderStrategy, "a JSON array of { capacityProvider, weight?, base? }");
         }
     }
     if (errors.length > 0) throw new Error(`Invalid launcher settings: ${errors.join("; ")}`);
@@ -254,7 +255,7 @@ export function buildRunTaskInput(s: LauncherSettings, count: number, job?: Job)
 }
 
 const RETRYABLE_ERROR = /throttl|too ?many ?requests|limitexceeded|slowdown|server|unavailable|internal|timeout/i;
-const RETRYABLE_MESSAGE = /throttl|rate exceeded|too many requests|capacity is unavailable|insufficient capacity|try again/i;
+const RETRYABLE_MESSAGE = /throttl|rate exceeded|too many requests|capacity|try again/i;
 
 /** Whether an SDK error is worth retrying (throttling, capacity, server-side or network trouble). */
 export function isRetryableError(err: any): boolean {
@@ -271,7 +272,7 @@ export function isRetryableError(err: any): boolean {
 
 /** Whether a RunTask `failures[].reason` is transient (capacity, throttling, placement resources, agent). */
 export function isRetryableFailureReason(reason: string | undefined): boolean {
-    return reason !== undefined && (RETRYABLE_MESSAGE.test(reason) || /^RESOURCE:|capacity|AGENT/i.test(reason));
+    return reason !== undefined && (RETRYABLE_MESSAGE.test(reason) || /^RESOURCE:|AGENT/i.test(reason));
 }
 
 /** Full-jitter exponential backoff: a delay in [0, min(cap, base·2^(attempt−1))) for `random` in [0, 1). */
@@ -328,7 +329,14 @@ export type LauncherHandler = (event: any, context?: any) => Promise<LaunchSumma
  * `context` says the function would time out); `call` retries one call on transient errors; `sendAll` sends message
  * bodies ≤ 10 per call and retries the failed entries (sender faults are not retried), throwing unless all were sent;
  * `runTasks` starts ≤ 10 tasks, retrying transient errors and transient `failures`, and never throws. `context` is the
- * Lambda context of the invocation in progress (Lambda runs one invocation at a time per instance).
+ * Lambda context of the invocation in progress (Lambda runs one invocation at a time per instance). `recent` holds the
+ * tasks this instance started in the last minute: ECS is eventually consistent, and until ListTasks lists them they
+ * count as running and still starting.
+ *
+ * Once the jobs are queued (or, per job, dead-lettered), a task that could not be started is left to the reconcile
+ * schedule, not to Lambda's async retry, which would queue the whole event again (duplicate renders) and then hand an
+ * invocation record to the dead-letter queue. Only a job that could be lost (not queued, or neither started nor
+ * dead-lettered) fails the invocation.
  */
 export function createHandler(s: LauncherSettings, clients?: Partial<LauncherClients>, o: HandlerOptions = {}): LauncherHandler {
     const SQS: typeof import("@aws-sdk/client-sqs") = require("@aws-sdk/client-sqs");
@@ -340,6 +348,7 @@ export function createHandler(s: LauncherSettings, clients?: Partial<LauncherCli
     const text = (e: any) => `${e?.name ?? "Error"}: ${e?.message ?? e}`;
 
     let context: any;
+    const recent = new Map<string, number>();
     const backoff = async (what: string, attempt: number, reason: string) => {
         const delayMs = backoffDelayMs(attempt, (o.random ?? Math.random)(), o.baseDelayMs ?? 200, o.maxDelayMs ?? 5000);
         const retry = attempt < (o.maxAttempts ?? 5) && (context?.getRemainingTimeInMillis?.() ?? Infinity) > delayMs + 3000;
@@ -387,6 +396,7 @@ export function createHandler(s: LauncherSettings, clients?: Partial<LauncherCli
             let retryable: boolean;
             try {
                 const out = await ecs.send(new ECS.RunTaskCommand(buildRunTaskInput(s, r.notStarted, job)));
+                for (const t of out.tasks ?? []) recent.set(t.taskArn!, Date.now());
                 const fails = out.failures ?? [];
                 r.started += out.tasks?.length ?? 0;
                 r.notStarted = count - r.started;
@@ -398,7 +408,7 @@ export function createHandler(s: LauncherSettings, clients?: Partial<LauncherCli
                 r.reason = text(e);
                 retryable = isRetryableError(e);
             }
-            if (r.notStarted > 0) log({ msg: "RunTask failed", attempt, started: r.started, wanted: count, reason: r.reason, retryable, key: job?.key });
+            if (r.notStarted > 0) log({ msg: "RunTask failed", attempt, started: r.started, reason: r.reason, retryable, key: job?.key });
             if (r.notStarted > 0 && !(retryable && (await backoff("RunTask", attempt, r.reason)))) break;
         }
         return r;
@@ -411,12 +421,11 @@ export function createHandler(s: LauncherSettings, clients?: Partial<LauncherCli
         for (const i of ignored) log({ msg: "ignored", ...i });
         for (const j of jobs) log({ msg: "accepted", ...j });
         const summary: LaunchSummary = { mode: s.mode, accepted: jobs.length, ignored: ignored.length, queued: 0, tasksStarted: 0, failures: 0, notStarted: 0, deadLettered: 0 };
-        const problems: string[] = [];
-        const add = (r: { started: number; notStarted: number; failures: number; reason: string }) => {
+        const lost: string[] = [];
+        const add = (r: { started: number; notStarted: number; failures: number }) => {
             summary.tasksStarted += r.started;
             summary.failures += r.failures;
             summary.notStarted += r.notStarted;
-            if (r.notStarted > 0) problems.push(r.reason);
         };
 
         if (jobs.length > 0 && s.mode === "per-job") {
@@ -431,7 +440,7 @@ export function createHandler(s: LauncherSettings, clients?: Partial<LauncherCli
                             summary.deadLettered++;
                             log({ msg: "dead-lettered", ...job, reason: r.reason });
                         } catch (e) {
-                            log({ msg: "dead-letter failed", ...job, reason: text(e) });
+                            lost.push(`${job.key}: ${r.reason}; ${text(e)}`);
                         }
                     }),
                 );
@@ -440,41 +449,37 @@ export function createHandler(s: LauncherSettings, clients?: Partial<LauncherCli
             if (!tick) summary.queued = await sendAll(s.queueUrl, jobs);
             log({ msg: tick ? "reconcile" : "queued", count: summary.queued });
             if (s.mode === "drain") {
-                const arns: string[] = [];
-                let nextToken: string | undefined;
-                do {
-                    const page = await call("ListTasks", () =>
-                        ecs.send(new ECS.ListTasksCommand({ cluster: s.cluster, startedBy: s.startedBy, desiredStatus: "RUNNING", nextToken })),
-                    );
-                    arns.push(...(page.taskArns ?? []));
-                    nextToken = page.nextToken;
-                } while (nextToken);
-                let pending = 0;
-                for (const tasks of chunk(arns, 100)) {
-                    const out = await call("DescribeTasks", () => ecs.send(new ECS.DescribeTasksCommand({ cluster: s.cluster, tasks })));
-                    pending += (out?.tasks ?? []).filter((t) => t.lastStatus !== "RUNNING").length;
-                }
-                const running = arns.length;
-                let backlog = summary.queued;
+                let toStart = 0;
                 try {
+                    const arns: string[] = [];
+                    let pending = 0;
+                    let nextToken: string | undefined;
+                    do {
+                        const page = await call("ListTasks", () => ecs.send(new ECS.ListTasksCommand({ cluster: s.cluster, startedBy: s.startedBy, nextToken })));
+                        const tasks = page.taskArns ?? [];
+                        arns.push(...tasks);
+                        const described = tasks.length > 0 ? await call("DescribeTasks", () => ecs.send(new ECS.DescribeTasksCommand({ cluster: s.cluster, tasks }))) : undefined;
+                        pending += (described?.tasks ?? []).filter((t) => t.lastStatus !== "RUNNING").length;
+                        nextToken = page.nextToken;
+                    } while (nextToken);
+                    for (const [arn, t] of recent) if (arns.includes(arn) || Date.now() - t > 60000) recent.delete(arn);
+                    pending += recent.size;
+                    const running = arns.length + recent.size;
                     const attrs = await call("GetQueueAttributes", () =>
                         sqs.send(new SQS.GetQueueAttributesCommand({ QueueUrl: s.queueUrl, AttributeNames: ["ApproximateNumberOfMessages"] })),
-                    );
-                    backlog = Math.max(backlog, Number(attrs.Attributes?.ApproximateNumberOfMessages) || 0);
+                    ).catch((e) => log({ msg: "backlog unknown", reason: text(e) }));
+                    const backlog = Math.max(summary.queued, Number(attrs?.Attributes?.ApproximateNumberOfMessages) || 0);
+                    toStart = tasksToStart(s.maxTasks, running, pending, backlog);
+                    log({ msg: "drain decision", running, pending, backlog, maxTasks: s.maxTasks, toStart });
+                    for (let left = toStart; left > 0 && summary.notStarted === 0; left -= 10) add(await runTasks(Math.min(10, left)));
                 } catch (e) {
-                    log({ msg: "backlog unknown: counting the jobs just queued", reason: text(e) });
+                    log({ msg: "tasks not counted", reason: text(e) });
                 }
-                const toStart = tasksToStart(s.maxTasks, running, pending, backlog);
-                log({ msg: "drain decision", running, pending, backlog, maxTasks: s.maxTasks, toStart });
-                for (let left = toStart; left > 0 && problems.length === 0; left -= 10) add(await runTasks(Math.min(10, left)));
                 summary.notStarted = toStart - summary.tasksStarted;
             }
         }
-        log({ msg: "summary", ...summary, problems });
-        if (problems.length > 0) {
-            const what = s.mode === "per-job" ? `job(s) could not be started (${summary.deadLettered} dead-lettered)` : "task(s) could not be started (the jobs stay queued)";
-            throw new Error(`${summary.notStarted} ${what}: ${problems.join("; ")}`);
-        }
+        log({ msg: "summary", ...summary, lost });
+        if (lost.length > 0) throw new Error(`${lost.length} job(s) neither started nor dead-lettered: ${lost.join("; ")}`);
         return summary;
     };
 }

@@ -241,14 +241,14 @@ describe("launcher: the serialized package against moto", function () {
             );
         });
 
-        it("sends a job whose task cannot start to the dead-letter queue with the reason, then fails", async () => {
+        it("sends a job whose task cannot start to the dead-letter queue with the reason (no Lambda retry needed)", async () => {
             const w = await createLauncherWorld(moto, "perjobfail", perJob.env[LAUNCHER_ENV.containerName]);
             await drainQueue(w.sqs, w.eventsQueueUrl);
             await upload(w, ["inbox/doomed job.zip"]);
             const env = launcherEnv(perJob, w, moto, { [LAUNCHER_ENV.taskDefinition]: `${w.taskDefinitionArn.replace(/:\d+$/, "")}-missing:1` });
             const inv = await invokeInFreshNode(perJobModule, env, mergedEvent(await drainQueue(w.sqs, w.eventsQueueUrl)));
-            expect(inv.result).to.equal(undefined);
-            expect(inv.error).to.match(/1 job\(s\) could not be started \(1 dead-lettered\)/);
+            expect(inv.error, inv.stderr).to.equal(undefined);
+            expect(inv.result).to.include({ accepted: 1, tasksStarted: 0, notStarted: 1, deadLettered: 1 });
             const dead = (await drainQueue(w.sqs, w.dlqUrl)).map((b) => JSON.parse(b));
             expect(dead).to.have.length(1);
             expect(dead[0]).to.include({ bucket: w.bucket, key: "inbox/doomed job.zip" });

@@ -283,7 +283,7 @@ describe("launcher: pure logic", () => {
             ["missing QUEUE_URL", { QUEUE_URL: undefined }, /QUEUE_URL is required in drain mode/],
             ["missing CLUSTER", { CLUSTER: "" }, /CLUSTER is required/],
             ["missing TASK_DEFINITION", { TASK_DEFINITION: " " }, /TASK_DEFINITION is required/],
-            ["missing SUBNETS", { SUBNETS: " , " }, /SUBNETS .* is required/],
+            ["missing SUBNETS", { SUBNETS: " , " }, /SUBNETS must be comma-separated subnet ids/],
             ["missing STARTED_BY", { STARTED_BY: undefined }, /STARTED_BY is required/],
             ["STARTED_BY too long", { STARTED_BY: "x".repeat(37) }, /STARTED_BY must be 1-36/],
             ["STARTED_BY with a space", { STARTED_BY: "a b" }, /STARTED_BY must be/],
@@ -492,7 +492,8 @@ describe("launcher: handler against mocked SDK clients", () => {
             { bucket: "bucket", key: "inbox/e.ZIP", size: 1, etag: "etag", eventTime: "2026-01-01T00:00:00.000Z" },
         ]);
         const list = ecsMock.commandCalls(ListTasksCommand)[0].args[0].input;
-        expect(list).to.deep.include({ cluster: BASE_ENV.CLUSTER, startedBy: "lew-render", desiredStatus: "RUNNING" });
+        // startedBy must be ListTasks' only filter (ECS API); desiredStatus defaults to RUNNING (pending tasks included).
+        expect(list).to.deep.equal({ cluster: BASE_ENV.CLUSTER, startedBy: "lew-render", nextToken: undefined });
         expect(ecsMock.commandCalls(RunTaskCommand)[0].args[0].input).to.deep.equal(buildRunTaskInput(settings(), 3));
         expect(summary).to.deep.equal({ mode: "drain", accepted: 3, ignored: 1, queued: 3, tasksStarted: 3, failures: 0, notStarted: 0, deadLettered: 0 });
         expect(logs.find((l) => l.msg === "drain decision")).to.deep.include({ running: 0, backlog: 3, toStart: 3 });
@@ -601,14 +602,12 @@ describe("launcher: handler against mocked SDK clients", () => {
         expect(logs.filter((l) => l.msg === "RunTask failed")).to.have.length(2);
     });
 
-    it("RunTask failures: a non-transient failure is not retried and fails the invocation (the jobs stay queued)", async () => {
+    it("RunTask failures: a non-transient failure is not retried; the job stays queued and the invocation succeeds", async () => {
+        // Failing the invocation would make Lambda's async retry queue the whole event again (duplicate renders);
+        // the reconcile schedule starts the missing task later.
         ecsMock.on(RunTaskCommand).resolves({ tasks: [], failures: [{ arn: BASE_ENV.TASK_DEFINITION, reason: "MISSING" }] });
-        const err = await handler()(s3Event([s3Record("inbox/a.zip")])).then(
-            () => undefined,
-            (e: Error) => e,
-        );
-        expect(err).to.be.instanceOf(Error);
-        expect(err!.message).to.match(/1 task\(s\) could not be started \(the jobs stay queued\): MISSING/);
+        const summary = await handler()(s3Event([s3Record("inbox/a.zip")]));
+        expect(summary).to.include({ queued: 1, tasksStarted: 0, notStarted: 1, failures: 1 });
         expect(ecsMock.commandCalls(RunTaskCommand)).to.have.length(1);
         expect(sentBodies()).to.have.length(1);
         expect(logs.find((l) => l.msg === "summary")).to.include({ queued: 1, tasksStarted: 0, notStarted: 1, failures: 1 });
@@ -626,12 +625,12 @@ describe("launcher: handler against mocked SDK clients", () => {
         expect(sleeps).to.deep.equal([100, 200]);
     });
 
-    it("throttling forever: gives up after maxAttempts and throws; the job was queued first", async () => {
+    it("throttling forever: gives up after maxAttempts, logs it and leaves the queued job to the reconcile", async () => {
         ecsMock.on(RunTaskCommand).rejects(awsError("ThrottlingException", "Rate exceeded"));
         const h = handler({}, { maxAttempts: 4 });
-        let error: Error | undefined;
-        await h(s3Event([s3Record("inbox/a.zip")])).catch((e) => (error = e));
-        expect(error?.message).to.match(/could not be started .*ThrottlingException: Rate exceeded/);
+        const summary = await h(s3Event([s3Record("inbox/a.zip")]));
+        expect(summary).to.include({ queued: 1, tasksStarted: 0, notStarted: 1, failures: 4 });
+        expect(logs.find((l) => l.msg === "giving up")).to.include({ what: "RunTask", reason: "ThrottlingException: Rate exceeded" });
         expect(ecsMock.commandCalls(RunTaskCommand)).to.have.length(4);
         expect(sleeps).to.have.length(3);
         expect(sentBodies().map((b) => b.key)).to.deep.equal(["inbox/a.zip"]);
@@ -639,18 +638,17 @@ describe("launcher: handler against mocked SDK clients", () => {
 
     it("a non-retryable RunTask error is not retried", async () => {
         ecsMock.on(RunTaskCommand).rejects(awsError("AccessDeniedException", "not authorized to perform ecs:RunTask"));
-        let error: Error | undefined;
-        await handler()(s3Event([s3Record("inbox/a.zip")])).catch((e) => (error = e));
-        expect(error?.message).to.match(/AccessDeniedException/);
+        const summary = await handler()(s3Event([s3Record("inbox/a.zip")]));
+        expect(summary).to.include({ queued: 1, tasksStarted: 0, notStarted: 1 });
+        expect(logs.find((l) => l.msg === "RunTask failed")?.reason).to.match(/AccessDeniedException/);
         expect(ecsMock.commandCalls(RunTaskCommand)).to.have.length(1);
         expect(sleeps).to.deep.equal([]);
     });
 
     it("stops retrying when the Lambda is about to time out", async () => {
         ecsMock.on(RunTaskCommand).rejects(awsError("ThrottlingException", "Rate exceeded"));
-        let error: Error | undefined;
-        await handler()(s3Event([s3Record("inbox/a.zip")]), { getRemainingTimeInMillis: () => 2000 }).catch((e) => (error = e));
-        expect(error).to.be.instanceOf(Error);
+        const summary = await handler()(s3Event([s3Record("inbox/a.zip")]), { getRemainingTimeInMillis: () => 2000 });
+        expect(summary.notStarted).to.equal(1);
         expect(ecsMock.commandCalls(RunTaskCommand)).to.have.length(1);
         expect(logs.some((l) => l.msg === "giving up" && l.what === "RunTask")).to.equal(true);
     });
@@ -743,16 +741,15 @@ describe("launcher: handler against mocked SDK clients", () => {
         expect(summary).to.include({ mode: "per-job", accepted: 2, ignored: 1, queued: 0, tasksStarted: 2 });
     });
 
-    it("per-job: a job whose task cannot start goes to the DLQ with the reason; the others start; then it throws", async () => {
+    it("per-job: a job whose task cannot start goes to the DLQ with the reason; the others start; nothing is retried", async () => {
         ecsMock.on(RunTaskCommand).callsFake((input: RunTaskCommandInput) => {
             const key = input.overrides!.containerOverrides![0].environment!.find((e) => e.name === "JOB_KEY")!.value;
             if (key === "inbox/bad.zip") return { tasks: [], failures: [{ reason: CAPACITY }] };
             return { tasks: started(1), failures: [] };
         });
         const h = handler({ LAUNCH_MODE: "per-job" }, { maxAttempts: 3 });
-        let error: Error | undefined;
-        await h(s3Event([s3Record("inbox/good.zip"), s3Record("inbox/bad.zip", { size: 9 })])).catch((e) => (error = e));
-        expect(error?.message).to.match(/1 job\(s\) could not be started \(1 dead-lettered\)/);
+        const summary = await h(s3Event([s3Record("inbox/good.zip"), s3Record("inbox/bad.zip", { size: 9 })]));
+        expect(summary).to.include({ tasksStarted: 1, notStarted: 1, deadLettered: 1 });
         expect(ecsMock.commandCalls(RunTaskCommand)).to.have.length(1 + 3);
         expect(sentBodies(BASE_ENV.QUEUE_URL)).to.deep.equal([]);
         const dlq = sentBodies(BASE_ENV.DLQ_URL);
@@ -760,6 +757,35 @@ describe("launcher: handler against mocked SDK clients", () => {
         expect(dlq[0]).to.deep.include({ bucket: "bucket", key: "inbox/bad.zip", size: 9, etag: "etag" });
         expect(dlq[0].reason).to.match(/Capacity is unavailable/);
         expect(logs.find((l) => l.msg === "summary")).to.include({ tasksStarted: 1, notStarted: 1, deadLettered: 1 });
+    });
+
+    it("per-job: a job neither started nor dead-lettered fails the invocation, so Lambda retries it", async () => {
+        ecsMock.on(RunTaskCommand).resolves({ tasks: [], failures: [{ reason: "MISSING" }] });
+        sqsMock.on(SendMessageBatchCommand).rejects(awsError("AccessDenied", "no"));
+        let error: Error | undefined;
+        await handler({ LAUNCH_MODE: "per-job" })(s3Event([s3Record("inbox/a.zip")])).catch((e) => (error = e));
+        expect(error?.message).to.match(/^1 job\(s\) neither started nor dead-lettered: inbox\/a.zip: MISSING; AccessDenied/);
+    });
+
+    it("drain: tasks started moments ago count even before ListTasks shows them (ECS is eventually consistent)", async () => {
+        ecsMock.on(ListTasksCommand).resolves({ taskArns: [] }); // never catches up during the burst
+        sqsMock.on(GetQueueAttributesCommand).resolves({ Attributes: { ApproximateNumberOfMessages: "50" } });
+        const h = handler({ MAX_TASKS: "4" });
+        const first = await h(s3Event(keys(3).map((k) => s3Record(k))));
+        const second = await h(s3Event(keys(3, "inbox/more-").map((k) => s3Record(k))));
+        expect([first.tasksStarted, second.tasksStarted]).to.deep.equal([4, 0]);
+        expect(logs.filter((l) => l.msg === "drain decision").map((l) => [l.running, l.pending])).to.deep.equal([
+            [0, 0],
+            [4, 4],
+        ]);
+    });
+
+    it("drain: a task count that fails leaves the queued jobs to the reconcile and starts nothing", async () => {
+        ecsMock.on(ListTasksCommand).rejects(awsError("AccessDeniedException", "not authorized to perform ecs:ListTasks"));
+        const summary = await handler()(s3Event([s3Record("inbox/a.zip")]));
+        expect(summary).to.include({ queued: 1, tasksStarted: 0 });
+        expect(ecsMock.commandCalls(RunTaskCommand)).to.have.length(0);
+        expect(logs.find((l) => l.msg === "tasks not counted")?.reason).to.match(/AccessDeniedException/);
     });
 
     it("an event without jobs makes no AWS call", async () => {
