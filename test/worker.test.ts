@@ -279,6 +279,24 @@ describe("worker (moto + povray)", function () {
         expect(pngSize(png!)).to.deep.equal({ width: 800, height: 600 });
     });
 
+    it("removes what a scene wrote outside its job dir into the scratch dir (POV-Ray's I/O restrictions are not enforced)", async function () {
+        const { bucket, queueUrl, dlqUrl } = await setup();
+        // cwd is <scratch>/job-*/in: ../../ is the scratch dir shared by all jobs of the task.
+        const pov = '#fopen F "../../stray.txt" write\n#write (F, "left behind\\n")\n#fclose F\n' + scene("tiny.pov").toString();
+        await aws.put(bucket, "stray/w.zip", await makeZip([{ name: "w.pov", data: pov }]));
+        await aws.send(queueUrl, { bucket, key: "stray/w.zip" });
+        const env = workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl });
+        // Leftovers of an earlier (killed) worker in the same scratch dir.
+        fs.mkdirSync(path.join(env.WORKER_SCRATCH_DIR, "job-old/in"), { recursive: true });
+        const { code, logs } = await runWorkerInProcess(env);
+        expect(code).to.equal(0);
+        expect(pngSize((await aws.get(bucket, "stray/w.png"))!).width).to.equal(800);
+        // The scene really did write there (else this test proves nothing)...
+        expect(events(logs, "scratch_swept").map((l) => path.basename(String(l.path))).sort()).to.deep.equal(["job-old", "stray.txt"]);
+        // ...and nothing is left.
+        expect(fs.readdirSync(env.WORKER_SCRATCH_DIR)).to.deep.equal([]);
+    });
+
     it("retries a render past RENDER_TIMEOUT_SECONDS until maxReceiveCount, then error report + DLQ with the reason", async function () {
         const { bucket, queueUrl, dlqUrl } = await setup(2, 30);
         await aws.put(bucket, "slow/forever.zip", await makeZip([{ name: "forever.pov", data: scene("forever.pov") }]));

@@ -326,11 +326,16 @@ export class PovrayProcessor implements Processor {
         const iniPath = path.join(input.workDir, "render.ini");
         const logPath = path.join(input.workDir, "render.log");
         await fs.promises.writeFile(iniPath, buildRenderIni(scene, outPng, this.threads, this.includeDir), { mode: 0o600 });
+        // HOME and TMPDIR inside the job's own dir, so that what the scene writes there goes away with the job.
+        const home = path.join(input.workDir, "home");
+        await fs.promises.mkdir(home, { recursive: true, mode: 0o700 });
 
         const started = process.hrtime.bigint();
         const run = await runPovray(this.bin, [iniPath], scene.dir, input.timeoutMs, input.signal, {
             // POVINI: never read a povray.ini from the job's directory (POV-Ray's default search includes ./povray.ini).
             POVINI: iniPath,
+            HOME: home,
+            TMPDIR: home,
         });
         const seconds = Number(process.hrtime.bigint() - started) / 1e9;
         await fs.promises.writeFile(logPath, run.output);

@@ -17,7 +17,9 @@ import {
     SendMessageCommand,
     SQSClient,
 } from "@aws-sdk/client-sqs";
+import { randomBytes } from "crypto";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import { Readable, Transform, TransformCallback } from "stream";
 import { pipeline } from "stream/promises";
@@ -80,6 +82,8 @@ export class Worker {
     private stopping = false;
     private readonly stopController = new AbortController();
     private readonly inflight = new Set<InFlight>();
+    /** Job directories (absolute) in use by this worker: everything else under the scratch dir is swept. */
+    private readonly liveJobDirs = new Set<string>();
     private visibilityTimeout: number;
     private maxReceiveCount: number;
 
@@ -337,8 +341,11 @@ export class Worker {
     async processJob(job: Job, signal: AbortSignal, processed?: () => void): Promise<void> {
         const keys = outputKeys(job.key, { inputPrefix: this.cfg.inputPrefix, outputPrefix: this.cfg.outputPrefix });
         await fs.promises.mkdir(this.cfg.scratchDir, { recursive: true });
-        const jobDir = await fs.promises.mkdtemp(path.join(this.cfg.scratchDir, "job-"));
+        // Named and registered before it exists, so that a concurrent sweep never removes it.
+        const jobDir = path.join(path.resolve(this.cfg.scratchDir), `job-${randomBytes(8).toString("hex")}`);
+        this.liveJobDirs.add(jobDir);
         try {
+            await fs.promises.mkdir(jobDir, { mode: 0o700 });
             const zipPath = path.join(jobDir, "input.zip");
             const { etag, bytes } = await this.retry("download", signal, () => this.download(job, zipPath, signal));
             this.log("downloaded", { bucket: job.bucket, key: job.key, bytes, etag });
@@ -402,6 +409,32 @@ export class Worker {
             throw err;
         } finally {
             await fs.promises.rm(jobDir, { recursive: true, force: true }).catch(() => undefined);
+            this.liveJobDirs.delete(jobDir);
+            await this.sweepScratch();
+        }
+    }
+
+    /**
+     * Removes everything directly under the scratch dir that is not a live job dir of this worker: files a scene
+     * wrote outside its own job dir (POV-Ray's I/O restrictions are not enforced), leftovers of killed workers.
+     */
+    private async sweepScratch(): Promise<void> {
+        const root = path.resolve(this.cfg.scratchDir);
+        // Never sweep a shared directory by mistake (WORKER_SCRATCH_DIR=/tmp): the scratch dir must be the worker's own.
+        if ([path.parse(root).root, path.resolve(os.tmpdir()), path.resolve(os.homedir())].includes(root)) return;
+        let names: string[];
+        try {
+            names = await fs.promises.readdir(root);
+        } catch {
+            return;
+        }
+        for (const name of names) {
+            const p = path.join(root, name);
+            if (this.liveJobDirs.has(p)) continue;
+            await fs.promises.rm(p, { recursive: true, force: true }).then(
+                () => this.log("scratch_swept", { path: p }),
+                (err) => this.log("scratch_sweep_failed", { path: p, reason: errorMessage(err) }),
+            );
         }
     }
 
