@@ -4,7 +4,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { configFromEnv } from "../worker-image/src/config";
-import { AbortedError, PermanentError, isTransient } from "../worker-image/src/errors";
+import { AbortedError, PermanentError, isPermanentServiceError, isTransient } from "../worker-image/src/errors";
 import { jobBaseName, outputKeys, parseMessage } from "../worker-image/src/keys";
 import { MAX_DROPPED_LOG_LINES, MAX_INI_BYTES, PovrayProcessor, buildRenderIni, findScene, sanitizeIni } from "../worker-image/src/povray";
 import { MAX_PATH_DEPTH, extractZip, unsafeEntryName } from "../worker-image/src/unzip";
@@ -357,6 +357,28 @@ describe("worker units", function () {
             expect(isTransient({ code: "ECONNRESET" })).to.equal(true);
             expect(isTransient({ name: "AccessDenied", $metadata: { httpStatusCode: 403 } })).to.equal(false);
             expect(isTransient(new PermanentError("x"))).to.equal(false);
+            // S3's RequestTimeout is a 400 but worth retrying.
+            expect(isTransient({ name: "RequestTimeout", $metadata: { httpStatusCode: 400 } })).to.equal(true);
+        });
+        it("classifies non-retryable 4xx service errors as permanent, not 408/429/throttling/5xx/network", function () {
+            for (const status of [400, 403, 404, 405, 409, 411, 412, 413, 414, 416]) {
+                const e = { name: "SomeError", $metadata: { httpStatusCode: status } };
+                expect(isPermanentServiceError(e), String(status)).to.equal(true);
+                expect(isTransient(e), String(status)).to.equal(false);
+            }
+            for (const e of [
+                { name: "RequestTimeout", $metadata: { httpStatusCode: 408 } },
+                { name: "TooManyRequests", $metadata: { httpStatusCode: 429 } },
+                { name: "ThrottlingException", $metadata: { httpStatusCode: 400 } },
+                { name: "RequestThrottled", $metadata: { httpStatusCode: 403 } },
+                { name: "RequestTimeout", $metadata: { httpStatusCode: 400 } },
+                { name: "X", $retryable: {}, $metadata: { httpStatusCode: 400 } },
+                { name: "InternalError", $metadata: { httpStatusCode: 500 } },
+                { code: "ECONNRESET" },
+                new Error("plain"),
+            ]) {
+                expect(isPermanentServiceError(e), JSON.stringify(e)).to.equal(false);
+            }
         });
     });
 });

@@ -429,6 +429,40 @@ describe("worker (moto + povray)", function () {
         expect(await aws.depth(queueUrl)).to.equal(1);
     });
 
+    it("treats 403 AccessDenied on the input (a missing key without s3:ListBucket) as permanent: report + DLQ, not redriven", async function () {
+        const { bucket, queueUrl, dlqUrl } = await setup();
+        await aws.send(queueUrl, { bucket, key: "gone/a.zip" });
+        const s3 = flakyS3(moto, "GetObjectCommand", Infinity, () =>
+            Object.assign(new Error("Access Denied"), { name: "AccessDenied", $fault: "client", $metadata: { httpStatusCode: 403 } }),
+        );
+        const { code, logs } = await runWorkerInProcess(workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl }), { s3 });
+        expect(code).to.equal(0);
+        expect(events(logs, "failed").map((l) => l.status)).to.deep.equal(["permanent"]);
+        expect(events(logs, "retrying")).to.be.empty;
+        const report = JSON.parse((await aws.get(bucket, "gone/a.error.json"))!.toString());
+        expect(report.reason).to.equal(`input not found or not readable: s3://${bucket}/gone/a.zip`);
+        const dlq = await aws.drain(dlqUrl);
+        expect(dlq).to.have.length(1);
+        expect(JSON.parse(dlq[0].Body!).reason).to.include("input not found or not readable");
+        expect(await aws.depth(queueUrl)).to.equal(0);
+    });
+
+    it("treats another non-retryable 4xx from S3 (400 on upload) as permanent, not as transient", async function () {
+        const { bucket, queueUrl, dlqUrl } = await setup();
+        await aws.put(bucket, "four/a.zip", await tinyJobZip("a"));
+        await aws.send(queueUrl, { bucket, key: "four/a.zip" });
+        // Only the first PutObject (an output upload) fails; the error report afterwards goes through.
+        const s3 = flakyS3(moto, "PutObjectCommand", 1, () =>
+            Object.assign(new Error("Metadata too large"), { name: "MetadataTooLarge", $fault: "client", $metadata: { httpStatusCode: 400 } }),
+        );
+        const { code, logs } = await runWorkerInProcess(workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl }), { s3 });
+        expect(code).to.equal(0);
+        expect(events(logs, "failed").map((l) => l.status)).to.deep.equal(["permanent"]);
+        expect(JSON.parse((await aws.get(bucket, "four/a.error.json"))!.toString()).reason).to.equal("Metadata too large");
+        expect(await aws.drain(dlqUrl)).to.have.length(1);
+        expect(await aws.depth(queueUrl)).to.equal(0);
+    });
+
     describe("as a process (worker-image/src/main.ts)", function () {
         it("drains and exits 0 on an empty queue (WORKER_IDLE_EXIT=1)", async function () {
             const { queueUrl } = await setup();

@@ -235,9 +235,9 @@ export async function runWorkerInProcess(
 
 /**
  * An S3 client on moto whose `send` fails with a 503 for the first `failures` commands named `commandName`
- * (Infinity = always): to exercise the worker's transient-failure path.
+ * (Infinity = always): to exercise the worker's transient-failure path. `makeError` replaces the injected 503.
  */
-export function flakyS3(moto: Moto, commandName: string, failures: number): S3Client {
+export function flakyS3(moto: Moto, commandName: string, failures: number, makeError?: () => Error): S3Client {
     const client = new S3Client({ region: "us-east-1", endpoint: moto.endpoint, forcePathStyle: true, maxAttempts: 1 });
     const send = client.send.bind(client) as (...a: unknown[]) => Promise<unknown>;
     let failed = 0;
@@ -245,6 +245,7 @@ export function flakyS3(moto: Moto, commandName: string, failures: number): S3Cl
         const cmd = args[0] as { constructor: { name: string } };
         if (cmd.constructor.name === commandName && failed < failures) {
             failed++;
+            if (makeError) throw makeError();
             throw Object.assign(new Error("Service Unavailable (injected)"), {
                 name: "ServiceUnavailable",
                 $metadata: { httpStatusCode: 503 },

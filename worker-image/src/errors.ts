@@ -64,9 +64,25 @@ export function isTransient(err: unknown): boolean {
     const status = e.$metadata?.httpStatusCode;
     if (status !== undefined && (status >= 500 || status === 429 || status === 408)) return true;
     if (e.name && TRANSIENT_NAMES.has(e.name)) return true;
+    if (isPermanentServiceError(err)) return false;
     if (e.code && TRANSIENT_CODES.has(e.code)) return true;
     const cause = (err as { cause?: unknown }).cause;
     return cause !== undefined && cause !== err && isTransient(cause);
+}
+
+/**
+ * True for an AWS service error that retrying cannot fix: an HTTP 4xx answer (400 bad request, 403 access denied,
+ * 404 not found, 405, 409, 411, 412, 413, 414, 416, ...) other than 408 and 429, and not a throttling or
+ * request-timeout error (some services throttle with a 400).
+ */
+export function isPermanentServiceError(err: unknown): boolean {
+    if (!err || typeof err !== "object") return false;
+    const e = err as { name?: string; $retryable?: unknown; $metadata?: { httpStatusCode?: number } };
+    const status = e.$metadata?.httpStatusCode;
+    if (status === undefined || status < 400 || status >= 500 || status === 408 || status === 429) return false;
+    if (e.$retryable) return false;
+    if (e.name && (TRANSIENT_NAMES.has(e.name) || /throttl|slowdown|toomanyrequests/i.test(e.name))) return false;
+    return true;
 }
 
 export function errorMessage(err: unknown): string {

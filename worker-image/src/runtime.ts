@@ -24,7 +24,7 @@ import * as path from "path";
 import { Readable, Transform, TransformCallback } from "stream";
 import { pipeline } from "stream/promises";
 import { WorkerConfig } from "./config";
-import { AbortedError, JobTimeoutError, PermanentError, errorMessage, isTransient } from "./errors";
+import { AbortedError, JobTimeoutError, PermanentError, errorMessage, isPermanentServiceError, isTransient } from "./errors";
 import { Job, jobBaseName, outputKeys, parseMessage } from "./keys";
 import { Logger, createLogger } from "./log";
 import { Processor } from "./processor";
@@ -331,7 +331,13 @@ export class Worker {
                 return { status: "aborted" };
             }
             const reason = errorMessage(err);
-            const status = err instanceof PermanentError ? "permanent" : err instanceof JobTimeoutError ? "timeout" : "transient";
+            // A non-retryable 4xx from S3/SQS (403, 404, 400...) will answer the same next time: permanent.
+            const status =
+                err instanceof PermanentError || isPermanentServiceError(err)
+                    ? "permanent"
+                    : err instanceof JobTimeoutError
+                      ? "timeout"
+                      : "transient";
             this.log("failed", { bucket: job.bucket, key: job.key, status, reason, receiveCount });
             return { status, job, reason };
         }
@@ -447,6 +453,10 @@ export class Worker {
             const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
             if (e.name === "NoSuchKey" || e.name === "NoSuchBucket" || e.$metadata?.httpStatusCode === 404) {
                 throw new PermanentError(`input not found: s3://${job.bucket}/${job.key}`);
+            }
+            // Without s3:ListBucket, S3 answers a missing key with 403 AccessDenied instead of 404.
+            if (e.name === "AccessDenied" || e.$metadata?.httpStatusCode === 403) {
+                throw new PermanentError(`input not found or not readable: s3://${job.bucket}/${job.key}`);
             }
             throw err;
         }
