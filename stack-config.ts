@@ -32,6 +32,7 @@ export function renderWorkerArgs(config: pulumi.Config): LambdaEcsWorkerArgs {
         cpu: config.getNumber("cpu"),
         memory: config.getNumber("memory"),
         maxTasks: config.getNumber("maxTasks"),
+        launcherConcurrency: config.getNumber("launcherConcurrency") === 0 ? "unreserved" : config.getNumber("launcherConcurrency"),
         launchMode: config.get("launchMode") as LambdaEcsWorkerArgs["launchMode"],
         capacity: parseCapacity(config.get("capacity") ?? "FARGATE"),
         inputPrefix: config.get("inputPrefix"),

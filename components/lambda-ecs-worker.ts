@@ -20,8 +20,8 @@ export interface LambdaEcsWorkerImageArgs {
      */
     dockerfile?: pulumi.Input<string>;
     /**
-     * Platform to build for: `linux/amd64` or `linux/arm64`; it also sets the task's CPU architecture.
-     * Only with `context`.
+     * Platform of the image: `linux/amd64` or `linux/arm64`. It sets the task's CPU architecture, and with `context`
+     * the platform the image is built for.
      * @default "linux/amd64"
      */
     platform?: "linux/amd64" | "linux/arm64";
@@ -96,7 +96,8 @@ export interface LambdaEcsWorkerArgs {
     maxTasks?: number;
     /**
      * Reserved concurrency of the launcher Lambda. 1 serializes task-start decisions, so a burst of uploads can't
-     * start a storm of tasks; `"unreserved"` reserves none (for accounts whose concurrency limit is too low to reserve).
+     * start a storm of tasks; `"unreserved"` reserves none, for accounts whose concurrency limit is too low to reserve
+     * any (Lambda keeps 10 unreserved), at the price that concurrent invocations may briefly start more than `maxTasks`.
      * @default 1
      */
     launcherConcurrency?: number | "unreserved";
@@ -126,7 +127,11 @@ export interface LambdaEcsWorkerArgs {
     ephemeralStorageGiB?: number;
     /** Seconds between SIGTERM and SIGKILL when a task is stopped, 2-120. @default 120 */
     stopTimeout?: number;
-    /** Hard limit on one job's processing (render) time in seconds; passed as `RENDER_TIMEOUT_SECONDS`. @default 900 */
+    /**
+     * Hard limit on one job's processing (render) time in seconds, 1-43200 (SQS keeps a message hidden at most 12 h);
+     * passed as `RENDER_TIMEOUT_SECONDS`.
+     * @default 900
+     */
     jobTimeoutSeconds?: number;
     /** Fargate capacity: `"FARGATE"`, `"FARGATE_SPOT"`, or `{ fargateWeight, spotWeight, fargateBase? }`. @default "FARGATE" */
     capacity?: LambdaEcsWorkerCapacity;
@@ -162,10 +167,13 @@ export interface LambdaEcsWorkerArgs {
     deadLetterRetentionSeconds?: number;
 
     /**
-     * Actions (e.g. SNS topic ARNs) of the alarm that fires when a job lands in the dead-letter queue.
-     * @default [] (the alarm only shows in CloudWatch)
+     * Actions (e.g. SNS topic ARNs) of the alarms: a job landed in the dead-letter queue; a job has waited longer
+     * than `oldestJobAlarmSeconds` (tasks can't start or can't reach the queue).
+     * @default [] (the alarms only show in CloudWatch)
      */
     alarmActions?: pulumi.Input<pulumi.Input<string>[]>;
+    /** Age in seconds of the oldest waiting job that raises the stuck-queue alarm, 60-1209600. @default 3600 */
+    oldestJobAlarmSeconds?: number;
 
     /** Tags applied to every taggable child resource. @default {} */
     tags?: pulumi.Input<Record<string, pulumi.Input<string>>>;
@@ -193,6 +201,7 @@ export const LAMBDA_ECS_WORKER_DEFAULTS = {
     maxReceiveCount: 3,
     messageRetentionSeconds: 345600,
     deadLetterRetentionSeconds: 1209600,
+    oldestJobAlarmSeconds: 3600,
     platform: "linux/amd64" as const,
 };
 
@@ -237,8 +246,8 @@ export function validateLambdaEcsWorkerArgs(args: LambdaEcsWorkerArgs): string[]
         if (hasContext === hasUri) {
             errors.push("image: give exactly one of image.context (build) or image.imageUri (prebuilt)");
         }
-        if (hasUri && (image.dockerfile !== undefined || image.platform !== undefined)) {
-            errors.push("image: dockerfile and platform apply only with image.context, not with image.imageUri");
+        if (hasUri && image.dockerfile !== undefined) {
+            errors.push("image: dockerfile applies only with image.context, not with image.imageUri");
         }
         if (image.platform !== undefined && !["linux/amd64", "linux/arm64"].includes(image.platform)) {
             errors.push(`image.platform: must be "linux/amd64" or "linux/arm64", got ${JSON.stringify(image.platform)}`);
@@ -258,6 +267,9 @@ export function validateLambdaEcsWorkerArgs(args: LambdaEcsWorkerArgs): string[]
     if (outputPrefix !== "" && prefix !== "" && outputPrefix.startsWith(prefix)) {
         // Safe by suffix anyway, but the worker's outputs landing in the inbox confuses users and scans.
         errors.push(`outputPrefix: must not lie under inputPrefix ("${prefix}"); use "" to write next to the input`);
+    } else if (outputPrefix !== "" && prefix.startsWith(outputPrefix)) {
+        // The launcher ignores keys under the output prefix: every upload would be ignored.
+        errors.push(`outputPrefix: must not contain inputPrefix ("${prefix}"): uploads there would count as outputs`);
     }
     const suffixes = args.inputSuffixes ?? d.inputSuffixes;
     if (!Array.isArray(suffixes) || suffixes.length === 0) {
@@ -309,11 +321,12 @@ export function validateLambdaEcsWorkerArgs(args: LambdaEcsWorkerArgs): string[]
     }
     intIn("ephemeralStorageGiB", args.ephemeralStorageGiB, 21, 200);
     intIn("stopTimeout", args.stopTimeout, 2, 120);
-    intIn("jobTimeoutSeconds", args.jobTimeoutSeconds, 1, 86400);
+    intIn("jobTimeoutSeconds", args.jobTimeoutSeconds, 1, 43200);
     intIn("visibilityTimeoutSeconds", args.visibilityTimeoutSeconds, 30, 43200);
     intIn("maxReceiveCount", args.maxReceiveCount, 1, 1000);
     intIn("messageRetentionSeconds", args.messageRetentionSeconds, 60, 1209600);
     intIn("deadLetterRetentionSeconds", args.deadLetterRetentionSeconds, 60, 1209600);
+    intIn("oldestJobAlarmSeconds", args.oldestJobAlarmSeconds, 60, 1209600);
     const retention = args.logRetentionDays ?? d.logRetentionDays;
     if (!LOG_RETENTION_DAYS.includes(retention)) {
         errors.push(`logRetentionDays: must be one of ${LOG_RETENTION_DAYS.join(", ")}, got ${JSON.stringify(retention)}`);
@@ -409,6 +422,8 @@ export class LambdaEcsWorker extends pulumi.ComponentResource {
     public readonly deadLetterQueue: aws.sqs.Queue;
     /** The alarm that fires when a job lands in the dead-letter queue. */
     public readonly deadLetterAlarm: aws.cloudwatch.MetricAlarm;
+    /** The alarm that fires when a job has waited longer than `oldestJobAlarmSeconds`. */
+    public readonly oldestJobAlarm: aws.cloudwatch.MetricAlarm;
     /** The ECS cluster. */
     public readonly cluster: aws.ecs.Cluster;
     /** The worker's task definition. */
@@ -451,6 +466,7 @@ export class LambdaEcsWorker extends pulumi.ComponentResource {
         const maxReceiveCount = args.maxReceiveCount ?? d.maxReceiveCount;
         const messageRetentionSeconds = args.messageRetentionSeconds ?? d.messageRetentionSeconds;
         const deadLetterRetentionSeconds = args.deadLetterRetentionSeconds ?? d.deadLetterRetentionSeconds;
+        const oldestJobAlarmSeconds = args.oldestJobAlarmSeconds ?? d.oldestJobAlarmSeconds;
         const useDefaultVpc = args.subnetIds === undefined;
         const assignPublicIp = args.assignPublicIp ?? useDefaultVpc;
         const platform = args.image.platform ?? d.platform;
@@ -541,23 +557,38 @@ export class LambdaEcsWorker extends pulumi.ComponentResource {
             parent,
         );
 
-        this.deadLetterAlarm = new aws.cloudwatch.MetricAlarm(
-            `${name}-dlq-alarm`,
-            {
-                alarmDescription: `A ${name} job failed for good: see the dead-letter queue and the job's .error.json`,
-                namespace: "AWS/SQS",
-                metricName: "ApproximateNumberOfMessagesVisible",
-                dimensions: { QueueName: this.deadLetterQueue.name },
-                statistic: "Maximum",
-                period: 60,
-                evaluationPeriods: 1,
-                comparisonOperator: "GreaterThanThreshold",
-                threshold: 0,
-                treatMissingData: "notBreaching",
-                alarmActions: args.alarmActions ?? [],
-                tags,
-            },
-            parent,
+        const queueAlarm = (suffix: string, queue: aws.sqs.Queue, metricName: string, threshold: number, description: string) =>
+            new aws.cloudwatch.MetricAlarm(
+                `${name}-${suffix}`,
+                {
+                    alarmDescription: description,
+                    namespace: "AWS/SQS",
+                    metricName,
+                    dimensions: { QueueName: queue.name },
+                    statistic: "Maximum",
+                    period: 60,
+                    evaluationPeriods: 1,
+                    comparisonOperator: "GreaterThanThreshold",
+                    threshold,
+                    treatMissingData: "notBreaching",
+                    alarmActions: args.alarmActions ?? [],
+                    tags,
+                },
+                parent,
+            );
+        this.deadLetterAlarm = queueAlarm(
+            "dlq-alarm",
+            this.deadLetterQueue,
+            "ApproximateNumberOfMessagesVisible",
+            0,
+            `A ${name} job failed for good: see the dead-letter queue and the job's .error.json`,
+        );
+        this.oldestJobAlarm = queueAlarm(
+            "stuck-alarm",
+            this.queue,
+            "ApproximateAgeOfOldestMessage",
+            oldestJobAlarmSeconds,
+            `A ${name} job has waited over ${oldestJobAlarmSeconds} s: tasks may fail to start or to reach the queue`,
         );
 
         // ---------------------------------------------------------------- image
@@ -664,9 +695,8 @@ export class LambdaEcsWorker extends pulumi.ComponentResource {
             { assumeRolePolicy: assumeRolePolicy("ecs-tasks.amazonaws.com"), tags },
             parent,
         );
-        const outputObjects = [...OUTPUT_SUFFIXES].map(
-            (suffix) => pulumi.interpolate`${bucketArn}/${outputPrefix === "" ? inputPrefix : outputPrefix}*${suffix}`,
-        );
+        const outputObject = (suffix: string) =>
+            pulumi.interpolate`${bucketArn}/${outputPrefix === "" ? inputPrefix : outputPrefix}*${suffix}`;
         new aws.iam.RolePolicy(
             `${name}-task-policy`,
             {
@@ -675,7 +705,9 @@ export class LambdaEcsWorker extends pulumi.ComponentResource {
                     Version: "2012-10-17",
                     Statement: [
                         allow("s3:GetObject", pulumi.interpolate`${bucketArn}/${inputPrefix}*`),
-                        allow("s3:PutObject", outputObjects),
+                        allow("s3:PutObject", OUTPUT_SUFFIXES.map(outputObject)),
+                        // A success removes the failure report an earlier attempt left.
+                        allow("s3:DeleteObject", outputObject(".error.json")),
                         allow(
                             ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"],
                             this.queue.arn,
@@ -944,22 +976,22 @@ export class LambdaEcsWorker extends pulumi.ComponentResource {
             },
             parent,
         );
-        const half = Math.min(Math.max(1, Math.ceil(maxTasks / 2)), maxTasks);
-        // The backlog: jobs waiting plus jobs being worked on.
-        const backlog = [
-            ...(["ApproximateNumberOfMessagesVisible", "ApproximateNumberOfMessagesNotVisible"] as const).map((metricName, i) => ({
-                id: i === 0 ? "visible" : "inflight",
-                metric: { namespace: "AWS/SQS", metricName, dimensions: { QueueName: this.queue.name }, period: 60, stat: "Maximum" },
-            })),
-            { id: "backlog", expression: "visible + inflight", label: "Jobs queued or running", returnData: true },
-        ];
+        const half = Math.max(1, Math.ceil(maxTasks / 2));
+        const metric = (id: string, metricName: string) => ({
+            id,
+            metric: { namespace: "AWS/SQS", metricName, dimensions: { QueueName: this.queue.name }, period: 60, stat: "Maximum" },
+        });
+        // Scale out while jobs wait with nobody to take them, adding tasks (never removing busy ones). Scale in only
+        // when nothing is waiting or in flight, so no task is stopped in the middle of a job.
         const steps = [
             {
                 policy: "scale-out",
                 alarm: "backlog-high",
                 comparisonOperator: "GreaterThanThreshold",
                 evaluationPeriods: 1,
-                description: `Jobs are waiting for the ${name} worker: scale out`,
+                adjustmentType: "ChangeInCapacity",
+                metricQueries: [{ ...metric("waiting", "ApproximateNumberOfMessagesVisible"), returnData: true }],
+                description: `Jobs are waiting for the ${name} worker: add tasks`,
                 stepAdjustments: [
                     { metricIntervalLowerBound: "0", metricIntervalUpperBound: "10", scalingAdjustment: 1 },
                     { metricIntervalLowerBound: "10", metricIntervalUpperBound: "50", scalingAdjustment: half },
@@ -971,6 +1003,12 @@ export class LambdaEcsWorker extends pulumi.ComponentResource {
                 alarm: "backlog-empty",
                 comparisonOperator: "LessThanOrEqualToThreshold",
                 evaluationPeriods: 5,
+                adjustmentType: "ExactCapacity",
+                metricQueries: [
+                    metric("visible", "ApproximateNumberOfMessagesVisible"),
+                    metric("inflight", "ApproximateNumberOfMessagesNotVisible"),
+                    { id: "backlog", expression: "visible + inflight", label: "Jobs queued or running", returnData: true },
+                ],
                 description: `No job for the ${name} worker for five minutes: scale to zero`,
                 stepAdjustments: [{ metricIntervalUpperBound: "0", scalingAdjustment: 0 }],
             },
@@ -984,7 +1022,7 @@ export class LambdaEcsWorker extends pulumi.ComponentResource {
                     scalableDimension: target.scalableDimension,
                     serviceNamespace: target.serviceNamespace,
                     stepScalingPolicyConfiguration: {
-                        adjustmentType: "ExactCapacity",
+                        adjustmentType: step.adjustmentType,
                         cooldown: 60,
                         metricAggregationType: "Maximum",
                         stepAdjustments: step.stepAdjustments,
@@ -998,7 +1036,7 @@ export class LambdaEcsWorker extends pulumi.ComponentResource {
                     comparisonOperator: step.comparisonOperator,
                     threshold: 0,
                     evaluationPeriods: step.evaluationPeriods,
-                    metricQueries: backlog,
+                    metricQueries: step.metricQueries,
                     alarmActions: [policy.arn],
                     alarmDescription: step.description,
                     tags,

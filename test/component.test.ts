@@ -78,6 +78,7 @@ describe("LambdaEcsWorker", () => {
                     `${T.queue} render-dlq`,
                     `${T.queue} render-queue`,
                     `${T.alarm} render-dlq-alarm`,
+                    `${T.alarm} render-stuck-alarm`,
                     `${T.repo} render-repo`,
                     `${T.image} render-image`,
                     `${T.logGroup} render-logs`,
@@ -105,7 +106,7 @@ describe("LambdaEcsWorker", () => {
 
         it("THEN every child has the component as its parent", () => {
             const children = resources.filter((r) => r.type !== COMPONENT);
-            expect(children).to.have.length(29);
+            expect(children).to.have.length(30);
             for (const r of children) {
                 expect(typeChain(r.urn), r.name).to.equal(`${COMPONENT}$${r.type}`);
             }
@@ -159,6 +160,9 @@ describe("LambdaEcsWorker", () => {
             });
             expect(alarm.dimensions).to.deep.equal({ QueueName: "render-dlq-0000000" });
             expect(alarm.alarmActions).to.deep.equal([]);
+            const stuck = one(resources, T.alarm, "render-stuck-alarm").inputs;
+            expect(stuck).to.include({ metricName: "ApproximateAgeOfOldestMessage", comparisonOperator: "GreaterThanThreshold", threshold: 3600 });
+            expect(stuck.dimensions).to.deep.equal({ QueueName: "render-queue-0000000" });
             expect(queue.visibilityTimeoutSeconds).to.equal(300);
         });
 
@@ -194,6 +198,7 @@ describe("LambdaEcsWorker", () => {
                         "arn:aws:s3:::render-bucket-0000000/*.error.json",
                     ],
                 },
+                { Effect: "Allow", Action: "s3:DeleteObject", Resource: "arn:aws:s3:::render-bucket-0000000/*.error.json" },
                 {
                     Effect: "Allow",
                     Action: ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"],
@@ -404,7 +409,7 @@ describe("LambdaEcsWorker", () => {
         let resources: RecordedResource[];
         before(async () => {
             ({ resources } = await buildWorker("scan", {
-                image: { imageUri: "111122223333.dkr.ecr.eu-west-1.amazonaws.com/team/scanner:2.0" },
+                image: { imageUri: "111122223333.dkr.ecr.eu-west-1.amazonaws.com/team/scanner:2.0", platform: "linux/arm64" },
                 bucketName: "shared-bucket",
                 inputPrefix: "inbox/",
                 inputSuffixes: [".zip", ".ZIP", ".tar.gz"],
@@ -427,7 +432,7 @@ describe("LambdaEcsWorker", () => {
             for (const t of [T.bucket, T.publicAccess, T.bucketPolicy, T.repo, T.image, T.sg]) {
                 expect(resources.filter((r) => r.type === t), t).to.have.length(0);
             }
-            expect(resources).to.have.length(22);
+            expect(resources).to.have.length(23);
         });
 
         it("THEN one notification entry per suffix carries the prefix", () => {
@@ -466,6 +471,7 @@ describe("LambdaEcsWorker", () => {
             const td = one(resources, T.taskDef, "scan-task").inputs;
             expect(td).to.include({ cpu: "2048", memory: "4096" });
             expect(td.ephemeralStorage).to.deep.equal({ sizeInGib: 50 });
+            expect(td.runtimePlatform).to.deep.equal({ operatingSystemFamily: "LINUX", cpuArchitecture: "ARM64" });
             const c = JSON.parse(td.containerDefinitions)[0];
             expect(c.image).to.equal("111122223333.dkr.ecr.eu-west-1.amazonaws.com/team/scanner:2.0");
             expect(c.environment).to.deep.include({ name: "QUALITY", value: "9" });
@@ -493,7 +499,7 @@ describe("LambdaEcsWorker", () => {
             const taggable = resources.filter((r) =>
                 [T.queue, T.logGroup, T.cluster, T.role, T.taskDef, T.fn, T.alarm, T.eventRule].includes(r.type),
             );
-            expect(taggable).to.have.length(12);
+            expect(taggable).to.have.length(13);
             for (const r of taggable) expect(r.inputs.tags, r.name).to.deep.equal({ team: "vision" });
         });
     });
@@ -504,7 +510,7 @@ describe("LambdaEcsWorker", () => {
             ({ resources } = await buildWorker("svc", { ...MINIMAL, launchMode: "service", maxTasks: 6 }));
         });
 
-        it("THEN a service starts at zero and scales on queue depth between 0 and maxTasks", () => {
+        it("THEN a service starts at zero, adds tasks while jobs wait, and scales to zero only when nothing is in flight", () => {
             const svc = one(resources, T.service, "svc-service").inputs;
             expect(svc.desiredCount).to.equal(0);
             expect(svc.networkConfiguration).to.deep.equal({
@@ -514,12 +520,15 @@ describe("LambdaEcsWorker", () => {
             });
             const target = one(resources, T.scalingTarget, "svc-scaling-target").inputs;
             expect(target).to.include({ minCapacity: 0, maxCapacity: 6, scalableDimension: "ecs:service:DesiredCount" });
+            // Scale-out only ever adds tasks: an exact capacity there would stop busy tasks as the backlog shrinks.
             const out = one(resources, T.scalingPolicy, "svc-scale-out").inputs.stepScalingPolicyConfiguration;
+            expect(out.adjustmentType).to.equal("ChangeInCapacity");
             expect(out.stepAdjustments.map((s: any) => s.scalingAdjustment)).to.deep.equal([1, 3, 6]);
             const scaleIn = one(resources, T.scalingPolicy, "svc-scale-in").inputs.stepScalingPolicyConfiguration;
+            expect(scaleIn.adjustmentType).to.equal("ExactCapacity");
             expect(scaleIn.stepAdjustments).to.deep.equal([{ metricIntervalUpperBound: "0", scalingAdjustment: 0 }]);
             const alarms = resources
-                .filter((r) => r.type === T.alarm && r.name !== "svc-dlq-alarm")
+                .filter((r) => r.type === T.alarm && r.name.startsWith("svc-backlog"))
                 .map((r) => [r.name, r.inputs.comparisonOperator])
                 .sort((a, b) => b[0].localeCompare(a[0]));
             expect(alarms).to.deep.equal([
@@ -531,7 +540,9 @@ describe("LambdaEcsWorker", () => {
             expect(high.alarmActions).to.deep.equal([arn("autoscaling", "scalingPolicy:svc-scale-out")]);
             expect(empty.alarmActions).to.deep.equal([arn("autoscaling", "scalingPolicy:svc-scale-in")]);
             expect([high.evaluationPeriods, empty.evaluationPeriods]).to.deep.equal([1, 5]);
-            expect(high.metricQueries.map((q: any) => q.expression ?? `${q.metric.metricName}(${q.metric.dimensions.QueueName})`)).to.deep.equal([
+            const queries = (a: any) => a.metricQueries.map((q: any) => q.expression ?? `${q.metric.metricName}(${q.metric.dimensions.QueueName})`);
+            expect(queries(high)).to.deep.equal(["ApproximateNumberOfMessagesVisible(svc-queue-0000000)"]);
+            expect(queries(empty)).to.deep.equal([
                 "ApproximateNumberOfMessagesVisible(svc-queue-0000000)",
                 "ApproximateNumberOfMessagesNotVisible(svc-queue-0000000)",
                 "visible + inflight",
@@ -574,7 +585,7 @@ describe("validateLambdaEcsWorkerArgs", () => {
         ["no image", { image: undefined }, /^image: required/],
         ["both context and imageUri", { image: { context: ".", imageUri: "x" } }, /^image: give exactly one of image.context/],
         ["neither context nor imageUri", { image: {} }, /^image: give exactly one/],
-        ["dockerfile with imageUri", { image: { imageUri: "x", dockerfile: "D" } }, /^image: dockerfile and platform apply only/],
+        ["dockerfile with imageUri", { image: { imageUri: "x", dockerfile: "D" } }, /^image: dockerfile applies only with image.context/],
         ["bad platform", { image: { context: ".", platform: "linux/s390x" as any } }, /^image.platform: must be "linux\/amd64" or "linux\/arm64"/],
         ["cpu not a Fargate size", { cpu: 300 }, /^cpu: must be one of 256, 512, 1024, 2048, 4096, 8192, 16384/],
         ["memory too small for cpu", { cpu: 1024, memory: 1024 }, /^memory: with cpu 1024, Fargate allows 2048-8192 in steps of 1024 MiB, got 1024/],
@@ -597,7 +608,10 @@ describe("validateLambdaEcsWorkerArgs", () => {
         ["reconcile outside drain", { launchMode: "service", reconcileIntervalMinutes: 5 }, /^reconcileIntervalMinutes: applies only with launchMode "drain", not "service"/],
         ["ephemeral storage", { ephemeralStorageGiB: 500 }, /^ephemeralStorageGiB: must be an integer from 21 to 200/],
         ["stopTimeout", { stopTimeout: 600 }, /^stopTimeout: must be an integer from 2 to 120, got 600/],
-        ["jobTimeoutSeconds", { jobTimeoutSeconds: 0 }, /^jobTimeoutSeconds: must be an integer from 1 to 86400/],
+        ["jobTimeoutSeconds", { jobTimeoutSeconds: 0 }, /^jobTimeoutSeconds: must be an integer from 1 to 43200/],
+        ["jobTimeoutSeconds past SQS's 12 h", { jobTimeoutSeconds: 43201 }, /^jobTimeoutSeconds: must be an integer from 1 to 43200, got 43201/],
+        ["input prefix under the output prefix", { inputPrefix: "jobs/in/", outputPrefix: "jobs/" }, /^outputPrefix: must not contain inputPrefix \("jobs\/in\/"\)/],
+        ["oldest job alarm", { oldestJobAlarmSeconds: 10 }, /^oldestJobAlarmSeconds: must be an integer from 60 to 1209600/],
         ["visibility", { visibilityTimeoutSeconds: 5 }, /^visibilityTimeoutSeconds: must be an integer from 30 to 43200/],
         ["maxReceiveCount", { maxReceiveCount: 0 }, /^maxReceiveCount: must be an integer from 1 to 1000/],
         ["retention", { messageRetentionSeconds: 30 }, /^messageRetentionSeconds: must be an integer from 60 to 1209600/],

@@ -66,6 +66,15 @@ describe("the POV-Ray stack (index.ts)", () => {
         expect(td.inputs.tags).to.deep.equal({ project: "project", stack: "test", worker: "povray" });
     });
 
+    it("launcherConcurrency 0 reserves no launcher concurrency; any other value is passed on", () => {
+        const { renderWorkerArgs } = require("../stack-config");
+        const args = (v?: string) =>
+            renderWorkerArgs({ get: () => undefined, getNumber: (k: string) => (k === "launcherConcurrency" && v !== undefined ? Number(v) : undefined) });
+        expect(args("0").launcherConcurrency).to.equal("unreserved");
+        expect(args("3").launcherConcurrency).to.equal(3);
+        expect(args().launcherConcurrency).to.equal(undefined);
+    });
+
     it("parseCapacity reads the three forms and names the config key on a bad one", () => {
         const { parseCapacity } = require("../stack-config");
         expect(parseCapacity("FARGATE")).to.equal("FARGATE");
