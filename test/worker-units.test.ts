@@ -7,6 +7,8 @@ import { configFromEnv } from "../worker-image/src/config";
 import { AbortedError, PermanentError, isPermanentServiceError, isTransient } from "../worker-image/src/errors";
 import { jobBaseName, outputKeys, parseMessage } from "../worker-image/src/keys";
 import { MAX_DROPPED_LOG_LINES, MAX_INI_BYTES, PovrayProcessor, buildRenderIni, findScene, sanitizeIni } from "../worker-image/src/povray";
+import { MAX_SOURCE_KEY_METADATA, sourceKeyMetadata } from "../worker-image/src/runtime";
+import { createHash } from "crypto";
 import { MAX_PATH_DEPTH, extractZip, unsafeEntryName } from "../worker-image/src/unzip";
 import { ZipEntry, makeZip } from "./helpers/worker-env";
 
@@ -338,6 +340,23 @@ describe("worker units", function () {
             expect(r).to.deep.equal({ files: 2, bytes: 6 });
             expect(fs.readFileSync(path.join(dir, "out/d/a.txt"), "utf8")).to.equal("hello");
             fs.rmSync(dir, { recursive: true });
+        });
+    });
+
+    describe("output metadata", function () {
+        it("keeps source-key whole when short, truncates a long non-ASCII key and adds source-key-sha256", function () {
+            expect(sourceKeyMetadata("in/a b.zip")).to.deep.equal({ "source-key": "in%2Fa%20b.zip" });
+            // 1000 bytes of key (S3's limit is 1024), 3000 characters URL-encoded: over S3's 2 KB metadata limit.
+            const key = "in/" + "é".repeat(497) + ".zip";
+            expect(Buffer.byteLength(key)).to.be.at.most(1024);
+            const m = sourceKeyMetadata(key);
+            expect(m["source-key"].length).to.be.at.most(MAX_SOURCE_KEY_METADATA);
+            expect(m["source-key"].length).to.be.greaterThan(MAX_SOURCE_KEY_METADATA - 12);
+            // Cut on an escape boundary: still decodes, and is a prefix of the key.
+            expect(key.startsWith(decodeURIComponent(m["source-key"]))).to.equal(true);
+            expect(m["source-key-sha256"]).to.equal(createHash("sha256").update(key).digest("hex"));
+            const total = Object.entries(m).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
+            expect(total).to.be.lessThan(2048 - 200);
         });
     });
 

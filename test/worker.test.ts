@@ -4,6 +4,7 @@
  */
 import { S3Client } from "@aws-sdk/client-s3";
 import { expect } from "chai";
+import { createHash } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -95,6 +96,21 @@ describe("worker (moto + povray)", function () {
         expect(pngSize(png2!)).to.deep.equal({ width: 800, height: 600 });
         expect(await aws.depth(queueUrl)).to.equal(0);
         expect(await aws.depth(dlqUrl)).to.equal(0);
+    });
+
+    it("keeps the output metadata under S3's 2 KB limit for a long non-ASCII key (source-key truncated + sha256)", async function () {
+        const { bucket, queueUrl, dlqUrl } = await setup();
+        const key = "long/" + "é".repeat(490) + ".zip";
+        await aws.put(bucket, key, await makeZip([{ name: "x.pov", data: scene("tiny.pov") }]));
+        await aws.send(queueUrl, { bucket, key });
+        const { code } = await runWorkerInProcess(workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl }));
+        expect(code).to.equal(0);
+        const head = await aws.head(bucket, key.replace(/\.zip$/, ".png"));
+        const meta = head.Metadata!;
+        const size = Object.entries(meta).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
+        expect(size).to.be.lessThan(2048);
+        expect(key.startsWith(decodeURIComponent(meta["source-key"]))).to.equal(true);
+        expect(meta["source-key-sha256"]).to.equal(createHash("sha256").update(key).digest("hex"));
     });
 
     it("deletes s3:TestEvent quietly", async function () {

@@ -17,7 +17,7 @@ import {
     SendMessageCommand,
     SQSClient,
 } from "@aws-sdk/client-sqs";
-import { randomBytes } from "crypto";
+import { createHash, randomBytes } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -73,6 +73,27 @@ const sleep = (ms: number, signal?: AbortSignal) =>
 function toMetadataValue(v: string): string {
     // S3 user metadata travels as HTTP headers: keep it ASCII.
     return encodeURIComponent(v);
+}
+
+/** Longest `source-key` metadata value (S3 allows 2 KB of user metadata in total). */
+export const MAX_SOURCE_KEY_METADATA = 1024;
+
+/**
+ * `source-key` metadata: the URL-encoded key (up to 3x the key's length for non-ASCII keys); past
+ * MAX_SOURCE_KEY_METADATA it is truncated (on a character boundary, so that it still decodes) and `source-key-sha256` (hex SHA-256 of the
+ * key's UTF-8 bytes) identifies the key.
+ */
+export function sourceKeyMetadata(key: string): Record<string, string> {
+    const encoded = toMetadataValue(key);
+    if (encoded.length <= MAX_SOURCE_KEY_METADATA) return { "source-key": encoded };
+    // Whole characters only, so that the value still decodes.
+    let cut = "";
+    for (const ch of key) {
+        const e = toMetadataValue(ch);
+        if (cut.length + e.length > MAX_SOURCE_KEY_METADATA) break;
+        cut += e;
+    }
+    return { "source-key": cut, "source-key-sha256": createHash("sha256").update(key, "utf8").digest("hex") };
 }
 
 export class Worker {
@@ -382,7 +403,7 @@ export class Worker {
             if (signal.aborted) throw new AbortedError();
 
             const metadata = {
-                "source-key": toMetadataValue(job.key),
+                ...sourceKeyMetadata(job.key),
                 "source-etag": toMetadataValue(etag ?? ""),
                 "render-seconds": result.seconds.toFixed(3),
                 processor: this.processor.name,
