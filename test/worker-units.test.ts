@@ -7,7 +7,7 @@ import { configFromEnv } from "../worker-image/src/config";
 import { AbortedError, PermanentError, isPermanentServiceError, isTransient } from "../worker-image/src/errors";
 import { jobBaseName, outputKeys, parseMessage } from "../worker-image/src/keys";
 import { MAX_DROPPED_LOG_LINES, MAX_INI_BYTES, PovrayProcessor, buildRenderIni, findScene, sanitizeIni } from "../worker-image/src/povray";
-import { MAX_SOURCE_KEY_METADATA, sourceKeyMetadata } from "../worker-image/src/runtime";
+import { MAX_SOURCE_KEY_METADATA, sourceKeyMetadata, sqsSafe } from "../worker-image/src/runtime";
 import { createHash } from "crypto";
 import { MAX_PATH_DEPTH, extractZip, unsafeEntryName } from "../worker-image/src/unzip";
 import { ZipEntry, makeZip } from "./helpers/worker-env";
@@ -357,6 +357,14 @@ describe("worker units", function () {
             expect(m["source-key-sha256"]).to.equal(createHash("sha256").update(key).digest("hex"));
             const total = Object.entries(m).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v), 0);
             expect(total).to.be.lessThan(2048 - 200);
+        });
+    });
+
+    describe("sqsSafe", function () {
+        it("replaces characters SQS rejects with U+FFFD and keeps everything else", function () {
+            expect(sqsSafe("a\x01b\x1bc\x00\x08\x0b\x0c\x1f\uFFFE\uFFFF\uD800")).to.equal("a\uFFFDb\uFFFDc" + "\uFFFD".repeat(8));
+            const ok = "tab\tnl\ncr\r ü \u007f \uD7FF \uE000 \uFFFD 😀 \u{10FFFF}";
+            expect(sqsSafe(ok)).to.equal(ok);
         });
     });
 

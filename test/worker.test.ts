@@ -24,6 +24,7 @@ import {
     workerEnv,
     ZipEntry,
     flakyS3,
+    strictSqs,
 } from "./helpers/worker-env";
 
 describe("worker (moto + povray)", function () {
@@ -476,6 +477,27 @@ describe("worker (moto + povray)", function () {
         expect(events(logs, "failed").map((l) => l.status)).to.deep.equal(["permanent"]);
         expect(JSON.parse((await aws.get(bucket, "four/a.error.json"))!.toString()).reason).to.equal("Metadata too large");
         expect(await aws.drain(dlqUrl)).to.have.length(1);
+        expect(await aws.depth(queueUrl)).to.equal(0);
+    });
+
+    it("dead-letters a failure whose reason and key hold control characters (SQS rejects them raw)", async function () {
+        const { bucket, queueUrl, dlqUrl } = await setup();
+        const key = "ctl/bad\x01key.zip";
+        await aws.put(bucket, key, await makeZip([{ name: "e.pov", data: '#error concat("bad", chr(1), chr(27), "[31m red")\n' }]));
+        await aws.send(queueUrl, { bucket, key });
+        const { sqs, sent } = strictSqs(moto);
+        const { code, logs } = await runWorkerInProcess(workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl }), { sqs });
+        expect(code).to.equal(0);
+        // The reason really had the control characters (else this test proves nothing).
+        const report = JSON.parse((await aws.get(bucket, "ctl/bad\x01key.error.json"))!.toString());
+        expect(report.reason).to.include("bad\x01\x1b[31m");
+        expect(events(logs, "dead_lettered")).to.have.length(1);
+        expect(sent).to.have.length(1);
+        expect(sent[0].attributes.reason).to.include("bad\uFFFD\uFFFD[31m");
+        expect(sent[0].attributes.sourceKey).to.equal("ctl/bad\uFFFDkey.zip");
+        const dlq = await aws.drain(dlqUrl);
+        expect(dlq).to.have.length(1);
+        expect(JSON.parse(dlq[0].Body!).reason).to.include("bad\uFFFD\uFFFD[31m");
         expect(await aws.depth(queueUrl)).to.equal(0);
     });
 

@@ -18,6 +18,7 @@ import * as path from "path";
 import * as yazl from "yazl";
 import { WorkerConfig, configFromEnv } from "../../worker-image/src/config";
 import { PovrayProcessor } from "../../worker-image/src/povray";
+import { Processor } from "../../worker-image/src/processor";
 import { Worker } from "../../worker-image/src/runtime";
 import { Moto } from "./moto";
 
@@ -217,12 +218,13 @@ export function workerEnv(moto: Moto, extra: Record<string, string>): Record<str
  */
 export async function runWorkerInProcess(
     env: Record<string, string>,
-    opts: { s3?: S3Client; onLog?: (line: LogLine, worker: Worker) => void } = {},
+    opts: { s3?: S3Client; sqs?: SQSClient; processor?: Processor; onLog?: (line: LogLine, worker: Worker) => void } = {},
 ): Promise<{ code: number; logs: LogLine[] }> {
     const logs: LogLine[] = [];
     const cfg: WorkerConfig = configFromEnv(env);
-    const worker: Worker = new Worker(cfg, new PovrayProcessor(), {
+    const worker: Worker = new Worker(cfg, opts.processor ?? new PovrayProcessor(), {
         s3: opts.s3,
+        sqs: opts.sqs,
         log: (event, fields = {}) => {
             const line = { event, ...fields };
             logs.push(line);
@@ -254,6 +256,37 @@ export function flakyS3(moto: Moto, commandName: string, failures: number, makeE
         return send(...args);
     };
     return client;
+}
+
+/** Characters SQS accepts in a message body or attribute value; moto does not check them. */
+const SQS_VALID = /^[\t\n\r\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]*$/u;
+
+/**
+ * An SQS client on moto that rejects SendMessage with characters outside SQS's allowed set (in the body or a string
+ * attribute) the way SQS does (400 InvalidMessageContents), and records every SendMessage it accepted.
+ */
+export function strictSqs(moto: Moto): { sqs: SQSClient; sent: Array<{ body: string; attributes: Record<string, string> }> } {
+    const client = new SQSClient({ region: "us-east-1", endpoint: moto.endpoint });
+    const send = client.send.bind(client) as (...a: unknown[]) => Promise<unknown>;
+    const sent: Array<{ body: string; attributes: Record<string, string> }> = [];
+    (client as unknown as { send: (...a: unknown[]) => Promise<unknown> }).send = async (...args: unknown[]) => {
+        const cmd = args[0] as { constructor: { name: string }; input: { MessageBody?: string; MessageAttributes?: Record<string, { StringValue?: string }> } };
+        if (cmd.constructor.name === "SendMessageCommand") {
+            const attributes = Object.fromEntries(Object.entries(cmd.input.MessageAttributes ?? {}).map(([k, v]) => [k, v.StringValue ?? ""]));
+            for (const v of [cmd.input.MessageBody ?? "", ...Object.values(attributes)]) {
+                if (!SQS_VALID.test(v)) {
+                    throw Object.assign(new Error("Invalid characters found (injected check)"), {
+                        name: "InvalidMessageContents",
+                        $fault: "client",
+                        $metadata: { httpStatusCode: 400 },
+                    });
+                }
+            }
+            sent.push({ body: cmd.input.MessageBody ?? "", attributes });
+        }
+        return send(...args);
+    };
+    return { sqs: client, sent };
 }
 
 /** Puts moto's endpoint and fake credentials into process.env (the SDK default chain); returns a restore function. */

@@ -75,6 +75,15 @@ function toMetadataValue(v: string): string {
     return encodeURIComponent(v);
 }
 
+/**
+ * SQS accepts only #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF in message bodies and attribute
+ * values: every other character (control characters a scene's `#error` printed, lone surrogates, U+FFFE/U+FFFF)
+ * becomes U+FFFD.
+ */
+export function sqsSafe(v: string): string {
+    return v.replace(/[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu, "\uFFFD");
+}
+
 /** Longest `source-key` metadata value (S3 allows 2 KB of user metadata in total). */
 export const MAX_SOURCE_KEY_METADATA = 1024;
 
@@ -536,7 +545,8 @@ export class Worker {
     }
 
     /** Sends the original body plus `reason` (also a message attribute) to DLQ_URL. Throws if it cannot. */
-    private async sendToDlq(body: string, reason: string, attempts: number, keys: string[], messageId?: string): Promise<void> {
+    private async sendToDlq(body: string, rawReason: string, attempts: number, keys: string[], messageId?: string): Promise<void> {
+        const reason = sqsSafe(rawReason);
         let parsed: unknown;
         try {
             parsed = JSON.parse(body);
@@ -548,12 +558,12 @@ export class Worker {
             typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)
                 ? { ...(parsed as object), reason, failedAt, attempts }
                 : { body, reason, failedAt, attempts };
-        const attr = (v: string) => ({ DataType: "String", StringValue: v });
+        const attr = (v: string) => ({ DataType: "String", StringValue: sqsSafe(v) });
         await this.retry("dlq send", new AbortController().signal, () =>
             this.sqs.send(
                 new SendMessageCommand({
                     QueueUrl: this.cfg.dlqUrl,
-                    MessageBody: JSON.stringify(dlqBody),
+                    MessageBody: sqsSafe(JSON.stringify(dlqBody)),
                     MessageAttributes: {
                         reason: attr(reason.slice(0, 4000) || "unknown"),
                         attempts: { DataType: "Number", StringValue: String(attempts) },
