@@ -38,6 +38,9 @@ export const DEFAULTS = {
     maxZipEntries: 10000,
 };
 
+/** SQS's maximum visibility timeout (12 h). */
+export const MAX_RENDER_TIMEOUT_SECONDS = 43200;
+
 type Env = Record<string, string | undefined>;
 
 function str(env: Env, name: string): string | undefined {
@@ -62,7 +65,8 @@ export function configFromEnv(env: Env = process.env): WorkerConfig {
         waitSeconds: int(env, "WORKER_WAIT_SECONDS", DEFAULTS.waitSeconds, 0, 20)!,
         idleExit: int(env, "WORKER_IDLE_EXIT", DEFAULTS.idleExit, 0)!,
         concurrency: int(env, "WORKER_CONCURRENCY", DEFAULTS.concurrency, 1, 64)!,
-        renderTimeoutSeconds: int(env, "RENDER_TIMEOUT_SECONDS", DEFAULTS.renderTimeoutSeconds, 1)!,
+        // At most SQS's 12 h visibility cap (which also keeps it far from setTimeout's 2^31-1 ms limit).
+        renderTimeoutSeconds: int(env, "RENDER_TIMEOUT_SECONDS", DEFAULTS.renderTimeoutSeconds, 1, MAX_RENDER_TIMEOUT_SECONDS)!,
         maxReceiveCount: int(env, "WORKER_MAX_RECEIVE_COUNT", undefined, 1, 1000),
         visibilityTimeout: int(env, "WORKER_VISIBILITY_TIMEOUT", undefined, 1, 43200),
         scratchDir: str(env, "WORKER_SCRATCH_DIR") ?? path.join(os.tmpdir(), "lambda-ecs-worker"),
