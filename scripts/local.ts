@@ -129,10 +129,11 @@ async function main(): Promise<number> {
         cleanup.interrupted = sig;
         progress.end();
         process.stderr.write(`\n${sig}: stopping the workers and the emulator...\n`);
-        cleanup.run().finally(() => process.exit(sig === "SIGINT" ? 130 : 143));
+        cleanup.run().finally(() => process.exit(sig === "SIGINT" ? 130 : sig === "SIGHUP" ? 129 : 143));
     };
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
+    process.on("SIGHUP", onSignal);
     process.on("exit", () => cleanup.killNow());
 
     try {

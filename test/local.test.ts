@@ -212,24 +212,26 @@ describe("npm run local (scripts/local.ts), end to end on moto_server", function
         await expectNothingLeft(summary.runId, summary.endpoint);
     });
 
-    it("GIVEN SIGTERM while a worker renders THEN it stops the worker, the launcher and the emulator and exits 143", async () => {
-        const slow = path.join(dir, "slow.zip");
-        // Parses for a long while: the worker is busy when the signal arrives.
-        const pov = "#declare I = 0;\n#while (I < 100000000)\n  #declare I = I + 1;\n#end\ncamera { location <0,1,-3> look_at 0 }\nsphere { 0, 1 pigment { rgb 1 } }\n";
-        await zip({ "slow.pov": pov }, slow);
-        const out = path.join(dir, "out3");
-        let signalled = false;
-        const run = await runLocal([slow, "--out", out, "--runner", "process", "--timeout", "180"], (stdout, child) => {
-            if (!signalled && /task \S+ started/.test(stdout)) {
-                signalled = true;
-                setTimeout(() => child.kill("SIGTERM"), 1500);
-            }
+    for (const [signal, code] of [["SIGTERM", 143], ["SIGHUP", 129]] as const) {
+        it(`GIVEN ${signal} while a worker renders THEN it stops the worker, the launcher and the emulator and exits ${code}`, async () => {
+            const slow = path.join(dir, `slow-${signal}.zip`);
+            // Parses for a long while: the worker is busy when the signal arrives.
+            const pov = "#declare I = 0;\n#while (I < 100000000)\n  #declare I = I + 1;\n#end\ncamera { location <0,1,-3> look_at 0 }\nsphere { 0, 1 pigment { rgb 1 } }\n";
+            await zip({ [`slow-${signal}.pov`]: pov }, slow);
+            const out = path.join(dir, `out-${signal}`);
+            let signalled = false;
+            const run = await runLocal([slow, "--out", out, "--runner", "process", "--timeout", "180"], (stdout, child) => {
+                if (!signalled && /task \S+ started/.test(stdout)) {
+                    signalled = true;
+                    setTimeout(() => child.kill(signal), 1500);
+                }
+            });
+            expect(signalled, run.stdout + run.stderr).to.equal(true);
+            expect(run.code, run.stderr).to.equal(code);
+            const m = /emulator (http:\/\/127\.0\.0\.1:\d+) · run (\w+)/.exec(run.stdout);
+            expect(m, run.stdout).to.not.equal(null);
+            await expectNothingLeft(m![2], m![1]);
+            expect(fs.existsSync(path.join(out, `slow-${signal}.png`))).to.equal(false);
         });
-        expect(signalled, run.stdout + run.stderr).to.equal(true);
-        expect(run.code, run.stderr).to.equal(143);
-        const m = /emulator (http:\/\/127\.0\.0\.1:\d+) · run (\w+)/.exec(run.stdout);
-        expect(m, run.stdout).to.not.equal(null);
-        await expectNothingLeft(m![2], m![1]);
-        expect(fs.existsSync(path.join(out, "slow.png"))).to.equal(false);
-    });
+    }
 });

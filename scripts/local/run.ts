@@ -6,6 +6,7 @@
 import { DeleteMessageBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
 import { DescribeTasksCommand, ListTasksCommand, RunTaskCommand, StopTaskCommand } from "@aws-sdk/client-ecs";
+import { spawnSync } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
@@ -79,6 +80,11 @@ class Cleanup {
     tasks = new Map<string, RunningTask>();
     /** Temp dirs of the run (launcher code, local workers' scratch), removed last. */
     dirs: string[] = [];
+    /**
+     * Text in the command line of every process of the run (the run's temp dir prefix): a worker killed outright
+     * leaves its POV-Ray (its own process group) behind, and this finds it.
+     */
+    marker?: string;
     private done?: Promise<void>;
 
     run(): Promise<void> {
@@ -86,6 +92,7 @@ class Cleanup {
             await Promise.all([...this.tasks.values()].map((t) => t.stop(5).catch(() => undefined)));
             await this.launcher?.stop().catch(() => undefined);
             await this.moto?.stop().catch(() => undefined);
+            this.killStragglers();
             this.removeDirs();
         })();
         return this.done;
@@ -95,7 +102,13 @@ class Cleanup {
     killNow(): void {
         for (const t of this.tasks.values()) t.killNow();
         this.launcher?.killNow();
+        this.moto?.killNow();
+        this.killStragglers();
         this.removeDirs();
+    }
+
+    private killStragglers(): void {
+        if (this.marker) spawnSync("pkill", ["-KILL", "-f", this.marker], { stdio: "ignore" });
     }
 
     private removeDirs(): void {
@@ -109,6 +122,7 @@ export async function runLocal(o: LocalOptions, progress: Progress): Promise<Loc
     const runId = crypto.randomBytes(4).toString("hex");
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `lew-local-${runId}-`));
     cleanup.dirs.push(tmp);
+    cleanup.marker = `lew-local-${runId}-`;
     try {
         return await run(o, progress, runId, tmp);
     } finally {

@@ -15,6 +15,8 @@ export interface Moto {
     reset(): Promise<void>;
     /** Stop the server and wait for it to exit. */
     stop(): Promise<void>;
+    /** Kill the server at once, synchronously (for a process 'exit' handler). */
+    killNow(): void;
 }
 
 /** Fake credentials and region for the emulator; never real ones. */
@@ -85,6 +87,9 @@ export async function startMoto(opts: { timeoutMs?: number } = {}): Promise<Moto
         env: { ...MOTO_ENV, AWS_ENDPOINT_URL: endpoint },
         async reset() {
             await fetch(`${endpoint}/moto-api/reset`, { method: "POST" });
+        },
+        killNow() {
+            if (proc.exitCode === null) proc.kill("SIGKILL");
         },
         async stop() {
             if (proc.exitCode === null) {
