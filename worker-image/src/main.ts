@@ -16,12 +16,14 @@ async function main(): Promise<number> {
     }
     const threads = Math.max(1, Math.floor(os.cpus().length / cfg.concurrency));
     const worker = new Worker(cfg, new PovrayProcessor({ threads }), { log });
+    // One-shot mode has no queue to hand the job back to: stopping it early is a failure (143), as in runOneShot.
+    const forcedExitCode = cfg.jobBucket && cfg.jobKey ? 143 : 0;
     const onSignal = (sig: NodeJS.Signals) => {
         worker.stop(sig);
         // Well within ECS's stopTimeout even if something hangs.
         setTimeout(() => {
-            log("exiting", { reason: `forced exit after ${sig}`, code: 0 });
-            process.exit(0);
+            log("exiting", { reason: `forced exit after ${sig}`, code: forcedExitCode });
+            process.exit(forcedExitCode);
         }, 20000).unref();
     };
     process.on("SIGTERM", onSignal);

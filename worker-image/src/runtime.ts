@@ -110,6 +110,7 @@ export class Worker {
     private readonly sqs: SQSClient;
     private readonly log: Logger;
     private stopping = false;
+    private stopReason = "SIGTERM";
     private readonly stopController = new AbortController();
     private readonly inflight = new Set<InFlight>();
     /** Job directories (absolute) in use by this worker: everything else under the scratch dir is swept. */
@@ -137,6 +138,7 @@ export class Worker {
     stop(reason = "SIGTERM"): void {
         if (this.stopping) return;
         this.stopping = true;
+        this.stopReason = reason;
         this.log("stopping", { reason, inflight: this.inflight.size });
         this.stopController.abort();
         for (const f of this.inflight) f.controller.abort();
@@ -617,6 +619,14 @@ export class Worker {
             return 0;
         }
         if (outcome.status === "aborted") {
+            // No queue will redeliver it: dead-letter it so that the job is not silently lost.
+            if (this.cfg.dlqUrl) {
+                try {
+                    await this.sendToDlq(JSON.stringify({ bucket, key }), `interrupted (${this.stopReason}) before the job finished`, 1, [key]);
+                } catch (err) {
+                    this.log("dlq_send_failed", { key, reason: errorMessage(err) });
+                }
+            }
             this.log("exiting", { reason: "stopped before the one-shot job finished", code: 143 });
             return 143;
         }
