@@ -3,6 +3,7 @@
  * as a child process (`node -r ts-node/register/transpile-only worker-image/src/main.ts`) for exit codes and signals.
  */
 import { S3Client } from "@aws-sdk/client-s3";
+import { SQSClient } from "@aws-sdk/client-sqs";
 import { expect } from "chai";
 import { createHash } from "crypto";
 import * as fs from "fs";
@@ -417,6 +418,41 @@ describe("worker (moto + povray)", function () {
         expect(events(logs, "heartbeat").length).to.be.at.least(2);
         expect(pngSize((await aws.get(bucket, "hb/long.png"))!)).to.deep.equal({ width: 32, height: 24 });
         expect(await aws.depth(queueUrl)).to.equal(0);
+    });
+
+    it("a heartbeat still in flight never lands after the release (visibility 0) and re-hides the message", async function () {
+        const { bucket, queueUrl, dlqUrl } = await setup(2, 3);
+        await aws.put(bucket, "hb/late.zip", await makeZip([{ name: "forever.pov", data: scene("forever.pov") }]));
+        await aws.send(queueUrl, { bucket, key: "hb/late.zip" });
+        // Heartbeats (visibility 3 s, one per second) take 1.5 s to be answered, so one is always in flight when
+        // the render times out and the message is released; record the order in which the calls land.
+        const sqs = new SQSClient({ region: "us-east-1", endpoint: moto.endpoint });
+        const send = sqs.send.bind(sqs) as (...a: unknown[]) => Promise<unknown>;
+        const landed: Array<{ handle: string; seconds: number }> = [];
+        (sqs as unknown as { send: unknown }).send = async (...args: unknown[]) => {
+            const cmd = args[0] as { constructor: { name: string }; input: { ReceiptHandle: string; VisibilityTimeout: number } };
+            if (cmd.constructor.name !== "ChangeMessageVisibilityCommand") return send(...args);
+            if (cmd.input.VisibilityTimeout === 3) await new Promise((r) => setTimeout(r, 1500));
+            const res = await send(...args);
+            landed.push({ handle: cmd.input.ReceiptHandle, seconds: cmd.input.VisibilityTimeout });
+            return res;
+        };
+        const env = workerEnv(moto, {
+            QUEUE_URL: queueUrl,
+            DLQ_URL: dlqUrl,
+            RENDER_TIMEOUT_SECONDS: "2",
+            WORKER_VISIBILITY_TIMEOUT: "3",
+            WORKER_MAX_RECEIVE_COUNT: "2",
+            WORKER_IDLE_EXIT: "3",
+        });
+        const { code, logs } = await runWorkerInProcess(env, { sqs });
+        expect(code).to.equal(0);
+        const released = events(logs, "released");
+        expect(released.map((l) => l.visibleInSeconds)).to.deep.equal([0]);
+        const first = landed.filter((l) => l.handle === landed.find((x) => x.seconds === 0)!.handle);
+        expect(first.filter((l) => l.seconds === 3).length, "a heartbeat was in flight").to.be.at.least(1);
+        expect(first[first.length - 1].seconds, JSON.stringify(first)).to.equal(0);
+        expect(events(logs, "received").map((l) => l.receiveCount)).to.deep.equal([1, 2]);
     });
 
     it("retries transient S3 failures with backoff and then succeeds", async function () {

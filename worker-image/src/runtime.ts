@@ -55,8 +55,14 @@ type Outcome =
 interface InFlight {
     receiptHandle: string;
     controller: AbortController;
+    /** Set as soon as settling (release/delete) begins: no new heartbeat starts after that. */
     settled: boolean;
+    /** Heartbeats sent and not answered yet: settling waits for them, so that none lands after a release. */
+    heartbeats?: Set<Promise<void>>;
 }
+
+/** Longest wait for in-flight heartbeats before releasing a message anyway. */
+const HEARTBEAT_SETTLE_WAIT_MS = 10000;
 
 const sleep = (ms: number, signal?: AbortSignal) =>
     new Promise<void>((resolve) => {
@@ -297,8 +303,26 @@ export class Worker {
         }
     }
 
-    private async heartbeat(flight: InFlight, messageId?: string): Promise<void> {
-        if (flight.settled || flight.controller.signal.aborted) return;
+    private heartbeat(flight: InFlight, messageId?: string): Promise<void> {
+        if (flight.settled || flight.controller.signal.aborted) return Promise.resolve();
+        const pending = (flight.heartbeats ??= new Set());
+        const call = this.sendHeartbeat(flight, messageId).finally(() => pending.delete(call));
+        pending.add(call);
+        return call;
+    }
+
+    /** Waits (boundedly) for heartbeats already sent, so that a late one cannot re-hide a released message. */
+    private async heartbeatsLanded(flight: InFlight): Promise<void> {
+        if (!flight.heartbeats?.size) return;
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+            Promise.all(flight.heartbeats),
+            new Promise<void>((resolve) => (timer = setTimeout(resolve, HEARTBEAT_SETTLE_WAIT_MS))),
+        ]);
+        clearTimeout(timer);
+    }
+
+    private async sendHeartbeat(flight: InFlight, messageId?: string): Promise<void> {
         try {
             await this.sqs.send(
                 new ChangeMessageVisibilityCommand({
@@ -580,6 +604,7 @@ export class Worker {
     }
 
     private async deleteMessage(flight: InFlight, messageId: string | undefined, fields: Record<string, unknown>): Promise<void> {
+        await this.heartbeatsLanded(flight);
         await this.retry("delete", new AbortController().signal, () =>
             this.sqs.send(new DeleteMessageCommand({ QueueUrl: this.cfg.queueUrl, ReceiptHandle: flight.receiptHandle })),
         );
@@ -590,6 +615,7 @@ export class Worker {
     /** Makes the message visible again after `seconds` (0 = now). */
     private async release(flight: InFlight, messageId: string | undefined, seconds: number, reason: string): Promise<void> {
         flight.settled = true;
+        await this.heartbeatsLanded(flight);
         try {
             await this.sqs.send(
                 new ChangeMessageVisibilityCommand({
