@@ -13,6 +13,7 @@ import * as os from "os";
 import * as path from "path";
 
 import { startMoto, Moto, MOTO_ENV } from "../../test/helpers/moto";
+import { decodeS3Key } from "../../functions/launcher";
 import { outputKeys } from "../../worker-image/src/keys";
 import { Clients, makeClients, provision, Provisioned } from "./emulator";
 import { LocalLauncher } from "./launcher";
@@ -70,6 +71,30 @@ interface Job {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const errText = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+/**
+ * The job keys and the reason of one dead-letter message: a job `{bucket,key,reason}` from a worker or a launcher,
+ * an S3 event the worker could not handle, or Lambda's on-failure record of a launcher invocation that failed for
+ * good (the S3 event in `requestPayload`, the error in `responsePayload`). SQS's own redrive carries no reason.
+ */
+export function deadLetteredJobs(messageBody: string, reasonAttribute?: string): { keys: string[]; reason: string } {
+    let body: any = {};
+    try {
+        body = JSON.parse(messageBody);
+    } catch {}
+    const keys: string[] = [];
+    if (typeof body?.key === "string") keys.push(body.key);
+    for (const rec of [...(body?.Records ?? []), ...(body?.requestPayload?.Records ?? [])]) {
+        const raw = rec?.s3?.object?.key;
+        if (typeof raw !== "string") continue;
+        try {
+            keys.push(decodeS3Key(raw));
+        } catch {}
+    }
+    const launcherError = body?.responsePayload?.errorMessage;
+    const reason = body?.reason ?? (launcherError && `launcher failed: ${launcherError}`) ?? reasonAttribute ?? "dead-lettered (maxReceiveCount reached)";
+    return { keys, reason };
+}
 
 /** Everything to undo on exit, whatever the reason (normal end, error, SIGINT/SIGTERM). */
 class Cleanup {
@@ -267,9 +292,17 @@ async function run(o: LocalOptions, progress: Progress, runId: string, tmp: stri
             if (r.ok || stopping || cleanup.interrupted) return;
             progress.log(`launcher invocation failed (attempt ${attempt} of ${attempts}): ${r.error}`);
             if (attempt === attempts) {
-                // Lambda's on-failure destination of the async invocation: the dead-letter queue.
+                // Lambda's on-failure destination of the async invocation: the dead-letter queue, with Lambda's record.
+                const record = {
+                    version: "1.0",
+                    timestamp: new Date().toISOString(),
+                    requestContext: { requestId: crypto.randomUUID(), functionArn: declared.launcher.name, condition: "RetriesExhausted", approximateInvokeCount: attempts },
+                    requestPayload: event,
+                    responseContext: { statusCode: 200, executedVersion: "$LATEST", functionError: "Unhandled" },
+                    responsePayload: { errorType: "Error", errorMessage: r.error },
+                };
                 await c.sqs
-                    .send(new SendMessageCommand({ QueueUrl: p.dlqUrl, MessageBody: JSON.stringify({ ...event, reason: `launcher failed: ${r.error}` }) }))
+                    .send(new SendMessageCommand({ QueueUrl: p.dlqUrl, MessageBody: JSON.stringify(record) }))
                     .catch((e) => progress.log(`could not dead-letter the event: ${errText(e)}`));
             }
         }
@@ -338,21 +371,7 @@ async function run(o: LocalOptions, progress: Progress, runId: string, tmp: stri
         );
         const msgs = r.Messages ?? [];
         for (const m of msgs) {
-            let body: any = {};
-            try {
-                body = JSON.parse(m.Body ?? "{}");
-            } catch {}
-            const keys: string[] = [];
-            if (typeof body.key === "string") keys.push(body.key);
-            for (const rec of body.Records ?? []) {
-                const raw = rec?.s3?.object?.key;
-                if (typeof raw === "string") {
-                    try {
-                        keys.push(decodeURIComponent(raw.replace(/\+/g, "%20")));
-                    } catch {}
-                }
-            }
-            const reason = body.reason ?? m.MessageAttributes?.reason?.StringValue ?? "dead-lettered (maxReceiveCount reached)";
+            const { keys, reason } = deadLetteredJobs(m.Body ?? "", m.MessageAttributes?.reason?.StringValue);
             for (const k of keys) {
                 const j = byKey.get(k);
                 if (j && !j.result) dlqReasons.set(j.key, reason);
