@@ -9,6 +9,8 @@ import { createHash } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { PovrayProcessor } from "../worker-image/src/povray";
+import { Processor } from "../worker-image/src/processor";
 import { Moto, startMoto } from "./helpers/moto";
 import {
     Aws,
@@ -372,14 +374,30 @@ describe("worker (moto + povray)", function () {
             await aws.put(bucket, k, await tinyJobZip(k.slice(5, 6)));
             await aws.send(queueUrl, { bucket, key: k });
         }
-        // Slow uploads (300 ms each) so that overlapping them with the next job shows in the log order.
+        // Slow uploads (1 s each) so that overlapping them with the next job shows in the log order; each upload
+        // also records whether its job's unpacked input dir still exists (it must be gone by then).
+        const inputDirs = new Map<string, string>();
+        const povray = new PovrayProcessor();
+        const processor: Processor = {
+            name: povray.name,
+            process: (input) => {
+                inputDirs.set(input.sourceKey, input.inputDir);
+                return povray.process(input);
+            },
+        };
+        const inputLeftDuringUpload: string[] = [];
         const s3 = new S3Client({ region: "us-east-1", endpoint: moto.endpoint, forcePathStyle: true });
         const send = s3.send.bind(s3) as (...a: unknown[]) => Promise<unknown>;
-        (s3 as unknown as { send: unknown }).send = async (cmd: { constructor: { name: string } }, ...rest: unknown[]) => {
-            if (cmd.constructor.name === "PutObjectCommand") await new Promise((r) => setTimeout(r, 300));
+        (s3 as unknown as { send: unknown }).send = async (cmd: { constructor: { name: string }; input: { Metadata?: Record<string, string> } }, ...rest: unknown[]) => {
+            const source = cmd.input.Metadata?.["source-key"];
+            if (cmd.constructor.name === "PutObjectCommand" && source) {
+                const dir = inputDirs.get(decodeURIComponent(source));
+                if (!dir || fs.existsSync(dir)) inputLeftDuringUpload.push(decodeURIComponent(source));
+                await new Promise((r) => setTimeout(r, 1000));
+            }
             return send(cmd, ...rest);
         };
-        const { code, logs } = await runWorkerInProcess(workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl }), { s3 });
+        const { code, logs } = await runWorkerInProcess(workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl }), { s3, processor });
         expect(code).to.equal(0);
         for (const k of keys) expect(pngSize((await aws.get(bucket, k.replace(".zip", ".png")))!)).to.deep.equal({ width: 32, height: 24 });
         expect(events(logs, "deleted")).to.have.length(3);
@@ -392,6 +410,9 @@ describe("worker (moto + povray)", function () {
             const lastUpload = Math.max(...logs.flatMap((l, j) => (l.event === "uploaded" && String(l.key).startsWith(keys[i - 1].slice(0, -4)) ? [j] : [])));
             expect(at("scene", keys[i]), keys[i]).to.be.lessThan(lastUpload);
         }
+        // At most one job finishing in the background: job i+2 starts only after job i is done.
+        expect(order.lastIndexOf(`scene:${keys[2]}`)).to.be.greaterThan(at("job_done", keys[0]));
+        expect(inputLeftDuringUpload, "unpacked input removed before the uploads").to.deep.equal([]);
         expect(order.indexOf("exiting:")).to.be.greaterThan(Math.max(...order.flatMap((e, j) => (e.startsWith("deleted") ? [j] : []))));
         expect(await aws.depth(queueUrl)).to.equal(0);
     });

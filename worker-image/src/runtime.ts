@@ -193,7 +193,8 @@ export class Worker {
 
     /**
      * One receive loop: one job renders at a time per loop. A job's uploads and its message's deletion finish in the
-     * background while the loop receives and renders the next job, so the worker's I/O hides behind the renders.
+     * background while the loop receives and renders the next job, so the worker's I/O hides behind the renders; at
+     * most one job finishes in the background (the loop waits for it before starting a second).
      */
     private async loop(index: number): Promise<void> {
         const finishing = new Set<Promise<void>>();
@@ -246,6 +247,9 @@ export class Worker {
                 });
                 finishing.add(done);
                 await rendered;
+                // At most one job finishing in the background per loop: wait for older ones before the next job.
+                const older = [...finishing].filter((p) => p !== done);
+                if (older.length) await Promise.all(older);
             }
         }
     }
@@ -434,6 +438,9 @@ export class Worker {
                 signal,
                 log: this.log,
             });
+            // Only the outputs (in workDir) are needed from here on: free the unpacked input before the uploads,
+            // which may run in the background while the next job downloads and renders.
+            await fs.promises.rm(inputDir, { recursive: true, force: true });
             processed?.();
             if (signal.aborted) throw new AbortedError();
 
