@@ -373,6 +373,8 @@ describe("worker units", function () {
             const c = configFromEnv({ QUEUE_URL: "q" });
             expect(c).to.include({ waitSeconds: 20, idleExit: 1, concurrency: 1, inputPrefix: "", outputPrefix: "" });
             expect(c.maxReceiveCount).to.equal(undefined);
+            // Each process its own scratch dir by default (a worker sweeps everything in it but its own job dirs).
+            expect(c.scratchDir).to.equal(path.join(os.tmpdir(), "lambda-ecs-worker", String(process.pid)));
             expect(configFromEnv({ JOB_BUCKET: "b", JOB_KEY: "k" }).jobKey).to.equal("k");
             expect(() => configFromEnv({})).to.throw(/QUEUE_URL is required/);
             expect(() => configFromEnv({ QUEUE_URL: "q", WORKER_CONCURRENCY: "0" })).to.throw(/WORKER_CONCURRENCY/);

@@ -69,7 +69,8 @@ export function configFromEnv(env: Env = process.env): WorkerConfig {
         renderTimeoutSeconds: int(env, "RENDER_TIMEOUT_SECONDS", DEFAULTS.renderTimeoutSeconds, 1, MAX_RENDER_TIMEOUT_SECONDS)!,
         maxReceiveCount: int(env, "WORKER_MAX_RECEIVE_COUNT", undefined, 1, 1000),
         visibilityTimeout: int(env, "WORKER_VISIBILITY_TIMEOUT", undefined, 1, 43200),
-        scratchDir: str(env, "WORKER_SCRATCH_DIR") ?? path.join(os.tmpdir(), "lambda-ecs-worker"),
+        // Per process by default: each worker sweeps its scratch dir of everything but its own live job dirs.
+        scratchDir: str(env, "WORKER_SCRATCH_DIR") ?? path.join(os.tmpdir(), "lambda-ecs-worker", String(process.pid)),
         inputPrefix: env.INPUT_PREFIX ?? "",
         outputPrefix: env.OUTPUT_PREFIX ?? "",
         maxInputBytes: int(env, "MAX_INPUT_BYTES", DEFAULTS.maxInputBytes, 1)!,
