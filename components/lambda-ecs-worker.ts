@@ -838,6 +838,8 @@ export class LambdaEcsWorker extends pulumi.ComponentResource {
             },
             parent,
         );
+        // ECS's `startedBy` of this worker's tasks (at most 36 characters): the launcher counts its tasks by it.
+        const startedBy = `lew-${name}`.slice(0, 36);
         const launcherEnv: Record<string, pulumi.Input<string>> = {
             [LAUNCHER_ENV.queueUrl]: this.queue.url,
             [LAUNCHER_ENV.deadLetterQueueUrl]: this.deadLetterQueue.url,
@@ -853,7 +855,7 @@ export class LambdaEcsWorker extends pulumi.ComponentResource {
             [LAUNCHER_ENV.inputPrefix]: inputPrefix,
             [LAUNCHER_ENV.inputSuffixes]: JSON.stringify(inputSuffixes),
             [LAUNCHER_ENV.outputPrefix]: outputPrefix,
-            [LAUNCHER_ENV.startedBy]: `lew-${name}`.slice(0, 36),
+            [LAUNCHER_ENV.startedBy]: startedBy,
         };
         this.launcher = new aws.lambda.CallbackFunction(
             `${name}-launcher`,
@@ -892,6 +894,9 @@ export class LambdaEcsWorker extends pulumi.ComponentResource {
             },
             parent,
         );
+        if (launchMode === "per-job") {
+            this.createStartFailureRoute(name, startedBy, tags);
+        }
         if (launchMode === "drain") {
             const schedule = new aws.cloudwatch.EventRule(
                 `${name}-reconcile`,
@@ -951,6 +956,71 @@ export class LambdaEcsWorker extends pulumi.ComponentResource {
             logGroupName: this.logGroupName,
             imageUri: this.imageUri,
         });
+    }
+
+    /**
+     * Per-job mode has no queue behind a job: when ECS accepts a task but cannot start it (image pull, ENI or secrets
+     * failures: stop code TaskFailedToStart), EventBridge hands ECS's event to the dead-letter queue as
+     * `{ bucket, key, reason, ... }`, taken from the task's `JOB_BUCKET`/`JOB_KEY` overrides and its `stoppedReason`.
+     * (The worker dead-letters jobs that fail or are interrupted once it runs.)
+     */
+    private createStartFailureRoute(name: string, startedBy: string, tags: pulumi.Input<Record<string, pulumi.Input<string>>>): void {
+        const rule = new aws.cloudwatch.EventRule(
+            `${name}-start-failures`,
+            {
+                description: `Dead-letters ${name} jobs whose task failed to start`,
+                eventPattern: pulumi.jsonStringify({
+                    source: ["aws.ecs"],
+                    "detail-type": ["ECS Task State Change"],
+                    detail: {
+                        clusterArn: [this.cluster.arn],
+                        startedBy: [startedBy],
+                        lastStatus: ["STOPPED"],
+                        stopCode: ["TaskFailedToStart"],
+                    },
+                }),
+                tags,
+            },
+            { parent: this },
+        );
+        const policy = new aws.sqs.QueuePolicy(
+            `${name}-dlq-policy`,
+            {
+                queueUrl: this.deadLetterQueue.url,
+                policy: pulumi.jsonStringify({
+                    Version: "2012-10-17",
+                    Statement: [
+                        {
+                            Effect: "Allow",
+                            Principal: { Service: "events.amazonaws.com" },
+                            Action: "sqs:SendMessage",
+                            Resource: this.deadLetterQueue.arn,
+                            Condition: { ArnEquals: { "aws:SourceArn": rule.arn } },
+                        },
+                    ],
+                }),
+            },
+            { parent: this },
+        );
+        // The launcher passes JOB_BUCKET then JOB_KEY as the container's environment overrides.
+        const override = "$.detail.overrides.containerOverrides[0].environment";
+        new aws.cloudwatch.EventTarget(
+            `${name}-start-failures-target`,
+            {
+                rule: rule.name,
+                arn: this.deadLetterQueue.arn,
+                inputTransformer: {
+                    inputPaths: {
+                        bucket: `${override}[0].value`,
+                        key: `${override}[1].value`,
+                        reason: "$.detail.stoppedReason",
+                        taskArn: "$.detail.taskArn",
+                    },
+                    inputTemplate: '{"bucket": <bucket>, "key": <key>, "reason": <reason>, "stopCode": "TaskFailedToStart", "taskArn": <taskArn>}',
+                },
+            },
+            { parent: this, dependsOn: [policy] },
+        );
     }
 
     /**

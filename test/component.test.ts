@@ -9,6 +9,7 @@ import {
     LambdaEcsWorkerArgs,
     validateLambdaEcsWorkerArgs,
 } from "../components";
+import { buildRunTaskInput, parseLauncherSettings } from "../functions/launcher";
 import { buildWorker, launcherArchive, one, registrationsSettled } from "./helpers/stack";
 
 const COMPONENT = "lambda-ecs-worker:index:LambdaEcsWorker";
@@ -557,6 +558,68 @@ describe("LambdaEcsWorker", () => {
             const c = JSON.parse(one(resources, T.taskDef, "svc-task").inputs.containerDefinitions)[0];
             expect(c.environment).to.deep.include({ name: "WORKER_IDLE_EXIT", value: "0" });
             expect(one(resources, T.fn, "svc-launcher").inputs.environment.variables.LAUNCH_MODE).to.equal("service");
+        });
+    });
+
+    describe("GIVEN launchMode per-job", () => {
+        let resources: RecordedResource[];
+        before(async () => {
+            ({ resources } = await buildWorker("job", { ...MINIMAL, launchMode: "per-job" }));
+        });
+
+        it("THEN a task ECS fails to start sends its job to the dead-letter queue with ECS's reason", () => {
+            const rule = one(resources, T.eventRule, "job-start-failures").inputs;
+            expect(JSON.parse(rule.eventPattern)).to.deep.equal({
+                source: ["aws.ecs"],
+                "detail-type": ["ECS Task State Change"],
+                detail: {
+                    clusterArn: [arn("ecs", "cluster/job-cluster")],
+                    startedBy: ["lew-job"],
+                    lastStatus: ["STOPPED"],
+                    stopCode: ["TaskFailedToStart"],
+                },
+            });
+            const target = one(resources, T.eventTarget, "job-start-failures-target").inputs;
+            expect(target.arn).to.equal(queueArn("job-dlq-0000000"));
+            expect(target.inputTransformer.inputPaths).to.deep.equal({
+                bucket: "$.detail.overrides.containerOverrides[0].environment[0].value",
+                key: "$.detail.overrides.containerOverrides[0].environment[1].value",
+                reason: "$.detail.stoppedReason",
+                taskArn: "$.detail.taskArn",
+            });
+            // The paths rely on the launcher passing JOB_BUCKET, then JOB_KEY.
+            const settings = parseLauncherSettings(one(resources, T.fn, "job-launcher").inputs.environment.variables);
+            const env = buildRunTaskInput(settings, 1, { bucket: "b", key: "k" }).overrides!.containerOverrides![0].environment!;
+            expect(env.map((e) => e.name)).to.deep.equal(["JOB_BUCKET", "JOB_KEY"]);
+            const filled = target.inputTransformer.inputTemplate
+                .replace("<bucket>", '"b"')
+                .replace("<key>", '"in/a.zip"')
+                .replace("<reason>", '"CannotPullContainerError: pull access denied"')
+                .replace("<taskArn>", '"arn:task"');
+            expect(JSON.parse(filled)).to.deep.equal({
+                bucket: "b",
+                key: "in/a.zip",
+                reason: "CannotPullContainerError: pull access denied",
+                stopCode: "TaskFailedToStart",
+                taskArn: "arn:task",
+            });
+        });
+
+        it("THEN only that rule may send to the dead-letter queue", () => {
+            const policy = JSON.parse(one(resources, "aws:sqs/queuePolicy:QueuePolicy", "job-dlq-policy").inputs.policy);
+            expect(policy.Statement).to.deep.equal([
+                {
+                    Effect: "Allow",
+                    Principal: { Service: "events.amazonaws.com" },
+                    Action: "sqs:SendMessage",
+                    Resource: queueArn("job-dlq-0000000"),
+                    Condition: { ArnEquals: { "aws:SourceArn": `arn:aws:events:${FAKE_REGION}:${FAKE_ACCOUNT}:rule/job-start-failures-0000000` } },
+                },
+            ]);
+        });
+
+        it("THEN there is no reconcile schedule and no service", () => {
+            expect(resources.filter((r) => r.name === "job-reconcile" || r.type === T.service)).to.have.length(0);
         });
     });
 
