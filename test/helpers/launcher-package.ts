@@ -3,16 +3,15 @@
  * launcher function's code archive from the mocks' recorded resources, and run its `__index.js` in a fresh Node
  * process, as the Lambda runtime would. Import "../mocks" before this module (it is imported here too).
  */
-import { recorded, resetRecorded, valueOf } from "../mocks";
+import "../mocks";
 
 import { spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
-import * as pulumi from "@pulumi/pulumi";
-
-import { LambdaEcsWorker, LambdaEcsWorkerArgs } from "../../components";
+import { LambdaEcsWorkerArgs } from "../../components";
+import { buildWorker, launcherArchive, one } from "./stack";
 
 export const REPO_ROOT = path.resolve(__dirname, "..", "..");
 export const IMAGE_URI = "123456789012.dkr.ecr.us-east-1.amazonaws.com/render:latest";
@@ -32,27 +31,12 @@ export interface LauncherPackage {
 
 /** Build `new LambdaEcsWorker(name, args)` on a fresh recorder and return its launcher package. */
 export async function buildLauncherPackage(name: string, args: Partial<LambdaEcsWorkerArgs> = {}): Promise<LauncherPackage> {
-    resetRecorded();
-    const worker = new LambdaEcsWorker(name, { image: { imageUri: IMAGE_URI }, ...args } as LambdaEcsWorkerArgs);
-    await valueOf(pulumi.all([worker.urn, worker.launcherFunctionName]));
-    // Every registration in flight (pulumi.runtime.disconnect() awaits the same at the end of a program).
-    await require("@pulumi/pulumi/runtime/settings").waitForRPCs();
-
-    const fns = recorded.filter((r) => r.type === "aws:lambda/function:Function" && r.name.endsWith("-launcher"));
-    if (fns.length !== 1) throw new Error(`expected one launcher function, found ${fns.map((f) => f.name).join(", ") || "none"}`);
-    const inputs = fns[0].inputs;
-    const assets: Record<string, any> = await inputs.code.assets;
-    const paths = Object.keys(assets).sort();
-    let bytes = 0;
-    for (const p of paths) {
-        const text = await assets[p].text;
-        if (typeof text !== "string") throw new Error(`archive entry ${p} is not a string asset`);
-        bytes += Buffer.byteLength(text, "utf8");
-    }
-    const indexJs: string = await assets["__index.js"].text;
+    const { resources } = await buildWorker(name, { image: { imageUri: IMAGE_URI }, ...args } as LambdaEcsWorkerArgs);
+    const fn = one(resources, "aws:lambda/function:Function", `${name}-launcher`);
+    const { paths, bytes, indexJs } = await launcherArchive(resources);
     const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(inputs.environment?.variables ?? {})) env[k] = String(await valueOf(v as any));
-    return { paths, bytes, indexJs, env, handler: inputs.handler };
+    for (const [k, v] of Object.entries(fn.inputs.environment?.variables ?? {})) env[k] = String(v);
+    return { paths, bytes, indexJs, env, handler: fn.inputs.handler };
 }
 
 /** Write the serialized module to a new temporary directory (no node_modules around it); returns its path. */

@@ -41,12 +41,21 @@ export function one(resources: RecordedResource[], type: string, name: string): 
     return found[0];
 }
 
-/** The serialized launcher module (`__index.js`) and every path in the launcher's code archive. */
-export async function launcherArchive(resources: RecordedResource[]): Promise<{ indexJs: string; paths: string[] }> {
+/**
+ * The launcher function's code archive: the serialized module (`__index.js`), every path in the archive, and the
+ * bytes of all its entries (each must be a string asset).
+ */
+export async function launcherArchive(resources: RecordedResource[]): Promise<{ indexJs: string; paths: string[]; bytes: number }> {
     const fn = resources.find((r) => r.type === "aws:lambda/function:Function" && r.name.endsWith("-launcher"));
     if (!fn) throw new Error("no launcher function was registered");
     const assets: Record<string, any> = await fn.inputs.code.assets;
-    const paths = Object.keys(assets);
+    const paths = Object.keys(assets).sort();
+    let bytes = 0;
+    for (const p of paths) {
+        const text = await assets[p].text;
+        if (typeof text !== "string") throw new Error(`archive entry ${p} is not a string asset`);
+        bytes += Buffer.byteLength(text, "utf8");
+    }
     const indexJs = await assets["__index.js"].text;
-    return { indexJs, paths };
+    return { indexJs, paths, bytes };
 }
