@@ -9,6 +9,7 @@ import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from "@aws-s
 import { CreateClusterCommand, ECSClient, RegisterTaskDefinitionCommand } from "@aws-sdk/client-ecs";
 
 import { DeclaredStack } from "./stack";
+import { motoClientConfig } from "../../test/helpers/moto";
 
 export interface Clients {
     s3: S3Client;
@@ -17,8 +18,7 @@ export interface Clients {
 }
 
 export function makeClients(endpoint: string, region: string): Clients {
-    const credentials = { accessKeyId: "testing", secretAccessKey: "testing", sessionToken: "testing" };
-    const base = { endpoint, region, credentials, maxAttempts: 3 };
+    const base = { ...motoClientConfig(endpoint), region, maxAttempts: 3 };
     return { s3: new S3Client({ ...base, forcePathStyle: true }), sqs: new SQSClient(base), ecs: new ECSClient(base) };
 }
 

@@ -13,7 +13,7 @@ import {
     SQSClient,
 } from "@aws-sdk/client-sqs";
 
-import { Moto, MOTO_ENV } from "./moto";
+import { Moto, motoClientConfig } from "./moto";
 
 export interface LauncherWorld {
     s3: S3Client;
@@ -43,11 +43,7 @@ async function ec2Query(moto: Moto, action: string): Promise<string> {
 
 /** Create everything under a name (several worlds can live in one moto). */
 export async function createLauncherWorld(moto: Moto, name: string, containerName: string): Promise<LauncherWorld> {
-    const cfg = {
-        endpoint: moto.endpoint,
-        region: MOTO_ENV.AWS_REGION,
-        credentials: { accessKeyId: MOTO_ENV.AWS_ACCESS_KEY_ID, secretAccessKey: MOTO_ENV.AWS_SECRET_ACCESS_KEY },
-    };
+    const cfg = motoClientConfig(moto.endpoint);
     const s3 = new S3Client({ ...cfg, forcePathStyle: true });
     const sqs = new SQSClient(cfg);
     const ecs = new ECSClient(cfg);

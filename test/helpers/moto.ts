@@ -28,6 +28,19 @@ export const MOTO_ENV = {
     AWS_DEFAULT_REGION: "us-east-1",
 };
 
+/** AWS SDK client settings (endpoint, region, fake credentials) for an emulator at `endpoint`; S3 also wants `forcePathStyle`. */
+export function motoClientConfig(endpoint: string) {
+    return {
+        endpoint,
+        region: MOTO_ENV.AWS_REGION,
+        credentials: {
+            accessKeyId: MOTO_ENV.AWS_ACCESS_KEY_ID,
+            secretAccessKey: MOTO_ENV.AWS_SECRET_ACCESS_KEY,
+            sessionToken: MOTO_ENV.AWS_SESSION_TOKEN,
+        },
+    };
+}
+
 export function motoInstalled(): boolean {
     return spawnSync("moto_server", ["--help"], { stdio: "ignore" }).status === 0;
 }

@@ -20,7 +20,7 @@ import { WorkerConfig, configFromEnv } from "../../worker-image/src/config";
 import { PovrayProcessor } from "../../worker-image/src/povray";
 import { Processor } from "../../worker-image/src/processor";
 import { Worker } from "../../worker-image/src/runtime";
-import { Moto } from "./moto";
+import { Moto, motoClientConfig } from "./moto";
 
 export const REPO = path.resolve(__dirname, "../..");
 export const SCENES = path.join(REPO, "test/fixtures/scenes");
@@ -89,11 +89,7 @@ export class Aws {
     readonly s3: S3Client;
     readonly sqs: SQSClient;
     constructor(readonly moto: Moto) {
-        const common = {
-            region: "us-east-1",
-            endpoint: moto.endpoint,
-            credentials: { accessKeyId: "testing", secretAccessKey: "testing", sessionToken: "testing" },
-        };
+        const common = motoClientConfig(moto.endpoint);
         this.s3 = new S3Client({ ...common, forcePathStyle: true });
         this.sqs = new SQSClient(common);
     }
