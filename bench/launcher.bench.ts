@@ -4,13 +4,13 @@
  *   launcher_cold_init_ms: a fresh `node` requiring the serialized module (which runs the factory: settings, SDK
  *     clients) minus a bare `node -e 0`; median of several runs.
  */
-import "../test/mocks";
+import "../harness/mocks";
 
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 
-import { buildLauncherPackage, runtimeEnv, writeLauncherModule } from "../test/helpers/launcher-package";
+import { buildLauncherPackage, runtimeEnv, writeLauncherModule } from "../harness/launcher-package";
 
 const RUNS = 9;
 

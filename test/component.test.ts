@@ -1,4 +1,4 @@
-import { FAKE_ACCOUNT, FAKE_REGION, RecordedResource, typeChain } from "./mocks";
+import { FAKE_ACCOUNT, FAKE_REGION, RecordedResource, typeChain } from "../harness/mocks";
 
 import { expect } from "chai";
 
@@ -10,7 +10,7 @@ import {
     validateLambdaEcsWorkerArgs,
 } from "../components";
 import { buildRunTaskInput, parseLauncherSettings } from "../functions/launcher";
-import { buildWorker, launcherArchive, one, registrationsSettled } from "./helpers/stack";
+import { buildWorker, launcherArchive, one, registrationsSettled } from "../harness/stack";
 
 const COMPONENT = "lambda-ecs-worker:index:LambdaEcsWorker";
 const T = {
@@ -394,7 +394,7 @@ describe("LambdaEcsWorker", () => {
         });
 
         it("THEN it exposes every output", async () => {
-            const { valueOf } = await import("./mocks");
+            const { valueOf } = await import("../harness/mocks");
             expect(await valueOf(worker.bucketName)).to.equal("render-bucket-0000000");
             expect(await valueOf(worker.queueUrl)).to.match(/render-queue-0000000$/);
             expect(await valueOf(worker.deadLetterQueueUrl)).to.match(/render-dlq-0000000$/);
@@ -624,7 +624,7 @@ describe("LambdaEcsWorker", () => {
     });
 
     it("GIVEN two workers in one stack THEN their resources never clash", async () => {
-        const { resetRecorded, recorded } = await import("./mocks");
+        const { resetRecorded, recorded } = await import("../harness/mocks");
         resetRecorded();
         new LambdaEcsWorker("render", MINIMAL);
         new LambdaEcsWorker("video", { image: { imageUri: "public.example/video:1" } });

@@ -11,7 +11,7 @@
  *    rely on. ListTasks' `startedBy` filter does work in moto 5.2.1 (checked below against a foreign task).
  *  - moto URL-encodes "/" in event keys ("inbox%2Fa.zip"); S3 leaves it as is. Both decode the same.
  */
-import "./mocks";
+import "../harness/mocks";
 
 import { expect } from "chai";
 import * as fs from "fs";
@@ -23,8 +23,8 @@ import { GetQueueAttributesCommand, SendMessageCommand } from "@aws-sdk/client-s
 import { parseLauncherSettings } from "../functions/launcher";
 import { LAUNCHER_ENV } from "../functions/launcher-settings";
 import { createLauncherWorld, drainQueue, LauncherWorld, tasksStartedBy, upload } from "./helpers/launcher-moto";
-import { buildLauncherPackage, invokeInFreshNode, LauncherPackage, writeLauncherModule } from "./helpers/launcher-package";
-import { Moto, startMoto } from "./helpers/moto";
+import { buildLauncherPackage, invokeInFreshNode, LauncherPackage, writeLauncherModule } from "../harness/launcher-package";
+import { Moto, startMoto } from "../harness/moto";
 
 const COMPONENT_ARGS = { inputPrefix: "inbox/", inputSuffixes: [".zip", ".pov"], maxTasks: 10 };
 

@@ -1,4 +1,4 @@
-import { recorded, resetRecorded, valueOf } from "./mocks";
+import { recorded, resetRecorded, valueOf } from "../harness/mocks";
 
 import * as pulumi from "@pulumi/pulumi";
 import { expect } from "chai";
@@ -6,7 +6,7 @@ import * as fs from "fs";
 import * as path from "path";
 
 import { declaredConfig } from "../scripts/local/stack";
-import { registrationsSettled } from "./helpers/stack";
+import { registrationsSettled } from "../harness/stack";
 
 const ROOT = path.resolve(__dirname, "..");
 

@@ -5,8 +5,8 @@
  */
 import { expect } from "chai";
 import { ChildProcess } from "child_process";
-import { Moto, startMoto } from "./helpers/moto";
-import { Aws, LogLine, makeZip, pngSize, scene, tinyJobZip } from "./helpers/worker-env";
+import { Moto, startMoto } from "../harness/moto";
+import { Aws, LogLine, makeZip, pngSize, scene, tinyJobZip } from "../harness/worker-env";
 import { WORKER_IMAGE, imageBuilt, imageRequired, podman, runImage } from "./helpers/worker-image";
 
 function collect(proc: ChildProcess) {

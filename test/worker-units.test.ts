@@ -10,7 +10,7 @@ import { MAX_DROPPED_LOG_LINES, MAX_INI_BYTES, PovrayProcessor, buildRenderIni, 
 import { MAX_SOURCE_KEY_METADATA, sourceKeyMetadata, sqsSafe } from "../worker-image/src/runtime";
 import { createHash } from "crypto";
 import { MAX_PATH_DEPTH, extractZip, unsafeEntryName } from "../worker-image/src/unzip";
-import { ZipEntry, makeZip } from "./helpers/worker-env";
+import { ZipEntry, makeZip } from "../harness/worker-env";
 
 describe("worker units", function () {
     describe("outputKeys", function () {

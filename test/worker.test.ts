@@ -11,7 +11,7 @@ import * as os from "os";
 import * as path from "path";
 import { PovrayProcessor } from "../worker-image/src/povray";
 import { Processor } from "../worker-image/src/processor";
-import { Moto, startMoto } from "./helpers/moto";
+import { Moto, startMoto } from "../harness/moto";
 import {
     Aws,
     LogLine,
@@ -28,7 +28,7 @@ import {
     ZipEntry,
     flakyS3,
     strictSqs,
-} from "./helpers/worker-env";
+} from "../harness/worker-env";
 
 describe("worker (moto + povray)", function () {
     let moto: Moto;

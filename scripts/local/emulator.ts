@@ -9,7 +9,7 @@ import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from "@aws-s
 import { CreateClusterCommand, ECSClient, RegisterTaskDefinitionCommand } from "@aws-sdk/client-ecs";
 
 import { DeclaredStack } from "./stack";
-import { motoClientConfig } from "../../test/helpers/moto";
+import { motoClientConfig } from "../../harness/moto";
 
 export interface Clients {
     s3: S3Client;

@@ -12,7 +12,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
-import { startMoto, Moto, MOTO_ENV } from "../../test/helpers/moto";
+import { startMoto, Moto, MOTO_ENV } from "../../harness/moto";
 import { decodeS3Key } from "../../functions/launcher";
 import { outputKeys } from "../../worker-image/src/keys";
 import { Clients, makeClients, provision, Provisioned } from "./emulator";

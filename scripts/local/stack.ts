@@ -1,5 +1,5 @@
 /**
- * Evaluates the POV-Ray stack (index.ts) in-process under the project's Pulumi mocks (test/mocks.ts) and returns
+ * Evaluates the POV-Ray stack (index.ts) in-process under the project's Pulumi mocks (harness/mocks.ts) and returns
  * what it declares: the recorded resources' resolved inputs, read by type. Nothing here restates the component's
  * settings: queue attributes, redrive policy, notification filters, task definition and launcher settings all come
  * from the recorded inputs; `npm run local` then applies them to the emulator.
@@ -103,9 +103,9 @@ function single<T extends { type: string; name: string }>(resources: T[], type: 
  */
 export async function evaluateStack(overrides: Record<string, string> = {}): Promise<DeclaredStack> {
     // Importing the mocks installs them before anything of the stack is loaded.
-    const mocks: typeof import("../../test/mocks") = require("../../test/mocks");
+    const mocks: typeof import("../../harness/mocks") = require("../../harness/mocks");
     const pulumi: typeof import("@pulumi/pulumi") = require("@pulumi/pulumi");
-    const helpers: typeof import("../../test/helpers/stack") = require("../../test/helpers/stack");
+    const helpers: typeof import("../../harness/stack") = require("../../harness/stack");
 
     const defaults = declaredConfigDefaults();
     for (const k of Object.keys(overrides)) {

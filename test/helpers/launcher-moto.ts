@@ -13,7 +13,7 @@ import {
     SQSClient,
 } from "@aws-sdk/client-sqs";
 
-import { Moto, motoClientConfig } from "./moto";
+import { Moto, motoClientConfig } from "../../harness/moto";
 
 export interface LauncherWorld {
     s3: S3Client;

@@ -1,19 +1,19 @@
 /**
  * The launcher exactly as Pulumi packages it: build the LambdaEcsWorker component under the Pulumi mocks, take the
  * launcher function's code archive from the mocks' recorded resources, and run its `__index.js` in a fresh Node
- * process, as the Lambda runtime would. Import "../mocks" before this module (it is imported here too).
+ * process, as the Lambda runtime would. Import "./mocks" before this module (it is imported here too).
  */
-import "../mocks";
+import "./mocks";
 
 import { spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
-import { LambdaEcsWorkerArgs } from "../../components";
+import { LambdaEcsWorkerArgs } from "../components";
 import { buildWorker, launcherArchive, one } from "./stack";
 
-export const REPO_ROOT = path.resolve(__dirname, "..", "..");
+export const REPO_ROOT = path.resolve(__dirname, "..");
 export const IMAGE_URI = "123456789012.dkr.ecr.us-east-1.amazonaws.com/render:latest";
 
 export interface LauncherPackage {

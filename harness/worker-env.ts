@@ -16,13 +16,13 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as yazl from "yazl";
-import { WorkerConfig, configFromEnv } from "../../worker-image/src/config";
-import { PovrayProcessor } from "../../worker-image/src/povray";
-import { Processor } from "../../worker-image/src/processor";
-import { Worker } from "../../worker-image/src/runtime";
+import { WorkerConfig, configFromEnv } from "../worker-image/src/config";
+import { PovrayProcessor } from "../worker-image/src/povray";
+import { Processor } from "../worker-image/src/processor";
+import { Worker } from "../worker-image/src/runtime";
 import { Moto, motoClientConfig } from "./moto";
 
-export const REPO = path.resolve(__dirname, "../..");
+export const REPO = path.resolve(__dirname, "..");
 export const SCENES = path.join(REPO, "test/fixtures/scenes");
 export const WORKER_MAIN = path.join(REPO, "worker-image/src/main.ts");
 

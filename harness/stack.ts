@@ -1,12 +1,12 @@
 /**
  * Builds LambdaEcsWorker stacks under the Pulumi mocks and waits until every child is registered.
- * Import "../mocks" (or this file) before the code under test.
+ * Import "./mocks" (or this file) before the code under test.
  */
-import { recorded, RecordedResource, resetRecorded, valueOf } from "../mocks";
+import { recorded, RecordedResource, resetRecorded, valueOf } from "./mocks";
 
 import * as pulumi from "@pulumi/pulumi";
 
-import { LambdaEcsWorker, LambdaEcsWorkerArgs } from "../../components";
+import { LambdaEcsWorker, LambdaEcsWorkerArgs } from "../components";
 
 /** Wait until every resource registration started so far has reached the mocks (Pulumi's outstanding RPCs). */
 export async function registrationsSettled(): Promise<void> {
