@@ -1,6 +1,6 @@
 /**
  * Launcher package size and cold init, measured on the exact code Pulumi packages for the component's launcher.
- *   launcher_package_bytes: bytes of every entry of the launcher's code archive (target ≤ 20 KB).
+ *   launcher_package_bytes: bytes of every entry of the launcher's code archive (capped at 32 KiB by test/component.test.ts).
  *   launcher_cold_init_ms: a fresh `node` requiring the serialized module (which runs the factory: settings, SDK
  *     clients) minus a bare `node -e 0`; median of several runs.
  */
@@ -30,7 +30,7 @@ function median(xs: number[]): number {
 async function main(): Promise<void> {
     const pkg = await buildLauncherPackage("render", { inputPrefix: "inbox/", inputSuffixes: [".zip"], maxTasks: 10 });
     console.log(`launcher_package_bytes: ${pkg.bytes}`);
-    console.log(`launcher_package_target_bytes: 20480`);
+    console.log(`launcher_package_target_bytes: 32768`);
     console.log(`launcher_package_entries: ${pkg.paths.length}`);
 
     const file = writeLauncherModule(pkg.indexJs);

@@ -393,6 +393,12 @@ describe("LambdaEcsWorker", () => {
             expect(indexJs).not.to.contain("node_modules");
         });
 
+        it("THEN the serialized launcher package stays within 32 KiB", async () => {
+            const { indexJs, bytes } = await launcherArchive(resources);
+            expect(bytes).to.equal(Buffer.byteLength(indexJs, "utf8"));
+            expect(bytes, `launcher package is ${bytes} bytes`).to.be.at.most(32 * 1024);
+        });
+
         it("THEN it exposes every output", async () => {
             const { valueOf } = await import("../harness/mocks");
             expect(await valueOf(worker.bucketName)).to.equal("render-bucket-0000000");
