@@ -12,6 +12,9 @@ export type LaunchMode =
     /** Start no task: an ECS service scaled on queue depth (down to zero) consumes the queue. */
     | "service";
 
+/** Every {@link LaunchMode}, in the order error messages list them (the launcher and the component both check against it). */
+export const LAUNCH_MODES: readonly LaunchMode[] = ["drain", "per-job", "service"];
+
 /** Names of the launcher's environment variables. */
 export const LAUNCHER_ENV = {
     queueUrl: "QUEUE_URL",

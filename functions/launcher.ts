@@ -30,7 +30,7 @@
  */
 import type { ECSClient, RunTaskCommandInput } from "@aws-sdk/client-ecs";
 import type { SQSClient } from "@aws-sdk/client-sqs";
-import { LAUNCHER_ENV, LaunchMode, OUTPUT_SUFFIXES } from "./launcher-settings";
+import { LAUNCH_MODES, LAUNCHER_ENV, LaunchMode, OUTPUT_SUFFIXES } from "./launcher-settings";
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Settings
@@ -61,8 +61,6 @@ export interface LauncherSettings {
     outputPrefix: string;
     startedBy: string;
 }
-
-const LAUNCH_MODES: readonly string[] = ["drain", "per-job", "service"];
 
 /**
  * Parse and validate the launcher's environment. Throws one Error listing every problem, each naming its variable.

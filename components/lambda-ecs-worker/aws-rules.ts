@@ -1,6 +1,6 @@
 /**
- * Pure validation helpers for the LambdaEcsWorker arguments: Fargate's valid sizes, CloudWatch's retention values,
- * and the ECR ARN of an image URI. No Pulumi resources here, so they can be table-tested directly.
+ * AWS's own rules the arguments must follow: Fargate's valid sizes, CloudWatch's retention values, and the ECR
+ * ARN of an image URI. Pure: no Pulumi resources here, so they can be table-tested directly.
  */
 
 /** Fargate's valid memory sizes (MiB) for each CPU size (CPU units). */

@@ -1,0 +1,273 @@
+/**
+ * The arguments of `LambdaEcsWorker`: their types with TSDoc and defaults, the defaults in one table
+ * ({@link LAMBDA_ECS_WORKER_DEFAULTS}), and {@link resolveArgs}, the one place they are applied. Validation and the
+ * constructor both read the resolved object.
+ */
+import * as pulumi from "@pulumi/pulumi";
+
+import { LaunchMode } from "../../functions/launcher-settings";
+
+/** Where the worker's container image comes from: built from a Dockerfile, or prebuilt. Exactly one of the two. */
+export interface LambdaEcsWorkerImageArgs {
+    /**
+     * Docker build context (a folder with a Dockerfile), built and pushed to a new ECR repository with
+     * `awsx.ecr.Image`. Exclusive with `imageUri`.
+     * @default - none: one of `context` or `imageUri` is required
+     */
+    context?: pulumi.Input<string>;
+    /**
+     * Path of the Dockerfile, when it is not `<context>/Dockerfile`. Only with `context`.
+     * @default - `Dockerfile` in the context
+     */
+    dockerfile?: pulumi.Input<string>;
+    /**
+     * Platform of the image: `linux/amd64` or `linux/arm64`. It sets the task's CPU architecture, and with `context`
+     * the platform the image is built for.
+     * @default "linux/amd64"
+     */
+    platform?: "linux/amd64" | "linux/arm64";
+    /**
+     * A prebuilt image to run, e.g. `123456789012.dkr.ecr.us-east-1.amazonaws.com/render:1.2`. Exclusive with
+     * `context`. When it is in ECR, the execution role may pull from exactly that repository.
+     * @default - none: one of `context` or `imageUri` is required
+     */
+    imageUri?: pulumi.Input<string>;
+}
+
+/** Fargate capacity: on-demand, Spot, or a weighted mix of both. */
+export type LambdaEcsWorkerCapacity =
+    | "FARGATE"
+    | "FARGATE_SPOT"
+    | {
+          /** Relative weight of on-demand FARGATE tasks. */
+          fargateWeight: number;
+          /** Relative weight of FARGATE_SPOT tasks. */
+          spotWeight: number;
+          /** Tasks always placed on on-demand FARGATE before the weights apply. @default 0 */
+          fargateBase?: number;
+      };
+
+export interface LambdaEcsWorkerArgs {
+    /** The worker's container image: `{ context }` to build one (optionally `dockerfile`, `platform`), or `{ imageUri }`. */
+    image: LambdaEcsWorkerImageArgs;
+
+    /**
+     * An existing bucket to take inputs from and write outputs to. Exclusive with `forceDestroyBucket`.
+     * Note: S3 keeps one notification configuration per bucket; this component's replaces any other on that bucket.
+     * @default - a new private, encrypted, TLS-only bucket
+     */
+    bucketName?: pulumi.Input<string>;
+    /**
+     * Let `pulumi destroy` delete the bucket it created even when it still holds objects. Only without `bucketName`.
+     * @default false
+     */
+    forceDestroyBucket?: boolean;
+    /**
+     * Only keys under this prefix are jobs, e.g. `"inbox/"`.
+     * @default "" (the whole bucket)
+     */
+    inputPrefix?: string;
+    /**
+     * Key suffixes that are jobs. S3's notification filter compares them case-sensitively (list `".ZIP"` too to
+     * accept both); the launcher then matches case-insensitively. None may end with another, nor with an output
+     * suffix (`.png`, `.log`, `.json`), so that outputs can never retrigger the launcher.
+     * @default [".zip"]
+     */
+    inputSuffixes?: string[];
+    /**
+     * Where outputs go: `""` writes `<base>.png`, `<base>.log` and, on failure, `<base>.error.json` next to the
+     * input; a prefix such as `"renders/"` writes them under it, keeping the input's path below `inputPrefix`.
+     * Outputs never carry an input suffix, so they can never retrigger the launcher.
+     * @default "" (next to the input)
+     */
+    outputPrefix?: string;
+
+    /**
+     * How jobs are run. `"drain"`: the launcher starts just enough tasks (up to `maxTasks`), each drains the queue
+     * and exits. `"per-job"`: one task per job, the job passed as container environment overrides
+     * (`JOB_BUCKET`, `JOB_KEY`). `"service"`: an ECS service scaled on queue depth between 0 and `maxTasks`.
+     * @default "drain"
+     */
+    launchMode?: LaunchMode;
+    /**
+     * Cap on concurrently running tasks: in `"drain"` mode the launcher never starts more, in `"service"` mode the
+     * service never scales beyond it. `"per-job"` mode starts one task per upload, uncapped.
+     * @default 10
+     */
+    maxTasks?: number;
+    /**
+     * Reserved concurrency of the launcher Lambda. 1 serializes task-start decisions, so a burst of uploads can't
+     * start a storm of tasks; `"unreserved"` reserves none, for accounts whose concurrency limit is too low to reserve
+     * any (Lambda keeps 10 unreserved), at the price that concurrent invocations may briefly start more than `maxTasks`.
+     * @default 1
+     */
+    launcherConcurrency?: number | "unreserved";
+
+    /**
+     * In `launchMode: "drain"`, minutes between the launcher's scheduled "reconcile" runs, 1-60: the same task-start
+     * decision with no new upload, so jobs still get a task after a failed start, a Spot interruption, or an upload
+     * that arrived just as the last task was exiting.
+     * @default 1
+     */
+    reconcileIntervalMinutes?: number;
+
+    /** Task CPU units; one of 256, 512, 1024, 2048, 4096, 8192, 16384. @default 1024 */
+    cpu?: number;
+    /** Task memory (MiB); must be one of Fargate's sizes for `cpu`. @default 2048 */
+    memory?: number;
+    /** Container command, overriding the image's CMD. @default - the image's CMD */
+    command?: pulumi.Input<pulumi.Input<string>[]>;
+    /**
+     * Extra container environment variables, e.g. the worker's tuning knobs `WORKER_CONCURRENCY` or
+     * `MAX_INPUT_BYTES`. They may not redefine the variables this component sets (listed in `RESERVED_ENVIRONMENT`:
+     * the queues, region, prefixes, timeouts, scratch dir, and the one-shot job's `JOB_BUCKET`/`JOB_KEY`).
+     * @default {}
+     */
+    environment?: Record<string, pulumi.Input<string>>;
+    /** Task ephemeral storage in GiB, 21-200 (the scratch space for inputs and renders). @default 21 */
+    ephemeralStorageGiB?: number;
+    /** Seconds between SIGTERM and SIGKILL when a task is stopped, 2-120. @default 120 */
+    stopTimeout?: number;
+    /**
+     * Hard limit on one job's processing (render) time in seconds, 1-43200 (SQS keeps a message hidden at most 12 h);
+     * passed as `RENDER_TIMEOUT_SECONDS`.
+     * @default 900
+     */
+    jobTimeoutSeconds?: number;
+    /** Fargate capacity: `"FARGATE"`, `"FARGATE_SPOT"`, or `{ fargateWeight, spotWeight, fargateBase? }`. @default "FARGATE" */
+    capacity?: LambdaEcsWorkerCapacity;
+    /** Subnets the tasks run in. @default - the default VPC's subnets */
+    subnetIds?: pulumi.Input<pulumi.Input<string>[]>;
+    /**
+     * VPC of `subnetIds`, needed to create the egress-only security group when `subnetIds` is given without
+     * `securityGroupIds`. @default - the default VPC
+     */
+    vpcId?: pulumi.Input<string>;
+    /** Security groups of the tasks. @default - a new egress-only security group */
+    securityGroupIds?: pulumi.Input<pulumi.Input<string>[]>;
+    /**
+     * Give tasks a public IP (needed to reach ECR, S3 and SQS from a public subnet without NAT or endpoints).
+     * @default - true with the default VPC's subnets, false with `subnetIds`
+     */
+    assignPublicIp?: boolean;
+    /** Retention of the task and launcher logs, in days; one of CloudWatch's values (1, 3, 5, 7, 14, 30, ...). @default 14 */
+    logRetentionDays?: number;
+    /** Enable CloudWatch Container Insights on the cluster. @default true */
+    containerInsights?: boolean;
+
+    /**
+     * Seconds a received job stays hidden from other workers (the worker extends it while it runs), 30-43200.
+     * @default 300
+     */
+    visibilityTimeoutSeconds?: number;
+    /** Deliveries of a job before SQS moves it to the dead-letter queue, 1-1000. @default 3 */
+    maxReceiveCount?: number;
+    /** Seconds a message stays in the work queue, 60-1209600. @default 345600 (4 days) */
+    messageRetentionSeconds?: number;
+    /** Seconds a message stays in the dead-letter queue, 60-1209600. @default 1209600 (14 days) */
+    deadLetterRetentionSeconds?: number;
+
+    /**
+     * Actions (e.g. SNS topic ARNs) of the alarms: a job landed in the dead-letter queue; a job has waited longer
+     * than `oldestJobAlarmSeconds` (tasks can't start or can't reach the queue).
+     * @default [] (the alarms only show in CloudWatch)
+     */
+    alarmActions?: pulumi.Input<pulumi.Input<string>[]>;
+    /** Age in seconds of the oldest waiting job that raises the stuck-queue alarm, 60-1209600. @default 3600 */
+    oldestJobAlarmSeconds?: number;
+
+    /** Tags applied to every taggable child resource. @default {} */
+    tags?: pulumi.Input<Record<string, pulumi.Input<string>>>;
+}
+
+/** The defaults of {@link LambdaEcsWorkerArgs}, applied once by {@link resolveArgs}. */
+export const LAMBDA_ECS_WORKER_DEFAULTS = {
+    forceDestroyBucket: false,
+    inputPrefix: "",
+    inputSuffixes: [".zip"],
+    outputPrefix: "",
+    launchMode: "drain" as LaunchMode,
+    maxTasks: 10,
+    launcherConcurrency: 1 as number | "unreserved",
+    reconcileIntervalMinutes: 1,
+    cpu: 1024,
+    memory: 2048,
+    ephemeralStorageGiB: 21,
+    stopTimeout: 120,
+    jobTimeoutSeconds: 900,
+    capacity: "FARGATE" as LambdaEcsWorkerCapacity,
+    logRetentionDays: 14,
+    containerInsights: true,
+    visibilityTimeoutSeconds: 300,
+    maxReceiveCount: 3,
+    messageRetentionSeconds: 345600,
+    deadLetterRetentionSeconds: 1209600,
+    oldestJobAlarmSeconds: 3600,
+    platform: "linux/amd64" as const,
+
+    environment: {} as Record<string, pulumi.Input<string>>,
+    alarmActions: [] as pulumi.Input<pulumi.Input<string>[]>,
+    tags: {} as pulumi.Input<Record<string, pulumi.Input<string>>>,
+};
+
+/** Keys of {@link LambdaEcsWorkerArgs} that have a fixed default in {@link LAMBDA_ECS_WORKER_DEFAULTS}. */
+type Defaulted = Exclude<keyof typeof LAMBDA_ECS_WORKER_DEFAULTS, "platform">;
+
+/**
+ * {@link LambdaEcsWorkerArgs} with every default applied: what the validation and each step of the constructor read.
+ * Only the arguments whose absence decides something (`bucketName`, `image.context`/`imageUri`, `subnetIds`, ...) stay
+ * optional.
+ */
+export type ResolvedLambdaEcsWorkerArgs = Omit<LambdaEcsWorkerArgs, Defaulted | "assignPublicIp"> & {
+    [K in Defaulted]-?: (typeof LAMBDA_ECS_WORKER_DEFAULTS)[K];
+} & {
+    /** `image.platform`, resolved. */
+    platform: "linux/amd64" | "linux/arm64";
+    /** No `subnetIds`: the tasks run in the default VPC's subnets. */
+    useDefaultVpc: boolean;
+    assignPublicIp: boolean;
+};
+
+/**
+ * Applies the defaults of {@link LambdaEcsWorkerArgs} (from {@link LAMBDA_ECS_WORKER_DEFAULTS}) once. Never throws,
+ * even on arguments that fail validation (e.g. no `image`), so `validateLambdaEcsWorkerArgs` can read it too.
+ */
+export function resolveArgs(args: LambdaEcsWorkerArgs): ResolvedLambdaEcsWorkerArgs {
+    const d = LAMBDA_ECS_WORKER_DEFAULTS;
+    const useDefaultVpc = args.subnetIds === undefined;
+    return {
+        ...args,
+        forceDestroyBucket: args.forceDestroyBucket ?? d.forceDestroyBucket,
+        inputPrefix: args.inputPrefix ?? d.inputPrefix,
+        inputSuffixes: args.inputSuffixes ?? d.inputSuffixes,
+        outputPrefix: args.outputPrefix ?? d.outputPrefix,
+        launchMode: args.launchMode ?? d.launchMode,
+        maxTasks: args.maxTasks ?? d.maxTasks,
+        launcherConcurrency: args.launcherConcurrency ?? d.launcherConcurrency,
+        reconcileIntervalMinutes: args.reconcileIntervalMinutes ?? d.reconcileIntervalMinutes,
+        cpu: args.cpu ?? d.cpu,
+        memory: args.memory ?? d.memory,
+        environment: args.environment ?? d.environment,
+        ephemeralStorageGiB: args.ephemeralStorageGiB ?? d.ephemeralStorageGiB,
+        stopTimeout: args.stopTimeout ?? d.stopTimeout,
+        jobTimeoutSeconds: args.jobTimeoutSeconds ?? d.jobTimeoutSeconds,
+        capacity: args.capacity ?? d.capacity,
+        useDefaultVpc,
+        assignPublicIp: args.assignPublicIp ?? useDefaultVpc,
+        logRetentionDays: args.logRetentionDays ?? d.logRetentionDays,
+        containerInsights: args.containerInsights ?? d.containerInsights,
+        visibilityTimeoutSeconds: args.visibilityTimeoutSeconds ?? d.visibilityTimeoutSeconds,
+        maxReceiveCount: args.maxReceiveCount ?? d.maxReceiveCount,
+        messageRetentionSeconds: args.messageRetentionSeconds ?? d.messageRetentionSeconds,
+        deadLetterRetentionSeconds: args.deadLetterRetentionSeconds ?? d.deadLetterRetentionSeconds,
+        alarmActions: args.alarmActions ?? d.alarmActions,
+        oldestJobAlarmSeconds: args.oldestJobAlarmSeconds ?? d.oldestJobAlarmSeconds,
+        platform: args.image?.platform ?? d.platform,
+        tags: args.tags ?? d.tags,
+    };
+}
+
+/** What every step's children get: the component as parent (each step adds its own `dependsOn`). */
+export interface ChildOptions {
+    parent: pulumi.Resource;
+}

@@ -1,0 +1,132 @@
+/**
+ * The `LambdaEcsWorker` component: validates and resolves its arguments once, then runs the steps of this folder in
+ * order, each creating its children (`{ parent: this }`, names `${name}-...`) and returning what the next step needs.
+ */
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+
+import { LambdaEcsWorkerArgs, resolveArgs } from "./args";
+import { createBucket } from "./bucket";
+import { createCluster } from "./cluster";
+import { createImage } from "./image";
+import { createBucketNotification, createLauncher } from "./launcher";
+import { LAUNCH_MODE_STEPS, ModeContext } from "./modes";
+import { createNetwork } from "./network";
+import { createQueues } from "./queues";
+import { createTask, createTaskLogGroup } from "./task";
+import { validateLambdaEcsWorkerArgs } from "./validate";
+
+/**
+ * The Lambda → SQS → ECS worker pattern: uploads to an S3 bucket invoke a launcher Lambda, which queues one job per
+ * object and starts just enough Fargate tasks; each task drains the queue, writes its outputs next to the input
+ * (or under `outputPrefix`) and exits. Failed jobs end in a dead-letter queue with a reason.
+ *
+ * ```ts
+ * const render = new LambdaEcsWorker("render", { image: { context: "./worker-image" } });
+ * ```
+ */
+export class LambdaEcsWorker extends pulumi.ComponentResource {
+    /** Name of the bucket jobs are uploaded to and outputs written to. */
+    public readonly bucketName: pulumi.Output<string>;
+    /** URL of the work queue. */
+    public readonly queueUrl: pulumi.Output<string>;
+    /** URL of the dead-letter queue, where failed jobs end with their reason. */
+    public readonly deadLetterQueueUrl: pulumi.Output<string>;
+    /** ARN of the ECS cluster the tasks run in. */
+    public readonly clusterArn: pulumi.Output<string>;
+    /** ARN of the worker's task definition. */
+    public readonly taskDefinitionArn: pulumi.Output<string>;
+    /** Name of the launcher Lambda function. */
+    public readonly launcherFunctionName: pulumi.Output<string>;
+    /** Name of the CloudWatch log group of the worker tasks. */
+    public readonly logGroupName: pulumi.Output<string>;
+    /** URI of the image the tasks run. */
+    public readonly imageUri: pulumi.Output<string>;
+
+    /** The bucket, when this component created it. */
+    public readonly bucket?: aws.s3.Bucket;
+    /** The work queue. */
+    public readonly queue: aws.sqs.Queue;
+    /** The dead-letter queue. */
+    public readonly deadLetterQueue: aws.sqs.Queue;
+    /** The alarm that fires when a job lands in the dead-letter queue. */
+    public readonly deadLetterAlarm: aws.cloudwatch.MetricAlarm;
+    /** The alarm that fires when a job has waited longer than `oldestJobAlarmSeconds`. */
+    public readonly oldestJobAlarm: aws.cloudwatch.MetricAlarm;
+    /** The ECS cluster. */
+    public readonly cluster: aws.ecs.Cluster;
+    /** The worker's task definition. */
+    public readonly taskDefinition: aws.ecs.TaskDefinition;
+    /** The launcher Lambda function. */
+    public readonly launcher: aws.lambda.CallbackFunction<any, any>;
+    /** The role the worker's code runs as. */
+    public readonly taskRole: aws.iam.Role;
+    /** The role ECS uses to pull the image and write logs. */
+    public readonly executionRole: aws.iam.Role;
+    /** The egress-only security group, when this component created it. */
+    public readonly securityGroup?: aws.ec2.SecurityGroup;
+    /** The ECS service, in `launchMode: "service"`. */
+    public readonly service?: aws.ecs.Service;
+
+    constructor(name: string, args: LambdaEcsWorkerArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("lambda-ecs-worker:index:LambdaEcsWorker", name, {}, opts);
+        const problems = validateLambdaEcsWorkerArgs(args);
+        if (problems.length > 0) {
+            throw new pulumi.ResourceError(`LambdaEcsWorker "${name}": invalid arguments:\n  ${problems.join("\n  ")}`, this);
+        }
+        const r = resolveArgs(args);
+        const parent = { parent: this };
+        const where = {
+            region: aws.getRegionOutput({}, parent).region,
+            partition: aws.getPartitionOutput({}, parent).partition,
+            account: aws.getCallerIdentityOutput({}, parent).accountId,
+        };
+
+        const bucket = createBucket(name, r, { partition: where.partition }, parent);
+        const queues = createQueues(name, r, parent);
+        const image = createImage(name, r, parent);
+        const logGroup = createTaskLogGroup(name, r, parent);
+        const network = createNetwork(name, r, parent);
+        const cluster = createCluster(name, r, parent);
+        const task = createTask(name, r, { image, logGroup, queues, bucketArn: bucket.bucketArn, region: where.region }, parent);
+
+        const mode = LAUNCH_MODE_STEPS[r.launchMode];
+        const ctx: ModeContext = { r, queues, network, cluster, task };
+        const beforeLauncher = mode.beforeLauncher?.(name, ctx, parent) ?? {};
+        const launcher = createLauncher(name, r, { bucket, queues, network, cluster, task, where }, parent);
+        mode.afterLauncher?.(name, { ...ctx, launcher }, parent);
+        createBucketNotification(name, r, { bucket, launcher }, parent);
+
+        this.bucket = bucket.bucket;
+        this.queue = queues.queue;
+        this.deadLetterQueue = queues.deadLetterQueue;
+        this.deadLetterAlarm = queues.deadLetterAlarm;
+        this.oldestJobAlarm = queues.oldestJobAlarm;
+        this.securityGroup = network.securityGroup;
+        this.cluster = cluster.cluster;
+        this.taskDefinition = task.taskDefinition;
+        this.taskRole = task.taskRole;
+        this.executionRole = task.executionRole;
+        this.service = beforeLauncher.service;
+        this.launcher = launcher.launcher;
+
+        this.bucketName = bucket.bucketName;
+        this.queueUrl = this.queue.url;
+        this.deadLetterQueueUrl = this.deadLetterQueue.url;
+        this.clusterArn = this.cluster.arn;
+        this.taskDefinitionArn = this.taskDefinition.arn;
+        this.launcherFunctionName = this.launcher.name;
+        this.logGroupName = logGroup.name;
+        this.imageUri = image.imageUri;
+        this.registerOutputs({
+            bucketName: this.bucketName,
+            queueUrl: this.queueUrl,
+            deadLetterQueueUrl: this.deadLetterQueueUrl,
+            clusterArn: this.clusterArn,
+            taskDefinitionArn: this.taskDefinitionArn,
+            launcherFunctionName: this.launcherFunctionName,
+            logGroupName: this.logGroupName,
+            imageUri: this.imageUri,
+        });
+    }
+}

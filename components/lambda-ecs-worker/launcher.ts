@@ -1,0 +1,160 @@
+/**
+ * Step "launcher": the launcher Lambda (`functions/launcher.ts`, serialized by `aws.lambda.CallbackFunction`) with its
+ * log group, role and settings; its on-failure destination (the dead-letter queue); the permission for S3 to invoke
+ * it; and, last, the bucket notification that sends uploads to it.
+ */
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+
+import { launcherFactory } from "../../functions/launcher";
+import { LAUNCHER_ENV } from "../../functions/launcher-settings";
+import { ChildOptions, ResolvedLambdaEcsWorkerArgs } from "./args";
+import { BucketResources } from "./bucket";
+import { ClusterResources } from "./cluster";
+import { WORKER_CONTAINER_NAME } from "./container";
+import { NetworkResources } from "./network";
+import { assumeRolePolicy, launcherRolePolicy } from "./policies";
+import { QueueResources } from "./queues";
+import { TaskResources } from "./task";
+
+/** Where the stack runs: the data sources the component looks up once. */
+export interface AccountContext {
+    region: pulumi.Output<string>;
+    partition: pulumi.Output<string>;
+    account: pulumi.Output<string>;
+}
+
+export interface LauncherDeps {
+    bucket: BucketResources;
+    queues: QueueResources;
+    network: NetworkResources;
+    cluster: ClusterResources;
+    task: TaskResources;
+    where: AccountContext;
+}
+
+export interface LauncherResources {
+    launcher: aws.lambda.CallbackFunction<any, any>;
+    /** S3's permission to invoke the launcher: the bucket notification depends on it. */
+    permission: aws.lambda.Permission;
+    /** ECS's `startedBy` of this worker's tasks (at most 36 characters): the launcher counts its tasks by it. */
+    startedBy: string;
+}
+
+export function createLauncher(name: string, r: ResolvedLambdaEcsWorkerArgs, deps: LauncherDeps, { parent }: ChildOptions): LauncherResources {
+    const { queue, deadLetterQueue } = deps.queues;
+    const { cluster, capacityProviders } = deps.cluster;
+    const launcherLogs = new aws.cloudwatch.LogGroup(
+        `${name}-launcher-logs`,
+        { retentionInDays: r.logRetentionDays, tags: r.tags },
+        { parent },
+    );
+    const launcherRole = new aws.iam.Role(
+        `${name}-launcher-role`,
+        { assumeRolePolicy: assumeRolePolicy("lambda.amazonaws.com"), tags: r.tags },
+        { parent },
+    );
+    const launcherPolicy = new aws.iam.RolePolicy(
+        `${name}-launcher-policy`,
+        {
+            role: launcherRole.id,
+            policy: pulumi.jsonStringify(
+                launcherRolePolicy({
+                    ...deps.where,
+                    family: deps.task.family,
+                    clusterArn: cluster.arn,
+                    clusterName: cluster.name,
+                    queueArn: queue.arn,
+                    deadLetterQueueArn: deadLetterQueue.arn,
+                    taskRoleArn: deps.task.taskRole.arn,
+                    executionRoleArn: deps.task.executionRole.arn,
+                    logGroupArn: launcherLogs.arn,
+                }),
+            ),
+        },
+        { parent },
+    );
+    const startedBy = `lew-${name}`.slice(0, 36);
+    const launcher = new aws.lambda.CallbackFunction(
+        `${name}-launcher`,
+        {
+            callbackFactory: launcherFactory,
+            runtime: "nodejs22.x",
+            role: launcherRole,
+            timeout: 60,
+            memorySize: 256,
+            ...(r.launcherConcurrency === "unreserved" ? {} : { reservedConcurrentExecutions: r.launcherConcurrency }),
+            environment: { variables: launcherEnvironment(r, deps, startedBy) },
+            loggingConfig: { logFormat: "Text", logGroup: launcherLogs.name },
+            codePathOptions: { extraExcludePackages: ["@aws-sdk/client-ecs", "@aws-sdk/client-sqs"] },
+            tags: r.tags,
+        },
+        { parent, dependsOn: [launcherPolicy, capacityProviders] },
+    );
+    // A launcher that still fails after Lambda's retries hands the S3 event to the dead-letter queue: no job is lost.
+    new aws.lambda.FunctionEventInvokeConfig(
+        `${name}-launcher-invoke-config`,
+        {
+            functionName: launcher.name,
+            maximumRetryAttempts: 2,
+            destinationConfig: { onFailure: { destination: deadLetterQueue.arn } },
+        },
+        { parent, dependsOn: [launcherPolicy] },
+    );
+    const permission = new aws.lambda.Permission(
+        `${name}-launcher-permission`,
+        {
+            action: "lambda:InvokeFunction",
+            function: launcher.name,
+            principal: "s3.amazonaws.com",
+            sourceArn: deps.bucket.bucketArn,
+            sourceAccount: deps.where.account,
+        },
+        { parent },
+    );
+    return { launcher, permission, startedBy };
+}
+
+/** The launcher's settings, by the names of `LAUNCHER_ENV` (the contract with `functions/launcher.ts`). */
+function launcherEnvironment(r: ResolvedLambdaEcsWorkerArgs, deps: LauncherDeps, startedBy: string): Record<string, pulumi.Input<string>> {
+    const { network } = deps;
+    return {
+        [LAUNCHER_ENV.queueUrl]: deps.queues.queue.url,
+        [LAUNCHER_ENV.deadLetterQueueUrl]: deps.queues.deadLetterQueue.url,
+        [LAUNCHER_ENV.cluster]: deps.cluster.cluster.arn,
+        [LAUNCHER_ENV.taskDefinition]: deps.task.taskDefinition.arn,
+        [LAUNCHER_ENV.containerName]: WORKER_CONTAINER_NAME,
+        [LAUNCHER_ENV.subnets]: network.subnetIds.apply((ids) => ids.join(",")),
+        [LAUNCHER_ENV.securityGroups]: network.securityGroupIds.apply((ids) => ids.join(",")),
+        [LAUNCHER_ENV.assignPublicIp]: network.assignPublicIp ? "ENABLED" : "DISABLED",
+        [LAUNCHER_ENV.capacityProviderStrategy]: JSON.stringify(deps.cluster.strategy),
+        [LAUNCHER_ENV.maxTasks]: String(r.maxTasks),
+        [LAUNCHER_ENV.launchMode]: r.launchMode,
+        [LAUNCHER_ENV.inputPrefix]: r.inputPrefix,
+        [LAUNCHER_ENV.inputSuffixes]: JSON.stringify(r.inputSuffixes),
+        [LAUNCHER_ENV.outputPrefix]: r.outputPrefix,
+        [LAUNCHER_ENV.startedBy]: startedBy,
+    };
+}
+
+/** Uploads under `inputPrefix` with one of `inputSuffixes` invoke the launcher (one S3 filter per suffix). */
+export function createBucketNotification(
+    name: string,
+    r: ResolvedLambdaEcsWorkerArgs,
+    deps: { bucket: BucketResources; launcher: LauncherResources },
+    { parent }: ChildOptions,
+): aws.s3.BucketNotification {
+    return new aws.s3.BucketNotification(
+        `${name}-notification`,
+        {
+            bucket: deps.bucket.bucketName,
+            lambdaFunctions: r.inputSuffixes.map((suffix) => ({
+                lambdaFunctionArn: deps.launcher.launcher.arn,
+                events: ["s3:ObjectCreated:*"],
+                ...(r.inputPrefix !== "" ? { filterPrefix: r.inputPrefix } : {}),
+                filterSuffix: suffix,
+            })),
+        },
+        { parent, dependsOn: [deps.launcher.permission] },
+    );
+}

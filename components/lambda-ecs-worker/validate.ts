@@ -1,0 +1,160 @@
+/**
+ * `validateLambdaEcsWorkerArgs`: every problem with the arguments that decide the shape of the stack, each naming
+ * the argument and what it allows. Pure: no resources, no outputs. Choices with a default are checked on the
+ * resolved value ({@link resolveArgs}); ranges are checked on the value given (the defaults are in range), and
+ * "only with" rules on whether an argument was given at all.
+ */
+import { LAUNCH_MODES, OUTPUT_SUFFIXES } from "../../functions/launcher-settings";
+import { LambdaEcsWorkerArgs, ResolvedLambdaEcsWorkerArgs, resolveArgs } from "./args";
+import { describeMemoryFor, FARGATE_SIZES, isInteger, LOG_RETENTION_DAYS } from "./aws-rules";
+import { RESERVED_ENVIRONMENT } from "./container";
+
+type Problems = string[];
+
+/**
+ * Checks the arguments that decide the shape of the stack. Returns one message per problem, each naming the
+ * argument and what it allows; empty when all is well. Pure: no resources, no outputs.
+ */
+export function validateLambdaEcsWorkerArgs(args: LambdaEcsWorkerArgs): string[] {
+    const errors: Problems = [];
+    const r = resolveArgs(args);
+    checkImageAndBucket(args, errors);
+    checkPrefixes(r, errors);
+    checkSuffixes(r.inputSuffixes, errors);
+    checkModeAndTasks(args, r, errors);
+    checkSizesAndLimits(args, r, errors);
+    checkCapacity(r, errors);
+    checkNetworkAndEnvironment(args, r, errors);
+    return errors;
+}
+
+/** Pushes a problem unless `v` is absent or an integer from `min` to `max`. */
+function intIn(errors: Problems, arg: string, v: unknown, min: number, max: number): void {
+    if (v !== undefined && (!isInteger(v) || v < min || v > max)) {
+        errors.push(`${arg}: must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
+    }
+}
+
+function checkImageAndBucket(args: LambdaEcsWorkerArgs, errors: Problems): void {
+    const image = args?.image;
+    if (!image || typeof image !== "object") {
+        errors.push("image: required; give { context } to build an image or { imageUri } for a prebuilt one");
+    } else {
+        const hasContext = image.context !== undefined;
+        const hasUri = image.imageUri !== undefined;
+        if (hasContext === hasUri) {
+            errors.push("image: give exactly one of image.context (build) or image.imageUri (prebuilt)");
+        }
+        if (hasUri && image.dockerfile !== undefined) {
+            errors.push("image: dockerfile applies only with image.context, not with image.imageUri");
+        }
+        if (image.platform !== undefined && !["linux/amd64", "linux/arm64"].includes(image.platform)) {
+            errors.push(`image.platform: must be "linux/amd64" or "linux/arm64", got ${JSON.stringify(image.platform)}`);
+        }
+    }
+    if (args.bucketName !== undefined && args.forceDestroyBucket !== undefined) {
+        errors.push("forceDestroyBucket: applies only to a bucket this component creates, not with bucketName");
+    }
+}
+
+function checkPrefixes({ inputPrefix: prefix, outputPrefix }: ResolvedLambdaEcsWorkerArgs, errors: Problems): void {
+    for (const [arg, p] of [["inputPrefix", prefix], ["outputPrefix", outputPrefix]] as const) {
+        if (typeof p !== "string" || p.startsWith("/") || p.includes("..")) {
+            errors.push(`${arg}: must be a relative key prefix without "..", e.g. "inbox/", got ${JSON.stringify(p)}`);
+        }
+    }
+    if (outputPrefix !== "" && prefix !== "" && outputPrefix.startsWith(prefix)) {
+        // Safe by suffix anyway, but the worker's outputs landing in the inbox confuses users and scans.
+        errors.push(`outputPrefix: must not lie under inputPrefix ("${prefix}"); use "" to write next to the input`);
+    } else if (outputPrefix !== "" && prefix.startsWith(outputPrefix)) {
+        // The launcher ignores keys under the output prefix: every upload would be ignored.
+        errors.push(`outputPrefix: must not contain inputPrefix ("${prefix}"): uploads there would count as outputs`);
+    }
+}
+
+function checkSuffixes(suffixes: string[], errors: Problems): void {
+    if (!Array.isArray(suffixes) || suffixes.length === 0) {
+        errors.push('inputSuffixes: must be a non-empty list such as [".zip"]');
+        return;
+    }
+    const lower = suffixes.map((s) => (typeof s === "string" ? s.toLowerCase() : ""));
+    suffixes.forEach((s, i) => {
+        if (typeof s !== "string" || !/^\.?[A-Za-z0-9._-]+$/.test(s)) {
+            errors.push(`inputSuffixes[${i}]: must be a suffix like ".zip" (letters, digits, ".", "_", "-"), got ${JSON.stringify(s)}`);
+            return;
+        }
+        const out = [...OUTPUT_SUFFIXES, ".json"].find((o) => lower[i].endsWith(o) || o.endsWith(lower[i]));
+        if (out) {
+            errors.push(`inputSuffixes[${i}]: "${s}" overlaps the output suffix "${out}"; outputs would retrigger the launcher`);
+        }
+        // S3 compares filter suffixes case-sensitively: ".zip" and ".ZIP" may both be listed.
+        suffixes.forEach((other, j) => {
+            if (j !== i && typeof other === "string" && s.endsWith(other) && (s !== other || j < i)) {
+                errors.push(`inputSuffixes[${i}]: "${s}" overlaps "${suffixes[j]}"; S3 rejects overlapping notification filters`);
+            }
+        });
+    });
+}
+
+function checkModeAndTasks(args: LambdaEcsWorkerArgs, { launchMode }: ResolvedLambdaEcsWorkerArgs, errors: Problems): void {
+    if (!LAUNCH_MODES.includes(launchMode)) {
+        errors.push(`launchMode: must be one of ${LAUNCH_MODES.map((m) => `"${m}"`).join(", ")}, got ${JSON.stringify(launchMode)}`);
+    }
+    intIn(errors, "maxTasks", args.maxTasks, 1, 1000);
+    intIn(errors, "reconcileIntervalMinutes", args.reconcileIntervalMinutes, 1, 60);
+    if (args.reconcileIntervalMinutes !== undefined && launchMode !== "drain") {
+        errors.push(`reconcileIntervalMinutes: applies only with launchMode "drain", not "${launchMode}"`);
+    }
+    if (args.launcherConcurrency !== undefined && args.launcherConcurrency !== "unreserved") {
+        intIn(errors, "launcherConcurrency", args.launcherConcurrency, 1, 1000);
+    }
+}
+
+function checkSizesAndLimits(args: LambdaEcsWorkerArgs, { cpu, memory, logRetentionDays }: ResolvedLambdaEcsWorkerArgs, errors: Problems): void {
+    if (!FARGATE_SIZES[cpu]) {
+        errors.push(`cpu: must be one of ${Object.keys(FARGATE_SIZES).join(", ")} (Fargate CPU units), got ${JSON.stringify(cpu)}`);
+    } else if (!FARGATE_SIZES[cpu].includes(memory)) {
+        errors.push(`memory: with cpu ${cpu}, Fargate allows ${describeMemoryFor(cpu)} MiB, got ${JSON.stringify(memory)}`);
+    }
+    intIn(errors, "ephemeralStorageGiB", args.ephemeralStorageGiB, 21, 200);
+    intIn(errors, "stopTimeout", args.stopTimeout, 2, 120);
+    intIn(errors, "jobTimeoutSeconds", args.jobTimeoutSeconds, 1, 43200);
+    intIn(errors, "visibilityTimeoutSeconds", args.visibilityTimeoutSeconds, 30, 43200);
+    intIn(errors, "maxReceiveCount", args.maxReceiveCount, 1, 1000);
+    intIn(errors, "messageRetentionSeconds", args.messageRetentionSeconds, 60, 1209600);
+    intIn(errors, "deadLetterRetentionSeconds", args.deadLetterRetentionSeconds, 60, 1209600);
+    intIn(errors, "oldestJobAlarmSeconds", args.oldestJobAlarmSeconds, 60, 1209600);
+    if (!LOG_RETENTION_DAYS.includes(logRetentionDays)) {
+        errors.push(`logRetentionDays: must be one of ${LOG_RETENTION_DAYS.join(", ")}, got ${JSON.stringify(logRetentionDays)}`);
+    }
+}
+
+function checkCapacity({ capacity }: ResolvedLambdaEcsWorkerArgs, errors: Problems): void {
+    const allowed = `must be "FARGATE", "FARGATE_SPOT" or { fargateWeight, spotWeight }, got ${JSON.stringify(capacity)}`;
+    if (typeof capacity === "string") {
+        if (capacity !== "FARGATE" && capacity !== "FARGATE_SPOT") errors.push(`capacity: ${allowed}`);
+    } else if (!capacity || typeof capacity !== "object") {
+        errors.push(`capacity: ${allowed}`);
+    } else {
+        intIn(errors, "capacity.fargateWeight", capacity.fargateWeight, 0, 1000);
+        intIn(errors, "capacity.spotWeight", capacity.spotWeight, 0, 1000);
+        intIn(errors, "capacity.fargateBase", capacity.fargateBase, 0, 100000);
+        if (capacity.fargateWeight === 0 && capacity.spotWeight === 0) {
+            errors.push("capacity: fargateWeight and spotWeight can't both be 0");
+        }
+    }
+}
+
+function checkNetworkAndEnvironment(args: LambdaEcsWorkerArgs, { environment }: ResolvedLambdaEcsWorkerArgs, errors: Problems): void {
+    if (args.subnetIds !== undefined && args.securityGroupIds === undefined && args.vpcId === undefined) {
+        errors.push("vpcId: required with subnetIds when securityGroupIds is not given (for the egress-only security group)");
+    }
+    if (args.subnetIds === undefined && args.vpcId !== undefined) {
+        errors.push("vpcId: applies only with subnetIds; without them the default VPC is used");
+    }
+    for (const k of Object.keys(environment)) {
+        if (RESERVED_ENVIRONMENT.includes(k)) {
+            errors.push(`environment.${k}: is set by the component; reserved are ${RESERVED_ENVIRONMENT.join(", ")}`);
+        }
+    }
+}
