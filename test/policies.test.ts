@@ -1,0 +1,188 @@
+/**
+ * The component's IAM documents, built from plain ARNs WITHOUT Pulumi mocks: the builders are pure, so each case
+ * states the exact statements a role gets. (test/component.test.ts checks the same documents as the stack renders them.)
+ */
+import { expect } from "chai";
+
+import * as pulumi from "@pulumi/pulumi";
+
+import {
+    allow,
+    assumeRolePolicy,
+    bucketPolicy,
+    deadLetterQueuePolicy,
+    executionRolePolicy,
+    launcherRolePolicy,
+    PolicyDocument,
+    str,
+    taskRolePolicy,
+} from "../components/lambda-ecs-worker/policies";
+
+const BUCKET = "arn:aws:s3:::inbox";
+const QUEUE = "arn:aws:sqs:us-east-1:123456789012:render-queue";
+const DLQ = "arn:aws:sqs:us-east-1:123456789012:render-dlq";
+const LOGS = "arn:aws:logs:us-east-1:123456789012:log-group:render-logs";
+const REPO = "arn:aws:ecr:us-east-1:123456789012:repository/render";
+const CLUSTER = "arn:aws:ecs:us-east-1:123456789012:cluster/render-cluster";
+const TASK_ROLE = "arn:aws:iam::123456789012:role/render-task-role";
+const EXEC_ROLE = "arn:aws:iam::123456789012:role/render-execution-role";
+const RULE = "arn:aws:events:us-east-1:123456789012:rule/render-start-failures";
+const LOGS_STATEMENT = { Effect: "Allow", Action: ["logs:CreateLogStream", "logs:PutLogEvents"], Resource: `${LOGS}:*` };
+const QUEUE_CONSUMER = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"];
+
+const cases: { what: string; document: PolicyDocument; statements: object[] }[] = [
+    {
+        what: "the created bucket denies every request without TLS, on the bucket and its objects",
+        document: bucketPolicy(BUCKET),
+        statements: [
+            {
+                Sid: "DenyInsecureTransport",
+                Effect: "Deny",
+                Principal: "*",
+                Action: "s3:*",
+                Resource: [BUCKET, `${BUCKET}/*`],
+                Condition: { Bool: { "aws:SecureTransport": "false" } },
+            },
+        ],
+    },
+    {
+        what: "the execution role pulls from exactly the image's ECR repository (the token only on *) and writes the task logs",
+        document: executionRolePolicy({ repositoryArn: REPO, logGroupArn: LOGS }),
+        statements: [
+            { Effect: "Allow", Action: "ecr:GetAuthorizationToken", Resource: "*" },
+            { Effect: "Allow", Action: ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"], Resource: REPO },
+            LOGS_STATEMENT,
+        ],
+    },
+    {
+        what: "the execution role of an image outside ECR gets no ECR statement",
+        document: executionRolePolicy({ repositoryArn: undefined, logGroupArn: LOGS }),
+        statements: [LOGS_STATEMENT],
+    },
+    {
+        what: "the task role reads inputs, writes outputs next to them, consumes the queue and dead-letters",
+        document: taskRolePolicy({ bucketArn: BUCKET, inputPrefix: "", outputPrefix: "", queueArn: QUEUE, deadLetterQueueArn: DLQ }),
+        statements: [
+            { Effect: "Allow", Action: "s3:GetObject", Resource: `${BUCKET}/*` },
+            { Effect: "Allow", Action: "s3:PutObject", Resource: [`${BUCKET}/*.png`, `${BUCKET}/*.log`, `${BUCKET}/*.error.json`] },
+            { Effect: "Allow", Action: "s3:DeleteObject", Resource: `${BUCKET}/*.error.json` },
+            { Effect: "Allow", Action: QUEUE_CONSUMER, Resource: QUEUE },
+            { Effect: "Allow", Action: "sqs:SendMessage", Resource: DLQ },
+        ],
+    },
+    {
+        what: "with outputPrefix the task role writes only under it, and reads only under inputPrefix",
+        document: taskRolePolicy({ bucketArn: BUCKET, inputPrefix: "in/", outputPrefix: "out/", queueArn: QUEUE, deadLetterQueueArn: DLQ }),
+        statements: [
+            { Effect: "Allow", Action: "s3:GetObject", Resource: `${BUCKET}/in/*` },
+            { Effect: "Allow", Action: "s3:PutObject", Resource: [`${BUCKET}/out/*.png`, `${BUCKET}/out/*.log`, `${BUCKET}/out/*.error.json`] },
+            { Effect: "Allow", Action: "s3:DeleteObject", Resource: `${BUCKET}/out/*.error.json` },
+            { Effect: "Allow", Action: QUEUE_CONSUMER, Resource: QUEUE },
+            { Effect: "Allow", Action: "sqs:SendMessage", Resource: DLQ },
+        ],
+    },
+    {
+        what: "with only inputPrefix the task role writes outputs next to the inputs, under inputPrefix",
+        document: taskRolePolicy({ bucketArn: BUCKET, inputPrefix: "in/", outputPrefix: "", queueArn: QUEUE, deadLetterQueueArn: DLQ }),
+        statements: [
+            { Effect: "Allow", Action: "s3:GetObject", Resource: `${BUCKET}/in/*` },
+            { Effect: "Allow", Action: "s3:PutObject", Resource: [`${BUCKET}/in/*.png`, `${BUCKET}/in/*.log`, `${BUCKET}/in/*.error.json`] },
+            { Effect: "Allow", Action: "s3:DeleteObject", Resource: `${BUCKET}/in/*.error.json` },
+            { Effect: "Allow", Action: QUEUE_CONSUMER, Resource: QUEUE },
+            { Effect: "Allow", Action: "sqs:SendMessage", Resource: DLQ },
+        ],
+    },
+    {
+        what: "the launcher role queues, runs its family on its cluster, counts and tags its tasks, passes the two task roles",
+        document: launcherRolePolicy({
+            partition: "aws",
+            region: "us-east-1",
+            account: "123456789012",
+            family: "project-dev-render",
+            clusterArn: CLUSTER,
+            clusterName: "render-cluster",
+            queueArn: QUEUE,
+            deadLetterQueueArn: DLQ,
+            taskRoleArn: TASK_ROLE,
+            executionRoleArn: EXEC_ROLE,
+            logGroupArn: LOGS,
+        }),
+        statements: [
+            { Effect: "Allow", Action: ["sqs:SendMessage", "sqs:GetQueueAttributes"], Resource: QUEUE },
+            { Effect: "Allow", Action: "sqs:SendMessage", Resource: DLQ },
+            {
+                Effect: "Allow",
+                Action: "ecs:RunTask",
+                Resource: "arn:aws:ecs:us-east-1:123456789012:task-definition/project-dev-render:*",
+                Condition: { ArnEquals: { "ecs:cluster": CLUSTER } },
+            },
+            {
+                Effect: "Allow",
+                Action: "ecs:ListTasks",
+                Resource: "arn:aws:ecs:us-east-1:123456789012:container-instance/render-cluster/*",
+                Condition: { ArnEquals: { "ecs:cluster": CLUSTER } },
+            },
+            {
+                Effect: "Allow",
+                Action: "ecs:DescribeTasks",
+                Resource: "arn:aws:ecs:us-east-1:123456789012:task/render-cluster/*",
+                Condition: { ArnEquals: { "ecs:cluster": CLUSTER } },
+            },
+            {
+                Effect: "Allow",
+                Action: "ecs:TagResource",
+                Resource: "arn:aws:ecs:us-east-1:123456789012:task/render-cluster/*",
+                Condition: { StringEquals: { "ecs:CreateAction": "RunTask" } },
+            },
+            {
+                Effect: "Allow",
+                Action: "iam:PassRole",
+                Resource: [TASK_ROLE, EXEC_ROLE],
+                Condition: { StringEquals: { "iam:PassedToService": "ecs-tasks.amazonaws.com" } },
+            },
+            LOGS_STATEMENT,
+        ],
+    },
+    {
+        what: "in per-job mode EventBridge may send to the dead-letter queue only from the start-failure rule",
+        document: deadLetterQueuePolicy({ deadLetterQueueArn: DLQ, ruleArn: RULE }),
+        statements: [
+            {
+                Effect: "Allow",
+                Principal: { Service: "events.amazonaws.com" },
+                Action: "sqs:SendMessage",
+                Resource: DLQ,
+                Condition: { ArnEquals: { "aws:SourceArn": RULE } },
+            },
+        ],
+    },
+];
+
+describe("IAM documents (pure builders, no mocks)", () => {
+    for (const c of cases) {
+        it(c.what, () => {
+            expect(c.document.Version).to.equal("2012-10-17");
+            expect(c.document.Statement).to.deep.equal(c.statements);
+            // Plain ARNs in, plain JSON out: nothing left for Pulumi to resolve.
+            expect(JSON.parse(JSON.stringify(c.document))).to.deep.equal(c.document);
+        });
+    }
+
+    it("assumeRolePolicy trusts exactly one service principal", () => {
+        expect(JSON.parse(assumeRolePolicy("ecs-tasks.amazonaws.com"))).to.deep.equal({
+            Version: "2012-10-17",
+            Statement: [{ Effect: "Allow", Principal: { Service: "ecs-tasks.amazonaws.com" }, Action: "sts:AssumeRole" }],
+        });
+    });
+
+    it("allow adds a Condition only when one is given", () => {
+        expect(allow("s3:GetObject", BUCKET)).to.deep.equal({ Effect: "Allow", Action: "s3:GetObject", Resource: BUCKET });
+        expect(allow("s3:GetObject", BUCKET, { Bool: { x: "y" } })).to.have.property("Condition").deep.equal({ Bool: { x: "y" } });
+    });
+
+    it("str joins plain strings into a plain string (and leaves Inputs to pulumi.interpolate)", () => {
+        expect(str`${"a"}/${"b"}*${".png"}`).to.equal("a/b*.png");
+        expect(str`arn:${"aws"}:s3:::x`).to.equal("arn:aws:s3:::x");
+        expect(pulumi.Output.isInstance(str`${Promise.resolve("a")}/b`)).to.equal(true);
+    });
+});
