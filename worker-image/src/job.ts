@@ -1,0 +1,251 @@
+/**
+ * One job's pipeline, independent of SQS: download the input from S3 -> unpack it -> run the processor -> upload its
+ * outputs next to the input (or under OUTPUT_PREFIX), in a private scratch dir removed afterwards. `runJob` classifies
+ * how it went (an Outcome) for the caller to settle the message; it never throws.
+ */
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { createHash, randomBytes } from "crypto";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { Readable, Transform, TransformCallback } from "stream";
+import { pipeline } from "stream/promises";
+import { WorkerConfig } from "./config";
+import { AbortedError, JobTimeoutError, PermanentError, errorMessage, isPermanentServiceError } from "./errors";
+import { Job, OutputKeys, jobBaseName, outputKeys } from "./keys";
+import { Logger } from "./log";
+import { Processor, ProcessorResult } from "./processor";
+import { retry } from "./retry";
+import { extractZip } from "./unzip";
+
+/** How one job went. `permanent` without a job: the message itself could not be parsed. */
+export type Outcome =
+    | { status: "ok" }
+    | { status: "permanent"; job?: Job; reason: string }
+    | { status: "timeout"; job: Job; reason: string }
+    | { status: "transient"; job: Job; reason: string }
+    | { status: "aborted" };
+
+/** The settings a job reads. */
+export type JobConfig = Pick<
+    WorkerConfig,
+    "scratchDir" | "inputPrefix" | "outputPrefix" | "maxInputBytes" | "maxUnzippedBytes" | "maxZipEntries" | "renderTimeoutSeconds"
+>;
+
+export interface JobRunnerDeps {
+    s3: S3Client;
+    processor: Processor;
+    log: Logger;
+}
+
+function toMetadataValue(v: string): string {
+    // S3 user metadata travels as HTTP headers: keep it ASCII.
+    return encodeURIComponent(v);
+}
+
+/** Longest `source-key` metadata value (S3 allows 2 KB of user metadata in total). */
+export const MAX_SOURCE_KEY_METADATA = 1024;
+
+/**
+ * `source-key` metadata: the URL-encoded key (up to 3x the key's length for non-ASCII keys); past
+ * MAX_SOURCE_KEY_METADATA it is truncated (on a character boundary, so that it still decodes) and `source-key-sha256` (hex SHA-256 of the
+ * key's UTF-8 bytes) identifies the key.
+ */
+export function sourceKeyMetadata(key: string): Record<string, string> {
+    const encoded = toMetadataValue(key);
+    if (encoded.length <= MAX_SOURCE_KEY_METADATA) return { "source-key": encoded };
+    // Whole characters only, so that the value still decodes.
+    let cut = "";
+    for (const ch of key) {
+        const e = toMetadataValue(ch);
+        if (cut.length + e.length > MAX_SOURCE_KEY_METADATA) break;
+        cut += e;
+    }
+    return { "source-key": cut, "source-key-sha256": createHash("sha256").update(key, "utf8").digest("hex") };
+}
+
+export class JobRunner {
+    private readonly s3: S3Client;
+    private readonly processor: Processor;
+    private readonly log: Logger;
+    /** Job directories (absolute) in use by this worker: everything else under the scratch dir is swept. */
+    private readonly liveJobDirs = new Set<string>();
+
+    constructor(
+        private readonly cfg: JobConfig,
+        deps: JobRunnerDeps,
+    ) {
+        this.s3 = deps.s3;
+        this.processor = deps.processor;
+        this.log = deps.log;
+    }
+
+    /** One job: download, unpack, process, upload. Never throws: returns how it went. */
+    async runJob(job: Job, signal: AbortSignal, receiveCount: number, processed?: () => void): Promise<Outcome> {
+        const started = Date.now();
+        try {
+            await this.processJob(job, signal, processed);
+            this.log("job_done", { bucket: job.bucket, key: job.key, seconds: (Date.now() - started) / 1000 });
+            return { status: "ok" };
+        } catch (err) {
+            if (signal.aborted || err instanceof AbortedError) {
+                this.log("aborted", { bucket: job.bucket, key: job.key });
+                return { status: "aborted" };
+            }
+            const reason = errorMessage(err);
+            // A non-retryable 4xx from S3/SQS (403, 404, 400...) will answer the same next time: permanent.
+            const status =
+                err instanceof PermanentError || isPermanentServiceError(err)
+                    ? "permanent"
+                    : err instanceof JobTimeoutError
+                      ? "timeout"
+                      : "transient";
+            this.log("failed", { bucket: job.bucket, key: job.key, status, reason, receiveCount });
+            return { status, job, reason };
+        }
+    }
+
+    /**
+     * Download -> unpack -> process -> upload, in a private scratch dir removed afterwards. Throws on failure.
+     * `processed` is called once the processor has finished (before the uploads).
+     */
+    async processJob(job: Job, signal: AbortSignal, processed?: () => void): Promise<void> {
+        const keys = outputKeys(job.key, { inputPrefix: this.cfg.inputPrefix, outputPrefix: this.cfg.outputPrefix });
+        await fs.promises.mkdir(this.cfg.scratchDir, { recursive: true });
+        // Named and registered before it exists, so that a concurrent sweep never removes it.
+        const jobDir = path.join(path.resolve(this.cfg.scratchDir), `job-${randomBytes(8).toString("hex")}`);
+        this.liveJobDirs.add(jobDir);
+        try {
+            await fs.promises.mkdir(jobDir, { mode: 0o700 });
+            const zipPath = path.join(jobDir, "input.zip");
+            const { etag, bytes } = await retry(this.log, "download", signal, () => this.download(job, zipPath, signal));
+            this.log("downloaded", { bucket: job.bucket, key: job.key, bytes, etag });
+            if (signal.aborted) throw new AbortedError();
+
+            const inputDir = path.join(jobDir, "in");
+            const workDir = path.join(jobDir, "work");
+            await fs.promises.mkdir(inputDir, { mode: 0o700 });
+            await fs.promises.mkdir(workDir, { mode: 0o700 });
+            const unpacked = await extractZip(zipPath, inputDir, {
+                maxEntries: this.cfg.maxZipEntries,
+                maxBytes: this.cfg.maxUnzippedBytes,
+            }, signal);
+            await fs.promises.rm(zipPath, { force: true });
+            this.log("unpacked", { key: job.key, files: unpacked.files, bytes: unpacked.bytes });
+            if (signal.aborted) throw new AbortedError();
+
+            const result = await this.processor.process({
+                inputDir,
+                workDir,
+                baseName: jobBaseName(job.key),
+                sourceKey: job.key,
+                timeoutMs: this.cfg.renderTimeoutSeconds * 1000,
+                signal,
+                log: this.log,
+            });
+            // Only the outputs (in workDir) are needed from here on: free the unpacked input before the uploads,
+            // which may run in the background while the next job downloads and renders.
+            await fs.promises.rm(inputDir, { recursive: true, force: true });
+            processed?.();
+            if (signal.aborted) throw new AbortedError();
+
+            await this.uploadOutputs(job, keys, result, etag, signal);
+        } catch (err) {
+            if (signal.aborted) throw new AbortedError();
+            throw err;
+        } finally {
+            await fs.promises.rm(jobDir, { recursive: true, force: true }).catch(() => undefined);
+            this.liveJobDirs.delete(jobDir);
+            await this.sweepScratch();
+        }
+    }
+
+    /** Uploads the outputs in parallel; a success also removes an earlier failure report for the same input. */
+    private async uploadOutputs(job: Job, keys: OutputKeys, result: ProcessorResult, etag: string | undefined, signal: AbortSignal): Promise<void> {
+        const metadata = {
+            ...sourceKeyMetadata(job.key),
+            "source-etag": toMetadataValue(etag ?? ""),
+            "render-seconds": result.seconds.toFixed(3),
+            processor: this.processor.name,
+        };
+        await Promise.all([
+            ...result.outputs.map(async (out) => {
+                const key = keys.base + out.suffix;
+                const body = await fs.promises.readFile(out.path);
+                await retry(this.log, "upload", signal, () =>
+                    this.s3.send(
+                        new PutObjectCommand({
+                            Bucket: job.bucket,
+                            Key: key,
+                            Body: body,
+                            ContentType: out.contentType,
+                            Metadata: metadata,
+                        }),
+                        { abortSignal: signal },
+                    ),
+                );
+                this.log("uploaded", { bucket: job.bucket, key, bytes: body.length });
+            }),
+            this.s3
+                .send(new DeleteObjectCommand({ Bucket: job.bucket, Key: keys.error }), { abortSignal: signal })
+                .catch(() => undefined),
+        ]);
+    }
+
+    /**
+     * Removes everything directly under the scratch dir that is not a live job dir of this worker: files a scene
+     * wrote outside its own job dir (POV-Ray's I/O restrictions are not enforced), leftovers of killed workers.
+     */
+    private async sweepScratch(): Promise<void> {
+        const root = path.resolve(this.cfg.scratchDir);
+        // Never sweep a shared directory by mistake (WORKER_SCRATCH_DIR=/tmp): the scratch dir must be the worker's own.
+        if ([path.parse(root).root, path.resolve(os.tmpdir()), path.resolve(os.homedir())].includes(root)) return;
+        let names: string[];
+        try {
+            names = await fs.promises.readdir(root);
+        } catch {
+            return;
+        }
+        for (const name of names) {
+            const p = path.join(root, name);
+            if (this.liveJobDirs.has(p)) continue;
+            await fs.promises.rm(p, { recursive: true, force: true }).then(
+                () => this.log("scratch_swept", { path: p }),
+                (err) => this.log("scratch_sweep_failed", { path: p, reason: errorMessage(err) }),
+            );
+        }
+    }
+
+    /** Streams the input to `dest`, at most MAX_INPUT_BYTES; a missing or unreadable input is permanent. */
+    private async download(job: Job, dest: string, signal: AbortSignal): Promise<{ etag?: string; bytes: number }> {
+        const max = this.cfg.maxInputBytes;
+        let res;
+        try {
+            res = await this.s3.send(new GetObjectCommand({ Bucket: job.bucket, Key: job.key }), { abortSignal: signal });
+        } catch (err) {
+            const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+            if (e.name === "NoSuchKey" || e.name === "NoSuchBucket" || e.$metadata?.httpStatusCode === 404) {
+                throw new PermanentError(`input not found: s3://${job.bucket}/${job.key}`);
+            }
+            // Without s3:ListBucket, S3 answers a missing key with 403 AccessDenied instead of 404.
+            if (e.name === "AccessDenied" || e.$metadata?.httpStatusCode === 403) {
+                throw new PermanentError(`input not found or not readable: s3://${job.bucket}/${job.key}`);
+            }
+            throw err;
+        }
+        if (res.ContentLength !== undefined && res.ContentLength > max) {
+            (res.Body as Readable | undefined)?.destroy?.();
+            throw new PermanentError(`input is ${res.ContentLength} bytes, more than MAX_INPUT_BYTES=${max}`);
+        }
+        let bytes = 0;
+        const counter = new Transform({
+            transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
+                bytes += chunk.length;
+                if (bytes > max) cb(new PermanentError(`input is more than MAX_INPUT_BYTES=${max} bytes`));
+                else cb(null, chunk);
+            },
+        });
+        await pipeline(res.Body as Readable, counter, fs.createWriteStream(dest, { mode: 0o600 }));
+        return { etag: res.ETag, bytes };
+    }
+}

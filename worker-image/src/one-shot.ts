@@ -1,0 +1,63 @@
+/**
+ * One-shot mode (JOB_BUCKET + JOB_KEY, per-job tasks): one job from the environment, no queue. No queue will
+ * redeliver it, so every failure is final: error report + DLQ, exit 1; stopped before it finished: DLQ, exit 143.
+ */
+import * as fs from "fs";
+import { WorkerConfig } from "./config";
+import { errorMessage } from "./errors";
+import { Job } from "./keys";
+import { Logger } from "./log";
+import { RunJob } from "./message";
+import { Stopper } from "./receive-loop";
+import { Settler } from "./settle";
+
+export interface OneShotDeps {
+    runJob: RunJob;
+    settler: Pick<Settler, "writeErrorReport" | "sendToDlq">;
+    stopper: Stopper;
+    log: Logger;
+}
+
+/** Runs the job and returns the exit code: 0 done, 1 failed, 143 stopped. */
+export async function runOneShot(
+    cfg: Pick<WorkerConfig, "scratchDir" | "dlqUrl">,
+    deps: OneShotDeps,
+    bucket: string,
+    key: string,
+): Promise<number> {
+    const { runJob, settler, stopper, log } = deps;
+    await fs.promises.mkdir(cfg.scratchDir, { recursive: true });
+    const job: Job = { bucket, key };
+    const tracked = stopper.track();
+    log("received", { mode: "one-shot", bucket, key });
+    const outcome = await runJob(job, tracked.signal, 1);
+    tracked.done();
+    if (outcome.status === "ok") {
+        log("exiting", { reason: "one-shot job done", code: 0 });
+        return 0;
+    }
+    const deadLetter = async (reason: string) => {
+        if (!cfg.dlqUrl) return;
+        try {
+            await settler.sendToDlq(JSON.stringify({ bucket, key }), reason, 1, [key]);
+        } catch (err) {
+            log("dlq_send_failed", { key, reason: errorMessage(err) });
+        }
+    };
+    if (outcome.status === "aborted") {
+        // No queue will redeliver it: dead-letter it so that the job is not silently lost.
+        await deadLetter(`interrupted (${stopper.reason}) before the job finished`);
+        log("exiting", { reason: "stopped before the one-shot job finished", code: 143 });
+        return 143;
+    }
+    // No queue will redeliver a one-shot job: any failure is final. Report it and dead-letter it.
+    const reason = outcome.reason;
+    try {
+        await settler.writeErrorReport(job, reason, 1);
+    } catch (err) {
+        log("error_report_failed", { key, reason: errorMessage(err) });
+    }
+    await deadLetter(reason);
+    log("exiting", { reason: `one-shot job failed: ${reason}`, code: 1 });
+    return 1;
+}

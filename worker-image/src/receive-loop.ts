@@ -1,0 +1,153 @@
+/**
+ * The receive side of the worker: `concurrency` independent loops long-polling the queue, each running one message at
+ * a time while the previous one finishes (uploads, delete) in the background, exiting after WORKER_IDLE_EXIT
+ * consecutive empty receives; and the Stopper that SIGTERM triggers to stop receiving and abort jobs in flight.
+ */
+import { Message, ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { WorkerConfig } from "./config";
+import { errorMessage } from "./errors";
+import { Logger } from "./log";
+import { sleep } from "./retry";
+import { QueueSettings } from "./settle";
+
+/** Stopping state shared by the loops and the jobs in flight. */
+export class Stopper {
+    private stopped = false;
+    private stopReason = "SIGTERM";
+    private readonly controller = new AbortController();
+    private readonly inflight = new Set<AbortController>();
+
+    constructor(private readonly log: Logger) {}
+
+    get stopping(): boolean {
+        return this.stopped;
+    }
+
+    /** What stop() was called with ("SIGTERM" until then). */
+    get reason(): string {
+        return this.stopReason;
+    }
+
+    /** Aborted by stop(): cancels a pending receive or back-off. */
+    get signal(): AbortSignal {
+        return this.controller.signal;
+    }
+
+    /** Stop receiving and abort every tracked job (their messages become visible again). Only the first call counts. */
+    stop(reason = "SIGTERM"): void {
+        if (this.stopped) return;
+        this.stopped = true;
+        this.stopReason = reason;
+        this.log("stopping", { reason, inflight: this.inflight.size });
+        this.controller.abort();
+        for (const c of this.inflight) c.abort();
+    }
+
+    /** A signal for one message or job, aborted by stop() (at once if already stopping); call `done` when finished. */
+    track(): { signal: AbortSignal; done: () => void } {
+        const controller = new AbortController();
+        if (this.stopped) controller.abort();
+        this.inflight.add(controller);
+        return { signal: controller.signal, done: () => void this.inflight.delete(controller) };
+    }
+}
+
+/** The settings the loops read. */
+export type ReceiveConfig = Pick<WorkerConfig, "queueUrl" | "waitSeconds" | "idleExit" | "concurrency">;
+
+export interface ReceiveLoopDeps {
+    sqs: SQSClient;
+    log: Logger;
+    stopper: Stopper;
+    /** Read at each receive (the runtime resolves it from the queue at start). */
+    queue: Pick<QueueSettings, "visibilityTimeout">;
+    /**
+     * Processes and settles one message; never throws. Calls `processed` once the message's last processor run has
+     * finished (the rest, e.g. uploads, may go on in the background), or not at all.
+     */
+    handle: (msg: Message, processed: () => void) => Promise<void>;
+}
+
+export class ReceiveLoop {
+    constructor(
+        private readonly cfg: ReceiveConfig,
+        private readonly deps: ReceiveLoopDeps,
+    ) {}
+
+    /** Runs `concurrency` loops until each has seen `idleExit` empty receives in a row (0 = never) or stop(). */
+    async run(): Promise<void> {
+        await Promise.all(Array.from({ length: this.cfg.concurrency }, (_, i) => this.loop(i)));
+    }
+
+    /**
+     * One receive loop: one job renders at a time per loop. A job's uploads and its message's deletion finish in the
+     * background while the loop receives and renders the next job, so the worker's I/O hides behind the renders; at
+     * most one job finishes in the background (the loop waits for it before starting a second).
+     */
+    private async loop(index: number): Promise<void> {
+        const finishing = new Set<Promise<void>>();
+        try {
+            await this.receiveLoop(index, finishing);
+        } finally {
+            await Promise.all(finishing);
+        }
+    }
+
+    private async receiveLoop(index: number, finishing: Set<Promise<void>>): Promise<void> {
+        const { stopper } = this.deps;
+        let empty = 0;
+        let failures = 0;
+        while (!stopper.stopping) {
+            let messages: Message[];
+            try {
+                messages = await this.receive();
+                failures = 0;
+            } catch (err) {
+                if (stopper.stopping) break;
+                failures++;
+                const delay = Math.min(30000, 500 * 2 ** Math.min(failures, 6));
+                this.deps.log("receive_failed", { loop: index, reason: errorMessage(err), retryInMs: delay });
+                await sleep(delay, stopper.signal);
+                continue;
+            }
+            if (messages.length === 0) {
+                empty++;
+                if (this.cfg.idleExit > 0 && empty >= this.cfg.idleExit) break;
+                continue;
+            }
+            empty = 0;
+            for (const m of messages) await this.start(m, finishing);
+        }
+    }
+
+    /** One long-poll for a single message, cancelled by stop(). */
+    private async receive(): Promise<Message[]> {
+        const res = await this.deps.sqs.send(
+            new ReceiveMessageCommand({
+                QueueUrl: this.cfg.queueUrl,
+                MaxNumberOfMessages: 1,
+                WaitTimeSeconds: this.cfg.waitSeconds,
+                VisibilityTimeout: this.deps.queue.visibilityTimeout,
+                MessageSystemAttributeNames: ["ApproximateReceiveCount"],
+                MessageAttributeNames: ["All"],
+            }),
+            { abortSignal: this.deps.stopper.signal },
+        );
+        return res.Messages ?? [];
+    }
+
+    /** Starts a message and returns once its processor has finished, and no older message is still finishing. */
+    private async start(m: Message, finishing: Set<Promise<void>>): Promise<void> {
+        let processed!: () => void;
+        const rendered = new Promise<void>((resolve) => (processed = resolve));
+        const done: Promise<void> = this.deps.handle(m, processed).finally(() => {
+            processed();
+            finishing.delete(done);
+        });
+        finishing.add(done);
+        await rendered;
+        // At most one job finishing in the background per loop: wait for older ones before the next job.
+        const older = [...finishing].filter((p) => p !== done);
+        if (older.length) await Promise.all(older);
+    }
+}

@@ -1,0 +1,295 @@
+/**
+ * Settling an SQS message once its jobs have run: delete it (success, test event, dead-lettered), release it (make it
+ * visible again now or after a back-off), or dead-letter it (error report per job, then the DLQ with the reason, then
+ * delete). While a message is in flight, heartbeats extend its visibility; settling waits for heartbeats already sent
+ * so that a late one cannot re-hide a released message.
+ */
+import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import {
+    ChangeMessageVisibilityCommand,
+    DeleteMessageCommand,
+    GetQueueAttributesCommand,
+    Message,
+    SendMessageCommand,
+    SQSClient,
+} from "@aws-sdk/client-sqs";
+import { WorkerConfig } from "./config";
+import { errorMessage } from "./errors";
+import { Outcome } from "./job";
+import { Job, outputKeys } from "./keys";
+import { Logger } from "./log";
+import { retry } from "./retry";
+
+/** The queue's settings the runtime acts on (shared by reference: resolveQueueSettings fills them in at start). */
+export interface QueueSettings {
+    /** Seconds: the receive's visibility timeout and each heartbeat's extension. */
+    visibilityTimeout: number;
+    /** A timed-out job is retried until its receive count reaches this. */
+    maxReceiveCount: number;
+}
+
+/** The configured queue settings, with the defaults (300 s, 3) where unset. */
+export function configuredQueueSettings(cfg: Pick<WorkerConfig, "visibilityTimeout" | "maxReceiveCount">): QueueSettings {
+    return { visibilityTimeout: cfg.visibilityTimeout ?? 300, maxReceiveCount: cfg.maxReceiveCount ?? 3 };
+}
+
+/** Fills in visibility timeout / maxReceiveCount from the queue's attributes where not configured (in place). */
+export async function resolveQueueSettings(
+    sqs: SQSClient,
+    cfg: Pick<WorkerConfig, "queueUrl" | "visibilityTimeout" | "maxReceiveCount">,
+    settings: QueueSettings,
+    log: Logger,
+): Promise<void> {
+    if (cfg.visibilityTimeout !== undefined && cfg.maxReceiveCount !== undefined) return;
+    try {
+        const res = await sqs.send(
+            new GetQueueAttributesCommand({ QueueUrl: cfg.queueUrl, AttributeNames: ["VisibilityTimeout", "RedrivePolicy"] }),
+        );
+        const a = res.Attributes ?? {};
+        if (cfg.visibilityTimeout === undefined && a.VisibilityTimeout) {
+            settings.visibilityTimeout = Math.max(1, Number(a.VisibilityTimeout));
+        }
+        if (cfg.maxReceiveCount === undefined && a.RedrivePolicy) {
+            const n = Number(JSON.parse(a.RedrivePolicy).maxReceiveCount);
+            if (n > 0) settings.maxReceiveCount = n;
+        }
+    } catch (err) {
+        log("queue_attributes_failed", { reason: errorMessage(err) });
+    }
+}
+
+/** A received message while its jobs run. */
+export interface InFlight {
+    receiptHandle: string;
+    /** Aborted when the worker stops: no heartbeat starts after that. */
+    signal: AbortSignal;
+    /** Set as soon as settling (release/delete) begins: no new heartbeat starts after that. */
+    settled: boolean;
+    /** Heartbeats sent and not answered yet: settling waits for them, so that none lands after a release. */
+    heartbeats?: Set<Promise<void>>;
+}
+
+/** Longest wait for in-flight heartbeats before releasing a message anyway. */
+export const HEARTBEAT_SETTLE_WAIT_MS = 10000;
+
+/**
+ * SQS accepts only #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF in message bodies and attribute
+ * values: every other character (control characters a scene's `#error` printed, lone surrogates, U+FFFE/U+FFFF)
+ * becomes U+FFFD.
+ */
+export function sqsSafe(v: string): string {
+    return v.replace(/[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu, "\uFFFD");
+}
+
+/** The settings settling reads. */
+export type SettleConfig = Pick<WorkerConfig, "queueUrl" | "dlqUrl" | "inputPrefix" | "outputPrefix">;
+
+export interface SettlerDeps {
+    s3: S3Client;
+    sqs: SQSClient;
+    log: Logger;
+    /** Read at each use (the runtime resolves them from the queue at start). */
+    queue: QueueSettings;
+    /** Recorded in error reports. */
+    processorName: string;
+    /** Calls `fn` every `ms` until the returned function is called. Default: setInterval. */
+    every?: (fn: () => void, ms: number) => () => void;
+}
+
+function every(fn: () => void, ms: number): () => void {
+    const timer = setInterval(fn, ms);
+    return () => clearInterval(timer);
+}
+
+export class Settler {
+    private readonly s3: S3Client;
+    private readonly sqs: SQSClient;
+    private readonly log: Logger;
+    private readonly queue: QueueSettings;
+    private readonly processorName: string;
+    private readonly every: (fn: () => void, ms: number) => () => void;
+
+    constructor(
+        private readonly cfg: SettleConfig,
+        deps: SettlerDeps,
+    ) {
+        this.s3 = deps.s3;
+        this.sqs = deps.sqs;
+        this.log = deps.log;
+        this.queue = deps.queue;
+        this.processorName = deps.processorName;
+        this.every = deps.every ?? every;
+    }
+
+    /** Heartbeats every third of the visibility timeout (at least 1 s) until the returned function is called. */
+    startHeartbeat(flight: InFlight, messageId?: string): () => void {
+        const heartbeatMs = Math.max(1000, Math.floor((this.queue.visibilityTimeout * 1000) / 3));
+        return this.every(() => void this.heartbeat(flight, messageId), heartbeatMs);
+    }
+
+    /** Extends the message's visibility by the visibility timeout, unless it is settled or the worker is stopping. */
+    heartbeat(flight: InFlight, messageId?: string): Promise<void> {
+        if (flight.settled || flight.signal.aborted) return Promise.resolve();
+        const pending = (flight.heartbeats ??= new Set());
+        const call = this.sendHeartbeat(flight, messageId).finally(() => pending.delete(call));
+        pending.add(call);
+        return call;
+    }
+
+    /** Waits (boundedly) for heartbeats already sent, so that a late one cannot re-hide a released message. */
+    private async heartbeatsLanded(flight: InFlight): Promise<void> {
+        if (!flight.heartbeats?.size) return;
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+            Promise.all(flight.heartbeats),
+            new Promise<void>((resolve) => (timer = setTimeout(resolve, HEARTBEAT_SETTLE_WAIT_MS))),
+        ]);
+        clearTimeout(timer);
+    }
+
+    private async sendHeartbeat(flight: InFlight, messageId?: string): Promise<void> {
+        const visibilityTimeout = this.queue.visibilityTimeout;
+        try {
+            await this.sqs.send(
+                new ChangeMessageVisibilityCommand({
+                    QueueUrl: this.cfg.queueUrl,
+                    ReceiptHandle: flight.receiptHandle,
+                    VisibilityTimeout: visibilityTimeout,
+                }),
+            );
+            this.log("heartbeat", { messageId, visibilityTimeout });
+        } catch (err) {
+            this.log("heartbeat_failed", { messageId, reason: errorMessage(err) });
+        }
+    }
+
+    /**
+     * Settles a message with failed jobs (`failures`: the outcomes other than ok; none aborted). Any transient one:
+     * release with a back-off. Timeouts before the last allowed receive: release now. Otherwise permanent: an error
+     * report per job, the DLQ (with the reasons), then delete; without DLQ_URL the message is left to the queue's
+     * redrive policy.
+     */
+    async settleFailures(msg: Message, flight: InFlight, receiveCount: number, failures: Outcome[]): Promise<void> {
+        const messageId = msg.MessageId;
+        const { visibilityTimeout, maxReceiveCount } = this.queue;
+        if (failures.some((f) => f.status === "transient")) {
+            // Retries are exhausted for now: leave it, back off a little, let SQS redeliver.
+            const delay = Math.min(visibilityTimeout, 10 * 2 ** Math.min(receiveCount - 1, 6));
+            await this.release(flight, messageId, delay, "transient failure").catch(() => undefined);
+            return;
+        }
+        const timeouts = failures.filter((f) => f.status === "timeout");
+        if (timeouts.length > 0 && receiveCount < maxReceiveCount) {
+            this.log("retry_later", {
+                messageId,
+                receiveCount,
+                maxReceiveCount,
+                reason: timeouts.map((t) => (t as { reason: string }).reason).join("; "),
+            });
+            await this.release(flight, messageId, 0, "timeout, retrying");
+            return;
+        }
+        // Permanent (including a timeout on the last allowed receive): error reports, then DLQ, then delete.
+        const reasons: string[] = [];
+        for (const f of failures) {
+            if (f.status !== "permanent" && f.status !== "timeout") continue;
+            const reason = f.status === "timeout" ? `${f.reason} (attempt ${receiveCount} of ${maxReceiveCount})` : f.reason;
+            reasons.push(f.job ? `${f.job.key}: ${reason}` : reason);
+            if (f.job) await this.writeErrorReport(f.job, reason, receiveCount, messageId);
+        }
+        const reason = reasons.join("; ");
+        if (!this.cfg.dlqUrl) {
+            this.log("failed", { messageId, reason, action: "left for the queue's redrive policy (no DLQ_URL)" });
+            return;
+        }
+        const keys = failures.flatMap((f) => ("job" in f && f.job ? [f.job.key] : []));
+        await this.sendToDlq(msg.Body ?? "", reason, receiveCount, keys, messageId);
+        await this.deleteMessage(flight, messageId, { deadLettered: true });
+    }
+
+    /** Writes `<base>.error.json` (reason, source, attempts, time, processor) next to the job's outputs. */
+    async writeErrorReport(job: Job, reason: string, attempts: number, messageId?: string): Promise<void> {
+        const keys = outputKeys(job.key, { inputPrefix: this.cfg.inputPrefix, outputPrefix: this.cfg.outputPrefix });
+        const report = {
+            reason,
+            sourceBucket: job.bucket,
+            sourceKey: job.key,
+            attempts,
+            time: new Date().toISOString(),
+            processor: this.processorName,
+            ...(messageId ? { messageId } : {}),
+        };
+        await retry(this.log, "error report", new AbortController().signal, () =>
+            this.s3.send(
+                new PutObjectCommand({
+                    Bucket: job.bucket,
+                    Key: keys.error,
+                    Body: JSON.stringify(report, null, 2) + "\n",
+                    ContentType: "application/json",
+                }),
+            ),
+        );
+        this.log("error_report_written", { bucket: job.bucket, key: keys.error });
+    }
+
+    /** Sends the original body plus `reason` (also a message attribute) to DLQ_URL. Throws if it cannot. */
+    async sendToDlq(body: string, rawReason: string, attempts: number, keys: string[], messageId?: string): Promise<void> {
+        const reason = sqsSafe(rawReason);
+        let parsed: unknown;
+        try {
+            parsed = JSON.parse(body);
+        } catch {
+            parsed = undefined;
+        }
+        const failedAt = new Date().toISOString();
+        const dlqBody =
+            typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)
+                ? { ...(parsed as object), reason, failedAt, attempts }
+                : { body, reason, failedAt, attempts };
+        const attr = (v: string) => ({ DataType: "String", StringValue: sqsSafe(v) });
+        await retry(this.log, "dlq send", new AbortController().signal, () =>
+            this.sqs.send(
+                new SendMessageCommand({
+                    QueueUrl: this.cfg.dlqUrl,
+                    MessageBody: sqsSafe(JSON.stringify(dlqBody)),
+                    MessageAttributes: {
+                        reason: attr(reason.slice(0, 4000) || "unknown"),
+                        attempts: { DataType: "Number", StringValue: String(attempts) },
+                        failedAt: attr(failedAt),
+                        ...(keys.length ? { sourceKey: attr(keys.join("\n").slice(0, 4000)) } : {}),
+                        ...(messageId ? { sourceMessageId: attr(messageId) } : {}),
+                    },
+                }),
+            ),
+        );
+        this.log("dead_lettered", { messageId, reason });
+    }
+
+    /** Deletes the message (after heartbeats in flight have landed), retrying transient failures. */
+    async deleteMessage(flight: InFlight, messageId: string | undefined, fields: Record<string, unknown>): Promise<void> {
+        await this.heartbeatsLanded(flight);
+        await retry(this.log, "delete", new AbortController().signal, () =>
+            this.sqs.send(new DeleteMessageCommand({ QueueUrl: this.cfg.queueUrl, ReceiptHandle: flight.receiptHandle })),
+        );
+        flight.settled = true;
+        this.log("deleted", { messageId, ...fields });
+    }
+
+    /** Makes the message visible again after `seconds` (0 = now). Stops heartbeats first; never throws. */
+    async release(flight: InFlight, messageId: string | undefined, seconds: number, reason: string): Promise<void> {
+        flight.settled = true;
+        await this.heartbeatsLanded(flight);
+        try {
+            await this.sqs.send(
+                new ChangeMessageVisibilityCommand({
+                    QueueUrl: this.cfg.queueUrl,
+                    ReceiptHandle: flight.receiptHandle,
+                    VisibilityTimeout: seconds,
+                }),
+            );
+            this.log("released", { messageId, visibleInSeconds: seconds, reason });
+        } catch (err) {
+            this.log("release_failed", { messageId, reason: errorMessage(err) });
+        }
+    }
+}
