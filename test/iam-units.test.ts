@@ -4,6 +4,7 @@
  */
 import { expect } from "chai";
 
+import { resourceFitsFormat, statementProblems } from "../harness/iam/evaluate";
 import { accessKeyOf, HttpRequest, iamRequestsFor, IamWorld, queueArnFromUrl } from "../harness/iam/requests";
 
 const ACCOUNT = "123456789012";
@@ -176,4 +177,44 @@ describe("IAM mapping of recorded requests (pure)", () => {
         expect(queueArnFromUrl(`http://127.0.0.1:5000/${ACCOUNT}/q-1`, WORLD)).to.equal(`arn:aws:sqs:us-east-1:${ACCOUNT}:q-1`);
         expect(() => queueArnFromUrl("https://sqs.us-east-1.amazonaws.com/q", WORLD)).to.throw(/not a queue URL/);
     });
+
+    const fits: Array<[string, string, boolean]> = [
+        ["arn:aws:logs:us-east-1:1:log-group:render-logs:*", "arn:${Partition}:logs:${Region}:${Account}:log-group:${LogGroupName}:log-stream:${LogStreamName}", true],
+        ["arn:aws:ecs:us-east-1:1:task/work/*", "arn:${Partition}:ecs:${Region}:${Account}:task/${ClusterName}/${TaskId}", true],
+        ["arn:aws:ecs:us-east-1:1:container-instance/work/*", "arn:${Partition}:ecs:${Region}:${Account}:task/${ClusterName}/${TaskId}", false],
+        ["arn:aws:s3:::bkt/inbox/*", "arn:${Partition}:s3:::${BucketName}/${ObjectName}", true],
+        ["arn:aws:s3:::bkt", "arn:${Partition}:s3:::${BucketName}/${ObjectName}", false],
+        ["arn:aws:sqs:us-east-1:1:q", "arn:${Partition}:sqs:${Region}:${Account}:${QueueName}", true],
+        ["arn:aws:sq?:us-east-1:1:q", "arn:${Partition}:sqs:${Region}:${Account}:${QueueName}", true],
+    ];
+    for (const [resource, format, expected] of fits) {
+        it(`a Resource ${resource} ${expected ? "fits" : "does not fit"} ${format}`, () => {
+            expect(resourceFitsFormat(resource, format)).to.equal(expected);
+        });
+    }
+
+    const statements: Array<[string, any, string[]]> = [
+        ["a valid statement", { Effect: "Allow", Action: "ecs:ListTasks", Resource: "*", Condition: { ArnEquals: { "ecs:cluster": "arn:aws:ecs:us-east-1:1:cluster/c" } } }, []],
+        ["an unknown action", { Effect: "Allow", Action: "sqs:SendMessages", Resource: "arn:aws:sqs:us-east-1:1:q" }, ["sqs:SendMessages: no such action"]],
+        [
+            "a Resource of the wrong type",
+            { Effect: "Allow", Action: "ecs:DescribeTasks", Resource: "arn:aws:ecs:us-east-1:1:container-instance/c/*" },
+            ["ecs:DescribeTasks: Resource arn:aws:ecs:us-east-1:1:container-instance/c/* matches none of arn:${Partition}:ecs:${Region}:${Account}:task/${ClusterName}/${TaskId}"],
+        ],
+        [
+            '"*" for an action AWS authorizes on a resource',
+            { Effect: "Allow", Action: "ecs:DescribeTasks", Resource: "*" },
+            ['ecs:DescribeTasks: Resource "*" but AWS authorizes this call on arn:${Partition}:ecs:${Region}:${Account}:task/${ClusterName}/${TaskId}'],
+        ],
+        [
+            "a condition key the action does not support",
+            { Effect: "Allow", Action: "sqs:SendMessage", Resource: "arn:aws:sqs:us-east-1:1:q", Condition: { ArnEquals: { "ecs:cluster": "x" } } },
+            ["sqs:SendMessage: condition key ecs:cluster is not valid for it (valid: aws:ResourceTag/${TagKey})"],
+        ],
+    ];
+    for (const [title, statement, expected] of statements) {
+        it(`statementProblems: ${title}`, async () => {
+            expect(await statementProblems(statement, ["ecs:ListTasks"])).to.deep.equal(expected);
+        });
+    }
 });

@@ -1,0 +1,190 @@
+/**
+ * Runs the launcher (the serialized `__index.js` Pulumi packages, in a fresh Node process) and the worker
+ * (worker-image/src, in-process with the real POV-Ray) against a recording moto_server, in a world created with the
+ * very names and ARNs of the stack built under the mocks, along the success and failure paths of one launch mode.
+ * The launcher signs with ACCESS_KEYS.launcher, the worker with ACCESS_KEYS.task, the test's own setup with moto's
+ * default key, so each recorded request is attributed to the role that makes it on AWS.
+ *
+ * moto differences worked around here (never in the code under test):
+ *  - moto_server speaks plain HTTP on 127.0.0.1: recorded requests are re-addressed to the service's HTTPS endpoint
+ *    (the SDK's default without AWS_ENDPOINT_URL) before mapping, see asSentToAws.
+ *  - RunTask with a capacityProviderStrategy answers HTTP 500, so CAPACITY_PROVIDER_STRATEGY is "[]" (the launcher then
+ *    sends launchType FARGATE), as in test/launcher-serialized.test.ts.
+ *  - subnets and security groups are moto's default VPC's (not IAM resources of RunTask).
+ *  - service mode's WORKER_IDLE_EXIT=0 (run forever) is set to 1 so that the worker exits once the queue is empty.
+ */
+import { CreateClusterCommand, DeleteClusterCommand, ECSClient, RegisterTaskDefinitionCommand } from "@aws-sdk/client-ecs";
+import { S3Client } from "@aws-sdk/client-s3";
+import { CreateQueueCommand, SQSClient } from "@aws-sdk/client-sqs";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+
+import { LAUNCHER_ENV } from "../../functions/launcher-settings";
+import { invokeInFreshNode, Invocation, writeLauncherModule } from "../launcher-package";
+import { motoClientConfig } from "../moto";
+import { launcherArchive, one } from "../stack";
+import { Aws, makeZip, runWorkerInProcess, s3Event, tinyJobZip } from "../worker-env";
+import { PovrayProcessor } from "../../worker-image/src/povray";
+import { ACCESS_KEYS, asSentToAws, RecordedHttpRequest, RecordingMoto, roleClientConfig } from "./recording";
+import { StackPolicies } from "./stack-policies";
+
+export interface ScenarioRun {
+    /** Requests signed by the launcher's and the worker's keys, re-addressed to AWS's HTTPS endpoints. */
+    launcher: RecordedHttpRequest[];
+    worker: RecordedHttpRequest[];
+    /** What each step returned, for the test's checks that the paths really ran. */
+    invocations: Invocation[];
+    workerLogs: { event: string; [k: string]: unknown }[];
+}
+
+async function ec2Query(endpoint: string, action: string): Promise<string> {
+    const res = await fetch(`${endpoint}/`, {
+        method: "POST",
+        headers: {
+            "content-type": "application/x-www-form-urlencoded",
+            authorization: "AWS4-HMAC-SHA256 Credential=testing/20261201/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=x",
+        },
+        body: new URLSearchParams({ Action: action, Version: "2016-11-15" }).toString(),
+    });
+    return res.text();
+}
+
+const SERVICE_HOSTS: Record<string, string> = { sqs: "sqs", s3: "s3", ecs: "ecs", logs: "logs", ecr: "api.ecr" };
+
+/** Everything recorded since the last clear, split by role; throws on a request signed by an unknown key. */
+async function attributed(rec: RecordingMoto): Promise<{ launcher: RecordedHttpRequest[]; worker: RecordedHttpRequest[] }> {
+    const out = { launcher: [] as RecordedHttpRequest[], worker: [] as RecordedHttpRequest[] };
+    for (const r of await rec.requests()) {
+        const service = /Credential=[^/]+\/\d{8}\/[^/]+\/([^/]+)\//.exec(r.headers.Authorization ?? r.headers.authorization ?? "")?.[1] ?? "";
+        const aws = () => asSentToAws(r, rec.moto.endpoint, "us-east-1", SERVICE_HOSTS[service] ?? service);
+        if (r.accessKeyId === ACCESS_KEYS.launcher) out.launcher.push(aws());
+        else if (r.accessKeyId === ACCESS_KEYS.task) out.worker.push(aws());
+        else if (r.accessKeyId !== "testing") throw new Error(`request signed by an unknown key ${r.accessKeyId}: ${r.method} ${r.url}`);
+    }
+    return out;
+}
+
+/**
+ * Create the stack's world in moto (after a reset), then run every step of the stack's launch mode. Inputs are
+ * `<inputPrefix>scenes/good.zip` (renders), `<inputPrefix>scenes/bad.zip` (no scene: permanent failure, .error.json
+ * and DLQ) and `<inputPrefix>scenes/stopped.zip` (the worker is stopped mid-job: released, or dead-lettered in
+ * per-job mode); a stale `.error.json` of the good input exists, so a success deletes it.
+ */
+export async function runScenario(rec: RecordingMoto, sp: StackPolicies): Promise<ScenarioRun> {
+    const moto = rec.moto;
+    await moto.reset();
+    const setup = motoClientConfig(moto.endpoint);
+    const sqsSetup = new SQSClient(setup);
+    const ecsSetup = new ECSClient(setup);
+    const aws = new Aws(moto);
+    const mode = sp.containerEnv.WORKER_IDLE_EXIT === "0" ? "service" : sp.startFailureRuleArn ? "per-job" : "drain";
+
+    // ---- the world, with the stack's own names (so ARNs equal the policies' ones)
+    await aws.bucket(sp.bucket);
+    const queueUrl = (await sqsSetup.send(new CreateQueueCommand({ QueueName: sp.queue.name }))).QueueUrl!;
+    const dlqUrl = (await sqsSetup.send(new CreateQueueCommand({ QueueName: sp.dlq.name }))).QueueUrl!;
+    const clusterArn = (await ecsSetup.send(new CreateClusterCommand({ clusterName: sp.cluster.name }))).cluster!.clusterArn!;
+    const td = (
+        await ecsSetup.send(
+            new RegisterTaskDefinitionCommand({
+                family: sp.taskDefinitionFamily,
+                requiresCompatibilities: ["FARGATE"],
+                networkMode: "awsvpc",
+                cpu: "1024",
+                memory: "2048",
+                taskRoleArn: sp.roles.task.arn,
+                executionRoleArn: sp.roles.execution.arn,
+                containerDefinitions: [{ name: sp.containerName, image: sp.imageUri, memory: 2048, essential: true }],
+                ...(sp.taskDefinitionTagged ? { tags: [{ key: "iam-test", value: "1" }] } : {}),
+            }),
+        )
+    ).taskDefinition!.taskDefinitionArn!;
+    if (clusterArn !== sp.cluster.arn || td !== sp.taskDefinitionArn) {
+        throw new Error(`moto's ARNs differ from the stack's: ${clusterArn} vs ${sp.cluster.arn}, ${td} vs ${sp.taskDefinitionArn}`);
+    }
+    const subnetId = /<subnetId>([^<]+)</.exec(await ec2Query(moto.endpoint, "DescribeSubnets"))?.[1] ?? "";
+    const securityGroupId = /<groupId>([^<]+)</.exec(await ec2Query(moto.endpoint, "DescribeSecurityGroups"))?.[1] ?? "";
+
+    const inputPrefix = sp.containerEnv.INPUT_PREFIX ?? "";
+    const outputPrefix = sp.containerEnv.OUTPUT_PREFIX ?? "";
+    const key = (n: string) => `${inputPrefix}scenes/${n}.zip`;
+    const outBase = (n: string) => `${outputPrefix === "" ? inputPrefix : outputPrefix}scenes/${n}`;
+    await aws.put(sp.bucket, key("good"), await tinyJobZip("good"));
+    await aws.put(sp.bucket, key("bad"), await makeZip([{ name: "readme.txt", data: "no scene here" }]));
+    await aws.put(sp.bucket, key("stopped"), await tinyJobZip("stopped"));
+    await aws.put(sp.bucket, `${outBase("good")}.error.json`, "{}");
+    await rec.clear();
+
+    // ---- the launcher, as packaged
+    const fn = one(sp.resources, "aws:lambda/function:Function", `${sp.name}-launcher`);
+    const { indexJs } = await launcherArchive(sp.resources);
+    const module = writeLauncherModule(indexJs);
+    const launcherEnv: Record<string, string> = {};
+    for (const [k, v] of Object.entries(fn.inputs.environment?.variables ?? {})) launcherEnv[k] = String(v);
+    Object.assign(launcherEnv, {
+        [LAUNCHER_ENV.queueUrl]: queueUrl,
+        [LAUNCHER_ENV.deadLetterQueueUrl]: dlqUrl,
+        [LAUNCHER_ENV.subnets]: subnetId,
+        [LAUNCHER_ENV.securityGroups]: securityGroupId,
+        [LAUNCHER_ENV.capacityProviderStrategy]: "[]",
+        ...moto.env,
+        AWS_ACCESS_KEY_ID: ACCESS_KEYS.launcher,
+    });
+    const invocations: Invocation[] = [];
+    const invoke = async (event: unknown) => invocations.push(await invokeInFreshNode(module, launcherEnv, event));
+    const tick = { version: "0", "detail-type": "Scheduled Event", source: "aws.events", account: "123456789012", region: "us-east-1", resources: [], detail: {} };
+
+    // ---- the worker, as the task definition configures it
+    const workerCfg = roleClientConfig(moto, ACCESS_KEYS.task);
+    const s3 = new S3Client({ ...workerCfg, forcePathStyle: true, maxAttempts: 3 });
+    const sqs = new SQSClient({ ...workerCfg, maxAttempts: 3 });
+    const workerLogs: ScenarioRun["workerLogs"] = [];
+    const runWorker = async (extra: Record<string, string>, stopOn?: string) => {
+        const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "iam-worker-"));
+        const env = {
+            ...sp.containerEnv,
+            QUEUE_URL: queueUrl,
+            DLQ_URL: dlqUrl,
+            WORKER_SCRATCH_DIR: scratch,
+            WORKER_WAIT_SECONDS: "1",
+            WORKER_IDLE_EXIT: "1",
+            ...extra,
+        };
+        try {
+            const { logs } = await runWorkerInProcess(env, {
+                s3,
+                sqs,
+                processor: new PovrayProcessor({ threads: 1 }),
+                onLog: (line, worker) => {
+                    if (stopOn !== undefined && line.event === "downloaded" && String(line.key).endsWith(stopOn)) worker.stop("SIGTERM");
+                },
+            });
+            workerLogs.push(...logs);
+        } finally {
+            fs.rmSync(scratch, { recursive: true, force: true });
+        }
+    };
+
+    try {
+        const event = JSON.parse(s3Event(sp.bucket, [key("good"), key("bad")]));
+        if (mode === "per-job") {
+            await invoke(event); // one RunTask per job, the job in the container's environment
+            await runWorker({ JOB_BUCKET: sp.bucket, JOB_KEY: key("good") });
+            await runWorker({ JOB_BUCKET: sp.bucket, JOB_KEY: key("bad") });
+            await runWorker({ JOB_BUCKET: sp.bucket, JOB_KEY: key("stopped") }, "stopped.zip");
+            // A task ECS cannot start: the job goes to the DLQ with the reason (here: the cluster is gone).
+            await ecsSetup.send(new DeleteClusterCommand({ cluster: sp.cluster.arn }));
+            await invoke(JSON.parse(s3Event(sp.bucket, [key("stopped")])));
+        } else {
+            await invoke(event); // queue both jobs (drain: count tasks, read the backlog, start tasks)
+            await runWorker({}); // good renders, bad fails for good
+            if (mode === "drain") await invoke(tick); // tasks exist now: ListTasks + DescribeTasks
+            await aws.send(queueUrl, { bucket: sp.bucket, key: key("stopped") });
+            await runWorker({}, "stopped.zip"); // stopped mid-job: released
+        }
+    } finally {
+        fs.rmSync(path.dirname(module), { recursive: true, force: true });
+    }
+    return { ...(await attributed(rec)), invocations, workerLogs };
+}
