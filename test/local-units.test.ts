@@ -1,7 +1,18 @@
 /** Pure parts of `npm run local`. */
 import { expect } from "chai";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 
-import { deadLetteredJobs } from "../scripts/local/run";
+import { Cleanup } from "../scripts/local/cleanup";
+import { EventDelivery, onFailureRecord, scheduledEvent, Schedules } from "../scripts/local/events";
+import { displayPath, jobCounts, JobBook, notAJobReason, planJobs } from "../scripts/local/jobs";
+import { InvokeResult } from "../scripts/local/launcher";
+import { Runner, RunningTask, TaskSpec } from "../scripts/local/runners";
+import { checkInputs, runNotes, stackOverrides } from "../scripts/local/setup";
+import { buildSummary } from "../scripts/local/summary";
+import { containerEnvironment, serviceTasksWanted, TaskExit, TaskFleet, taskEnvironment, taskIdOf } from "../scripts/local/tasks";
+import { deadLetteredJobs, jobOutcome } from "../scripts/local/watch";
 
 describe("npm run local: reading the dead-letter queue (deadLetteredJobs)", () => {
     const s3Event = (...keys: string[]) => ({
@@ -38,4 +49,397 @@ describe("npm run local: reading the dead-letter queue (deadLetteredJobs)", () =
             expect(deadLetteredJobs(body, attribute)).to.deep.equal(expected);
         });
     }
+});
+
+describe("npm run local: the jobs (planJobs, notAJobReason, JobBook)", () => {
+    it("names each job after its file, de-duplicated case-insensitively, with the worker's output keys", () => {
+        const jobs = planJobs(["a/spheres.zip", "b/Spheres.zip", "c/spheres.zip", "d/x.y.zip"], { inputPrefix: "in/", outputPrefix: "out/" });
+        expect(jobs.map((j) => [j.name, j.key, j.png, j.error])).to.deep.equal([
+            ["spheres", "in/spheres.zip", "out/spheres.png", "out/spheres.error.json"],
+            ["Spheres-2", "in/Spheres-2.zip", "out/Spheres-2.png", "out/Spheres-2.error.json"],
+            ["spheres-3", "in/spheres-3.zip", "out/spheres-3.png", "out/spheres-3.error.json"],
+            ["x.y", "in/x.y.zip", "out/x.y.png", "out/x.y.error.json"],
+        ]);
+        expect(jobs.every((j) => j.uploadedAt === 0 && j.result === undefined)).to.equal(true);
+    });
+
+    it("without an output prefix, writes the outputs next to the input", () => {
+        const [j] = planJobs(["/tmp/scene.zip"], { inputPrefix: "", outputPrefix: "" });
+        expect([j.key, j.png, j.error]).to.deep.equal(["scene.zip", "scene.png", "scene.error.json"]);
+    });
+
+    it("fails a key the bucket notification's suffix filters would not pass, naming the suffixes", () => {
+        expect(notAJobReason("in/a.zip", [".zip", ".pov"])).to.equal(undefined);
+        expect(notAJobReason("in/a.tar", [".zip", ".pov"])).to.equal("not a job: the bucket notification only fires for keys ending in .zip, .pov");
+        expect(notAJobReason("in/anything", [""])).to.equal(undefined);
+    });
+
+    it("settles a job once, timed from its upload, logging each settlement; failPending fails only the rest", () => {
+        const lines: string[] = [];
+        let now = 10_000;
+        const book = new JobBook(planJobs(["a.zip", "b.zip", "c.zip", "d.zip"], { inputPrefix: "", outputPrefix: "" }), (l) => lines.push(l), () => now);
+        const [a, b, c, d] = book.jobs;
+        for (const j of book.jobs) j.uploadedAt = 8_000;
+        book.reject(d, "not a job");
+        book.finish(a, "done", "out/a.png");
+        now = 12_500;
+        book.finish(a, "failed", undefined, "late"); // ignored: already done
+        book.finish(b, "failed", "out/b.error.json", "no scene");
+        expect(book.settled()).to.equal(false);
+        expect(book.pending()).to.deep.equal([c]);
+        book.failPending("timed out");
+        expect(book.settled()).to.equal(true);
+        expect(book.byKey.get("c.zip")).to.equal(c);
+        expect(book.results()).to.deep.equal([
+            { job: "a", input: "a.zip", status: "done", output: "out/a.png", reason: undefined, seconds: 2 },
+            { job: "b", input: "b.zip", status: "failed", output: "out/b.error.json", reason: "no scene", seconds: 4.5 },
+            { job: "c", input: "c.zip", status: "failed", output: undefined, reason: "timed out", seconds: 4.5 },
+            { job: "d", input: "d.zip", status: "failed", reason: "not a job", seconds: 0 },
+        ]);
+        expect(lines).to.deep.equal(["failed  d: not a job", "done    a → out/a.png", "failed  b: no scene", "failed  c: timed out"]);
+    });
+
+    it("counts pending jobs as running while the queue has messages in flight, the rest as queued", () => {
+        const jobs = planJobs(["a.zip", "b.zip", "c.zip", "d.zip"], { inputPrefix: "", outputPrefix: "" });
+        jobs[0].result = { job: "a", input: "a.zip", status: "done", seconds: 1 };
+        jobs[1].result = { job: "b", input: "b.zip", status: "failed", seconds: 1 };
+        expect(jobCounts(jobs, 0)).to.deep.equal({ total: 4, done: 1, failed: 1, running: 0, queued: 2 });
+        expect(jobCounts(jobs, 1)).to.deep.equal({ total: 4, done: 1, failed: 1, running: 1, queued: 1 });
+        // More in flight than pending (a message not yet deleted after its output): never more running than pending.
+        expect(jobCounts(jobs, 5)).to.deep.equal({ total: 4, done: 1, failed: 1, running: 2, queued: 0 });
+    });
+
+    it("shows a path below the working directory relative to it, any other absolutely", () => {
+        expect(displayPath("/w/out/a.png", "/w")).to.equal("out/a.png");
+        expect(displayPath("/elsewhere/a.png", "/w")).to.equal("/elsewhere/a.png");
+        expect(displayPath("/w", "/w")).to.equal("/w");
+    });
+});
+
+describe("npm run local: what settles a job (jobOutcome)", () => {
+    const [job] = planJobs(["a.zip"], { inputPrefix: "in/", outputPrefix: "" });
+    const cases: [string, string[], [string, string][], ReturnType<typeof jobOutcome>][] = [
+        ["nothing yet", ["in/a.zip"], [], undefined],
+        ["its PNG, even with an error report and a DLQ reason", ["in/a.png", "in/a.error.json"], [["in/a.zip", "r"]], { kind: "png" }],
+        ["its error report before a DLQ reason", ["in/a.error.json"], [["in/a.zip", "r"]], { kind: "error" }],
+        ["a DLQ reason naming its key", [], [["in/a.zip", "no scene"]], { kind: "dlq", reason: "no scene" }],
+        ["not another job's DLQ reason", [], [["in/b.zip", "no scene"]], undefined],
+    ];
+    for (const [title, keys, reasons, expected] of cases) {
+        it(title, () => {
+            expect(jobOutcome(job, new Set(keys), new Map(reasons))).to.deep.equal(expected);
+        });
+    }
+});
+
+describe("npm run local: events to the launcher (EventDelivery, Schedules)", () => {
+    function delivery(results: InvokeResult[], stopped = () => false) {
+        const invoked: unknown[] = [];
+        const sent: any[] = [];
+        const lines: string[] = [];
+        const d = new EventDelivery({
+            launcher: { invoke: async (e) => (invoked.push(e), results.shift() ?? { ok: true }) },
+            sqs: { send: async (cmd: any) => (sent.push(cmd.input), {}) } as any,
+            eventsQueueUrl: "events-url",
+            dlqUrl: "dlq-url",
+            functionName: "render-launcher",
+            maximumRetryAttempts: 2,
+            log: (l) => lines.push(l),
+            stopped,
+        });
+        return { d, invoked, sent, lines };
+    }
+
+    it("GIVEN an invocation that succeeds THEN one invocation and nothing dead-lettered", async () => {
+        const { d, invoked, sent } = delivery([{ ok: true }]);
+        await d.handle(JSON.stringify({ Records: [1] }));
+        expect([d.invocations, invoked, sent]).to.deep.equal([1, [{ Records: [1] }], []]);
+    });
+
+    it("GIVEN a failure then a success THEN it retries once, logging the failed attempt", async () => {
+        const { d, sent, lines } = delivery([{ ok: false, error: "boom" }, { ok: true }]);
+        await d.handle("{}");
+        expect(d.invocations).to.equal(2);
+        expect(sent).to.deep.equal([]);
+        expect(lines).to.deep.equal(["launcher invocation failed (attempt 1 of 3): boom"]);
+    });
+
+    it("GIVEN every attempt fails THEN 1 + maximumRetryAttempts invocations, then Lambda's on-failure record in the DLQ", async () => {
+        const fail = { ok: false, error: "1 of 2 message(s) not sent" };
+        const { d, sent } = delivery([fail, fail, fail]);
+        const event = { Records: [{ s3: { object: { key: "in/a.zip" } } }] };
+        await d.handle(JSON.stringify(event));
+        expect(d.invocations).to.equal(3);
+        expect(sent).to.have.length(1);
+        expect(sent[0].QueueUrl).to.equal("dlq-url");
+        const record = JSON.parse(sent[0].MessageBody);
+        expect(record.requestPayload).to.deep.equal(event);
+        expect(record.requestContext).to.include({ functionArn: "render-launcher", condition: "RetriesExhausted", approximateInvokeCount: 3 });
+        expect(record.responsePayload).to.deep.equal({ errorType: "Error", errorMessage: fail.error });
+        // What the DLQ reader makes of it: the job and the launcher's error.
+        expect(deadLetteredJobs(sent[0].MessageBody)).to.deep.equal({ keys: ["in/a.zip"], reason: "launcher failed: 1 of 2 message(s) not sent" });
+    });
+
+    it("GIVEN the run is stopping THEN no invocation and no retry", async () => {
+        let stop = false;
+        const { d, sent } = delivery([{ ok: false, error: "x" }], () => stop);
+        const p = d.handle("{}");
+        stop = true;
+        await p;
+        expect(d.invocations).to.equal(1);
+        expect(sent).to.deep.equal([]);
+        await d.handle("{}");
+        expect(d.invocations).to.equal(1);
+    });
+
+    it("GIVEN a body that is not JSON THEN it is dropped without an invocation", async () => {
+        const { d } = delivery([]);
+        await d.handle("not json");
+        expect(d.invocations).to.equal(0);
+    });
+
+    it("builds EventBridge's Scheduled Event for a rule, time to the second", () => {
+        expect(scheduledEvent("render-reconcile-0000000", "us-east-1", new Date("2026-01-02T03:04:05.678Z"), "id-1")).to.deep.equal({
+            version: "0",
+            id: "id-1",
+            "detail-type": "Scheduled Event",
+            source: "aws.events",
+            account: "123456789012",
+            time: "2026-01-02T03:04:05Z",
+            region: "us-east-1",
+            resources: ["arn:aws:events:us-east-1:123456789012:rule/render-reconcile-0000000"],
+            detail: {},
+        });
+    });
+
+    it("builds Lambda's on-failure record", () => {
+        expect(onFailureRecord({ a: 1 }, "boom", 3, "fn", new Date("2026-01-02T03:04:05.678Z"), "req-1")).to.deep.equal({
+            version: "1.0",
+            timestamp: "2026-01-02T03:04:05.678Z",
+            requestContext: { requestId: "req-1", functionArn: "fn", condition: "RetriesExhausted", approximateInvokeCount: 3 },
+            requestPayload: { a: 1 },
+            responseContext: { statusCode: 200, executedVersion: "$LATEST", functionError: "Unhandled" },
+            responsePayload: { errorType: "Error", errorMessage: "boom" },
+        });
+    });
+
+    it("fires every schedule once per interval, the first a full interval after the start; none without schedules", () => {
+        const s = new Schedules(["r1", "r2"], 5000, 1000);
+        expect(s.due(5999)).to.deep.equal([]);
+        expect(s.due(6000)).to.deep.equal(["r1", "r2"]);
+        expect(s.due(10999)).to.deep.equal([]);
+        expect(s.due(11000)).to.deep.equal(["r1", "r2"]);
+        expect(s.ticks).to.equal(4);
+        const none = new Schedules([], 5000, 0);
+        expect(none.due(1e9)).to.deep.equal([]);
+        expect(none.ticks).to.equal(0);
+    });
+});
+
+describe("npm run local: ECS tasks → workers (TaskFleet)", () => {
+    const container = { name: "render", environment: [{ name: "QUEUE_URL", value: "fake-q" }, { name: "MODE", value: "drain" }] };
+
+    it("takes the container's environment with the emulator's values; RunTask overrides and fixed values win in that order", () => {
+        const base = containerEnvironment(container, [["fake-q", "http://moto/q"]]);
+        expect(base).to.deep.equal({ QUEUE_URL: "http://moto/q", MODE: "drain" });
+        const overrides = {
+            containerOverrides: [
+                { name: "other", environment: [{ name: "MODE", value: "nope" }] },
+                { name: "render", environment: [{ name: "MODE", value: "per-job" }, { name: "JOB_KEY", value: "in/a.zip" }, { name: "AWS_REGION", value: "x" }] },
+            ],
+        };
+        expect(taskEnvironment(base, overrides, "render", { AWS_REGION: "us-east-1" })).to.deep.equal({
+            QUEUE_URL: "http://moto/q",
+            MODE: "per-job",
+            JOB_KEY: "in/a.zip",
+            AWS_REGION: "us-east-1",
+        });
+        expect(taskEnvironment(base, undefined, "render", {})).to.deep.equal(base);
+        expect(taskIdOf("arn:aws:ecs:us-east-1:123456789012:task/cluster/abc123")).to.equal("abc123");
+    });
+
+    const wanted: [string | undefined, number, number, number, number][] = [
+        // maxTasks, visible, inFlight, running → tasks to start
+        ["3", 0, 5, 0, 0],
+        ["3", 2, 0, 0, 2],
+        ["3", 5, 1, 1, 2],
+        ["3", 5, 0, 3, 0],
+        [undefined, 4, 0, 0, 1],
+        ["50", 40, 0, 0, 10],
+    ];
+    for (const [max, visible, inFlight, running, expected] of wanted) {
+        it(`service mode: maxTasks ${max}, ${visible} waiting, ${inFlight} held, ${running} running → starts ${expected}`, () => {
+            expect(serviceTasksWanted(max, visible, inFlight, running)).to.equal(expected);
+        });
+    }
+
+    function fleet(taskArns: string[], stopping = () => false) {
+        const sent: any[] = [];
+        const started: { spec: TaskSpec; exit: (code: number) => void }[] = [];
+        const tasks = new Map<string, RunningTask>();
+        const lines: string[] = [];
+        const ecs = {
+            send: async (cmd: any) => {
+                sent.push({ command: cmd.constructor.name, input: cmd.input });
+                if (cmd.constructor.name === "ListTasksCommand") return { taskArns };
+                if (cmd.constructor.name === "DescribeTasksCommand") {
+                    return { tasks: cmd.input.tasks.map((taskArn: string) => ({ taskArn, overrides: { containerOverrides: [{ name: "render", environment: [{ name: "JOB_KEY", value: taskArn }] }] } })) };
+                }
+                return {};
+            },
+        };
+        const runner: Runner = {
+            kind: "process",
+            describe: "fake",
+            start(spec) {
+                let exit!: (code: number) => void;
+                const exited = new Promise<number>((r) => (exit = r));
+                started.push({ spec, exit });
+                return { spec, pid: 42, exited, stop: async () => 0, killNow: () => undefined };
+            },
+        };
+        const f = new TaskFleet({
+            ecs: ecs as any,
+            clusterArn: "cluster-arn",
+            runner,
+            container,
+            containerEnv: { MODE: "drain" },
+            fixedEnv: { WORKER_WAIT_SECONDS: "1" },
+            logsDir: "/logs",
+            log: (l) => lines.push(l),
+            tasks,
+            stopping,
+        });
+        return { f, sent, started, tasks, lines };
+    }
+
+    it("starts one worker per new RUNNING task, once, with its overrides; on its exit stops the task and reports the exit", async () => {
+        const { f, sent, started, tasks, lines } = fleet(["arn:task/c/t1", "arn:task/c/t2"]);
+        const exits: TaskExit[] = [];
+        f.onExit((e) => exits.push(e));
+        await f.poll();
+        await f.poll();
+        expect(started.map((s) => [s.spec.id, s.spec.env])).to.deep.equal([
+            ["t1", { MODE: "drain", JOB_KEY: "arn:task/c/t1", WORKER_WAIT_SECONDS: "1" }],
+            ["t2", { MODE: "drain", JOB_KEY: "arn:task/c/t2", WORKER_WAIT_SECONDS: "1" }],
+        ]);
+        expect([f.started, f.running, [...tasks.keys()]]).to.deep.equal([2, 2, ["arn:task/c/t1", "arn:task/c/t2"]]);
+        expect(sent.filter((s) => s.command === "DescribeTasksCommand")).to.have.length(1);
+
+        started[0].exit(3);
+        await new Promise((r) => setTimeout(r, 10));
+        expect(exits).to.deep.equal([{ arn: "arn:task/c/t1", id: "t1", code: 3, stopping: false }]);
+        expect(f.running).to.equal(1);
+        expect(sent.at(-1)).to.deep.equal({ command: "StopTaskCommand", input: { cluster: "cluster-arn", task: "arn:task/c/t1", reason: "worker exited with 3" } });
+        expect(lines).to.deep.equal(["task t1 started (process pid 42)", "task t2 started (process pid 42)", "task t1 exited with 3"]);
+    });
+
+    it("GIVEN the run is stopping THEN no worker starts and exits are reported as asked for, not logged", async () => {
+        let stop = false;
+        const { f, started, lines } = fleet(["arn:task/c/t1"], () => stop);
+        const exits: TaskExit[] = [];
+        f.onExit((e) => exits.push(e));
+        await f.poll();
+        stop = true;
+        started[0].exit(143);
+        await new Promise((r) => setTimeout(r, 10));
+        expect(exits).to.deep.equal([{ arn: "arn:task/c/t1", id: "t1", code: 143, stopping: true }]);
+        expect(lines).to.deep.equal(["task t1 started (process pid 42)"]);
+
+        const later = fleet(["arn:task/c/t9"], () => true);
+        await later.f.poll();
+        expect(later.started).to.deep.equal([]);
+    });
+
+    it("service mode: RunTask for the wanted count on the stack's network, startedBy ecs-svc/local", async () => {
+        const { f, sent } = fleet([]);
+        await f.scaleService({ taskDefinitionArn: "td-arn", subnets: ["s1"], securityGroups: ["g1"], maxTasks: "4" }, 3, 0);
+        await f.scaleService({ taskDefinitionArn: "td-arn", subnets: ["s1"], securityGroups: ["g1"], maxTasks: "4" }, 0, 3);
+        expect(sent).to.deep.equal([
+            {
+                command: "RunTaskCommand",
+                input: {
+                    cluster: "cluster-arn",
+                    taskDefinition: "td-arn",
+                    count: 3,
+                    launchType: "FARGATE",
+                    startedBy: "ecs-svc/local",
+                    networkConfiguration: { awsvpcConfiguration: { subnets: ["s1"], securityGroups: ["g1"], assignPublicIp: "ENABLED" } },
+                },
+            },
+        ]);
+    });
+});
+
+describe("npm run local: setup and summary (pure parts)", () => {
+    it("evaluates the stack with --config pairs and --max-tasks as maxTasks", () => {
+        expect(stackOverrides({ config: { inputPrefix: "in/", maxTasks: "2" } })).to.deep.equal({ inputPrefix: "in/", maxTasks: "2" });
+        expect(stackOverrides({ config: { maxTasks: "2" }, maxTasks: 5 })).to.deep.equal({ maxTasks: "5" });
+    });
+
+    it("rejects an input that is not a file, naming it", () => {
+        expect(() => checkInputs([__filename])).not.to.throw();
+        expect(() => checkInputs([__filename, "/no/such.zip"])).to.throw("no such file: /no/such.zip");
+        expect(() => checkInputs([__dirname])).to.throw(`no such file: ${__dirname}`);
+    });
+
+    it("notes where the run departs from the stack: schedules, service mode, stale image, scratch dirs", () => {
+        const em = {
+            p: { notes: ["emulator note"], launcherEnv: { LAUNCH_MODE: "service" } },
+            declared: { schedules: [{ rule: "r-0", scheduleExpression: "rate(1 minute)", intervalSeconds: 60 }] },
+        } as any;
+        expect(runNotes({ workerWaitSeconds: 1, reconcileSeconds: 5 }, em, "process", "image is stale")).to.deep.equal([
+            "emulator note",
+            "WORKER_WAIT_SECONDS=1 for quick drain-and-exit",
+            "schedule r-0 (rate(1 minute)) invokes the launcher every 5 s",
+            "launchMode service: the local runner stands in for the ECS service's queue-depth scaling",
+            "image is stale",
+            "WORKER_SCRATCH_DIR: a temp dir per task (local processes)",
+        ]);
+        const drain = { p: { notes: [], launcherEnv: { LAUNCH_MODE: "drain" } }, declared: { schedules: [] } } as any;
+        expect(runNotes({ workerWaitSeconds: 2, reconcileSeconds: 5 }, drain, "podman")).to.deep.equal(["WORKER_WAIT_SECONDS=2 for quick drain-and-exit"]);
+    });
+
+    it("sums up: ok iff every job is done; phases from the timeline", () => {
+        const facts = {
+            runId: "r",
+            endpoint: "http://127.0.0.1:1",
+            runner: "process",
+            outDir: "/o",
+            logsDir: "/o/.logs/r",
+            tasksStarted: 2,
+            launcherInvocations: 3,
+            scheduledInvocations: 1,
+            jobs: [{ job: "a", input: "a.zip", status: "done" as const, seconds: 1 }],
+            notes: [],
+        };
+        const s = buildSummary(facts, { started: 1000, setUp: 3000, settled: 8000, ended: 8500 });
+        expect(s).to.deep.include({ ok: true, seconds: 7.5, phases: { setupSeconds: 2, jobsSeconds: 5, shutdownSeconds: 0.5 }, tasksStarted: 2 });
+        const failed = buildSummary({ ...facts, jobs: [...facts.jobs, { job: "b", input: "b.zip", status: "failed", seconds: 1 }] }, { started: 0, setUp: 0, settled: 0, ended: 0 });
+        expect(failed.ok).to.equal(false);
+    });
+});
+
+describe("npm run local: cleanup (Cleanup)", () => {
+    it("stops tasks, then the launcher, then the emulator, once however often it is called, and removes the run's dirs", async () => {
+        const order: string[] = [];
+        const c = new Cleanup();
+        const stoppable = (name: string) => ({ stop: async () => void order.push(name), killNow: () => void order.push(`kill ${name}`) });
+        c.tasks.set("t", {
+            spec: { id: "t", env: {}, container: {} },
+            exited: Promise.resolve(0),
+            stop: async () => (order.push("task"), 0),
+            killNow: () => void order.push("kill task"),
+        });
+        c.launcher = stoppable("launcher");
+        c.moto = stoppable("moto");
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "cleanup-unit-"));
+        c.dirs.push(dir);
+        await Promise.all([c.run(), c.run()]);
+        await c.run();
+        expect(order).to.deep.equal(["task", "launcher", "moto"]);
+        expect(fs.existsSync(dir)).to.equal(false);
+        c.killNow();
+        expect(order.slice(3)).to.deep.equal(["kill task", "kill launcher", "kill moto"]);
+    });
 });

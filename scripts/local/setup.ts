@@ -1,0 +1,133 @@
+/**
+ * Setting up one `npm run local`: the worker runner, the stack evaluated under the Pulumi mocks and applied to a
+ * fresh emulator (moto_server), the launcher's own code in its process, and the jobs uploaded to the bucket.
+ */
+import { PutObjectCommand } from "@aws-sdk/client-s3";
+import * as fs from "fs";
+import * as path from "path";
+
+import { Moto, MOTO_ENV, startMoto } from "../../harness/moto";
+import { Cleanup } from "./cleanup";
+import { Clients, makeClients, provision, Provisioned } from "./emulator";
+import { JobBook, notAJobReason, planJobs } from "./jobs";
+import { LocalLauncher } from "./launcher";
+import { Progress } from "./progress";
+import { imageStaleness, podmanAvailable, podmanRunner, processRunner, Runner } from "./runners";
+import { DeclaredStack, evaluateStack } from "./stack";
+
+/** The options setting up reads (a subset of LocalOptions). */
+export interface SetupOptions {
+    inputs: string[];
+    maxTasks?: number;
+    runner: "auto" | "process" | "podman";
+    image: string;
+    workerWaitSeconds: number;
+    reconcileSeconds: number;
+    config: Record<string, string>;
+}
+
+export interface Emulator {
+    declared: DeclaredStack;
+    moto: Moto;
+    region: string;
+    c: Clients;
+    p: Provisioned;
+}
+
+/** The Pulumi config the stack is evaluated with: --config pairs, and --max-tasks as `maxTasks`. */
+export function stackOverrides(o: Pick<SetupOptions, "config" | "maxTasks">): Record<string, string> {
+    return { ...o.config, ...(o.maxTasks !== undefined ? { maxTasks: String(o.maxTasks) } : {}) };
+}
+
+/** Throws naming the first input that is not a file. */
+export function checkInputs(inputs: string[]): void {
+    for (const f of inputs) if (!fs.existsSync(f) || !fs.statSync(f).isFile()) throw new Error(`no such file: ${f}`);
+}
+
+/** podman when asked, or (auto) when the image exists; else local processes with a scratch dir under `tmp`. */
+export function chooseRunner(o: Pick<SetupOptions, "runner" | "image">, runId: string, tmp: string): Runner {
+    if (o.runner === "podman" || (o.runner === "auto" && podmanAvailable(o.image))) return podmanRunner(runId, o.image);
+    return processRunner(runId, path.join(tmp, "scratch"));
+}
+
+/** Evaluates the stack while moto_server starts (registered with `cleanup` at once), then applies the stack to it. */
+export async function startEmulator(overrides: Record<string, string>, cleanup: Cleanup): Promise<Emulator> {
+    const motoStarting = startMoto().then((m) => (cleanup.moto = m));
+    const [declared, moto]: [DeclaredStack, Moto] = await Promise.all([
+        evaluateStack(overrides).catch(async (e) => {
+            await motoStarting.catch(() => undefined);
+            throw e;
+        }),
+        motoStarting,
+    ]);
+    const region = MOTO_ENV.AWS_REGION;
+    const c = makeClients(moto.endpoint, region);
+    const p = await provision(c, moto.endpoint, region, declared);
+    return { declared, moto, region, c, p };
+}
+
+/** Where this run departs from the declared stack; `stale` is the image staleness warning, if any. */
+export function runNotes(o: Pick<SetupOptions, "workerWaitSeconds" | "reconcileSeconds">, em: Pick<Emulator, "declared" | "p">, runnerKind: string, stale?: string): string[] {
+    const notes = [...em.p.notes, `WORKER_WAIT_SECONDS=${o.workerWaitSeconds} for quick drain-and-exit`];
+    for (const sch of em.declared.schedules) notes.push(`schedule ${sch.rule} (${sch.scheduleExpression}) invokes the launcher every ${o.reconcileSeconds} s`);
+    if (em.p.launcherEnv.LAUNCH_MODE === "service") notes.push("launchMode service: the local runner stands in for the ECS service's queue-depth scaling");
+    if (stale) notes.push(stale);
+    if (runnerKind === "process") notes.push("WORKER_SCRATCH_DIR: a temp dir per task (local processes)");
+    return notes;
+}
+
+/** The launcher's serialized code in its own process, with its declared environment on the emulator. */
+export async function startLauncher(em: Emulator, runId: string, tmp: string, logsDir: string, cleanup: Cleanup): Promise<LocalLauncher> {
+    const { declared, p, moto } = em;
+    const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", ...p.launcherEnv, ...moto.env, AWS_LAMBDA_FUNCTION_NAME: declared.launcher.name, LEW_LOCAL_RUN: runId };
+    const launcher = new LocalLauncher(path.join(tmp, "launcher"), runId, declared.launcher.indexJs, env, declared.launcher.timeoutSeconds, path.join(logsDir, "launcher.log"));
+    cleanup.launcher = launcher;
+    await launcher.start();
+    return launcher;
+}
+
+/**
+ * The jobs of the inputs: those the bucket notification would not pass to the launcher fail at once (rather than
+ * time out); the others are uploaded, each stamped with its upload time.
+ */
+export async function uploadJobs(inputs: string[], em: Pick<Emulator, "declared" | "c" | "p">, progress: Progress): Promise<JobBook> {
+    const { declared, c, p } = em;
+    const prefix = declared.config.inputPrefix ?? "";
+    const book = new JobBook(planJobs(inputs, { inputPrefix: prefix, outputPrefix: declared.config.outputPrefix ?? "" }), (l) => progress.log(l));
+    const suffixes = declared.notifications.map((n) => n.filterSuffix ?? "");
+    for (const j of book.jobs) {
+        const reason = notAJobReason(j.key, suffixes);
+        if (reason) book.reject(j, reason);
+    }
+    const uploads = book.pending();
+    await Promise.all(
+        uploads.map(async (j) => {
+            await c.s3.send(new PutObjectCommand({ Bucket: p.bucket, Key: j.key, Body: fs.readFileSync(j.input) }));
+            j.uploadedAt = Date.now();
+        }),
+    );
+    progress.log(`uploaded ${uploads.length} job(s) to s3://${p.bucket}/${prefix}`);
+    return book;
+}
+
+export interface LocalSetup extends Emulator {
+    runner: Runner;
+    launcher: LocalLauncher;
+    book: JobBook;
+    notes: string[];
+}
+
+/** Everything before the jobs run: runner, emulator with the stack, launcher, uploads (each registered with `cleanup`). */
+export async function setUp(o: SetupOptions, progress: Progress, runId: string, tmp: string, logsDir: string, cleanup: Cleanup): Promise<LocalSetup> {
+    checkInputs(o.inputs);
+    const runner = chooseRunner(o, runId, tmp);
+    progress.log("evaluating the stack (index.ts) under the Pulumi mocks and starting moto_server...");
+    const em = await startEmulator(stackOverrides(o), cleanup);
+    const stale = runner.kind === "podman" ? imageStaleness(o.image) : undefined;
+    const notes = runNotes(o, em, runner.kind, stale);
+    if (stale) progress.log(`warning: ${stale}`);
+    progress.log(`emulator ${em.moto.endpoint} · run ${runId} · bucket ${em.p.bucket} · max tasks ${em.declared.launcher.environment.MAX_TASKS} · workers: ${runner.describe}`);
+    const launcher = await startLauncher(em, runId, tmp, logsDir, cleanup);
+    const book = await uploadJobs(o.inputs, em, progress);
+    return { ...em, runner, launcher, book, notes };
+}

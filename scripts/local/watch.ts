@@ -1,0 +1,135 @@
+/**
+ * Watches the emulator for the outcome of each job, as a user of the stack would: the PNG or the `.error.json` the
+ * worker writes next to the input, or a message in the dead-letter queue naming the job; and the work queue's depth.
+ */
+import { GetObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import { DeleteMessageBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
+import * as fs from "fs";
+import * as path from "path";
+
+import { decodeS3Key } from "../../functions/launcher";
+import { displayPath, Job, JobBook } from "./jobs";
+
+/**
+ * The job keys and the reason of one dead-letter message: a job `{bucket,key,reason}` from a worker or a launcher,
+ * an S3 event the worker could not handle, or Lambda's on-failure record of a launcher invocation that failed for
+ * good (the S3 event in `requestPayload`, the error in `responsePayload`). SQS's own redrive carries no reason.
+ */
+export function deadLetteredJobs(messageBody: string, reasonAttribute?: string): { keys: string[]; reason: string } {
+    let body: any = {};
+    try {
+        body = JSON.parse(messageBody);
+    } catch {}
+    const keys: string[] = [];
+    if (typeof body?.key === "string") keys.push(body.key);
+    for (const rec of [...(body?.Records ?? []), ...(body?.requestPayload?.Records ?? [])]) {
+        const raw = rec?.s3?.object?.key;
+        if (typeof raw !== "string") continue;
+        try {
+            keys.push(decodeS3Key(raw));
+        } catch {}
+    }
+    const launcherError = body?.responsePayload?.errorMessage;
+    const reason = body?.reason ?? (launcherError && `launcher failed: ${launcherError}`) ?? reasonAttribute ?? "dead-lettered (maxReceiveCount reached)";
+    return { keys, reason };
+}
+
+/** What settles a job, given the bucket's keys and the reasons read from the DLQ: its PNG, else its error report, else a DLQ reason. */
+export function jobOutcome(job: Job, bucketKeys: Set<string>, dlqReasons: Map<string, string>): { kind: "png" | "error" } | { kind: "dlq"; reason: string } | undefined {
+    if (bucketKeys.has(job.png)) return { kind: "png" };
+    if (bucketKeys.has(job.error)) return { kind: "error" };
+    const reason = dlqReasons.get(job.key);
+    return reason !== undefined ? { kind: "dlq", reason } : undefined;
+}
+
+export interface QueueDepth {
+    /** ApproximateNumberOfMessages: jobs waiting for a worker. */
+    visible: number;
+    /** ApproximateNumberOfMessagesNotVisible: jobs a worker holds. */
+    inFlight: number;
+}
+
+export interface WatchTarget {
+    s3: S3Client;
+    sqs: SQSClient;
+    bucket: string;
+    queueUrl: string;
+    dlqUrl: string;
+    /** Where downloaded PNGs and error reports go. */
+    outDir: string;
+}
+
+export class JobWatcher {
+    /** Reasons read from the DLQ, by job key (a job may also have an output by the time it is read). */
+    readonly dlqReasons = new Map<string, string>();
+    depth: QueueDepth = { visible: 0, inFlight: 0 };
+
+    constructor(private readonly t: WatchTarget, private readonly book: JobBook) {}
+
+    /** Reads (and deletes) the dead-letter queue's messages; remembers the reason of each pending job they name. */
+    async pollDlq(): Promise<void> {
+        const { sqs, dlqUrl } = this.t;
+        const r = await sqs.send(new ReceiveMessageCommand({ QueueUrl: dlqUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, MessageAttributeNames: ["All"] }));
+        const msgs = r.Messages ?? [];
+        for (const m of msgs) {
+            const { keys, reason } = deadLetteredJobs(m.Body ?? "", m.MessageAttributes?.reason?.StringValue);
+            for (const k of keys) {
+                const j = this.book.byKey.get(k);
+                if (j && !j.result) this.dlqReasons.set(j.key, reason);
+            }
+        }
+        if (msgs.length > 0) {
+            await sqs.send(new DeleteMessageBatchCommand({ QueueUrl: dlqUrl, Entries: msgs.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }));
+        }
+    }
+
+    /** Settles every pending job that has an outcome: downloads its PNG or error report into outDir. */
+    async pollOutputs(): Promise<void> {
+        const keys = await this.bucketKeys();
+        for (const j of this.book.pending()) {
+            const outcome = jobOutcome(j, keys, this.dlqReasons);
+            if (outcome?.kind === "png") {
+                const file = path.join(this.t.outDir, `${j.name}.png`);
+                await this.download(j.png, file);
+                this.book.finish(j, "done", displayPath(file));
+            } else if (outcome?.kind === "error") {
+                const file = path.join(this.t.outDir, `${j.name}.error.json`);
+                await this.download(j.error, file);
+                let reason = "failed";
+                try {
+                    reason = JSON.parse(fs.readFileSync(file, "utf8")).reason ?? reason;
+                } catch {}
+                this.book.finish(j, "failed", displayPath(file), reason);
+            } else if (outcome?.kind === "dlq") {
+                this.book.finish(j, "failed", undefined, outcome.reason);
+            }
+        }
+    }
+
+    async pollQueue(): Promise<QueueDepth> {
+        const a = await this.t.sqs.send(
+            new GetQueueAttributesCommand({ QueueUrl: this.t.queueUrl, AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"] }),
+        );
+        this.depth = {
+            visible: Number(a.Attributes?.ApproximateNumberOfMessages ?? 0),
+            inFlight: Number(a.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0),
+        };
+        return this.depth;
+    }
+
+    private async bucketKeys(): Promise<Set<string>> {
+        const keys = new Set<string>();
+        let token: string | undefined;
+        do {
+            const page = await this.t.s3.send(new ListObjectsV2Command({ Bucket: this.t.bucket, ContinuationToken: token }));
+            for (const obj of page.Contents ?? []) keys.add(obj.Key!);
+            token = page.IsTruncated ? page.NextContinuationToken : undefined;
+        } while (token);
+        return keys;
+    }
+
+    private async download(key: string, file: string): Promise<void> {
+        const obj = await this.t.s3.send(new GetObjectCommand({ Bucket: this.t.bucket, Key: key }));
+        fs.writeFileSync(file, Buffer.from(await obj.Body!.transformToByteArray()));
+    }
+}
