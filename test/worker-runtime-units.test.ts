@@ -1,0 +1,829 @@
+/**
+ * The worker runtime's parts alone (worker-image/src/settle.ts, job.ts, message.ts, receive-loop.ts, one-shot.ts), with
+ * the SDK clients mocked by aws-sdk-client-mock and fake processors / jobs / settlers: no moto, no povray. The whole
+ * worker against moto_server and the real povray is in worker.test.ts.
+ */
+import { expect } from "chai";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { Readable } from "stream";
+
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import {
+    ChangeMessageVisibilityCommand,
+    DeleteMessageCommand,
+    GetQueueAttributesCommand,
+    Message,
+    ReceiveMessageCommand,
+    SendMessageCommand,
+    SQSClient,
+} from "@aws-sdk/client-sqs";
+import { AwsClientStub, mockClient } from "aws-sdk-client-mock";
+
+import { AbortedError, JobTimeoutError, PermanentError } from "../worker-image/src/errors";
+import { JobConfig, JobRunner, Outcome } from "../worker-image/src/job";
+import { Job } from "../worker-image/src/keys";
+import { Logger } from "../worker-image/src/log";
+import { MessageHandler, MessageHandlerDeps, RunJob } from "../worker-image/src/message";
+import { runOneShot } from "../worker-image/src/one-shot";
+import { Processor, ProcessorInput } from "../worker-image/src/processor";
+import { ReceiveLoop, Stopper } from "../worker-image/src/receive-loop";
+import {
+    HEARTBEAT_SETTLE_WAIT_MS,
+    InFlight,
+    QueueSettings,
+    SettleConfig,
+    Settler,
+    configuredQueueSettings,
+    resolveQueueSettings,
+} from "../worker-image/src/settle";
+import { makeZip } from "../harness/worker-env";
+
+const QUEUE_URL = "https://sqs.us-east-1.example/123456789012/work";
+const DLQ_URL = "https://sqs.us-east-1.example/123456789012/work-dlq";
+const REGION = { region: "us-east-1", credentials: { accessKeyId: "test", secretAccessKey: "test" } };
+
+type Line = { event: string } & Record<string, unknown>;
+
+function recorder(): { log: Logger; lines: Line[]; events: () => string[] } {
+    const lines: Line[] = [];
+    return { log: (event, fields = {}) => lines.push({ event, ...fields }), lines, events: () => lines.map((l) => l.event) };
+}
+
+function awsError(name: string, status: number): Error {
+    return Object.assign(new Error(`${name} (${status})`), { name, $fault: status >= 500 ? "server" : "client", $metadata: { httpStatusCode: status } });
+}
+
+function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => void } {
+    let resolve!: (v: T) => void;
+    const promise = new Promise<T>((r) => (resolve = r));
+    return { promise, resolve };
+}
+
+/** Lets pending promise callbacks and mocked SDK calls run; fails if `cond` never holds (a bounded number of turns, no clock). */
+async function until(cond: () => boolean, what: string): Promise<void> {
+    for (let i = 0; i < 2000; i++) {
+        if (cond()) return;
+        await new Promise((r) => setImmediate(r));
+    }
+    throw new Error(`never happened: ${what}`);
+}
+
+function flight(signal = new AbortController().signal): InFlight {
+    return { receiptHandle: "rh-1", signal, settled: false };
+}
+
+describe("worker runtime units", function () {
+    let s3: AwsClientStub<S3Client>;
+    let sqs: AwsClientStub<SQSClient>;
+    let s3Client: S3Client;
+    let sqsClient: SQSClient;
+    /** S3 and SQS commands in the order they were sent, across both clients. */
+    let order: string[];
+
+    beforeEach(function () {
+        s3Client = new S3Client(REGION);
+        sqsClient = new SQSClient(REGION);
+        s3 = mockClient(s3Client);
+        sqs = mockClient(sqsClient);
+        order = [];
+    });
+    afterEach(function () {
+        s3.restore();
+        sqs.restore();
+    });
+
+    /** Records each `command` sent as `name` in `order` and answers `out`. */
+    function track<T extends object>(stub: AwsClientStub<S3Client> | AwsClientStub<SQSClient>, command: any, name: string, out: T = {} as T) {
+        (stub as AwsClientStub<SQSClient>).on(command).callsFake(async () => {
+            order.push(name);
+            return out;
+        });
+    }
+
+    describe("settle.ts: Settler", function () {
+        const CFG: SettleConfig = { queueUrl: QUEUE_URL, dlqUrl: DLQ_URL, inputPrefix: "", outputPrefix: "" };
+        let queue: QueueSettings;
+        let rec: ReturnType<typeof recorder>;
+        let ticks: Array<{ fn: () => void; ms: number; cancelled: boolean }>;
+
+        function settler(cfg: SettleConfig = CFG): Settler {
+            return new Settler(cfg, {
+                s3: s3Client,
+                sqs: sqsClient,
+                log: rec.log,
+                queue,
+                processorName: "fake",
+                every: (fn, ms) => {
+                    const t = { fn, ms, cancelled: false };
+                    ticks.push(t);
+                    return () => void (t.cancelled = true);
+                },
+            });
+        }
+        const msg = (body: unknown): Message => ({ MessageId: "m-1", ReceiptHandle: "rh-1", Body: JSON.stringify(body) });
+        const job: Job = { bucket: "b", key: "in/scene.zip" };
+
+        beforeEach(function () {
+            queue = { visibilityTimeout: 30, maxReceiveCount: 3 };
+            rec = recorder();
+            ticks = [];
+            track(s3, PutObjectCommand, "PutObject");
+            track(sqs, SendMessageCommand, "SendMessage");
+            track(sqs, DeleteMessageCommand, "DeleteMessage");
+            track(sqs, ChangeMessageVisibilityCommand, "ChangeMessageVisibility");
+        });
+
+        it("deletes a message by its receipt handle and marks it settled", async function () {
+            const f = flight();
+            await settler().deleteMessage(f, "m-1", { jobs: 1 });
+            expect(sqs.commandCalls(DeleteMessageCommand).map((c) => c.args[0].input)).to.deep.equal([{ QueueUrl: QUEUE_URL, ReceiptHandle: "rh-1" }]);
+            expect(f.settled).to.equal(true);
+            expect(rec.lines).to.deep.equal([{ event: "deleted", messageId: "m-1", jobs: 1 }]);
+        });
+
+        it("releases a transient failure after 10 s x 2^(receiveCount-1), at most the visibility timeout; no report, DLQ or delete", async function () {
+            const failures: Outcome[] = [{ status: "transient", job, reason: "503" }];
+            await settler().settleFailures(msg(job), flight(), 1, failures);
+            await settler().settleFailures(msg(job), flight(), 2, failures);
+            queue.visibilityTimeout = 25;
+            await settler().settleFailures(msg(job), flight(), 3, failures);
+            expect(sqs.commandCalls(ChangeMessageVisibilityCommand).map((c) => c.args[0].input.VisibilityTimeout)).to.deep.equal([10, 20, 25]);
+            expect(order).to.deep.equal(["ChangeMessageVisibility", "ChangeMessageVisibility", "ChangeMessageVisibility"]);
+            expect(rec.events()).to.deep.equal(["released", "released", "released"]);
+        });
+
+        it("a transient failure wins over a permanent one in the same message: released, not dead-lettered", async function () {
+            const failures: Outcome[] = [
+                { status: "permanent", job, reason: "no scene" },
+                { status: "transient", job: { bucket: "b", key: "in/other.zip" }, reason: "503" },
+            ];
+            await settler().settleFailures(msg(job), flight(), 1, failures);
+            expect(order).to.deep.equal(["ChangeMessageVisibility"]);
+        });
+
+        it("releases a timed-out job at once (visibility 0) while receives remain", async function () {
+            await settler().settleFailures(msg(job), flight(), 2, [{ status: "timeout", job, reason: "render took more than 1 s" }]);
+            expect(sqs.commandCalls(ChangeMessageVisibilityCommand).map((c) => c.args[0].input)).to.deep.equal([
+                { QueueUrl: QUEUE_URL, ReceiptHandle: "rh-1", VisibilityTimeout: 0 },
+            ]);
+            expect(rec.lines[0]).to.deep.equal({
+                event: "retry_later",
+                messageId: "m-1",
+                receiveCount: 2,
+                maxReceiveCount: 3,
+                reason: "render took more than 1 s",
+            });
+            expect(order).to.deep.equal(["ChangeMessageVisibility"]);
+        });
+
+        it("dead-letters a permanent failure: error report, then the DLQ with the reason, then delete", async function () {
+            const body = { bucket: "b", key: "in/scene.zip", size: 10 };
+            const f = flight();
+            await settler().settleFailures(msg(body), f, 2, [{ status: "permanent", job, reason: "no scene" }]);
+            expect(order).to.deep.equal(["PutObject", "SendMessage", "DeleteMessage"]);
+
+            const put = s3.commandCalls(PutObjectCommand)[0].args[0].input;
+            expect(put).to.include({ Bucket: "b", Key: "in/scene.error.json", ContentType: "application/json" });
+            const report = JSON.parse(String(put.Body));
+            expect(report).to.include({ reason: "no scene", sourceBucket: "b", sourceKey: "in/scene.zip", attempts: 2, processor: "fake", messageId: "m-1" });
+
+            const send = sqs.commandCalls(SendMessageCommand)[0].args[0].input;
+            expect(send.QueueUrl).to.equal(DLQ_URL);
+            const dlqBody = JSON.parse(send.MessageBody!);
+            expect(dlqBody).to.include({ bucket: "b", key: "in/scene.zip", size: 10, reason: "in/scene.zip: no scene", attempts: 2 });
+            expect(dlqBody.failedAt).to.be.a("string");
+            expect(send.MessageAttributes).to.deep.include({
+                reason: { DataType: "String", StringValue: "in/scene.zip: no scene" },
+                attempts: { DataType: "Number", StringValue: "2" },
+                sourceKey: { DataType: "String", StringValue: "in/scene.zip" },
+                sourceMessageId: { DataType: "String", StringValue: "m-1" },
+            });
+            expect(sqs.commandCalls(DeleteMessageCommand)[0].args[0].input).to.deep.equal({ QueueUrl: QUEUE_URL, ReceiptHandle: "rh-1" });
+            expect(f.settled).to.equal(true);
+            expect(rec.events()).to.deep.equal(["error_report_written", "dead_lettered", "deleted"]);
+        });
+
+        it("a timeout on the last allowed receive is permanent, its reason naming the attempt", async function () {
+            await settler().settleFailures(msg(job), flight(), 3, [{ status: "timeout", job, reason: "too slow" }]);
+            expect(order).to.deep.equal(["PutObject", "SendMessage", "DeleteMessage"]);
+            expect(JSON.parse(sqs.commandCalls(SendMessageCommand)[0].args[0].input.MessageBody!).reason).to.equal(
+                "in/scene.zip: too slow (attempt 3 of 3)",
+            );
+        });
+
+        it("dead-letters an unparseable message with its raw body and the reason alone (no job: no error report)", async function () {
+            const m: Message = { MessageId: "m-2", ReceiptHandle: "rh-1", Body: "not json" };
+            await settler().settleFailures(m, flight(), 1, [{ status: "permanent", reason: "unrecognised message: \u0001" }]);
+            expect(order).to.deep.equal(["SendMessage", "DeleteMessage"]);
+            const send = sqs.commandCalls(SendMessageCommand)[0].args[0].input;
+            // The control character SQS rejects becomes U+FFFD, in the body and in the attribute.
+            expect(JSON.parse(send.MessageBody!)).to.include({ body: "not json", reason: "unrecognised message: \uFFFD", attempts: 1 });
+            expect(send.MessageAttributes?.reason).to.deep.equal({ DataType: "String", StringValue: "unrecognised message: \uFFFD" });
+            expect(send.MessageAttributes).not.to.have.property("sourceKey");
+        });
+
+        it("without DLQ_URL writes the error report and leaves the message to the queue's redrive policy", async function () {
+            await settler({ ...CFG, dlqUrl: undefined }).settleFailures(msg(job), flight(), 1, [{ status: "permanent", job, reason: "no scene" }]);
+            expect(order).to.deep.equal(["PutObject"]);
+            expect(rec.lines.at(-1)).to.include({ event: "failed", action: "left for the queue's redrive policy (no DLQ_URL)" });
+        });
+
+        it("never deletes a message whose DLQ send failed (it stays in the queue)", async function () {
+            sqs.on(SendMessageCommand).rejects(awsError("AccessDenied", 403));
+            let thrown: unknown;
+            await settler()
+                .settleFailures(msg(job), flight(), 1, [{ status: "permanent", job, reason: "no scene" }])
+                .catch((e) => (thrown = e));
+            expect((thrown as Error)?.name).to.equal("AccessDenied");
+            expect(sqs.commandCalls(DeleteMessageCommand)).to.have.length(0);
+        });
+
+        it("heartbeats every third of the visibility timeout, extending it by the visibility timeout, until stopped", async function () {
+            const s = settler();
+            const f = flight();
+            const stop = s.startHeartbeat(f, "m-1");
+            expect(ticks.map((t) => t.ms)).to.deep.equal([10000]);
+            ticks[0].fn();
+            await until(() => rec.events().includes("heartbeat"), "heartbeat");
+            expect(sqs.commandCalls(ChangeMessageVisibilityCommand).map((c) => c.args[0].input)).to.deep.equal([
+                { QueueUrl: QUEUE_URL, ReceiptHandle: "rh-1", VisibilityTimeout: 30 },
+            ]);
+            expect(rec.lines).to.deep.equal([{ event: "heartbeat", messageId: "m-1", visibilityTimeout: 30 }]);
+            expect(ticks[0].cancelled).to.equal(false);
+            stop();
+            expect(ticks[0].cancelled).to.equal(true);
+        });
+
+        it("heartbeats at least every second for short visibility timeouts", function () {
+            queue.visibilityTimeout = 1;
+            settler().startHeartbeat(flight());
+            expect(ticks.map((t) => t.ms)).to.deep.equal([1000]);
+        });
+
+        it("sends no heartbeat for a settled message or once the worker is stopping", async function () {
+            const s = settler();
+            const settled = flight();
+            await s.release(settled, "m-1", 0, "test");
+            await s.heartbeat(settled);
+            const stopping = new AbortController();
+            stopping.abort();
+            await s.heartbeat(flight(stopping.signal));
+            expect(sqs.commandCalls(ChangeMessageVisibilityCommand).map((c) => c.args[0].input.VisibilityTimeout)).to.deep.equal([0]);
+        });
+
+        it("a failed heartbeat is logged and not thrown", async function () {
+            sqs.on(ChangeMessageVisibilityCommand).rejects(awsError("ReceiptHandleIsInvalid", 400));
+            await settler().heartbeat(flight(), "m-1");
+            expect(rec.lines).to.deep.equal([{ event: "heartbeat_failed", messageId: "m-1", reason: "ReceiptHandleIsInvalid (400)" }]);
+        });
+
+        it("release waits for a heartbeat still in flight, so that release(0) is the last visibility change", async function () {
+            const heartbeatAnswer = deferred<object>();
+            sqs.on(ChangeMessageVisibilityCommand).callsFake(async (input) => {
+                order.push(`visibility ${input.VisibilityTimeout}`);
+                return input.VisibilityTimeout === 0 ? {} : heartbeatAnswer.promise;
+            });
+            const s = settler();
+            const f = flight();
+            const beat = s.heartbeat(f, "m-1");
+            await until(() => order.length === 1, "heartbeat sent");
+            let released = false;
+            const release = s.release(f, "m-1", 0, "worker stopping").then(() => (released = true));
+            // A new heartbeat after release began is not sent at all.
+            await s.heartbeat(f, "m-1");
+            for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+            expect(order).to.deep.equal(["visibility 30"]);
+            expect(released).to.equal(false);
+
+            heartbeatAnswer.resolve({});
+            await Promise.all([beat, release]);
+            expect(order).to.deep.equal(["visibility 30", "visibility 0"]);
+            expect(rec.events()).to.deep.equal(["heartbeat", "released"]);
+            expect(HEARTBEAT_SETTLE_WAIT_MS).to.equal(10000);
+        });
+
+        it("a failed release is logged and not thrown (the message becomes visible when its timeout ends)", async function () {
+            sqs.on(ChangeMessageVisibilityCommand).rejects(awsError("ReceiptHandleIsInvalid", 400));
+            await settler().release(flight(), "m-1", 0, "worker stopping");
+            expect(rec.lines).to.deep.equal([{ event: "release_failed", messageId: "m-1", reason: "ReceiptHandleIsInvalid (400)" }]);
+        });
+
+        describe("queue settings", function () {
+            it("defaults to 300 s and 3 receives, configured values winning", function () {
+                expect(configuredQueueSettings({})).to.deep.equal({ visibilityTimeout: 300, maxReceiveCount: 3 });
+                expect(configuredQueueSettings({ visibilityTimeout: 60, maxReceiveCount: 5 })).to.deep.equal({ visibilityTimeout: 60, maxReceiveCount: 5 });
+            });
+
+            it("fills the unset ones in from the queue's VisibilityTimeout and RedrivePolicy", async function () {
+                sqs.on(GetQueueAttributesCommand).resolves({
+                    Attributes: { VisibilityTimeout: "45", RedrivePolicy: JSON.stringify({ deadLetterTargetArn: "arn:dlq", maxReceiveCount: 7 }) },
+                });
+                const cfg = { queueUrl: QUEUE_URL, maxReceiveCount: 2 };
+                const settings = configuredQueueSettings(cfg);
+                await resolveQueueSettings(sqsClient, cfg, settings, rec.log);
+                expect(settings).to.deep.equal({ visibilityTimeout: 45, maxReceiveCount: 2 });
+                expect(sqs.commandCalls(GetQueueAttributesCommand)[0].args[0].input).to.deep.equal({
+                    QueueUrl: QUEUE_URL,
+                    AttributeNames: ["VisibilityTimeout", "RedrivePolicy"],
+                });
+            });
+
+            it("asks nothing when both are configured, and keeps the defaults when the queue cannot be read", async function () {
+                const both = { queueUrl: QUEUE_URL, visibilityTimeout: 60, maxReceiveCount: 5 };
+                await resolveQueueSettings(sqsClient, both, configuredQueueSettings(both), rec.log);
+                expect(sqs.commandCalls(GetQueueAttributesCommand)).to.have.length(0);
+
+                sqs.on(GetQueueAttributesCommand).rejects(awsError("AccessDenied", 403));
+                const settings = configuredQueueSettings({});
+                await resolveQueueSettings(sqsClient, { queueUrl: QUEUE_URL }, settings, rec.log);
+                expect(settings).to.deep.equal({ visibilityTimeout: 300, maxReceiveCount: 3 });
+                expect(rec.lines).to.deep.equal([{ event: "queue_attributes_failed", reason: "AccessDenied (403)" }]);
+            });
+        });
+    });
+
+    describe("job.ts: JobRunner", function () {
+        let scratch: string;
+        let cfg: JobConfig;
+        let rec: ReturnType<typeof recorder>;
+        const job: Job = { bucket: "b", key: "in/scene.zip" };
+
+        /** A processor that checks its input, writes `scene.png` + `scene.log` in workDir, or throws `fail`. */
+        function fakeProcessor(fail?: Error): Processor & { inputs: ProcessorInput[] } {
+            const inputs: ProcessorInput[] = [];
+            return {
+                name: "fake",
+                inputs,
+                async process(input) {
+                    inputs.push(input);
+                    order.push("process");
+                    if (fail) throw fail;
+                    const scene = fs.readFileSync(path.join(input.inputDir, "scene.pov"), "utf8");
+                    fs.writeFileSync(path.join(input.workDir, "out.png"), `png of ${scene}`);
+                    fs.writeFileSync(path.join(input.workDir, "out.log"), "log");
+                    return {
+                        seconds: 1.5,
+                        outputs: [
+                            { suffix: ".png", path: path.join(input.workDir, "out.png"), contentType: "image/png" },
+                            { suffix: ".log", path: path.join(input.workDir, "out.log"), contentType: "text/plain; charset=utf-8" },
+                        ],
+                    };
+                },
+            };
+        }
+
+        async function serveZip(): Promise<void> {
+            const zip = await makeZip([{ name: "scene.pov", data: "sphere" }]);
+            s3.on(GetObjectCommand).callsFake(async () => {
+                order.push("GetObject");
+                return { Body: Readable.from([zip]), ContentLength: zip.length, ETag: '"etag-1"' };
+            });
+        }
+
+        beforeEach(function () {
+            scratch = fs.mkdtempSync(path.join(os.tmpdir(), "runtime-units-scratch-"));
+            cfg = {
+                scratchDir: scratch,
+                inputPrefix: "",
+                outputPrefix: "",
+                maxInputBytes: 1024 * 1024,
+                maxUnzippedBytes: 1024 * 1024,
+                maxZipEntries: 10,
+                renderTimeoutSeconds: 7,
+            };
+            rec = recorder();
+            track(s3, PutObjectCommand, "PutObject");
+            track(s3, DeleteObjectCommand, "DeleteObject");
+        });
+        afterEach(function () {
+            fs.rmSync(scratch, { recursive: true, force: true });
+        });
+
+        it("downloads, unpacks, processes and uploads each output next to the input, then removes its scratch dir", async function () {
+            await serveZip();
+            fs.writeFileSync(path.join(scratch, "stray.txt"), "left by a scene");
+            const processor = fakeProcessor();
+            let processedAt = -1;
+            const outcome = await new JobRunner(cfg, { s3: s3Client, processor, log: rec.log }).runJob(job, new AbortController().signal, 1, () => {
+                processedAt = order.length;
+            });
+            expect(outcome).to.deep.equal({ status: "ok" });
+
+            const input = processor.inputs[0];
+            expect(input).to.include({ baseName: "scene", sourceKey: "in/scene.zip", timeoutMs: 7000 });
+            expect(path.dirname(path.dirname(input.inputDir))).to.equal(path.resolve(scratch));
+            // `processed` fires after the processor and before the uploads.
+            expect(order.slice(0, processedAt)).to.deep.equal(["GetObject", "process"]);
+            expect(order.slice(processedAt).sort()).to.deep.equal(["DeleteObject", "PutObject", "PutObject"]);
+
+            const puts = s3.commandCalls(PutObjectCommand).map((c) => c.args[0].input);
+            expect(puts.map((p) => [p.Key, String(p.Body), p.ContentType]).sort()).to.deep.equal([
+                ["in/scene.log", "log", "text/plain; charset=utf-8"],
+                ["in/scene.png", "png of sphere", "image/png"],
+            ]);
+            expect(puts[0].Metadata).to.deep.equal({
+                "source-key": "in%2Fscene.zip",
+                "source-etag": "%22etag-1%22",
+                "render-seconds": "1.500",
+                processor: "fake",
+            });
+            // A success removes an earlier failure report.
+            expect(s3.commandCalls(DeleteObjectCommand)[0].args[0].input).to.deep.equal({ Bucket: "b", Key: "in/scene.error.json" });
+            // Its job dir and whatever else was in the scratch dir are gone.
+            expect(fs.readdirSync(scratch)).to.deep.equal([]);
+            expect(rec.events()).to.include.members(["downloaded", "unpacked", "uploaded", "job_done", "scratch_swept"]);
+        });
+
+        it("puts the outputs under OUTPUT_PREFIX, without INPUT_PREFIX", async function () {
+            await serveZip();
+            await new JobRunner({ ...cfg, inputPrefix: "in/", outputPrefix: "out/" }, { s3: s3Client, processor: fakeProcessor(), log: rec.log }).runJob(
+                job,
+                new AbortController().signal,
+                1,
+            );
+            expect(s3.commandCalls(PutObjectCommand).map((c) => c.args[0].input.Key).sort()).to.deep.equal(["out/scene.log", "out/scene.png"]);
+            expect(s3.commandCalls(DeleteObjectCommand)[0].args[0].input.Key).to.equal("out/scene.error.json");
+        });
+
+        const processorFailures: Array<[string, Error, Outcome["status"]]> = [
+            ["PermanentError", new PermanentError("no scene"), "permanent"],
+            ["JobTimeoutError", new JobTimeoutError("render took more than 7 s"), "timeout"],
+            ["any other error", new Error("povray crashed"), "transient"],
+        ];
+        for (const [what, err, status] of processorFailures) {
+            it(`classifies a processor's ${what} as ${status}, uploads nothing and cleans up`, async function () {
+                await serveZip();
+                const outcome = await new JobRunner(cfg, { s3: s3Client, processor: fakeProcessor(err), log: rec.log }).runJob(
+                    job,
+                    new AbortController().signal,
+                    2,
+                );
+                expect(outcome).to.deep.equal({ status, job, reason: err.message });
+                expect(order).to.deep.equal(["GetObject", "process"]);
+                expect(fs.readdirSync(scratch)).to.deep.equal([]);
+                expect(rec.lines.find((l) => l.event === "failed")).to.deep.equal({
+                    event: "failed",
+                    bucket: "b",
+                    key: "in/scene.zip",
+                    status,
+                    reason: err.message,
+                    receiveCount: 2,
+                });
+            });
+        }
+
+        it("a processor's AbortedError, or an aborted signal, is aborted (the message goes back)", async function () {
+            await serveZip();
+            const runner = new JobRunner(cfg, { s3: s3Client, processor: fakeProcessor(new AbortedError()), log: rec.log });
+            expect(await runner.runJob(job, new AbortController().signal, 1)).to.deep.equal({ status: "aborted" });
+            const stopped = new AbortController();
+            stopped.abort();
+            const runner2 = new JobRunner(cfg, { s3: s3Client, processor: fakeProcessor(), log: rec.log });
+            expect(await runner2.runJob(job, stopped.signal, 1)).to.deep.equal({ status: "aborted" });
+            expect(s3.commandCalls(PutObjectCommand)).to.have.length(0);
+        });
+
+        const downloadFailures: Array<[string, () => void, string]> = [
+            ["a missing key (404)", () => s3.on(GetObjectCommand).rejects(awsError("NoSuchKey", 404)), "input not found: s3://b/in/scene.zip"],
+            [
+                "403 AccessDenied (a missing key without s3:ListBucket)",
+                () => s3.on(GetObjectCommand).rejects(awsError("AccessDenied", 403)),
+                "input not found or not readable: s3://b/in/scene.zip",
+            ],
+            [
+                "an input over MAX_INPUT_BYTES",
+                () => s3.on(GetObjectCommand).resolves({ Body: Readable.from([Buffer.alloc(10)]) as any, ContentLength: 2 * 1024 * 1024 }),
+                "input is 2097152 bytes, more than MAX_INPUT_BYTES=1048576",
+            ],
+        ];
+        for (const [what, arrange, reason] of downloadFailures) {
+            it(`fails permanently on ${what}, without calling the processor`, async function () {
+                arrange();
+                const processor = fakeProcessor();
+                const outcome = await new JobRunner(cfg, { s3: s3Client, processor, log: rec.log }).runJob(job, new AbortController().signal, 1);
+                expect(outcome).to.deep.equal({ status: "permanent", job, reason });
+                expect(processor.inputs).to.have.length(0);
+            });
+        }
+
+        it("a non-retryable 4xx on an upload is permanent", async function () {
+            await serveZip();
+            s3.on(PutObjectCommand).rejects(awsError("InvalidArgument", 400));
+            const outcome = await new JobRunner(cfg, { s3: s3Client, processor: fakeProcessor(), log: rec.log }).runJob(job, new AbortController().signal, 1);
+            expect(outcome).to.deep.equal({ status: "permanent", job, reason: "InvalidArgument (400)" });
+        });
+    });
+
+    describe("message.ts: MessageHandler", function () {
+        type Call = [string, ...unknown[]];
+        let calls: Call[];
+        let rec: ReturnType<typeof recorder>;
+        let heartbeatStopped: boolean;
+
+        function handler(runJob: RunJob, settlerFails = false): MessageHandler {
+            const settler: MessageHandlerDeps["settler"] = {
+                startHeartbeat: (f) => {
+                    calls.push(["startHeartbeat", f.receiptHandle]);
+                    return () => void (heartbeatStopped = true);
+                },
+                deleteMessage: async (_f, id, fields) => void calls.push(["delete", id, fields]),
+                release: async (_f, id, seconds, reason) => void calls.push(["release", id, seconds, reason]),
+                settleFailures: async (_m, _f, receiveCount, failures) => {
+                    if (settlerFails) throw new Error("SQS down");
+                    calls.push(["settleFailures", receiveCount, failures]);
+                },
+            };
+            return new MessageHandler({ runJob, settler, log: rec.log });
+        }
+        const ok: RunJob = async (job, _s, _r, processed) => {
+            calls.push(["runJob", job.key, processed !== undefined]);
+            processed?.();
+            return { status: "ok" };
+        };
+        const s3Event = (...keys: string[]) =>
+            JSON.stringify({ Records: keys.map((key) => ({ eventSource: "aws:s3", s3: { bucket: { name: "b" }, object: { key } } })) });
+        const message = (body: string, receiveCount = "1"): Message => ({
+            MessageId: "m-1",
+            ReceiptHandle: "rh-1",
+            Body: body,
+            Attributes: { ApproximateReceiveCount: receiveCount },
+        });
+
+        beforeEach(function () {
+            calls = [];
+            rec = recorder();
+            heartbeatStopped = false;
+        });
+
+        it("runs every job of an S3 event in order, passes `processed` to the last only, then deletes the message", async function () {
+            let processed = 0;
+            await handler(ok).handle(message(s3Event("in/a.zip", "in/my+b.zip")), new AbortController().signal, () => processed++);
+            expect(calls).to.deep.equal([
+                ["startHeartbeat", "rh-1"],
+                ["runJob", "in/a.zip", false],
+                ["runJob", "in/my b.zip", true],
+                ["delete", "m-1", { jobs: 2 }],
+            ]);
+            expect(processed).to.equal(1);
+            expect(heartbeatStopped).to.equal(true);
+            expect(rec.lines).to.deep.equal([{ event: "received", messageId: "m-1", receiveCount: 1 }]);
+        });
+
+        it("deletes an s3:TestEvent without running anything", async function () {
+            await handler(ok).handle(message(JSON.stringify({ Event: "s3:TestEvent" })), new AbortController().signal);
+            expect(calls).to.deep.equal([["startHeartbeat", "rh-1"], ["delete", "m-1", { test: true }]]);
+        });
+
+        it("hands an unparseable message to settleFailures as permanent, with the parse error as the reason", async function () {
+            await handler(ok).handle(message("{not json", "2"), new AbortController().signal);
+            expect(calls.slice(1)).to.deep.equal([
+                ["settleFailures", 2, [{ status: "permanent", reason: 'unrecognised message: body is not JSON: "{not json"' }]],
+            ]);
+        });
+
+        it("hands only the failed jobs' outcomes to settleFailures, with the receive count", async function () {
+            const failing: RunJob = async (job) =>
+                job.key === "in/bad.zip" ? { status: "permanent", job, reason: "no scene" } : { status: "ok" };
+            await handler(failing).handle(message(s3Event("in/good.zip", "in/bad.zip"), "3"), new AbortController().signal);
+            expect(calls.slice(1)).to.deep.equal([
+                ["settleFailures", 3, [{ status: "permanent", job: { bucket: "b", key: "in/bad.zip", etag: undefined, size: undefined }, reason: "no scene" }]],
+            ]);
+        });
+
+        it("releases the message at once when a job is aborted, running no further job", async function () {
+            const stopping = new AbortController();
+            const abortFirst: RunJob = async (job) => {
+                calls.push(["runJob", job.key]);
+                stopping.abort();
+                return { status: "aborted" };
+            };
+            await handler(abortFirst).handle(message(s3Event("in/a.zip", "in/b.zip")), stopping.signal);
+            expect(calls.slice(1)).to.deep.equal([["runJob", "in/a.zip"], ["release", "m-1", 0, "worker stopping"]]);
+        });
+
+        it("a message received while stopping runs nothing and is released", async function () {
+            const stopping = new AbortController();
+            stopping.abort();
+            await handler(ok).handle(message(s3Event("in/a.zip")), stopping.signal);
+            expect(calls.slice(1)).to.deep.equal([["release", "m-1", 0, "worker stopping"]]);
+        });
+
+        it("never throws: a failure while settling leaves the message for redelivery and stops the heartbeat", async function () {
+            await handler(async (job) => ({ status: "transient", job, reason: "503" }), true).handle(message(s3Event("in/a.zip")), new AbortController().signal);
+            expect(rec.lines.at(-1)).to.deep.equal({ event: "failed", messageId: "m-1", reason: "SQS down", action: "left for redelivery" });
+            expect(heartbeatStopped).to.equal(true);
+        });
+    });
+
+    describe("receive-loop.ts: ReceiveLoop and Stopper", function () {
+        const CFG = { queueUrl: QUEUE_URL, waitSeconds: 20, idleExit: 1, concurrency: 1 };
+        let rec: ReturnType<typeof recorder>;
+        let stopper: Stopper;
+        const msg = (id: string): Message => ({ MessageId: id, ReceiptHandle: `rh-${id}`, Body: "{}" });
+
+        function loop(cfg: typeof CFG, handle: (m: Message, processed: () => void) => Promise<void>, queue = { visibilityTimeout: 30 }): ReceiveLoop {
+            return new ReceiveLoop(cfg, { sqs: sqsClient, log: rec.log, stopper, queue, handle });
+        }
+        const receives = () => sqs.commandCalls(ReceiveMessageCommand).length;
+
+        beforeEach(function () {
+            rec = recorder();
+            stopper = new Stopper(rec.log);
+        });
+
+        it("long-polls one message at a time with the queue's visibility timeout, and exits after idleExit empty receives in a row", async function () {
+            sqs.on(ReceiveMessageCommand)
+                .resolvesOnce({})
+                .resolvesOnce({ Messages: [msg("a")] })
+                .resolvesOnce({ Messages: [] })
+                .resolvesOnce({ Messages: [msg("b")] })
+                .resolvesOnce({})
+                .resolves({});
+            const handled: string[] = [];
+            const queue = { visibilityTimeout: 30 };
+            const l = loop({ ...CFG, idleExit: 2, waitSeconds: 5 }, async (m) => void handled.push(m.MessageId!), queue);
+            queue.visibilityTimeout = 45; // resolved from the queue after the loop was built: read at each receive
+            await l.run();
+            // empty, a (resets), empty, b (resets), empty, empty -> exit.
+            expect(handled).to.deep.equal(["a", "b"]);
+            expect(receives()).to.equal(6);
+            expect(sqs.commandCalls(ReceiveMessageCommand)[0].args[0].input).to.deep.equal({
+                QueueUrl: QUEUE_URL,
+                MaxNumberOfMessages: 1,
+                WaitTimeSeconds: 5,
+                VisibilityTimeout: 45,
+                MessageSystemAttributeNames: ["ApproximateReceiveCount"],
+                MessageAttributeNames: ["All"],
+            });
+        });
+
+        it("runs `concurrency` independent loops, each exiting on its own empty receive", async function () {
+            sqs.on(ReceiveMessageCommand).resolves({});
+            await loop({ ...CFG, concurrency: 3 }, async () => undefined).run();
+            expect(receives()).to.equal(3);
+        });
+
+        it("receives the next message once a job is processed, keeps at most one finishing in the background, and waits for it before exiting", async function () {
+            sqs.on(ReceiveMessageCommand)
+                .resolvesOnce({ Messages: [msg("a")] })
+                .resolvesOnce({ Messages: [msg("b")] })
+                .resolvesOnce({ Messages: [msg("c")] })
+                .resolves({});
+            const finish: Record<string, { promise: Promise<void>; resolve: () => void }> = { a: deferred(), b: deferred(), c: deferred() };
+            const started: string[] = [];
+            let exited = false;
+            const run = loop(CFG, async (m, processed) => {
+                started.push(m.MessageId!);
+                processed(); // rendered: the uploads go on in the background
+                await finish[m.MessageId!].promise;
+            })
+                .run()
+                .then(() => (exited = true));
+
+            await until(() => started.length === 2, "b starts while a finishes");
+            expect(started).to.deep.equal(["a", "b"]);
+            // b is processed, but a (older) is still finishing: c waits.
+            for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+            expect(started).to.deep.equal(["a", "b"]);
+            expect(receives()).to.equal(2);
+
+            finish.a.resolve();
+            await until(() => started.length === 3, "c starts once a finished");
+            // c is processed, b still finishing: no receive until b is done.
+            for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+            expect(receives()).to.equal(3);
+            finish.b.resolve();
+            await until(() => receives() === 4, "the empty receive once b finished");
+            for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+            // Queue drained, but c is still finishing: the loop waits for it before exiting.
+            expect(exited).to.equal(false);
+            finish.c.resolve();
+            await run;
+            expect(exited).to.equal(true);
+        });
+
+        it("idleExit 0 receives until stop(), which cancels the pending long-poll", async function () {
+            const pending: Array<() => void> = [];
+            const fakeSqs = {
+                send: (_cmd: unknown, opts: { abortSignal: AbortSignal }) =>
+                    new Promise((resolve, reject) => {
+                        pending.push(() => resolve({}));
+                        opts.abortSignal.addEventListener("abort", () => reject(Object.assign(new Error("aborted"), { name: "AbortError" })));
+                    }),
+            } as unknown as SQSClient;
+            const run = new ReceiveLoop({ ...CFG, idleExit: 0 }, { sqs: fakeSqs, log: rec.log, stopper, queue: { visibilityTimeout: 30 }, handle: async () => undefined }).run();
+            for (let i = 0; i < 3; i++) {
+                await until(() => pending.length === i + 1, `receive ${i + 1}`);
+                pending[i](); // empty
+            }
+            await until(() => pending.length === 4, "receive 4");
+            stopper.stop("SIGTERM");
+            await run;
+            expect(pending).to.have.length(4);
+            expect(rec.events()).to.deep.equal(["stopping"]);
+        });
+
+        it("after a failed receive, logs it and backs off; stop() ends the back-off at once", async function () {
+            sqs.on(ReceiveMessageCommand).rejects(awsError("InternalError", 500));
+            const run = loop({ ...CFG, idleExit: 0 }, async () => undefined).run();
+            await until(() => rec.events().includes("receive_failed"), "receive_failed");
+            expect(rec.lines[0]).to.deep.equal({ event: "receive_failed", loop: 0, reason: "InternalError (500)", retryInMs: 1000 });
+            stopper.stop("SIGTERM");
+            await run;
+            expect(receives()).to.equal(1);
+        });
+
+        it("Stopper: stop() aborts every tracked signal once, logs the reason; a signal tracked after stop() is aborted at once", function () {
+            const a = stopper.track();
+            const b = stopper.track();
+            b.done();
+            expect(stopper.stopping).to.equal(false);
+            expect(stopper.reason).to.equal("SIGTERM");
+            stopper.stop("SIGINT");
+            stopper.stop("SIGTERM");
+            expect(a.signal.aborted).to.equal(true);
+            expect(b.signal.aborted).to.equal(false);
+            expect(stopper.signal.aborted).to.equal(true);
+            expect(stopper.reason).to.equal("SIGINT");
+            expect(rec.lines).to.deep.equal([{ event: "stopping", reason: "SIGINT", inflight: 1 }]);
+            expect(stopper.track().signal.aborted).to.equal(true);
+        });
+    });
+
+    describe("one-shot.ts: runOneShot", function () {
+        let rec: ReturnType<typeof recorder>;
+        let stopper: Stopper;
+        let calls: unknown[][];
+        let scratch: string;
+        const settler = (dlqFails = false) => ({
+            writeErrorReport: async (job: Job, reason: string, attempts: number) => void calls.push(["errorReport", job, reason, attempts]),
+            sendToDlq: async (body: string, reason: string, attempts: number, keys: string[]) => {
+                if (dlqFails) throw new Error("DLQ down");
+                calls.push(["dlq", JSON.parse(body), reason, attempts, keys]);
+            },
+        });
+        const result = (outcome: Outcome): RunJob => async (job, signal) => {
+            calls.push(["runJob", job, signal.aborted]);
+            return outcome;
+        };
+        const job: Job = { bucket: "b", key: "one/shot.zip" };
+
+        beforeEach(function () {
+            rec = recorder();
+            stopper = new Stopper(rec.log);
+            calls = [];
+            scratch = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "runtime-units-oneshot-")), "scratch");
+        });
+        afterEach(function () {
+            fs.rmSync(path.dirname(scratch), { recursive: true, force: true });
+        });
+
+        it("exits 0 when the job succeeds, dead-lettering nothing", async function () {
+            const code = await runOneShot({ scratchDir: scratch, dlqUrl: DLQ_URL }, { runJob: result({ status: "ok" }), settler: settler(), stopper, log: rec.log }, "b", "one/shot.zip");
+            expect(code).to.equal(0);
+            expect(calls).to.deep.equal([["runJob", job, false]]);
+            expect(fs.existsSync(scratch)).to.equal(true);
+        });
+
+        it("any failure is final: error report, then {bucket,key} to the DLQ with the reason, exit 1", async function () {
+            const code = await runOneShot(
+                { scratchDir: scratch, dlqUrl: DLQ_URL },
+                { runJob: result({ status: "transient", job, reason: "503" }), settler: settler(), stopper, log: rec.log },
+                "b",
+                "one/shot.zip",
+            );
+            expect(code).to.equal(1);
+            expect(calls.slice(1)).to.deep.equal([
+                ["errorReport", job, "503", 1],
+                ["dlq", { bucket: "b", key: "one/shot.zip" }, "503", 1, ["one/shot.zip"]],
+            ]);
+        });
+
+        it("without DLQ_URL only the error report; a DLQ that cannot be reached is logged, still exit 1", async function () {
+            const failed = result({ status: "permanent", job, reason: "no scene" });
+            expect(await runOneShot({ scratchDir: scratch }, { runJob: failed, settler: settler(), stopper, log: rec.log }, "b", "one/shot.zip")).to.equal(1);
+            expect(calls.map((c) => c[0])).to.deep.equal(["runJob", "errorReport"]);
+            expect(
+                await runOneShot({ scratchDir: scratch, dlqUrl: DLQ_URL }, { runJob: failed, settler: settler(true), stopper, log: rec.log }, "b", "one/shot.zip"),
+            ).to.equal(1);
+            expect(rec.lines).to.deep.include({ event: "dlq_send_failed", key: "one/shot.zip", reason: "DLQ down" });
+        });
+
+        it("stopped before the job finished: dead-letters it with the stop reason (no error report) and exits 143", async function () {
+            stopper.stop("SIGTERM");
+            const code = await runOneShot(
+                { scratchDir: scratch, dlqUrl: DLQ_URL },
+                { runJob: result({ status: "aborted" }), settler: settler(), stopper, log: rec.log },
+                "b",
+                "one/shot.zip",
+            );
+            expect(code).to.equal(143);
+            expect(calls).to.deep.equal([
+                ["runJob", job, true],
+                ["dlq", { bucket: "b", key: "one/shot.zip" }, "interrupted (SIGTERM) before the job finished", 1, ["one/shot.zip"]],
+            ]);
+        });
+    });
+});
