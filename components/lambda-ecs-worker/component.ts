@@ -92,9 +92,9 @@ export class LambdaEcsWorker extends pulumi.ComponentResource {
 
         const mode = LAUNCH_MODE_STEPS[r.launchMode];
         const ctx: ModeContext = { r, queues, network, cluster, task };
-        const beforeLauncher = mode.beforeLauncher?.(name, ctx, parent) ?? {};
+        const beforeLauncher = mode.beforeLauncher?.(name, ctx, parent);
         const launcher = createLauncher(name, r, { bucket, queues, network, cluster, task, where }, parent);
-        mode.afterLauncher?.(name, { ...ctx, launcher }, parent);
+        const afterLauncher = mode.afterLauncher?.(name, { ...ctx, launcher }, parent);
         createBucketNotification(name, r, { bucket, launcher }, parent);
 
         this.bucket = bucket.bucket;
@@ -107,7 +107,7 @@ export class LambdaEcsWorker extends pulumi.ComponentResource {
         this.taskDefinition = task.taskDefinition;
         this.taskRole = task.taskRole;
         this.executionRole = task.executionRole;
-        this.service = beforeLauncher.service;
+        this.service = beforeLauncher?.service ?? afterLauncher?.service;
         this.launcher = launcher.launcher;
 
         this.bucketName = bucket.bucketName;
