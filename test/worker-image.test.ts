@@ -7,7 +7,7 @@ import { expect } from "chai";
 import { ChildProcess } from "child_process";
 import { Moto, startMoto } from "../harness/moto";
 import { Aws, LogLine, makeZip, pngSize, scene, tinyJobZip } from "../harness/worker-env";
-import { WORKER_IMAGE, imageBuilt, imageRequired, podman, runImage } from "./helpers/worker-image";
+import { WORKER_IMAGE, imageBuilt, imageNodeVersion, imageRequired, podman, runImage } from "./helpers/worker-image";
 
 function collect(proc: ChildProcess) {
     const logs: LogLine[] = [];
@@ -63,6 +63,10 @@ describe(`worker container image ${WORKER_IMAGE} (pending when the image is not 
     function containerEnv(queueUrl: string, dlqUrl: string): Record<string, string> {
         return { ...moto.env, QUEUE_URL: queueUrl, DLQ_URL: dlqUrl, WORKER_WAIT_SECONDS: "1" };
     }
+
+    it("runs Node.js 22, the major of the launcher's nodejs22.x runtime and of the node:22-bookworm-slim base", function () {
+        expect(imageNodeVersion()).to.match(/^22\.\d+\.\d+$/);
+    });
 
     it("renders a good job with a read-only root, tmpfs /scratch and /tmp, as uid 1000, and exits 0 when drained", async function () {
         const bucket = await aws.bucket("image-test");

@@ -54,3 +54,10 @@ export function podman(args: string[]): { status: number | null; stdout: string;
     const r = spawnSync("podman", [...PODMAN, ...args], { encoding: "utf8" });
     return { status: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
 }
+
+/** `process.versions.node` inside the image, read-only and as uid 1000 like a task (e.g. "22.23.3"). */
+export function imageNodeVersion(): string {
+    const r = podman(["run", "--rm", ...runFlags(), "--entrypoint", "node", WORKER_IMAGE, "-p", "process.versions.node"]);
+    if (r.status !== 0) throw new Error(`podman run ${WORKER_IMAGE} node failed (${r.status}): ${r.stderr}`);
+    return r.stdout.trim();
+}
