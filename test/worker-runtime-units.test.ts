@@ -52,7 +52,8 @@ function recorder(): { log: Logger; lines: Line[]; events: () => string[] } {
 }
 
 function awsError(name: string, status: number): Error {
-    return Object.assign(new Error(`${name} (${status})`), { name, $fault: status >= 500 ? "server" : "client", $metadata: { httpStatusCode: status } });
+    const fault = status >= 500 ? "server" : "client";
+    return Object.assign(new Error(`${name} (${status})`), { name, $fault: fault, $metadata: { httpStatusCode: status } });
 }
 
 function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => void } {
@@ -138,12 +139,14 @@ describe("worker runtime units", function () {
         it("deletes a message by its receipt handle and marks it settled", async function () {
             const f = flight();
             await settler().deleteMessage(f, "m-1", { jobs: 1 });
-            expect(sqs.commandCalls(DeleteMessageCommand).map((c) => c.args[0].input)).to.deep.equal([{ QueueUrl: QUEUE_URL, ReceiptHandle: "rh-1" }]);
+            expect(sqs.commandCalls(DeleteMessageCommand).map((c) => c.args[0].input)).to.deep.equal([
+                { QueueUrl: QUEUE_URL, ReceiptHandle: "rh-1" },
+            ]);
             expect(f.settled).to.equal(true);
             expect(rec.lines).to.deep.equal([{ event: "deleted", messageId: "m-1", jobs: 1 }]);
         });
 
-        it("releases a transient failure after 10 s x 2^(receiveCount-1), at most the visibility timeout; no report, DLQ or delete", async function () {
+        it("releases a transient failure after 10 s x 2^(receiveCount-1), at most the visibility timeout; no DLQ, no delete", async function () {
             const failures: Outcome[] = [{ status: "transient", job, reason: "503" }];
             await settler().settleFailures(msg(job), flight(), 1, failures);
             await settler().settleFailures(msg(job), flight(), 2, failures);
@@ -187,7 +190,8 @@ describe("worker runtime units", function () {
             const put = s3.commandCalls(PutObjectCommand)[0].args[0].input;
             expect(put).to.include({ Bucket: "b", Key: "in/scene.error.json", ContentType: "application/json" });
             const report = JSON.parse(String(put.Body));
-            expect(report).to.include({ reason: "no scene", sourceBucket: "b", sourceKey: "in/scene.zip", attempts: 2, processor: "fake", messageId: "m-1" });
+            expect(report).to.include({ reason: "no scene", sourceBucket: "b", sourceKey: "in/scene.zip", attempts: 2 });
+            expect(report).to.include({ processor: "fake", messageId: "m-1" });
 
             const send = sqs.commandCalls(SendMessageCommand)[0].args[0].input;
             expect(send.QueueUrl).to.equal(DLQ_URL);
@@ -313,7 +317,8 @@ describe("worker runtime units", function () {
         describe("queue settings", function () {
             it("defaults to 300 s and 3 receives, configured values winning", function () {
                 expect(configuredQueueSettings({})).to.deep.equal({ visibilityTimeout: 300, maxReceiveCount: 3 });
-                expect(configuredQueueSettings({ visibilityTimeout: 60, maxReceiveCount: 5 })).to.deep.equal({ visibilityTimeout: 60, maxReceiveCount: 5 });
+                const both = { visibilityTimeout: 60, maxReceiveCount: 5 };
+                expect(configuredQueueSettings(both)).to.deep.equal(both);
             });
 
             it("fills the unset ones in from the queue's VisibilityTimeout and RedrivePolicy", async function () {
@@ -374,6 +379,9 @@ describe("worker runtime units", function () {
             };
         }
 
+        const runner = (processor: Processor, c: JobConfig = cfg) => new JobRunner(c, { s3: s3Client, processor, log: rec.log });
+        const live = () => new AbortController().signal;
+
         async function serveZip(): Promise<void> {
             const zip = await makeZip([{ name: "scene.pov", data: "sphere" }]);
             s3.on(GetObjectCommand).callsFake(async () => {
@@ -406,7 +414,7 @@ describe("worker runtime units", function () {
             fs.writeFileSync(path.join(scratch, "stray.txt"), "left by a scene");
             const processor = fakeProcessor();
             let processedAt = -1;
-            const outcome = await new JobRunner(cfg, { s3: s3Client, processor, log: rec.log }).runJob(job, new AbortController().signal, 1, () => {
+            const outcome = await runner(processor).runJob(job, live(), 1, () => {
                 processedAt = order.length;
             });
             expect(outcome).to.deep.equal({ status: "ok" });
@@ -438,11 +446,7 @@ describe("worker runtime units", function () {
 
         it("puts the outputs under OUTPUT_PREFIX, without INPUT_PREFIX", async function () {
             await serveZip();
-            await new JobRunner({ ...cfg, inputPrefix: "in/", outputPrefix: "out/" }, { s3: s3Client, processor: fakeProcessor(), log: rec.log }).runJob(
-                job,
-                new AbortController().signal,
-                1,
-            );
+            await runner(fakeProcessor(), { ...cfg, inputPrefix: "in/", outputPrefix: "out/" }).runJob(job, live(), 1);
             expect(s3.commandCalls(PutObjectCommand).map((c) => c.args[0].input.Key).sort()).to.deep.equal(["out/scene.log", "out/scene.png"]);
             expect(s3.commandCalls(DeleteObjectCommand)[0].args[0].input.Key).to.equal("out/scene.error.json");
         });
@@ -455,11 +459,7 @@ describe("worker runtime units", function () {
         for (const [what, err, status] of processorFailures) {
             it(`classifies a processor's ${what} as ${status}, uploads nothing and cleans up`, async function () {
                 await serveZip();
-                const outcome = await new JobRunner(cfg, { s3: s3Client, processor: fakeProcessor(err), log: rec.log }).runJob(
-                    job,
-                    new AbortController().signal,
-                    2,
-                );
+                const outcome = await runner(fakeProcessor(err)).runJob(job, live(), 2);
                 expect(outcome).to.deep.equal({ status, job, reason: err.message });
                 expect(order).to.deep.equal(["GetObject", "process"]);
                 expect(fs.readdirSync(scratch)).to.deep.equal([]);
@@ -476,12 +476,10 @@ describe("worker runtime units", function () {
 
         it("a processor's AbortedError, or an aborted signal, is aborted (the message goes back)", async function () {
             await serveZip();
-            const runner = new JobRunner(cfg, { s3: s3Client, processor: fakeProcessor(new AbortedError()), log: rec.log });
-            expect(await runner.runJob(job, new AbortController().signal, 1)).to.deep.equal({ status: "aborted" });
+            expect(await runner(fakeProcessor(new AbortedError())).runJob(job, live(), 1)).to.deep.equal({ status: "aborted" });
             const stopped = new AbortController();
             stopped.abort();
-            const runner2 = new JobRunner(cfg, { s3: s3Client, processor: fakeProcessor(), log: rec.log });
-            expect(await runner2.runJob(job, stopped.signal, 1)).to.deep.equal({ status: "aborted" });
+            expect(await runner(fakeProcessor()).runJob(job, stopped.signal, 1)).to.deep.equal({ status: "aborted" });
             expect(s3.commandCalls(PutObjectCommand)).to.have.length(0);
         });
 
@@ -502,7 +500,7 @@ describe("worker runtime units", function () {
             it(`fails permanently on ${what}, without calling the processor`, async function () {
                 arrange();
                 const processor = fakeProcessor();
-                const outcome = await new JobRunner(cfg, { s3: s3Client, processor, log: rec.log }).runJob(job, new AbortController().signal, 1);
+                const outcome = await runner(processor).runJob(job, live(), 1);
                 expect(outcome).to.deep.equal({ status: "permanent", job, reason });
                 expect(processor.inputs).to.have.length(0);
             });
@@ -511,7 +509,7 @@ describe("worker runtime units", function () {
         it("a non-retryable 4xx on an upload is permanent", async function () {
             await serveZip();
             s3.on(PutObjectCommand).rejects(awsError("InvalidArgument", 400));
-            const outcome = await new JobRunner(cfg, { s3: s3Client, processor: fakeProcessor(), log: rec.log }).runJob(job, new AbortController().signal, 1);
+            const outcome = await runner(fakeProcessor()).runJob(job, live(), 1);
             expect(outcome).to.deep.equal({ status: "permanent", job, reason: "InvalidArgument (400)" });
         });
     });
@@ -588,7 +586,11 @@ describe("worker runtime units", function () {
                 job.key === "in/bad.zip" ? { status: "permanent", job, reason: "no scene" } : { status: "ok" };
             await handler(failing).handle(message(s3Event("in/good.zip", "in/bad.zip"), "3"), new AbortController().signal);
             expect(calls.slice(1)).to.deep.equal([
-                ["settleFailures", 3, [{ status: "permanent", job: { bucket: "b", key: "in/bad.zip", etag: undefined, size: undefined }, reason: "no scene" }]],
+                [
+                    "settleFailures",
+                    3,
+                    [{ status: "permanent", job: { bucket: "b", key: "in/bad.zip", etag: undefined, size: undefined }, reason: "no scene" }],
+                ],
             ]);
         });
 
@@ -611,7 +613,8 @@ describe("worker runtime units", function () {
         });
 
         it("never throws: a failure while settling leaves the message for redelivery and stops the heartbeat", async function () {
-            await handler(async (job) => ({ status: "transient", job, reason: "503" }), true).handle(message(s3Event("in/a.zip")), new AbortController().signal);
+            const transient: RunJob = async (job) => ({ status: "transient", job, reason: "503" });
+            await handler(transient, true).handle(message(s3Event("in/a.zip")), new AbortController().signal);
             expect(rec.lines.at(-1)).to.deep.equal({ event: "failed", messageId: "m-1", reason: "SQS down", action: "left for redelivery" });
             expect(heartbeatStopped).to.equal(true);
         });
@@ -633,7 +636,7 @@ describe("worker runtime units", function () {
             stopper = new Stopper(rec.log);
         });
 
-        it("long-polls one message at a time with the queue's visibility timeout, and exits after idleExit empty receives in a row", async function () {
+        it("long-polls one message at a time with the queue's visibility timeout; exits after idleExit empty receives in a row", async function () {
             sqs.on(ReceiveMessageCommand)
                 .resolvesOnce({})
                 .resolvesOnce({ Messages: [msg("a")] })
@@ -665,7 +668,7 @@ describe("worker runtime units", function () {
             expect(receives()).to.equal(3);
         });
 
-        it("receives the next message once a job is processed, keeps at most one finishing in the background, and waits for it before exiting", async function () {
+        it("receives the next message once a job is processed, at most one finishing in the background, awaited before exit", async function () {
             sqs.on(ReceiveMessageCommand)
                 .resolvesOnce({ Messages: [msg("a")] })
                 .resolvesOnce({ Messages: [msg("b")] })
@@ -713,7 +716,8 @@ describe("worker runtime units", function () {
                         opts.abortSignal.addEventListener("abort", () => reject(Object.assign(new Error("aborted"), { name: "AbortError" })));
                     }),
             } as unknown as SQSClient;
-            const run = new ReceiveLoop({ ...CFG, idleExit: 0 }, { sqs: fakeSqs, log: rec.log, stopper, queue: { visibilityTimeout: 30 }, handle: async () => undefined }).run();
+            const deps = { sqs: fakeSqs, log: rec.log, stopper, queue: { visibilityTimeout: 30 }, handle: async () => undefined };
+            const run = new ReceiveLoop({ ...CFG, idleExit: 0 }, deps).run();
             for (let i = 0; i < 3; i++) {
                 await until(() => pending.length === i + 1, `receive ${i + 1}`);
                 pending[i](); // empty
@@ -769,6 +773,8 @@ describe("worker runtime units", function () {
             return outcome;
         };
         const job: Job = { bucket: "b", key: "one/shot.zip" };
+        const oneShot = (runJob: RunJob, s = settler(), withDlq = true) =>
+            runOneShot({ scratchDir: scratch, dlqUrl: withDlq ? DLQ_URL : undefined }, { runJob, settler: s, stopper, log: rec.log }, "b", job.key);
 
         beforeEach(function () {
             rec = recorder();
@@ -781,19 +787,14 @@ describe("worker runtime units", function () {
         });
 
         it("exits 0 when the job succeeds, dead-lettering nothing", async function () {
-            const code = await runOneShot({ scratchDir: scratch, dlqUrl: DLQ_URL }, { runJob: result({ status: "ok" }), settler: settler(), stopper, log: rec.log }, "b", "one/shot.zip");
+            const code = await oneShot(result({ status: "ok" }));
             expect(code).to.equal(0);
             expect(calls).to.deep.equal([["runJob", job, false]]);
             expect(fs.existsSync(scratch)).to.equal(true);
         });
 
         it("any failure is final: error report, then {bucket,key} to the DLQ with the reason, exit 1", async function () {
-            const code = await runOneShot(
-                { scratchDir: scratch, dlqUrl: DLQ_URL },
-                { runJob: result({ status: "transient", job, reason: "503" }), settler: settler(), stopper, log: rec.log },
-                "b",
-                "one/shot.zip",
-            );
+            const code = await oneShot(result({ status: "transient", job, reason: "503" }));
             expect(code).to.equal(1);
             expect(calls.slice(1)).to.deep.equal([
                 ["errorReport", job, "503", 1],
@@ -803,22 +804,15 @@ describe("worker runtime units", function () {
 
         it("without DLQ_URL only the error report; a DLQ that cannot be reached is logged, still exit 1", async function () {
             const failed = result({ status: "permanent", job, reason: "no scene" });
-            expect(await runOneShot({ scratchDir: scratch }, { runJob: failed, settler: settler(), stopper, log: rec.log }, "b", "one/shot.zip")).to.equal(1);
+            expect(await oneShot(failed, settler(), false)).to.equal(1);
             expect(calls.map((c) => c[0])).to.deep.equal(["runJob", "errorReport"]);
-            expect(
-                await runOneShot({ scratchDir: scratch, dlqUrl: DLQ_URL }, { runJob: failed, settler: settler(true), stopper, log: rec.log }, "b", "one/shot.zip"),
-            ).to.equal(1);
+            expect(await oneShot(failed, settler(true))).to.equal(1);
             expect(rec.lines).to.deep.include({ event: "dlq_send_failed", key: "one/shot.zip", reason: "DLQ down" });
         });
 
         it("stopped before the job finished: dead-letters it with the stop reason (no error report) and exits 143", async function () {
             stopper.stop("SIGTERM");
-            const code = await runOneShot(
-                { scratchDir: scratch, dlqUrl: DLQ_URL },
-                { runJob: result({ status: "aborted" }), settler: settler(), stopper, log: rec.log },
-                "b",
-                "one/shot.zip",
-            );
+            const code = await oneShot(result({ status: "aborted" }));
             expect(code).to.equal(143);
             expect(calls).to.deep.equal([
                 ["runJob", job, true],

@@ -113,6 +113,7 @@ export class Worker {
 
     /** One-shot mode (JOB_BUCKET + JOB_KEY): process one job from the environment, no queue. */
     runOneShot(bucket: string, key: string): Promise<number> {
-        return runOneShot(this.cfg, { runJob: (...a) => this.jobs.runJob(...a), settler: this.settler, stopper: this.stopper, log: this.log }, bucket, key);
+        const deps = { runJob: this.runJob.bind(this), settler: this.settler, stopper: this.stopper, log: this.log };
+        return runOneShot(this.cfg, deps, bucket, key);
     }
 }
