@@ -75,13 +75,10 @@ describe("worker units", function () {
                     "Width = 64 ; trailing comment",
                     "height=48",
                     "Antialias=on",
-                    "Quality=99",
                     'Input_File_Name="my scene.pov"',
                     "Declare=Radius=1.5",
-                    "Declare=Bad=foo",
                     "Pre_Scene_Command=rm -rf /",
                     "Library_Path=/etc",
-                    "+W10",
                     "[other]",
                     "Width=1",
                 ].join("\n"),
@@ -93,11 +90,12 @@ describe("worker units", function () {
             ]);
             expect(s.inputFile).to.equal("my scene.pov");
             expect(s.declares).to.deep.equal([["Radius", "1.5"]]);
-            expect(s.dropped.map((d) => d.key)).to.deep.equal(["Quality", "Declare", "Pre_Scene_Command", "Library_Path", "+W10", "Width"]);
+            expect(s.dropped.map((d) => d.key)).to.deep.equal(["Pre_Scene_Command", "Library_Path", "Width"]);
+            expect(s.invalid).to.deep.equal([]);
         });
         it("builds an INI whose paths are fixed by the worker", function () {
             const ini = buildRenderIni(
-                { dir: "/s/in", pov: "a b.pov", sanitized: { options: [["Width", "8"]], declares: [], dropped: [] } },
+                { dir: "/s/in", pov: "a b.pov", sanitized: { options: [["Width", "8"]], declares: [], dropped: [], invalid: [] } },
                 "/s/work/render.png",
                 2,
                 null,

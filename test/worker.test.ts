@@ -273,10 +273,11 @@ describe("worker (moto + povray)", function () {
             "output_file_type",
             "include_ini",
             "all_file",
-            "+w9999",
+            "+l/etc",
         ]) {
             expect(dropped, k).to.include(k);
         }
+        for (const sw of ["+o", "+ga"]) expect(dropped.filter((d) => d.startsWith(sw + marker.toLowerCase())), sw).to.have.length(1);
         expect(await aws.depth(dlqUrl)).to.equal(0);
     });
 

@@ -8,8 +8,11 @@
  *   2. exactly one `.pov` file, rendered with default settings (800x600, like the distribution's povray.ini), else
  *   3. PermanentError "no scene: expected <base>.ini or exactly one .pov at the top level, found ...".
  *
- * The INI (at most MAX_INI_BYTES) is parsed here; only whitelisted options (INI_WHITELIST) are passed on, every other key (shell-out
- * `*_Command` keys, Library_Path, Output_File_Name, Include_Ini, redirections, sections, ...) is dropped and logged.
+ * The INI (at most MAX_INI_BYTES) is parsed by ./ini.ts the way POV-Ray reads it (`Key=Value` lines and command-line
+ * switch lines such as `+W1920 +H1080`); only whitelisted options are passed on. A whitelisted option with a value
+ * out of range fails the job (PermanentError naming the INI, the key or switch, the value and the allowed range);
+ * every other option (shell-out `*_Command` keys, Library_Path, Output_File_Name, Include_Ini, `+O`, `+L`, `+HI`,
+ * redirections, sections, unknown switches, ...) is dropped and logged.
  * POV-Ray then reads a generated INI from the job's private work dir; POVINI points at it so that a `povray.ini`
  * shipped in the zip (POV-Ray reads ./povray.ini by default) is never read.
  */
@@ -18,6 +21,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { AbortedError, JobTimeoutError, PermanentError } from "./errors";
+import { DEFAULT_MAX_DIMENSION, SanitizedIni, sanitizeIni } from "./ini";
 import { Logger } from "./log";
 import { Processor, ProcessorInput, ProcessorResult } from "./processor";
 
@@ -32,134 +36,11 @@ export interface PovrayOptions {
     maxDimension?: number;
 }
 
-type Check = (v: string) => string | null;
+export { DEFAULT_MAX_DIMENSION, SWITCHES, iniWhitelist, matchSwitch, sanitizeIni } from "./ini";
+export type { SanitizedIni } from "./ini";
 
-const BOOL = /^(on|off|true|false|yes|no|1|0)$/i;
-const INT = /^[+-]?\d{1,9}$/;
-const FLOAT = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
-
-const bool: Check = (v) => (BOOL.test(v) ? v : null);
-const float: Check = (v) => (FLOAT.test(v) ? v : null);
-const intRange =
-    (lo: number, hi: number): Check =>
-    (v) =>
-        INT.test(v) && Number(v) >= lo && Number(v) <= hi ? String(Number(v)) : null;
-const oneOf =
-    (...vals: string[]): Check =>
-    (v) =>
-        vals.find((x) => x.toLowerCase() === v.toLowerCase()) ?? null;
-const gamma: Check = (v) => (FLOAT.test(v) || /^srgb$/i.test(v) ? v : null);
-
-/** INI options passed through (case-insensitive), with their value checks. Everything else is dropped. */
-export function iniWhitelist(maxDimension: number): Record<string, Check> {
-    return {
-        Width: intRange(1, maxDimension),
-        Height: intRange(1, maxDimension),
-        Antialias: bool,
-        Antialias_Threshold: float,
-        Antialias_Depth: intRange(1, 9),
-        Antialias_Gamma: float,
-        Sampling_Method: oneOf("1", "2"),
-        Jitter: bool,
-        Jitter_Amount: float,
-        Quality: intRange(0, 11),
-        Bounding: bool,
-        Bounding_Threshold: intRange(0, 1000000),
-        Bounding_Method: oneOf("1", "2"),
-        Light_Buffer: bool,
-        Vista_Buffer: bool,
-        Remove_Bounds: bool,
-        Split_Unions: bool,
-        Output_Alpha: bool,
-        Bits_Per_Color: intRange(5, 16),
-        Display_Gamma: gamma,
-        File_Gamma: gamma,
-        Clock: float,
-        Start_Column: float,
-        End_Column: float,
-        Start_Row: float,
-        End_Row: float,
-        High_Reproducibility: bool,
-        // Input_File_Name and Declare are handled separately (path / identifier checks).
-    };
-}
-
-export interface SanitizedIni {
-    /** Whitelisted `Key=Value` options (canonical key spelling). */
-    options: Array<[string, string]>;
-    /** Input_File_Name from the INI (unchecked, relative to the INI's directory), if any. */
-    inputFile?: string;
-    /** `Declare=Name=Value` pairs (identifier + numeric value). */
-    declares: Array<[string, string]>;
-    /** Keys/lines dropped, with why. */
-    dropped: Array<{ key: string; reason: string }>;
-}
-
-function stripComment(line: string): string {
-    let inQuote = false;
-    for (let i = 0; i < line.length; i++) {
-        const c = line[i];
-        if (c === '"') inQuote = !inQuote;
-        else if (!inQuote && (c === ";" || (c === "/" && line[i + 1] === "/"))) return line.slice(0, i);
-    }
-    return line;
-}
-
-function unquote(v: string): string {
-    const t = v.trim();
-    return t.length >= 2 && t.startsWith('"') && t.endsWith('"') ? t.slice(1, -1) : t;
-}
-
-/** Parses an untrusted POV-Ray INI and keeps only whitelisted options. */
-export function sanitizeIni(text: string, maxDimension = 8192): SanitizedIni {
-    const wl = iniWhitelist(maxDimension);
-    const canonical = new Map(Object.keys(wl).map((k) => [k.toLowerCase(), k]));
-    const out: SanitizedIni = { options: [], declares: [], dropped: [] };
-    let section: string | null = null;
-    for (const rawLine of text.split(/\r?\n/)) {
-        const line = stripComment(rawLine).trim();
-        if (line === "") continue;
-        const sec = /^\[(.*)\]$/.exec(line);
-        if (sec) {
-            section = sec[1];
-            continue;
-        }
-        const eq = line.indexOf("=");
-        if (eq <= 0) {
-            out.dropped.push({ key: line.slice(0, 60), reason: "not a Key=Value option (switches are not accepted)" });
-            continue;
-        }
-        const key = line.slice(0, eq).trim();
-        const value = unquote(line.slice(eq + 1));
-        if (section !== null) {
-            out.dropped.push({ key, reason: `inside section [${section}] (sections are not rendered)` });
-            continue;
-        }
-        const lower = key.toLowerCase();
-        if (lower === "input_file_name") {
-            out.inputFile = value;
-            continue;
-        }
-        if (lower === "declare") {
-            const m = /^([A-Za-z_][A-Za-z0-9_]{0,39})=(.*)$/.exec(value);
-            if (m && FLOAT.test(m[2].trim())) out.declares.push([m[1], m[2].trim()]);
-            else out.dropped.push({ key, reason: "Declare must be Name=<number>" });
-            continue;
-        }
-        const canon = canonical.get(lower);
-        if (!canon) {
-            out.dropped.push({ key, reason: "not in the whitelist" });
-            continue;
-        }
-        const ok = wl[canon](value);
-        if (ok === null) {
-            out.dropped.push({ key, reason: `invalid value ${JSON.stringify(value.slice(0, 40))}` });
-            continue;
-        }
-        out.options.push([canon, ok]);
-    }
-    return out;
-}
+/** At most this many invalid INI values are named in the failure reason (the rest are counted). */
+export const MAX_INVALID_LISTED = 10;
 
 /** Checks a scene path from the job: relative, inside `dir`, an existing regular file, no quote characters. */
 export function resolveInside(dir: string, rel: string): string {
@@ -210,7 +91,7 @@ function readIni(file: string, shownName: string): string {
 }
 
 /** Finds the scene in the unpacked job (see the file comment for the rule). */
-export function findScene(inputDir: string, baseName: string, maxDimension = 8192): Scene {
+export function findScene(inputDir: string, baseName: string, maxDimension = DEFAULT_MAX_DIMENSION): Scene {
     let dir = inputDir;
     const list = (d: string) => fs.readdirSync(d, { withFileTypes: true }).filter((e) => !isMacClutter(e.name));
     let entries = list(dir);
@@ -223,6 +104,11 @@ export function findScene(inputDir: string, baseName: string, maxDimension = 819
     const ini = files.find((f) => f === `${baseName}.ini`) ?? files.find((f) => f.toLowerCase() === `${baseName}.ini`.toLowerCase());
     if (ini) {
         const sanitized = sanitizeIni(readIni(path.join(dir, ini), ini), maxDimension);
+        if (sanitized.invalid.length) {
+            const more = sanitized.invalid.length - MAX_INVALID_LISTED;
+            const listed = sanitized.invalid.slice(0, MAX_INVALID_LISTED).join("; ");
+            throw new PermanentError(`${ini}: ${listed}${more > 0 ? `; and ${more} more invalid value(s)` : ""}`);
+        }
         let pov = sanitized.inputFile;
         if (pov === undefined) {
             const candidate = files.find((f) => f.toLowerCase() === `${baseName}.pov`.toLowerCase());
@@ -303,7 +189,7 @@ export class PovrayProcessor implements Processor {
         this.threads = Math.max(1, opts.threads ?? os.cpus().length);
         this.includeDir =
             opts.includeDir !== undefined ? opts.includeDir : (DEFAULT_INCLUDE_DIRS.find((d) => fs.existsSync(d)) ?? null);
-        this.maxDimension = opts.maxDimension ?? 8192;
+        this.maxDimension = opts.maxDimension ?? DEFAULT_MAX_DIMENSION;
     }
 
     async process(input: ProcessorInput): Promise<ProcessorResult> {
