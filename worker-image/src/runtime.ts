@@ -5,6 +5,7 @@
  * - job.ts:          one job: download -> unpack -> processor -> upload, classified as an Outcome;
  * - settle.ts:       delete / release / dead-letter a message, error reports, heartbeats;
  * - one-shot.ts:     one job from the environment (JOB_BUCKET + JOB_KEY), no queue.
+ * - retry.ts:        retry with backoff for transient failures, abortable sleep.
  * `Worker` wires them to one S3 client, one SQS client and one logger; main.ts and the tests use it.
  */
 import { S3Client } from "@aws-sdk/client-s3";
@@ -20,7 +21,8 @@ import { Processor } from "./processor";
 import { ReceiveLoop, Stopper } from "./receive-loop";
 import { QueueSettings, Settler, configuredQueueSettings, resolveQueueSettings } from "./settle";
 
-export { MAX_SOURCE_KEY_METADATA, Outcome, sourceKeyMetadata } from "./job";
+export { MAX_SOURCE_KEY_METADATA, sourceKeyMetadata } from "./job";
+export type { Outcome } from "./job";
 export { sqsSafe } from "./settle";
 
 export interface WorkerDeps {
