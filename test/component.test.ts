@@ -322,7 +322,7 @@ describe("LambdaEcsWorker", () => {
                 AWS_REGION: FAKE_REGION,
                 INPUT_PREFIX: "",
                 OUTPUT_PREFIX: "",
-                RENDER_TIMEOUT_SECONDS: "900",
+                JOB_TIMEOUT_SECONDS: "900",
                 WORKER_IDLE_EXIT: "1",
                 WORKER_MAX_RECEIVE_COUNT: "3",
                 WORKER_VISIBILITY_TIMEOUT: "300",

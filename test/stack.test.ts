@@ -59,7 +59,7 @@ describe("the POV-Ray stack (index.ts)", () => {
         ]);
         const td = recorded.find((r) => r.type === "aws:ecs/taskDefinition:TaskDefinition")!;
         expect(JSON.parse(td.inputs.containerDefinitions)[0].environment).to.deep.include({
-            name: "RENDER_TIMEOUT_SECONDS",
+            name: "JOB_TIMEOUT_SECONDS",
             value: settings["project:renderTimeoutSeconds"],
         });
         expect(JSON.parse(td.inputs.containerDefinitions)[0].environment).to.deep.include({ name: "WORKER_CONCURRENCY", value: "1" });

@@ -399,7 +399,7 @@ describe("worker runtime units", function () {
                 maxInputBytes: 1024 * 1024,
                 maxUnzippedBytes: 1024 * 1024,
                 maxZipEntries: 10,
-                renderTimeoutSeconds: 7,
+                jobTimeoutSeconds: 7,
             };
             rec = recorder();
             track(s3, PutObjectCommand, "PutObject");
@@ -434,7 +434,7 @@ describe("worker runtime units", function () {
             expect(puts[0].Metadata).to.deep.equal({
                 "source-key": "in%2Fscene.zip",
                 "source-etag": "%22etag-1%22",
-                "render-seconds": "1.500",
+                "processor-seconds": "1.500",
                 processor: "fake",
             });
             // A success removes an earlier failure report.

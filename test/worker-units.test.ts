@@ -377,12 +377,20 @@ describe("worker units", function () {
             expect(() => configFromEnv({})).to.throw(/QUEUE_URL is required/);
             expect(() => configFromEnv({ QUEUE_URL: "q", WORKER_CONCURRENCY: "0" })).to.throw(/WORKER_CONCURRENCY/);
             expect(configFromEnv({ QUEUE_URL: "q", WORKER_IDLE_EXIT: "0" }).idleExit).to.equal(0);
-            expect(configFromEnv({ QUEUE_URL: "q", RENDER_TIMEOUT_SECONDS: "43200" }).renderTimeoutSeconds).to.equal(43200);
+            expect(c.jobTimeoutSeconds).to.equal(3600);
+            expect(configFromEnv({ QUEUE_URL: "q", JOB_TIMEOUT_SECONDS: "43200" }).jobTimeoutSeconds).to.equal(43200);
             for (const v of ["43201", "2147484", "99999999999"]) {
-                expect(() => configFromEnv({ QUEUE_URL: "q", RENDER_TIMEOUT_SECONDS: v }), v).to.throw(
-                    /^RENDER_TIMEOUT_SECONDS must be an integer between 1 and 43200, got/,
+                expect(() => configFromEnv({ QUEUE_URL: "q", JOB_TIMEOUT_SECONDS: v }), v).to.throw(
+                    /^JOB_TIMEOUT_SECONDS must be an integer between 1 and 43200, got/,
                 );
             }
+        });
+        it("reads RENDER_TIMEOUT_SECONDS as the former name of JOB_TIMEOUT_SECONDS, which wins when both are set", function () {
+            expect(configFromEnv({ QUEUE_URL: "q", RENDER_TIMEOUT_SECONDS: "60" }).jobTimeoutSeconds).to.equal(60);
+            expect(configFromEnv({ QUEUE_URL: "q", RENDER_TIMEOUT_SECONDS: "60", JOB_TIMEOUT_SECONDS: "7" }).jobTimeoutSeconds).to.equal(7);
+            expect(() => configFromEnv({ QUEUE_URL: "q", RENDER_TIMEOUT_SECONDS: "0" })).to.throw(
+                /^RENDER_TIMEOUT_SECONDS must be an integer between 1 and 43200, got "0"/,
+            );
         });
         it("classifies transient errors", function () {
             expect(isTransient({ name: "ThrottlingException" })).to.equal(true);

@@ -67,7 +67,7 @@ describe("worker (moto + povray)", function () {
         expect(head.ContentType).to.equal("image/png");
         expect(decodeURIComponent(head.Metadata!["source-key"])).to.equal("jobs/good.zip");
         expect(head.Metadata!["source-etag"]).to.not.equal("");
-        expect(Number(head.Metadata!["render-seconds"])).to.be.greaterThan(0);
+        expect(Number(head.Metadata!["processor-seconds"])).to.be.greaterThan(0);
         const log = await aws.get(bucket, "jobs/good.log");
         expect(log!.toString()).to.match(/POV-Ray/);
         expect(await aws.get(bucket, "jobs/good.error.json")).to.equal(undefined);
@@ -318,12 +318,12 @@ describe("worker (moto + povray)", function () {
         expect(fs.readdirSync(env.WORKER_SCRATCH_DIR)).to.deep.equal([]);
     });
 
-    it("retries a render past RENDER_TIMEOUT_SECONDS until maxReceiveCount, then error report + DLQ with the reason", async function () {
+    it("retries a job past JOB_TIMEOUT_SECONDS until maxReceiveCount, then error report + DLQ with the reason", async function () {
         const { bucket, queueUrl, dlqUrl } = await setup(2, 30);
         await aws.put(bucket, "slow/forever.zip", await makeZip([{ name: "forever.pov", data: scene("forever.pov") }]));
         await aws.send(queueUrl, s3Event(bucket, ["slow/forever.zip"]));
         const { code, logs } = await runWorkerInProcess(
-            workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl, RENDER_TIMEOUT_SECONDS: "1", WORKER_MAX_RECEIVE_COUNT: "2" }),
+            workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl, JOB_TIMEOUT_SECONDS: "1", WORKER_MAX_RECEIVE_COUNT: "2" }),
         );
         expect(code).to.equal(0);
         expect(events(logs, "received").map((l) => l.receiveCount)).to.deep.equal([1, 2]);

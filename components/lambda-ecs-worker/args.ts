@@ -129,8 +129,8 @@ export interface LambdaEcsWorkerArgs {
     /** Seconds between SIGTERM and SIGKILL when a task is stopped, 2-120. @default 120 */
     stopTimeout?: number;
     /**
-     * Hard limit on one job's processing (render) time in seconds, 1-43200 (SQS keeps a message hidden at most 12 h);
-     * passed as `RENDER_TIMEOUT_SECONDS`.
+     * Hard limit on one job's processor run in seconds, 1-43200 (SQS keeps a message hidden at most 12 h); passed as
+     * `JOB_TIMEOUT_SECONDS`.
      * @default 900
      */
     jobTimeoutSeconds?: number;

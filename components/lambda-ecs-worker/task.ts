@@ -112,7 +112,7 @@ function workerContainer(
                 AWS_REGION: regionName,
                 INPUT_PREFIX: r.inputPrefix,
                 OUTPUT_PREFIX: r.outputPrefix,
-                RENDER_TIMEOUT_SECONDS: String(r.jobTimeoutSeconds),
+                JOB_TIMEOUT_SECONDS: String(r.jobTimeoutSeconds),
                 WORKER_IDLE_EXIT: r.launchMode === "service" ? "0" : "1",
                 WORKER_MAX_RECEIVE_COUNT: String(r.maxReceiveCount),
                 WORKER_VISIBILITY_TIMEOUT: String(r.visibilityTimeoutSeconds),

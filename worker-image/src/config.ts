@@ -10,7 +10,8 @@ export interface WorkerConfig {
     /** Consecutive empty receives before exiting; 0 = run forever. */
     idleExit: number;
     concurrency: number;
-    renderTimeoutSeconds: number;
+    /** Hard limit on one job's processor run (JOB_TIMEOUT_SECONDS, or its alias RENDER_TIMEOUT_SECONDS). */
+    jobTimeoutSeconds: number;
     /** Undefined: read from the queue's RedrivePolicy, else 3. */
     maxReceiveCount?: number;
     /** Undefined: read from the queue's VisibilityTimeout, else 300. */
@@ -30,7 +31,7 @@ export const DEFAULTS = {
     waitSeconds: 20,
     idleExit: 1,
     concurrency: 1,
-    renderTimeoutSeconds: 3600,
+    jobTimeoutSeconds: 3600,
     maxReceiveCount: 3,
     visibilityTimeout: 300,
     maxInputBytes: 256 * 1024 * 1024,
@@ -39,7 +40,9 @@ export const DEFAULTS = {
 };
 
 /** SQS's maximum visibility timeout (12 h). */
-export const MAX_RENDER_TIMEOUT_SECONDS = 43200;
+export const MAX_JOB_TIMEOUT_SECONDS = 43200;
+/** @deprecated The former name of MAX_JOB_TIMEOUT_SECONDS. */
+export const MAX_RENDER_TIMEOUT_SECONDS = MAX_JOB_TIMEOUT_SECONDS;
 
 type Env = Record<string, string | undefined>;
 
@@ -57,6 +60,13 @@ function int(env: Env, name: string, def: number | undefined, min: number, max =
     return Number(v);
 }
 
+/** JOB_TIMEOUT_SECONDS if set, else its alias RENDER_TIMEOUT_SECONDS (so that errors name the variable read). */
+function timeoutVariable(env: Env): string {
+    return str(env, "JOB_TIMEOUT_SECONDS") === undefined && str(env, "RENDER_TIMEOUT_SECONDS") !== undefined
+        ? "RENDER_TIMEOUT_SECONDS"
+        : "JOB_TIMEOUT_SECONDS";
+}
+
 export function configFromEnv(env: Env = process.env): WorkerConfig {
     const cfg: WorkerConfig = {
         queueUrl: str(env, "QUEUE_URL"),
@@ -66,7 +76,8 @@ export function configFromEnv(env: Env = process.env): WorkerConfig {
         idleExit: int(env, "WORKER_IDLE_EXIT", DEFAULTS.idleExit, 0)!,
         concurrency: int(env, "WORKER_CONCURRENCY", DEFAULTS.concurrency, 1, 64)!,
         // At most SQS's 12 h visibility cap (which also keeps it far from setTimeout's 2^31-1 ms limit).
-        renderTimeoutSeconds: int(env, "RENDER_TIMEOUT_SECONDS", DEFAULTS.renderTimeoutSeconds, 1, MAX_RENDER_TIMEOUT_SECONDS)!,
+        // RENDER_TIMEOUT_SECONDS is the former name (scripts outside the repo set it): JOB_TIMEOUT_SECONDS wins.
+        jobTimeoutSeconds: int(env, timeoutVariable(env), DEFAULTS.jobTimeoutSeconds, 1, MAX_JOB_TIMEOUT_SECONDS)!,
         maxReceiveCount: int(env, "WORKER_MAX_RECEIVE_COUNT", undefined, 1, 1000),
         visibilityTimeout: int(env, "WORKER_VISIBILITY_TIMEOUT", undefined, 1, 43200),
         // Per process by default: each worker sweeps its scratch dir of everything but its own live job dirs.

@@ -29,7 +29,7 @@ export type Outcome =
 /** The settings a job reads. */
 export type JobConfig = Pick<
     WorkerConfig,
-    "scratchDir" | "inputPrefix" | "outputPrefix" | "maxInputBytes" | "maxUnzippedBytes" | "maxZipEntries" | "renderTimeoutSeconds"
+    "scratchDir" | "inputPrefix" | "outputPrefix" | "maxInputBytes" | "maxUnzippedBytes" | "maxZipEntries" | "jobTimeoutSeconds"
 >;
 
 export interface JobRunnerDeps {
@@ -139,12 +139,12 @@ export class JobRunner {
                 workDir,
                 baseName: jobBaseName(job.key),
                 sourceKey: job.key,
-                timeoutMs: this.cfg.renderTimeoutSeconds * 1000,
+                timeoutMs: this.cfg.jobTimeoutSeconds * 1000,
                 signal,
                 log: this.log,
             });
             // Only the outputs (in workDir) are needed from here on: free the unpacked input before the uploads,
-            // which may run in the background while the next job downloads and renders.
+            // which may run in the background while the next job downloads and runs.
             await fs.promises.rm(inputDir, { recursive: true, force: true });
             processed?.();
             if (signal.aborted) throw new AbortedError();
@@ -165,7 +165,7 @@ export class JobRunner {
         const metadata = {
             ...sourceKeyMetadata(job.key),
             "source-etag": toMetadataValue(etag ?? ""),
-            "render-seconds": result.seconds.toFixed(3),
+            "processor-seconds": result.seconds.toFixed(3),
             processor: this.processor.name,
         };
         await Promise.all([

@@ -32,7 +32,7 @@ export interface ProcessorOutput {
 export interface ProcessorResult {
     /** Files to upload (all must exist). */
     outputs: ProcessorOutput[];
-    /** Seconds the processor's own work took (e.g. the render), recorded in the output metadata. */
+    /** Seconds the processor's own work took (e.g. POV-Ray's render), recorded in the output metadata. */
     seconds: number;
 }
 

@@ -80,8 +80,8 @@ export class ReceiveLoop {
     }
 
     /**
-     * One receive loop: one job renders at a time per loop. A job's uploads and its message's deletion finish in the
-     * background while the loop receives and renders the next job, so the worker's I/O hides behind the renders; at
+     * One receive loop: one job is processed at a time per loop. A job's uploads and its message's deletion finish in the
+     * background while the loop receives and processes the next job, so the worker's I/O hides behind the processing; at
      * most one job finishes in the background (the loop waits for it before starting a second).
      */
     private async loop(index: number): Promise<void> {
@@ -139,13 +139,13 @@ export class ReceiveLoop {
     /** Starts a message and returns once its processor has finished, and no older message is still finishing. */
     private async start(m: Message, finishing: Set<Promise<void>>): Promise<void> {
         let processed!: () => void;
-        const rendered = new Promise<void>((resolve) => (processed = resolve));
+        const jobProcessed = new Promise<void>((resolve) => (processed = resolve));
         const done: Promise<void> = this.deps.handle(m, processed).finally(() => {
             processed();
             finishing.delete(done);
         });
         finishing.add(done);
-        await rendered;
+        await jobProcessed;
         // At most one job finishing in the background per loop: wait for older ones before the next job.
         const older = [...finishing].filter((p) => p !== done);
         if (older.length) await Promise.all(older);
