@@ -59,6 +59,45 @@ function allStatements(resources: RecordedResource[]): any[] {
     return resources.filter((r) => r.type === T.rolePolicy).flatMap((r) => JSON.parse(r.inputs.policy).Statement);
 }
 
+/** The launcher's statements that start tasks (drain and per-job): run this family on this cluster, tag at launch, pass the two roles. */
+function runTaskStatements(name: string): object[] {
+    return [
+        { Effect: "Allow", Action: "ecs:RunTask", Resource: arn("ecs", `task-definition/project-test-${name}:*`), Condition: { ArnEquals: { "ecs:cluster": arn("ecs", `cluster/${name}-cluster`) } } },
+        {
+            Effect: "Allow",
+            Action: "ecs:TagResource",
+            Resource: arn("ecs", `task/${name}-cluster/*`),
+            Condition: { StringEquals: { "ecs:CreateAction": "RunTask" } },
+        },
+        {
+            Effect: "Allow",
+            Action: "iam:PassRole",
+            Resource: [`arn:aws:iam::${FAKE_ACCOUNT}:role/${name}-task-role-0000000`, `arn:aws:iam::${FAKE_ACCOUNT}:role/${name}-execution-role-0000000`],
+            Condition: { StringEquals: { "iam:PassedToService": "ecs-tasks.amazonaws.com" } },
+        },
+    ];
+}
+
+/** The launcher's statements every mode has: the DLQ (Lambda's on-failure destination; per-job dead-letters), its logs. */
+function launcherCommonStatements(name: string): object[] {
+    return [
+        { Effect: "Allow", Action: "sqs:SendMessage", Resource: queueArn(`${name}-dlq-0000000`) },
+        { Effect: "Allow", Action: ["logs:CreateLogStream", "logs:PutLogEvents"], Resource: `${arn("logs", `log-group:${name}-launcher-logs-0000000`)}:*` },
+    ];
+}
+
+/** Drain: queue and read the backlog, list (on "*", this cluster only) and describe its tasks, start them. */
+function drainLauncherStatements(name: string): object[] {
+    const onCluster = { ArnEquals: { "ecs:cluster": arn("ecs", `cluster/${name}-cluster`) } };
+    return [
+        { Effect: "Allow", Action: ["sqs:SendMessage", "sqs:GetQueueAttributes"], Resource: queueArn(`${name}-queue-0000000`) },
+        { Effect: "Allow", Action: "ecs:ListTasks", Resource: "*", Condition: onCluster },
+        { Effect: "Allow", Action: "ecs:DescribeTasks", Resource: arn("ecs", `task/${name}-cluster/*`), Condition: onCluster },
+        ...runTaskStatements(name),
+        ...launcherCommonStatements(name),
+    ];
+}
+
 describe("LambdaEcsWorker", () => {
     describe("GIVEN the minimal call with a build context", () => {
         let resources: RecordedResource[];
@@ -187,7 +226,7 @@ describe("LambdaEcsWorker", () => {
             });
         });
 
-        it("THEN the task role may read inputs, write outputs and work the queue, nothing more", () => {
+        it("THEN the task role may read inputs, write outputs and work the queue (no GetQueueAttributes: the component sets its settings), nothing more", () => {
             expect(statements(resources, "render-task-policy")).to.deep.equal([
                 { Effect: "Allow", Action: "s3:GetObject", Resource: "arn:aws:s3:::render-bucket-0000000/*" },
                 {
@@ -202,7 +241,7 @@ describe("LambdaEcsWorker", () => {
                 { Effect: "Allow", Action: "s3:DeleteObject", Resource: "arn:aws:s3:::render-bucket-0000000/*.error.json" },
                 {
                     Effect: "Allow",
-                    Action: ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"],
+                    Action: ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"],
                     Resource: queueArn("render-queue-0000000"),
                 },
                 { Effect: "Allow", Action: "sqs:SendMessage", Resource: queueArn("render-dlq-0000000") },
@@ -225,50 +264,16 @@ describe("LambdaEcsWorker", () => {
             ]);
         });
 
-        it("THEN the launcher may queue, start this family's tasks on this cluster and pass exactly the two task roles", () => {
-            const cluster = arn("ecs", "cluster/render-cluster");
-            const onCluster = { ArnEquals: { "ecs:cluster": cluster } };
-            expect(statements(resources, "render-launcher-policy")).to.deep.equal([
-                {
-                    Effect: "Allow",
-                    Action: ["sqs:SendMessage", "sqs:GetQueueAttributes"],
-                    Resource: queueArn("render-queue-0000000"),
-                },
-                { Effect: "Allow", Action: "sqs:SendMessage", Resource: queueArn("render-dlq-0000000") },
-                { Effect: "Allow", Action: "ecs:RunTask", Resource: arn("ecs", `task-definition/${FAMILY}:*`), Condition: onCluster },
-                {
-                    Effect: "Allow",
-                    Action: "ecs:ListTasks",
-                    Resource: arn("ecs", "container-instance/render-cluster/*"),
-                    Condition: onCluster,
-                },
-                { Effect: "Allow", Action: "ecs:DescribeTasks", Resource: arn("ecs", "task/render-cluster/*"), Condition: onCluster },
-                {
-                    Effect: "Allow",
-                    Action: "ecs:TagResource",
-                    Resource: arn("ecs", "task/render-cluster/*"),
-                    Condition: { StringEquals: { "ecs:CreateAction": "RunTask" } },
-                },
-                {
-                    Effect: "Allow",
-                    Action: "iam:PassRole",
-                    Resource: [
-                        `arn:aws:iam::${FAKE_ACCOUNT}:role/render-task-role-0000000`,
-                        `arn:aws:iam::${FAKE_ACCOUNT}:role/render-execution-role-0000000`,
-                    ],
-                    Condition: { StringEquals: { "iam:PassedToService": "ecs-tasks.amazonaws.com" } },
-                },
-                {
-                    Effect: "Allow",
-                    Action: ["logs:CreateLogStream", "logs:PutLogEvents"],
-                    Resource: `${arn("logs", "log-group:render-launcher-logs-0000000")}:*`,
-                },
-            ]);
+        it("THEN the drain launcher may queue, count (ListTasks on \"*\", on this cluster only), describe and start this family's tasks, and pass exactly the two task roles", () => {
+            expect(statements(resources, "render-launcher-policy")).to.deep.equal(drainLauncherStatements("render"));
         });
 
-        it("THEN no statement grants Resource '*' except ecr:GetAuthorizationToken, and no managed policy is attached", () => {
+        it("THEN no statement grants Resource '*' except ecr:GetAuthorizationToken and ecs:ListTasks (AWS authorizes both only on '*'; ListTasks on this cluster only), and no managed policy is attached", () => {
             const wildcard = allStatements(resources).filter((s) => [s.Resource].flat().includes("*"));
-            expect(wildcard).to.deep.equal([{ Effect: "Allow", Action: "ecr:GetAuthorizationToken", Resource: "*" }]);
+            expect(wildcard).to.deep.equal([
+                { Effect: "Allow", Action: "ecr:GetAuthorizationToken", Resource: "*" },
+                { Effect: "Allow", Action: "ecs:ListTasks", Resource: "*", Condition: { ArnEquals: { "ecs:cluster": arn("ecs", "cluster/render-cluster") } } },
+            ]);
             expect(resources.filter((r) => r.type.startsWith("aws:iam/rolePolicyAttachment"))).to.have.length(0);
             expect(resources.filter((r) => r.type.startsWith("aws:iam/policy"))).to.have.length(0);
             for (const role of resources.filter((r) => r.type === T.role)) {
@@ -556,6 +561,23 @@ describe("LambdaEcsWorker", () => {
             ]);
         });
 
+        it("THEN the service launcher may only queue (and reach the DLQ, its on-failure destination): no ECS, no PassRole, no backlog read", () => {
+            expect(statements(resources, "svc-launcher-policy")).to.deep.equal([
+                { Effect: "Allow", Action: "sqs:SendMessage", Resource: queueArn("svc-queue-0000000") },
+                ...launcherCommonStatements("svc"),
+            ]);
+        });
+
+        it("THEN the service's task role works the queue like drain's", () => {
+            expect(statements(resources, "svc-task-policy").map((s) => [s.Action, s.Resource])).to.deep.equal([
+                ["s3:GetObject", "arn:aws:s3:::svc-bucket-0000000/*"],
+                ["s3:PutObject", ["arn:aws:s3:::svc-bucket-0000000/*.png", "arn:aws:s3:::svc-bucket-0000000/*.log", "arn:aws:s3:::svc-bucket-0000000/*.error.json"]],
+                ["s3:DeleteObject", "arn:aws:s3:::svc-bucket-0000000/*.error.json"],
+                [["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"], queueArn("svc-queue-0000000")],
+                ["sqs:SendMessage", queueArn("svc-dlq-0000000")],
+            ]);
+        });
+
         it("THEN no reconcile schedule is created: the scaling alarms do that job", () => {
             expect(resources.filter((r) => r.type === T.eventRule)).to.have.length(0);
         });
@@ -626,6 +648,23 @@ describe("LambdaEcsWorker", () => {
 
         it("THEN there is no reconcile schedule and no service", () => {
             expect(resources.filter((r) => r.name === "job-reconcile" || r.type === T.service)).to.have.length(0);
+        });
+
+        it("THEN the per-job launcher may start, tag and pass, and dead-letter: nothing on the work queue, no listing or describing", () => {
+            expect(statements(resources, "job-launcher-policy")).to.deep.equal([...runTaskStatements("job"), ...launcherCommonStatements("job")]);
+        });
+
+        it("THEN the per-job task role has no permission on the work queue (its one job comes from its environment)", () => {
+            expect(statements(resources, "job-task-policy")).to.deep.equal([
+                { Effect: "Allow", Action: "s3:GetObject", Resource: "arn:aws:s3:::job-bucket-0000000/*" },
+                {
+                    Effect: "Allow",
+                    Action: "s3:PutObject",
+                    Resource: ["arn:aws:s3:::job-bucket-0000000/*.png", "arn:aws:s3:::job-bucket-0000000/*.log", "arn:aws:s3:::job-bucket-0000000/*.error.json"],
+                },
+                { Effect: "Allow", Action: "s3:DeleteObject", Resource: "arn:aws:s3:::job-bucket-0000000/*.error.json" },
+                { Effect: "Allow", Action: "sqs:SendMessage", Resource: queueArn("job-dlq-0000000") },
+            ]);
         });
     });
 

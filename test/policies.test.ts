@@ -28,7 +28,41 @@ const TASK_ROLE = "arn:aws:iam::123456789012:role/render-task-role";
 const EXEC_ROLE = "arn:aws:iam::123456789012:role/render-execution-role";
 const RULE = "arn:aws:events:us-east-1:123456789012:rule/render-start-failures";
 const LOGS_STATEMENT = { Effect: "Allow", Action: ["logs:CreateLogStream", "logs:PutLogEvents"], Resource: `${LOGS}:*` };
-const QUEUE_CONSUMER = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"];
+const QUEUE_CONSUMER = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"];
+const DLQ_SEND = { Effect: "Allow", Action: "sqs:SendMessage", Resource: DLQ };
+const LAUNCHER_ARNS = {
+    partition: "aws",
+    region: "us-east-1",
+    account: "123456789012",
+    family: "project-dev-render",
+    clusterArn: CLUSTER,
+    clusterName: "render-cluster",
+    queueArn: QUEUE,
+    deadLetterQueueArn: DLQ,
+    taskRoleArn: TASK_ROLE,
+    executionRoleArn: EXEC_ROLE,
+    logGroupArn: LOGS,
+};
+const RUN_TASKS = [
+    {
+        Effect: "Allow",
+        Action: "ecs:RunTask",
+        Resource: "arn:aws:ecs:us-east-1:123456789012:task-definition/project-dev-render:*",
+        Condition: { ArnEquals: { "ecs:cluster": CLUSTER } },
+    },
+    {
+        Effect: "Allow",
+        Action: "ecs:TagResource",
+        Resource: "arn:aws:ecs:us-east-1:123456789012:task/render-cluster/*",
+        Condition: { StringEquals: { "ecs:CreateAction": "RunTask" } },
+    },
+    {
+        Effect: "Allow",
+        Action: "iam:PassRole",
+        Resource: [TASK_ROLE, EXEC_ROLE],
+        Condition: { StringEquals: { "iam:PassedToService": "ecs-tasks.amazonaws.com" } },
+    },
+];
 
 const cases: { what: string; document: PolicyDocument; statements: object[] }[] = [
     {
@@ -60,8 +94,8 @@ const cases: { what: string; document: PolicyDocument; statements: object[] }[] 
         statements: [LOGS_STATEMENT],
     },
     {
-        what: "the task role reads inputs, writes outputs next to them, consumes the queue and dead-letters",
-        document: taskRolePolicy({ bucketArn: BUCKET, inputPrefix: "", outputPrefix: "", queueArn: QUEUE, deadLetterQueueArn: DLQ }),
+        what: "the task role reads inputs, writes outputs next to them, consumes the queue (no GetQueueAttributes) and dead-letters",
+        document: taskRolePolicy({ launchMode: "drain", bucketArn: BUCKET, inputPrefix: "", outputPrefix: "", queueArn: QUEUE, deadLetterQueueArn: DLQ }),
         statements: [
             { Effect: "Allow", Action: "s3:GetObject", Resource: `${BUCKET}/*` },
             { Effect: "Allow", Action: "s3:PutObject", Resource: [`${BUCKET}/*.png`, `${BUCKET}/*.log`, `${BUCKET}/*.error.json`] },
@@ -72,7 +106,7 @@ const cases: { what: string; document: PolicyDocument; statements: object[] }[] 
     },
     {
         what: "with outputPrefix the task role writes only under it, and reads only under inputPrefix",
-        document: taskRolePolicy({ bucketArn: BUCKET, inputPrefix: "in/", outputPrefix: "out/", queueArn: QUEUE, deadLetterQueueArn: DLQ }),
+        document: taskRolePolicy({ launchMode: "drain", bucketArn: BUCKET, inputPrefix: "in/", outputPrefix: "out/", queueArn: QUEUE, deadLetterQueueArn: DLQ }),
         statements: [
             { Effect: "Allow", Action: "s3:GetObject", Resource: `${BUCKET}/in/*` },
             { Effect: "Allow", Action: "s3:PutObject", Resource: [`${BUCKET}/out/*.png`, `${BUCKET}/out/*.log`, `${BUCKET}/out/*.error.json`] },
@@ -83,7 +117,7 @@ const cases: { what: string; document: PolicyDocument; statements: object[] }[] 
     },
     {
         what: "with only inputPrefix the task role writes outputs next to the inputs, under inputPrefix",
-        document: taskRolePolicy({ bucketArn: BUCKET, inputPrefix: "in/", outputPrefix: "", queueArn: QUEUE, deadLetterQueueArn: DLQ }),
+        document: taskRolePolicy({ launchMode: "drain", bucketArn: BUCKET, inputPrefix: "in/", outputPrefix: "", queueArn: QUEUE, deadLetterQueueArn: DLQ }),
         statements: [
             { Effect: "Allow", Action: "s3:GetObject", Resource: `${BUCKET}/in/*` },
             { Effect: "Allow", Action: "s3:PutObject", Resource: [`${BUCKET}/in/*.png`, `${BUCKET}/in/*.log`, `${BUCKET}/in/*.error.json`] },
@@ -93,55 +127,41 @@ const cases: { what: string; document: PolicyDocument; statements: object[] }[] 
         ],
     },
     {
-        what: "the launcher role queues, runs its family on its cluster, counts and tags its tasks, passes the two task roles",
-        document: launcherRolePolicy({
-            partition: "aws",
-            region: "us-east-1",
-            account: "123456789012",
-            family: "project-dev-render",
-            clusterArn: CLUSTER,
-            clusterName: "render-cluster",
-            queueArn: QUEUE,
-            deadLetterQueueArn: DLQ,
-            taskRoleArn: TASK_ROLE,
-            executionRoleArn: EXEC_ROLE,
-            logGroupArn: LOGS,
-        }),
+        what: "in per-job mode the task role never touches the work queue (its one job comes from its environment)",
+        document: taskRolePolicy({ launchMode: "per-job", bucketArn: BUCKET, inputPrefix: "", outputPrefix: "", queueArn: QUEUE, deadLetterQueueArn: DLQ }),
+        statements: [
+            { Effect: "Allow", Action: "s3:GetObject", Resource: `${BUCKET}/*` },
+            { Effect: "Allow", Action: "s3:PutObject", Resource: [`${BUCKET}/*.png`, `${BUCKET}/*.log`, `${BUCKET}/*.error.json`] },
+            { Effect: "Allow", Action: "s3:DeleteObject", Resource: `${BUCKET}/*.error.json` },
+            DLQ_SEND,
+        ],
+    },
+    {
+        what: 'drain: the launcher queues and reads the backlog, lists its tasks on "*" (how AWS authorizes ListTasks) on its cluster only, describes, runs, tags, passes the two roles',
+        document: launcherRolePolicy({ launchMode: "drain", ...LAUNCHER_ARNS }),
         statements: [
             { Effect: "Allow", Action: ["sqs:SendMessage", "sqs:GetQueueAttributes"], Resource: QUEUE },
-            { Effect: "Allow", Action: "sqs:SendMessage", Resource: DLQ },
-            {
-                Effect: "Allow",
-                Action: "ecs:RunTask",
-                Resource: "arn:aws:ecs:us-east-1:123456789012:task-definition/project-dev-render:*",
-                Condition: { ArnEquals: { "ecs:cluster": CLUSTER } },
-            },
-            {
-                Effect: "Allow",
-                Action: "ecs:ListTasks",
-                Resource: "arn:aws:ecs:us-east-1:123456789012:container-instance/render-cluster/*",
-                Condition: { ArnEquals: { "ecs:cluster": CLUSTER } },
-            },
+            { Effect: "Allow", Action: "ecs:ListTasks", Resource: "*", Condition: { ArnEquals: { "ecs:cluster": CLUSTER } } },
             {
                 Effect: "Allow",
                 Action: "ecs:DescribeTasks",
                 Resource: "arn:aws:ecs:us-east-1:123456789012:task/render-cluster/*",
                 Condition: { ArnEquals: { "ecs:cluster": CLUSTER } },
             },
-            {
-                Effect: "Allow",
-                Action: "ecs:TagResource",
-                Resource: "arn:aws:ecs:us-east-1:123456789012:task/render-cluster/*",
-                Condition: { StringEquals: { "ecs:CreateAction": "RunTask" } },
-            },
-            {
-                Effect: "Allow",
-                Action: "iam:PassRole",
-                Resource: [TASK_ROLE, EXEC_ROLE],
-                Condition: { StringEquals: { "iam:PassedToService": "ecs-tasks.amazonaws.com" } },
-            },
+            ...RUN_TASKS,
+            DLQ_SEND,
             LOGS_STATEMENT,
         ],
+    },
+    {
+        what: "per-job: the launcher runs, tags and passes, dead-letters; nothing on the work queue, no listing or describing",
+        document: launcherRolePolicy({ launchMode: "per-job", ...LAUNCHER_ARNS }),
+        statements: [...RUN_TASKS, DLQ_SEND, LOGS_STATEMENT],
+    },
+    {
+        what: "service: the launcher only queues (the service starts tasks); the DLQ for Lambda's on-failure destination",
+        document: launcherRolePolicy({ launchMode: "service", ...LAUNCHER_ARNS }),
+        statements: [{ Effect: "Allow", Action: "sqs:SendMessage", Resource: QUEUE }, DLQ_SEND, LOGS_STATEMENT],
     },
     {
         what: "in per-job mode EventBridge may send to the dead-letter queue only from the start-failure rule",

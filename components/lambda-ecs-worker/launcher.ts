@@ -60,6 +60,7 @@ export function createLauncher(name: string, r: ResolvedLambdaEcsWorkerArgs, dep
             role: launcherRole.id,
             policy: pulumi.jsonStringify(
                 launcherRolePolicy({
+                    launchMode: r.launchMode,
                     ...deps.where,
                     family: deps.task.family,
                     clusterArn: cluster.arn,

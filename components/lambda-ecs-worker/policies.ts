@@ -1,12 +1,14 @@
 /**
  * The IAM documents of the component, each a pure function of the ARNs and names it grants on: plain strings in
  * (as in `test/policies.test.ts`) give plain JSON-ready objects out; Pulumi Inputs in give a document for
- * `pulumi.jsonStringify`. Each role's statements are exactly what that role's code calls, on exact ARNs unless AWS
- * authorizes the call only on `*`.
+ * `pulumi.jsonStringify`. Each role's statements are exactly what that role's code calls in the launch mode, on exact
+ * ARNs unless AWS authorizes the call only on `*` (ecr:GetAuthorizationToken; ecs:ListTasks naming no container
+ * instance), then with the tightest condition AWS supports for it. test/iam.test.ts evaluates them against the
+ * requests the launcher and the worker really make.
  */
 import * as pulumi from "@pulumi/pulumi";
 
-import { OUTPUT_SUFFIXES } from "../../functions/launcher-settings";
+import { LaunchMode, OUTPUT_SUFFIXES } from "../../functions/launcher-settings";
 
 type Str = pulumi.Input<string>;
 
@@ -82,9 +84,12 @@ export function executionRolePolicy(p: { repositoryArn: string | undefined; logG
 
 /**
  * The task role (the worker's code): read inputs under `inputPrefix`, write (and delete a stale `.error.json` of) its
- * outputs, consume the work queue, dead-letter to the dead-letter queue.
+ * outputs, dead-letter to the dead-letter queue; in drain and service modes also consume the work queue (receive,
+ * delete, extend or release a message). The component sets the visibility timeout and maxReceiveCount, so the worker
+ * never reads the queue's attributes; a per-job task gets its one job from its environment and never reads the queue.
  */
 export function taskRolePolicy(p: {
+    launchMode: LaunchMode;
     bucketArn: Str;
     inputPrefix: string;
     outputPrefix: string;
@@ -97,16 +102,21 @@ export function taskRolePolicy(p: {
         allow("s3:PutObject", OUTPUT_SUFFIXES.map(outputObject)),
         // A success removes the failure report an earlier attempt left.
         allow("s3:DeleteObject", outputObject(".error.json")),
-        allow(["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"], p.queueArn),
+        ...(p.launchMode === "per-job" ? [] : [allow(["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"], p.queueArn)]),
         allow("sqs:SendMessage", p.deadLetterQueueArn),
     );
 }
 
 /**
- * The launcher role: queue jobs (and dead-letter them), run the worker's task definition family on the cluster, count
- * and describe its tasks, tag them at launch, pass the two task roles to ECS, write its own logs.
+ * The launcher role, per mode. Always: send to the dead-letter queue (Lambda delivers a failed invocation's record to
+ * its on-failure destination with this role; per-job mode also dead-letters jobs whose task could not be started)
+ * and write its own logs. Drain: queue jobs and read the backlog, count its tasks (ListTasks naming no container
+ * instance: AWS authorizes it on `*` only, so `*` with the `ecs:cluster` condition), describe them, run the task
+ * definition family on the cluster, tag the tasks at launch, pass the two task roles to ECS. Per-job: run, tag and
+ * pass, nothing on the work queue. Service: queue jobs only (the service starts the tasks).
  */
 export function launcherRolePolicy(p: {
+    launchMode: LaunchMode;
     partition: Str;
     region: Str;
     account: Str;
@@ -121,16 +131,26 @@ export function launcherRolePolicy(p: {
 }): PolicyDocument {
     const clusterCondition = { ArnEquals: { "ecs:cluster": p.clusterArn } };
     const ecsArn = (what: Str) => str`arn:${p.partition}:ecs:${p.region}:${p.account}:${what}`;
-    return policy(
-        allow(["sqs:SendMessage", "sqs:GetQueueAttributes"], p.queueArn),
-        allow("sqs:SendMessage", p.deadLetterQueueArn),
+    const runTasks = [
         allow("ecs:RunTask", ecsArn(`task-definition/${p.family}:*`), clusterCondition),
-        allow("ecs:ListTasks", ecsArn(str`container-instance/${p.clusterName}/*`), clusterCondition),
-        allow("ecs:DescribeTasks", ecsArn(str`task/${p.clusterName}/*`), clusterCondition),
         allow("ecs:TagResource", ecsArn(str`task/${p.clusterName}/*`), { StringEquals: { "ecs:CreateAction": "RunTask" } }),
         allow("iam:PassRole", [p.taskRoleArn, p.executionRoleArn], {
             StringEquals: { "iam:PassedToService": "ecs-tasks.amazonaws.com" },
         }),
+    ];
+    const byMode: Record<LaunchMode, Statement[]> = {
+        drain: [
+            allow(["sqs:SendMessage", "sqs:GetQueueAttributes"], p.queueArn),
+            allow("ecs:ListTasks", "*", clusterCondition),
+            allow("ecs:DescribeTasks", ecsArn(str`task/${p.clusterName}/*`), clusterCondition),
+            ...runTasks,
+        ],
+        "per-job": runTasks,
+        service: [allow("sqs:SendMessage", p.queueArn)],
+    };
+    return policy(
+        ...byMode[p.launchMode],
+        allow("sqs:SendMessage", p.deadLetterQueueArn),
         allow(["logs:CreateLogStream", "logs:PutLogEvents"], str`${p.logGroupArn}:*`),
     );
 }

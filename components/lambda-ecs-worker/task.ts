@@ -64,6 +64,7 @@ export function createTask(
             role: taskRole.id,
             policy: pulumi.jsonStringify(
                 taskRolePolicy({
+                    launchMode: r.launchMode,
                     bucketArn: deps.bucketArn,
                     inputPrefix: r.inputPrefix,
                     outputPrefix: r.outputPrefix,
