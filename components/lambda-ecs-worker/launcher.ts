@@ -87,7 +87,7 @@ export function createLauncher(name: string, r: ResolvedLambdaEcsWorkerArgs, dep
             ...(r.launcherConcurrency === "unreserved" ? {} : { reservedConcurrentExecutions: r.launcherConcurrency }),
             environment: { variables: launcherEnvironment(r, deps, startedBy) },
             loggingConfig: { logFormat: "Text", logGroup: launcherLogs.name },
-            codePathOptions: { extraExcludePackages: ["@aws-sdk/client-ecs", "@aws-sdk/client-sqs"] },
+            codePathOptions: { extraExcludePackages: ["@aws-sdk/client-ecs", "@aws-sdk/client-eventbridge", "@aws-sdk/client-sqs"] },
             tags: r.tags,
         },
         { parent, dependsOn: [launcherPolicy, capacityProviders] },
