@@ -16,7 +16,6 @@
  * POV-Ray then reads a generated INI from the job's private work dir; POVINI points at it so that a `povray.ini`
  * shipped in the zip (POV-Ray reads ./povray.ini by default) is never read.
  */
-import { spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -24,6 +23,7 @@ import { AbortedError, JobTimeoutError, PermanentError } from "./errors";
 import { DEFAULT_MAX_DIMENSION, SanitizedIni, sanitizeIni } from "./ini";
 import { Logger } from "./log";
 import { Processor, ProcessorInput, ProcessorResult } from "./processor";
+import { runProcess, tail } from "./run-process";
 
 export interface PovrayOptions {
     /** povray executable. Default: $POVRAY_BIN or "povray" on PATH. */
@@ -163,10 +163,6 @@ export function buildRenderIni(scene: Scene, outPng: string, threads: number, in
     return lines.join("\n") + "\n";
 }
 
-function tail(text: string, lines = 15): string {
-    return text.trim().split("\n").slice(-lines).join("\n");
-}
-
 /** The most useful lines of POV-Ray's stderr for an error report: parse errors first, else the tail. */
 export function povrayErrorSummary(stderr: string): string {
     const lines = stderr.split("\n");
@@ -246,74 +242,7 @@ export class PovrayProcessor implements Processor {
     }
 }
 
-export interface RunResult {
-    code: number | null;
-    signal: NodeJS.Signals | null;
-    stderr: string;
-    /** stdout and stderr interleaved, capped: the render log. */
-    output: string;
-    timedOut: boolean;
-    aborted: boolean;
-}
+export type { RunResult } from "./run-process";
 
-const MAX_LOG = 1024 * 1024;
-
-/**
- * Spawns povray (no shell) in its own process group; past `timeoutMs`, or when `signal` aborts, the whole group is
- * SIGKILLed.
- */
-export function runPovray(
-    bin: string,
-    args: string[],
-    cwd: string,
-    timeoutMs: number,
-    signal: AbortSignal,
-    extraEnv: Record<string, string>,
-): Promise<RunResult> {
-    return new Promise((resolve, reject) => {
-        if (signal.aborted) {
-            resolve({ code: null, signal: null, stderr: "", output: "", timedOut: false, aborted: true });
-            return;
-        }
-        const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? os.tmpdir(), ...extraEnv };
-        const child = spawn(bin, args, { cwd, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
-        let stderr = "";
-        let output = "";
-        let timedOut = false;
-        let aborted = false;
-        const append = (d: Buffer, isErr: boolean) => {
-            const s = d.toString("utf8");
-            if (isErr) stderr = (stderr + s).slice(-64 * 1024);
-            if (output.length < MAX_LOG) output += s;
-        };
-        child.stdout.on("data", (d: Buffer) => append(d, false));
-        child.stderr.on("data", (d: Buffer) => append(d, true));
-        const killGroup = () => {
-            if (child.pid === undefined) return;
-            try {
-                process.kill(-child.pid, "SIGKILL");
-            } catch {
-                /* already gone */
-            }
-        };
-        const timer = setTimeout(() => {
-            timedOut = true;
-            killGroup();
-        }, timeoutMs);
-        const onAbort = () => {
-            aborted = true;
-            killGroup();
-        };
-        signal.addEventListener("abort", onAbort, { once: true });
-        child.on("error", (err) => {
-            clearTimeout(timer);
-            signal.removeEventListener("abort", onAbort);
-            reject(new Error(`cannot run ${bin}: ${err.message}`));
-        });
-        child.on("close", (code, sig) => {
-            clearTimeout(timer);
-            signal.removeEventListener("abort", onAbort);
-            resolve({ code, signal: sig, stderr, output, timedOut, aborted });
-        });
-    });
-}
+/** povray through the shared process runner (no shell, own process group, SIGKILL on timeout or abort). */
+export const runPovray = runProcess;
