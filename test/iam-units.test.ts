@@ -144,6 +144,14 @@ describe("IAM mapping of recorded requests (pure)", () => {
             json("ecr", "AmazonEC2ContainerRegistry_V20150921.BatchGetImage", { registryId: "210987654321", repositoryName: "team/render" }),
             [{ action: "ecr:BatchGetImage", resource: "arn:aws:ecr:us-east-1:210987654321:repository/team/render", context: TLS }],
         ],
+        [
+            "EventBridge PutEvents → one authorization per entry, on its bus, with events:source and events:detail-type",
+            json("events", "AWSEvents.PutEvents", { Entries: [{ Source: "lambda-ecs-worker", DetailType: "Job Done", Detail: "{}" }, { EventBusName: "jobs", Source: "s", DetailType: "d" }] }),
+            [
+                { action: "events:PutEvents", resource: `arn:aws:events:us-east-1:${ACCOUNT}:event-bus/default`, context: { ...TLS, "events:source": "lambda-ecs-worker", "events:detail-type": "Job Done" } },
+                { action: "events:PutEvents", resource: `arn:aws:events:us-east-1:${ACCOUNT}:event-bus/jobs`, context: { ...TLS, "events:source": "s", "events:detail-type": "d" } },
+            ],
+        ],
     ];
     for (const [title, req, expected] of table) {
         it(title, () => {
@@ -158,6 +166,7 @@ describe("IAM mapping of recorded requests (pure)", () => {
         ["an S3 bucket write", s3("PUT", "/bkt"), /unmapped S3 bucket request/],
         ["an unsigned request", { method: "GET", url: "https://s3.us-east-1.amazonaws.com/b/k", headers: {}, body: "" }, /unmapped AWS service undefined/],
         ["a service not mapped", json("lambda", "x.Invoke", {}), /unmapped AWS service "lambda"/],
+        ["an EventBridge operation other than PutEvents", json("events", "AWSEvents.PutRule", {}), /unmapped EventBridge operation PutRule/],
         ["RunTask of a task definition the world does not know", json("ecs", "AmazonEC2ContainerServiceV20141113.RunTask", { cluster: CLUSTER, taskDefinition: "other:1" }), /unknown task definition/],
     ];
     for (const [title, req, error] of unmapped) {

@@ -265,7 +265,22 @@ function ecr(req: HttpRequest, w: IamWorld): IamRequest[] {
     throw new Error(`unmapped ECR operation ${op}`);
 }
 
-const SERVICES: Record<string, (req: HttpRequest, w: IamWorld) => IamRequest[]> = { sqs, ecs, s3, logs, ecr };
+function events(req: HttpRequest, w: IamWorld): IamRequest[] {
+    const op = operationOf(req);
+    if (op !== "PutEvents") throw new Error(`unmapped EventBridge operation ${op}`);
+    // One authorization per entry: on its event bus (by name or ARN, "default" when omitted), with its source and type.
+    return (jsonBody(req).Entries ?? []).map((e: any) => {
+        const bus = typeof e.EventBusName === "string" && e.EventBusName !== "" ? e.EventBusName : "default";
+        return {
+            action: "events:PutEvents",
+            resource: bus.startsWith("arn:") ? bus : `arn:${w.partition}:events:${w.region}:${w.accountId}:event-bus/${bus}`,
+            context: { ...secureTransport(req), "events:source": String(e.Source), "events:detail-type": String(e.DetailType) },
+            call: "EventBridge PutEvents",
+        };
+    });
+}
+
+const SERVICES: Record<string, (req: HttpRequest, w: IamWorld) => IamRequest[]> = { sqs, ecs, s3, logs, ecr, events };
 
 /** Every authorization AWS evaluates for one request; throws naming the request when it is not mapped. */
 export function iamRequestsFor(req: HttpRequest, w: IamWorld): IamRequest[] {

@@ -51,7 +51,7 @@ async function ec2Query(endpoint: string, action: string): Promise<string> {
     return res.text();
 }
 
-const SERVICE_HOSTS: Record<string, string> = { sqs: "sqs", s3: "s3", ecs: "ecs", logs: "logs", ecr: "api.ecr" };
+const SERVICE_HOSTS: Record<string, string> = { sqs: "sqs", s3: "s3", ecs: "ecs", logs: "logs", ecr: "api.ecr", events: "events" };
 
 /** Everything recorded since the last clear, split by role; throws on a request signed by an unknown key. */
 async function attributed(rec: RecordingMoto): Promise<{ launcher: RecordedHttpRequest[]; worker: RecordedHttpRequest[] }> {
