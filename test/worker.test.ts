@@ -646,3 +646,96 @@ describe("worker (moto + povray)", function () {
         });
     });
 });
+
+describe("worker (moto + povray): job INI switch lines and out-of-range values", function () {
+    let moto: Moto;
+    let aws: Aws;
+    let restoreEnv: () => void;
+    let n = 0;
+    async function setup() {
+        n++;
+        const bucket = await aws.bucket(`worker-ini-${n}`);
+        const q = await aws.queues(`worker-ini-${n}`);
+        return { bucket, ...q };
+    }
+    /** A job zip: `<base>.ini` holding `ini` next to the tiny scene. */
+    const job = (base: string, ini: string) =>
+        makeZip([
+            { name: `${base}.ini`, data: `; ${base}\nInput_File_Name=tiny.pov\n${ini}\n` },
+            { name: "tiny.pov", data: scene("tiny.pov") },
+        ]);
+
+    before(async function () {
+        moto = await startMoto();
+        aws = new Aws(moto);
+        restoreEnv = useMotoEnv(moto);
+    });
+    after(async function () {
+        restoreEnv?.();
+        await moto?.stop();
+    });
+
+    it("renders exactly the size an INI switch line asks for (+W1920 +H1080)", async function () {
+        const { bucket, queueUrl, dlqUrl } = await setup();
+        await aws.put(bucket, "ini/hd.zip", await job("hd", "+W1920 +H1080 ; full HD\n+A0.3 -D"));
+        await aws.send(queueUrl, { bucket, key: "ini/hd.zip" });
+        const { code, logs } = await runWorkerInProcess(workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl }));
+        expect(code).to.equal(0);
+        const png = await aws.get(bucket, "ini/hd.png");
+        expect(png, "ini/hd.png").to.not.equal(undefined);
+        expect(pngSize(png!)).to.deep.equal({ width: 1920, height: 1080 });
+        // -D is the worker's own setting: dropped, and said so.
+        const dropped = logs.filter((l) => l.event === "ini_key_dropped").map((l) => l.option);
+        expect(dropped).to.deep.equal(["-D"]);
+        expect(await aws.depth(dlqUrl)).to.equal(0);
+    });
+
+    it("drops +O (output file) and +L (library path) switches, logs each, and renders to the normal key", async function () {
+        const { bucket, queueUrl, dlqUrl } = await setup();
+        const markerDir = fs.mkdtempSync(path.join(os.tmpdir(), "worker-ini-marker-"));
+        const ini = `+W64 +H48 +O${markerDir}/x.png +L/tmp\n+GA${markerDir}/all.log +HI${markerDir}/h.inc`;
+        await aws.put(bucket, "ini/sw.zip", await job("sw", ini));
+        await aws.send(queueUrl, { bucket, key: "ini/sw.zip" });
+        const { code, logs } = await runWorkerInProcess(workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl }));
+        expect(code).to.equal(0);
+        const png = await aws.get(bucket, "ini/sw.png");
+        expect(png, "ini/sw.png").to.not.equal(undefined);
+        expect(pngSize(png!)).to.deep.equal({ width: 64, height: 48 });
+        const dropped = logs.filter((l) => l.event === "ini_key_dropped");
+        expect(dropped.map((l) => l.option)).to.deep.equal([`+O${markerDir}/x.png`, "+L/tmp", `+GA${markerDir}/all.log`, `+HI${markerDir}/h.inc`]);
+        expect(dropped.map((l) => String(l.reason).replace(/:.*/, ""))).to.deep.equal([
+            "switch for Output_File_Name",
+            "switch for Library_Path",
+            "switch for All_Console, All_File",
+            "switch for Include_Header",
+        ]);
+        for (const l of dropped) expect(l).to.include({ key: "ini/sw.zip", ini: "sw.ini" });
+        expect(fs.readdirSync(markerDir), "nothing written where the switches pointed").to.deep.equal([]);
+        fs.rmSync(markerDir, { recursive: true });
+        expect(await aws.depth(dlqUrl)).to.equal(0);
+    });
+
+    for (const [title, ini, reason] of [
+        ["Width=100000", "Width=100000\nHeight=600", "big.ini: Width=100000 is out of range: allowed 1-8192"],
+        ["+W100000", "+W100000 +H600", "big.ini: +W100000 (Width=100000) is out of range: allowed 1-8192"],
+    ]) {
+        it(`fails a job whose INI asks ${title}: error report + DLQ message naming the key, value and range, no PNG`, async function () {
+            const { bucket, queueUrl, dlqUrl } = await setup();
+            await aws.put(bucket, "ini/big.zip", await job("big", ini));
+            await aws.send(queueUrl, { bucket, key: "ini/big.zip" });
+            const { code } = await runWorkerInProcess(workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl }));
+            expect(code).to.equal(0);
+            expect(await aws.depth(queueUrl), "original deleted").to.equal(0);
+            const report = JSON.parse((await aws.get(bucket, "ini/big.error.json"))!.toString());
+            expect(report.reason).to.equal(reason);
+            expect(report.attempts).to.equal(1);
+            const dlq = await aws.drain(dlqUrl);
+            expect(dlq).to.have.length(1);
+            const body = JSON.parse(dlq[0].Body!);
+            expect(body).to.include({ bucket, key: "ini/big.zip" });
+            expect(body.reason).to.include(reason);
+            expect(dlq[0].MessageAttributes!.reason.StringValue).to.equal(body.reason);
+            expect(await aws.get(bucket, "ini/big.png"), "no PNG").to.equal(undefined);
+        });
+    }
+});
