@@ -253,6 +253,11 @@ describe("job INI: POV-Ray switches and value ranges (worker-image/src/ini.ts)",
             fs.writeFileSync(path.join(dir, "spheres.ini"), sample);
             const s = findScene(dir, "spheres").sanitized!;
             expect(s.invalid).to.deep.equal([]);
+            // The size examples/README.md claims for it is the size it asks for.
+            const claimed = /`spheres\.pov` \+ `spheres\.ini`, (\d+)x(\d+)/.exec(fs.readFileSync(path.join(REPO, "examples/README.md"), "utf8"));
+            expect(claimed, "examples/README.md names the sample's size").to.not.equal(null);
+            const opt = (k: string) => s.options.filter(([key]) => key === k).map(([, v]) => v).pop();
+            expect([opt("Width"), opt("Height")]).to.deep.equal([claimed![1], claimed![2]]);
             fs.writeFileSync(path.join(dir, "spheres.ini"), "+Ispheres.pov\n+W320 +H240 +A0.3 +R3 +Q9\n");
             const w = findScene(dir, "spheres").sanitized!;
             expect(w.options).to.deep.equal([["Width", "320"], ["Height", "240"], ["Antialias", "on"], ["Antialias_Threshold", "0.3"], ["Antialias_Depth", "3"], ["Quality", "9"]]);
