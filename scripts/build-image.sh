@@ -134,9 +134,9 @@ fi
 if base_present; then
     have="$(base_node_version)"
     if [[ "$have" == "$NODE_VERSION" ]]; then
-        log "base image $BASE_REF present (node v$have)"
+        log "base image $BASE_REF present (node $have)"
     else
-        log "base image $BASE_REF carries node ${have:+v$have}${have:-of unknown version}, want v$NODE_VERSION: rebuilding it"
+        log "base image $BASE_REF carries node ${have:-of unknown version (no NODE_VERSION)}, want $NODE_VERSION: rebuilding it"
         podman "${PODMAN_FLAGS[@]}" rmi -f "$BASE_REF" >/dev/null
         build_base
     fi

@@ -400,6 +400,7 @@ describe("worker runtime units", function () {
                 maxUnzippedBytes: 1024 * 1024,
                 maxZipEntries: 10,
                 jobTimeoutSeconds: 7,
+                outputSuffixes: [".png", ".log"],
             };
             rec = recorder();
             track(s3, PutObjectCommand, "PutObject");

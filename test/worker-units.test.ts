@@ -142,6 +142,8 @@ describe("worker units", function () {
             const p = new PovrayProcessor({ bin: "false", includeDir: null });
             const err = await p
                 .process({
+                    inputKind: "directory",
+                    inputPath: path.join(dir, "in"),
                     inputDir: path.join(dir, "in"),
                     workDir: path.join(dir, "work"),
                     baseName: "job",

@@ -22,6 +22,8 @@ export interface WorkerConfig {
     maxInputBytes: number;
     maxUnzippedBytes: number;
     maxZipEntries: number;
+    /** OUTPUT_SUFFIXES: the suffixes a job may upload (`.error.json`, the failure report, is always written). */
+    outputSuffixes: string[];
     /** One-shot mode when both are set. */
     jobBucket?: string;
     jobKey?: string;
@@ -37,7 +39,34 @@ export const DEFAULTS = {
     maxInputBytes: 256 * 1024 * 1024,
     maxUnzippedBytes: 1024 * 1024 * 1024,
     maxZipEntries: 10000,
+    /** POV-Ray's outputs. */
+    outputSuffixes: [".png", ".log"],
 };
+
+/** The failure report's suffix: always written, never a declared output. */
+export const ERROR_REPORT_SUFFIX = ".error.json";
+
+/**
+ * OUTPUT_SUFFIXES: a JSON array of suffixes, each a `.` followed by at least one character other than `/` (the
+ * component sets it from its `outputSuffixes` argument). Unset: POV-Ray's `[".png", ".log"]`.
+ */
+export function parseOutputSuffixes(value: string | undefined): string[] {
+    if (value === undefined || value.trim() === "") return [...DEFAULTS.outputSuffixes];
+    let parsed: unknown;
+    try {
+        parsed = JSON.parse(value);
+    } catch {
+        parsed = undefined;
+    }
+    const bad = (s: unknown) => typeof s !== "string" || !/^\.[^/\x00-\x1f]{1,64}$/.test(s) || s === ERROR_REPORT_SUFFIX;
+    if (!Array.isArray(parsed) || parsed.length === 0 || parsed.some(bad)) {
+        throw new Error(
+            `OUTPUT_SUFFIXES must be a JSON array of one or more suffixes such as [".png",".log"] (each "." plus 1-64 ` +
+                `characters, no "/", not ${ERROR_REPORT_SUFFIX}), got ${JSON.stringify(value)}`,
+        );
+    }
+    return [...new Set(parsed as string[])];
+}
 
 /** SQS's maximum visibility timeout (12 h). */
 export const MAX_JOB_TIMEOUT_SECONDS = 43200;
@@ -87,6 +116,7 @@ export function configFromEnv(env: Env = process.env): WorkerConfig {
         maxInputBytes: int(env, "MAX_INPUT_BYTES", DEFAULTS.maxInputBytes, 1)!,
         maxUnzippedBytes: int(env, "MAX_UNZIPPED_BYTES", DEFAULTS.maxUnzippedBytes, 1)!,
         maxZipEntries: int(env, "MAX_ZIP_ENTRIES", DEFAULTS.maxZipEntries, 1)!,
+        outputSuffixes: parseOutputSuffixes(env.OUTPUT_SUFFIXES),
         jobBucket: str(env, "JOB_BUCKET"),
         jobKey: env.JOB_KEY !== undefined && env.JOB_KEY !== "" ? env.JOB_KEY : undefined,
     };

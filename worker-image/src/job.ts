@@ -1,6 +1,7 @@
 /**
- * One job's pipeline, independent of SQS: download the input from S3 -> unpack it -> run the processor -> upload its
- * outputs next to the input (or under OUTPUT_PREFIX), in a private scratch dir removed afterwards. `runJob` classifies
+ * One job's pipeline, independent of SQS: download the input from S3 -> unpack it (a `.zip`; any other input stays
+ * one file) -> run the processor -> upload its outputs (those ending in a declared OUTPUT_SUFFIXES suffix) next to the
+ * input (or under OUTPUT_PREFIX), in a private scratch dir removed afterwards. `runJob` classifies
  * how it went (an Outcome) for the caller to settle the message; it never throws.
  */
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
@@ -29,8 +30,30 @@ export type Outcome =
 /** The settings a job reads. */
 export type JobConfig = Pick<
     WorkerConfig,
-    "scratchDir" | "inputPrefix" | "outputPrefix" | "maxInputBytes" | "maxUnzippedBytes" | "maxZipEntries" | "jobTimeoutSeconds"
+    | "scratchDir"
+    | "inputPrefix"
+    | "outputPrefix"
+    | "maxInputBytes"
+    | "maxUnzippedBytes"
+    | "maxZipEntries"
+    | "jobTimeoutSeconds"
+    | "outputSuffixes"
 >;
+
+/** Whether the input is a zip to unpack (its key ends in `.zip`, any case); any other input is one file. */
+export function isZipKey(key: string): boolean {
+    return key.toLowerCase().endsWith(".zip");
+}
+
+/**
+ * The local file name of a single-file input: `input` plus the key's extension when it is a plain one (letters,
+ * digits, `_`, `-`; at most 16), so that tools that go by the extension see it; never the key's own (untrusted) name.
+ */
+export function inputFileName(key: string): string {
+    const name = key.slice(key.lastIndexOf("/") + 1);
+    const ext = /\.[A-Za-z0-9_-]{1,16}$/.exec(name)?.[0] ?? "";
+    return `input${ext}`;
+}
 
 export interface JobRunnerDeps {
     s3: S3Client;
@@ -117,8 +140,9 @@ export class JobRunner {
         this.liveJobDirs.add(jobDir);
         try {
             await fs.promises.mkdir(jobDir, { mode: 0o700 });
-            const zipPath = path.join(jobDir, "input.zip");
-            const { etag, bytes } = await retry(this.log, "download", signal, () => this.download(job, zipPath, signal));
+            const zip = isZipKey(job.key);
+            const downloadPath = path.join(jobDir, zip ? "input.zip" : "download");
+            const { etag, bytes } = await retry(this.log, "download", signal, () => this.download(job, downloadPath, signal));
             this.log("downloaded", { bucket: job.bucket, key: job.key, bytes, etag });
             if (signal.aborted) throw new AbortedError();
 
@@ -126,15 +150,24 @@ export class JobRunner {
             const workDir = path.join(jobDir, "work");
             await fs.promises.mkdir(inputDir, { mode: 0o700 });
             await fs.promises.mkdir(workDir, { mode: 0o700 });
-            const unpacked = await extractZip(zipPath, inputDir, {
-                maxEntries: this.cfg.maxZipEntries,
-                maxBytes: this.cfg.maxUnzippedBytes,
-            }, signal);
-            await fs.promises.rm(zipPath, { force: true });
-            this.log("unpacked", { key: job.key, files: unpacked.files, bytes: unpacked.bytes });
+            let inputPath = inputDir;
+            if (zip) {
+                const unpacked = await extractZip(downloadPath, inputDir, {
+                    maxEntries: this.cfg.maxZipEntries,
+                    maxBytes: this.cfg.maxUnzippedBytes,
+                }, signal);
+                await fs.promises.rm(downloadPath, { force: true });
+                this.log("unpacked", { key: job.key, files: unpacked.files, bytes: unpacked.bytes });
+            } else {
+                // One file, alone in the input dir (downloaded under the same MAX_INPUT_BYTES cap).
+                inputPath = path.join(inputDir, inputFileName(job.key));
+                await fs.promises.rename(downloadPath, inputPath);
+            }
             if (signal.aborted) throw new AbortedError();
 
             const result = await this.processor.process({
+                inputKind: zip ? "directory" : "file",
+                inputPath,
                 inputDir,
                 workDir,
                 baseName: jobBaseName(job.key),
@@ -168,8 +201,17 @@ export class JobRunner {
             "processor-seconds": result.seconds.toFixed(3),
             processor: this.processor.name,
         };
+        // Only declared outputs: the task role may write nothing else (and the launcher ignores only those).
+        const declared = (out: ProcessorResult["outputs"][number]) => this.cfg.outputSuffixes.includes(out.suffix);
+        for (const out of result.outputs.filter((o) => !declared(o))) {
+            this.log("output_not_declared", { key: job.key, suffix: out.suffix, declared: this.cfg.outputSuffixes });
+        }
+        if (!result.outputs.some(declared)) {
+            const made = result.outputs.map((o) => o.suffix).join(", ") || "nothing";
+            throw new PermanentError(`the ${this.processor.name} processor made ${made}, none of OUTPUT_SUFFIXES ${this.cfg.outputSuffixes.join(", ")}`);
+        }
         await Promise.all([
-            ...result.outputs.map(async (out) => {
+            ...result.outputs.filter(declared).map(async (out) => {
                 const key = keys.base + out.suffix;
                 const body = await fs.promises.readFile(out.path);
                 await retry(this.log, "upload", signal, () =>

@@ -1,21 +1,24 @@
 /** Entry point: reads the environment, starts the worker, handles SIGTERM/SIGINT. */
-import * as os from "os";
 import { configFromEnv } from "./config";
 import { createLogger } from "./log";
-import { PovrayProcessor } from "./povray";
 import { Worker } from "./runtime";
+import { processorFromEnv } from "./select-processor";
 
 async function main(): Promise<number> {
-    const log = createLogger({ worker: "povray" });
     let cfg;
+    let processor;
     try {
         cfg = configFromEnv(process.env);
+        processor = processorFromEnv(process.env, cfg);
     } catch (err) {
-        log("exiting", { reason: `configuration error: ${(err as Error).message}`, code: 2 });
+        createLogger({ worker: process.env.WORKER_PROCESSOR ?? "worker" })("exiting", {
+            reason: `configuration error: ${(err as Error).message}`,
+            code: 2,
+        });
         return 2;
     }
-    const threads = Math.max(1, Math.floor(os.cpus().length / cfg.concurrency));
-    const worker = new Worker(cfg, new PovrayProcessor({ threads }), { log });
+    const log = createLogger({ worker: processor.name });
+    const worker = new Worker(cfg, processor, { log });
     // One-shot mode has no queue to hand the job back to: stopping it early is a failure (143), as in runOneShot.
     const forcedExitCode = cfg.jobBucket && cfg.jobKey ? 143 : 0;
     const onSignal = (sig: NodeJS.Signals) => {

@@ -1,16 +1,21 @@
 /**
- * The plug-in point of the worker: the runtime downloads and unpacks a job, calls a Processor on the unpacked
- * directory, and uploads what it returns. POV-Ray is the first processor (povray.ts); other workers (video,
- * geospatial) implement this interface and reuse the runtime unchanged.
+ * The plug-in point of the worker: the runtime downloads a job (unpacking a `.zip`), calls a Processor on it, and
+ * uploads what it returns. POV-Ray is the first processor (povray.ts); the command processor (command.ts) runs any
+ * tool named by WORKER_COMMAND, so that most workers need no TypeScript; others implement this interface and reuse
+ * the runtime unchanged.
  */
 import { Logger } from "./log";
 
 export interface ProcessorInput {
-    /** Directory the job's zip was unpacked into (the processor's cwd; untrusted content). */
+    /** "directory": a `.zip` input, unpacked into `inputPath`; "file": any other input, downloaded as one file. */
+    inputKind: "file" | "directory";
+    /** The unpacked directory (= inputDir), or the downloaded file (inside inputDir, alone there). Untrusted content. */
+    inputPath: string;
+    /** Directory holding the input: the unpacked zip, or the downloaded file (the processor's cwd). */
     inputDir: string;
     /** Private, empty directory for the processor's outputs and temporary files (outside inputDir). */
     workDir: string;
-    /** Job name: the input key's file name without its extension (e.g. "scene" for "in/scene.zip"). */
+    /** Job name: the input key's file name without its extension (e.g. "scene" for "in/scene.zip"); untrusted. */
     baseName: string;
     /** Source object key, for logging. */
     sourceKey: string;
