@@ -1,11 +1,13 @@
 /**
  * Running a processor's tool (povray, a worker's command): spawned without a shell, in its own process group, with a
  * minimal environment; past `timeoutMs`, or when `signal` aborts (the worker is stopping), the whole group is
- * SIGKILLed. stdout and stderr are captured (capped) for the job's log and the failure reason. Shared by every
+ * SIGKILLed; the tool is tied to the worker (./parent-death.ts: it is SIGKILLed when the worker dies, however it
+ * dies). stdout and stderr are captured (capped) for the job's log and the failure reason. Shared by every
  * processor so that each gets the same limits.
  */
 import { spawn } from "child_process";
 import * as os from "os";
+import { tieToParent } from "./parent-death";
 
 export interface RunResult {
     code: number | null;
@@ -49,7 +51,9 @@ export function runProcess(
             return;
         }
         const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? os.tmpdir(), ...extraEnv };
-        const child = spawn(bin, args, { cwd, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+        // Under `setpriv --pdeathsig KILL` where available: the tool dies with the worker, even a SIGKILLed one.
+        const tied = tieToParent(bin, args, env.PATH, cwd);
+        const child = spawn(tied.bin, tied.args, { cwd, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
         let stderr = "";
         let output = "";
         let timedOut = false;
