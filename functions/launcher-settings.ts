@@ -40,6 +40,74 @@ export const LAUNCHER_ENV = {
     outputPrefix: "OUTPUT_PREFIX",
     /** The `startedBy` the launcher stamps on its tasks and counts running tasks by. */
     startedBy: "STARTED_BY",
+    /**
+     * Job events (issue #11): the bus the launcher publishes `Job Failed` to (name or ARN, as PutEvents'
+     * `EventBusName`), for jobs that end in the launcher: per-job start failures routed to it from the ECS
+     * "TaskFailedToStart" rule, and its own dead-lettered invocations routed to it from Lambda's failure event (see
+     * {@link ROUTED_EVENTS}). Always set by the component (`"default"` for the account's default bus).
+     */
+    eventBusName: "EVENT_BUS_NAME",
+    /** The events' `Source` (the IAM policy allows PutEvents with exactly this source): `lambda-ecs-worker.<name>`. */
+    eventSource: "EVENT_SOURCE",
+    /** `detail.worker` of the events and the `Worker` dimension of the metrics: the component's name. */
+    workerName: "WORKER_NAME",
+    /** CloudWatch namespace of the launcher's EMF metrics ({@link METRICS}). */
+    metricsNamespace: "METRICS_NAMESPACE",
+    /**
+     * Service mode: the ECS service's name (in `CLUSTER`) the launcher wakes on each upload: DescribeServices, then
+     * UpdateService raising desiredCount to `ceil(backlog / BACKLOG_PER_TASK)`, at most `MAX_TASKS`, never lowering it.
+     */
+    serviceName: "SERVICE_NAME",
+    /** Service mode: jobs one task may have waiting (the scaling target, acceptableWaitSeconds / expectedJobSeconds). */
+    backlogPerTask: "BACKLOG_PER_TASK",
+    /**
+     * Drain and per-job: `"true"` retries a RunTask whose capacity strategy includes FARGATE_SPOT on FARGATE after a
+     * Spot capacity failure; `"false"` does not. Set only when the strategy includes FARGATE_SPOT.
+     */
+    spotFallback: "SPOT_FALLBACK",
+} as const;
+
+/** The events' `detail-type`s (the worker's and the launcher's; users' rules match on them). */
+export const JOB_EVENT_DETAIL_TYPES = { succeeded: "Job Succeeded", failed: "Job Failed" } as const;
+
+/**
+ * Events the component routes to the launcher (beside S3 notifications and drain's "Scheduled Event"), on which it
+ * publishes `Job Failed` and never throws:
+ *  - `ecsStartFailure`: ECS's "ECS Task State Change" (source `aws.ecs`, stopCode TaskFailedToStart) of a per-job
+ *    task, from the rule `${name}-start-failures` (whose other target dead-letters the job). Job: the container
+ *    override's JOB_BUCKET/JOB_KEY; reason: `detail.stoppedReason`; failureClass `not-started`; attempts 1.
+ *  - `launcherFailure`: Lambda's on-failure destination event of the launcher itself (source `lambda`, the record in
+ *    `detail`; the destination is the event bus, and the rule `${name}-launcher-failures` dead-letters the record),
+ *    from the rule `${name}-launcher-failure-events`, which matches only records whose `requestPayload` is an S3
+ *    notification (so a failure to handle this event can never loop). Jobs: `extractJobs(detail.requestPayload)`;
+ *    reason: `detail.responsePayload.errorMessage`; failureClass `launcher`; attempts
+ *    `detail.requestContext.approximateInvokeCount`.
+ */
+export const ROUTED_EVENTS = {
+    ecsStartFailure: { source: "aws.ecs", detailType: "ECS Task State Change", failureClass: "not-started" },
+    launcherFailure: { source: "lambda", detailType: "Lambda Function Invocation Result - Failure", failureClass: "launcher" },
+} as const;
+
+/**
+ * The metrics (CloudWatch Embedded Metric Format lines) the worker and the launcher write, which the component's
+ * dashboard and alarms read. The worker's names are in worker-image/src/metrics.ts (a test keeps both equal).
+ */
+export const METRICS = {
+    /** Default of METRICS_NAMESPACE (the component sets it to this). */
+    namespace: "LambdaEcsWorker",
+    /** The dimension every metric has: WORKER_NAME. */
+    workerDimension: "Worker",
+    /** The worker's, per job. */
+    jobSeconds: "JobSeconds",
+    jobsSucceeded: "JobsSucceeded",
+    jobsFailed: "JobsFailed",
+    /**
+     * The launcher's: tasks it wanted but could not start after its retries (drain: per decision; per-job: one per
+     * job), per Worker. The component's "tasks fail to start" alarm reads it.
+     */
+    tasksNotStarted: "TasksNotStarted",
+    /** The launcher's: RunTask starts retried on FARGATE after a Spot capacity failure, per Worker. */
+    spotFallbacks: "SpotFallbacks",
 } as const;
 
 /** Suffixes of the files a worker writes; the launcher never treats them as inputs. */
