@@ -38,6 +38,11 @@ export const LAUNCHER_ENV = {
     inputSuffixes: "INPUT_SUFFIXES",
     /** Where outputs go: "" = next to the input. */
     outputPrefix: "OUTPUT_PREFIX",
+    /**
+     * JSON array of the suffixes the worker writes (its `outputSuffixes` and `.error.json`), matched
+     * case-insensitively: keys ending in one are never jobs. Unset: {@link OUTPUT_SUFFIXES}.
+     */
+    outputSuffixes: "OUTPUT_SUFFIXES",
     /** The `startedBy` the launcher stamps on its tasks and counts running tasks by. */
     startedBy: "STARTED_BY",
     /**
@@ -110,5 +115,16 @@ export const METRICS = {
     spotFallbacks: "SpotFallbacks",
 } as const;
 
-/** Suffixes of the files a worker writes; the launcher never treats them as inputs. */
-export const OUTPUT_SUFFIXES = [".png", ".log", ".error.json"] as const;
+/** The failure report's suffix: every worker may write it, whatever its declared outputs. */
+export const ERROR_REPORT_SUFFIX = ".error.json";
+
+/** POV-Ray's outputs: the default of the component's `outputSuffixes`. */
+export const DEFAULT_OUTPUT_SUFFIXES = [".png", ".log"] as const;
+
+/** Suffixes of the files the default (POV-Ray) worker writes; the launcher's ignore-list when OUTPUT_SUFFIXES is unset. */
+export const OUTPUT_SUFFIXES = [...DEFAULT_OUTPUT_SUFFIXES, ERROR_REPORT_SUFFIX] as const;
+
+/** Every suffix a worker declaring `outputSuffixes` writes: those, then the failure report (once). */
+export function writtenSuffixes(outputSuffixes: readonly string[]): string[] {
+    return [...new Set([...outputSuffixes, ERROR_REPORT_SUFFIX])];
+}

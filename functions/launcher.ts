@@ -30,7 +30,7 @@
  */
 import type { ECSClient, RunTaskCommandInput } from "@aws-sdk/client-ecs";
 import type { SQSClient } from "@aws-sdk/client-sqs";
-import { LAUNCH_MODES, LAUNCHER_ENV, LaunchMode, OUTPUT_SUFFIXES } from "./launcher-settings";
+import { ERROR_REPORT_SUFFIX, LAUNCH_MODES, LAUNCHER_ENV, LaunchMode, OUTPUT_SUFFIXES } from "./launcher-settings";
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Settings
@@ -59,6 +59,8 @@ export interface LauncherSettings {
     /** Lower-cased; empty = any suffix. */
     inputSuffixes: string[];
     outputPrefix: string;
+    /** Lower-cased suffixes of the worker's outputs, `.error.json` included: keys ending in one are never jobs. */
+    outputSuffixes: string[];
     startedBy: string;
 }
 
@@ -106,12 +108,21 @@ export function parseLauncherSettings(env: Record<string, string | undefined>): 
         inputPrefix: env[E.inputPrefix] ?? "",
         inputSuffixes: [],
         outputPrefix: env[E.outputPrefix] ?? "",
+        outputSuffixes: str(E.outputSuffixes) === "" ? [...OUTPUT_SUFFIXES] : [],
         startedBy: required(E.startedBy, tasks),
     };
     if (tasks && s.subnets.length === 0) bad(E.subnets, "comma-separated subnet ids");
     if (s.startedBy !== "" && !/^[A-Za-z0-9_/-]{1,36}$/.test(s.startedBy)) bad(E.startedBy, "1-36 letters, digits, '-', '_' or '/'");
     if (s.assignPublicIp !== "ENABLED" && s.assignPublicIp !== "DISABLED") bad(E.assignPublicIp, "ENABLED or DISABLED");
     if (!Number.isSafeInteger(s.maxTasks) || s.maxTasks < 1) bad(E.maxTasks, "an integer >= 1");
+    if (str(E.outputSuffixes) !== "") {
+        for (const x of jsonArray(E.outputSuffixes)) {
+            if (typeof x === "string" && x !== "") s.outputSuffixes.push(x.toLowerCase());
+            else bad(E.outputSuffixes, "a JSON array of non-empty strings");
+        }
+        // The failure report is an output of every worker.
+        if (!s.outputSuffixes.includes(ERROR_REPORT_SUFFIX)) s.outputSuffixes.push(ERROR_REPORT_SUFFIX);
+    }
     for (const x of jsonArray(E.inputSuffixes)) {
         if (typeof x === "string" && x !== "") s.inputSuffixes.push(x.toLowerCase());
         else bad(E.inputSuffixes, "a JSON array of non-empty strings");
@@ -150,7 +161,8 @@ export interface IgnoredRecord {
     eventName?: string;
 }
 
-export type KeyFilter = Pick<LauncherSettings, "inputPrefix" | "inputSuffixes" | "outputPrefix">;
+/** `outputSuffixes` unset: {@link OUTPUT_SUFFIXES} (POV-Ray's). */
+export type KeyFilter = Pick<LauncherSettings, "inputPrefix" | "inputSuffixes" | "outputPrefix"> & Partial<Pick<LauncherSettings, "outputSuffixes">>;
 
 /**
  * Decode an S3 event key: S3 form-encodes keys (`+` is a space, `%2B` a plus, `%XX` UTF-8 bytes).
@@ -164,7 +176,7 @@ export function decodeS3Key(raw: string): string {
 export function keyRejection(key: string, filter: KeyFilter): string | undefined {
     if (key === "" || key.endsWith("/")) return "not an object key";
     const lower = key.toLowerCase();
-    if (OUTPUT_SUFFIXES.some((s) => lower.endsWith(s))) return "worker output";
+    if ((filter.outputSuffixes ?? OUTPUT_SUFFIXES).some((s) => lower.endsWith(s.toLowerCase()))) return "worker output";
     if (filter.outputPrefix !== "" && key.startsWith(filter.outputPrefix)) return "under the output prefix";
     if (!key.startsWith(filter.inputPrefix)) return "outside the input prefix";
     if (filter.inputSuffixes.length > 0 && !filter.inputSuffixes.some((s) => lower.endsWith(s.toLowerCase()))) {

@@ -327,6 +327,7 @@ describe("LambdaEcsWorker", () => {
                 AWS_REGION: FAKE_REGION,
                 INPUT_PREFIX: "",
                 OUTPUT_PREFIX: "",
+                OUTPUT_SUFFIXES: JSON.stringify([".png", ".log"]),
                 JOB_TIMEOUT_SECONDS: "900",
                 WORKER_IDLE_EXIT: "1",
                 WORKER_MAX_RECEIVE_COUNT: "3",
@@ -371,6 +372,7 @@ describe("LambdaEcsWorker", () => {
                 INPUT_PREFIX: "",
                 INPUT_SUFFIXES: JSON.stringify([".zip"]),
                 OUTPUT_PREFIX: "",
+                OUTPUT_SUFFIXES: JSON.stringify([".png", ".log", ".error.json"]),
                 STARTED_BY: "lew-render",
             });
             const ic = one(resources, T.invokeConfig, "render-launcher-invoke-config").inputs;

@@ -18,6 +18,7 @@ import {
     isRetryableError,
     isRetryableFailureReason,
     keyRejection,
+    KeyFilter,
     launcherFactory,
     LauncherSettings,
     parseLauncherSettings,
@@ -41,6 +42,7 @@ const BASE_ENV: Record<string, string> = {
     INPUT_PREFIX: "inbox/",
     INPUT_SUFFIXES: '[".zip", ".POV"]',
     OUTPUT_PREFIX: "",
+    OUTPUT_SUFFIXES: JSON.stringify([".gpkg", ".LOG", ".error.json"]),
     STARTED_BY: "lew-render",
 };
 
@@ -84,7 +86,7 @@ describe("launcher: pure logic", () => {
 
     describe("keyRejection", () => {
         const filter = { inputPrefix: "inbox/", inputSuffixes: [".zip", ".pov"], outputPrefix: "" };
-        const cases: [string, string | undefined, Partial<typeof filter>?][] = [
+        const cases: [string, string | undefined, Partial<KeyFilter>?][] = [
             ["inbox/scene.zip", undefined],
             ["inbox/deep/scene.ZIP", undefined],
             ["inbox/Scene.Pov", undefined],
@@ -103,6 +105,11 @@ describe("launcher: pure logic", () => {
             ["inbox/scene.zip", undefined, { inputPrefix: "", outputPrefix: "renders/" }],
             ["anything.bin", undefined, { inputPrefix: "", inputSuffixes: [] }],
             ["anything.png", "worker output", { inputPrefix: "", inputSuffixes: [] }],
+            // A worker with other outputs (OUTPUT_SUFFIXES): those are ignored, POV-Ray's are not outputs of it.
+            ["inbox/map.gpkg", "worker output", { outputSuffixes: [".gpkg", ".summary.json", ".error.json"], inputSuffixes: [] }],
+            ["inbox/map.SUMMARY.JSON", "worker output", { outputSuffixes: [".gpkg", ".summary.json", ".error.json"], inputSuffixes: [] }],
+            ["inbox/map.error.json", "worker output", { outputSuffixes: [".gpkg", ".error.json"], inputSuffixes: [] }],
+            ["inbox/map.png", undefined, { outputSuffixes: [".gpkg", ".error.json"], inputSuffixes: [] }],
         ];
         for (const [key, reason, over] of cases) {
             it(`${key} ${over ? JSON.stringify(over) : ""} → ${reason ?? "accepted"}`, () => {
@@ -262,6 +269,7 @@ describe("launcher: pure logic", () => {
                 inputPrefix: "inbox/",
                 inputSuffixes: [".zip", ".pov"],
                 outputPrefix: "",
+                outputSuffixes: [".gpkg", ".log", ".error.json"],
                 startedBy: "lew-render",
             });
         });
@@ -270,6 +278,8 @@ describe("launcher: pure logic", () => {
             const s = parseLauncherSettings({ QUEUE_URL: "q", CLUSTER: "c", TASK_DEFINITION: "t", SUBNETS: "subnet-a", STARTED_BY: "x" });
             expect(s).to.include({ mode: "drain", maxTasks: 1, assignPublicIp: "DISABLED", inputPrefix: "", outputPrefix: "" });
             expect(s.inputSuffixes).to.deep.equal([]);
+            // POV-Ray's outputs when OUTPUT_SUFFIXES is unset.
+            expect(s.outputSuffixes).to.deep.equal([".png", ".log", ".error.json"]);
             expect(s.capacityProviderStrategy).to.deep.equal([]);
             expect(s.securityGroups).to.deep.equal([]);
         });
@@ -295,6 +305,8 @@ describe("launcher: pure logic", () => {
             ["INPUT_SUFFIXES not JSON", { INPUT_SUFFIXES: ".zip" }, /INPUT_SUFFIXES must be a JSON array/],
             ["INPUT_SUFFIXES not an array", { INPUT_SUFFIXES: '".zip"' }, /INPUT_SUFFIXES must be a JSON array/],
             ["INPUT_SUFFIXES with a number", { INPUT_SUFFIXES: "[1]" }, /INPUT_SUFFIXES must be a JSON array of non-empty strings/],
+            ["OUTPUT_SUFFIXES not JSON", { OUTPUT_SUFFIXES: ".gpkg" }, /OUTPUT_SUFFIXES must be a JSON array/],
+            ["OUTPUT_SUFFIXES with an empty one", { OUTPUT_SUFFIXES: '[""]' }, /OUTPUT_SUFFIXES must be a JSON array of non-empty strings/],
             ["CAPACITY_PROVIDER_STRATEGY not JSON", { CAPACITY_PROVIDER_STRATEGY: "FARGATE" }, /CAPACITY_PROVIDER_STRATEGY must be a JSON array/],
             ["strategy item without provider", { CAPACITY_PROVIDER_STRATEGY: '[{"weight":1}]' }, /CAPACITY_PROVIDER_STRATEGY must be a JSON array of \{ capacityProvider/],
             ["strategy weight too big", { CAPACITY_PROVIDER_STRATEGY: '[{"capacityProvider":"FARGATE","weight":1001}]' }, /CAPACITY_PROVIDER_STRATEGY/],

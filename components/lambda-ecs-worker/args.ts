@@ -69,8 +69,9 @@ export interface LambdaEcsWorkerArgs {
     inputPrefix?: string;
     /**
      * Key suffixes that are jobs. S3's notification filter compares them case-sensitively (list `".ZIP"` too to
-     * accept both); the launcher then matches case-insensitively. None may end with another, nor with an output
-     * suffix (`.png`, `.log`, `.json`), so that outputs can never retrigger the launcher.
+     * accept both); the launcher then matches case-insensitively. None may end with another, nor overlap an output
+     * suffix (`outputSuffixes` and `.error.json`: neither may end with the other), so that outputs can never
+     * retrigger the launcher. A `.zip` input is unpacked for the processor; any other is downloaded as one file.
      * @default [".zip"]
      */
     inputSuffixes?: string[];
@@ -81,6 +82,14 @@ export interface LambdaEcsWorkerArgs {
      * @default "" (next to the input)
      */
     outputPrefix?: string;
+    /**
+     * Suffixes of the files the worker writes for a job, each `<base><suffix>` (e.g. `[".mp4", ".log"]`); the
+     * failure report `.error.json` is always added. The task role may write (PutObject) exactly these under the
+     * output location, the launcher ignores uploads ending in them, and the worker gets them as `OUTPUT_SUFFIXES`
+     * (the command processor uploads only files ending in one).
+     * @default [".png", ".log"] (POV-Ray's)
+     */
+    outputSuffixes?: string[];
 
     /**
      * How jobs are run. `"drain"`: the launcher starts just enough tasks (up to `maxTasks`), each drains the queue
@@ -186,6 +195,7 @@ export const LAMBDA_ECS_WORKER_DEFAULTS = {
     inputPrefix: "",
     inputSuffixes: [".zip"],
     outputPrefix: "",
+    outputSuffixes: [".png", ".log"],
     launchMode: "drain" as LaunchMode,
     maxTasks: 10,
     launcherConcurrency: 1 as number | "unreserved",
@@ -241,6 +251,7 @@ export function resolveArgs(args: LambdaEcsWorkerArgs): ResolvedLambdaEcsWorkerA
         inputPrefix: args.inputPrefix ?? d.inputPrefix,
         inputSuffixes: args.inputSuffixes ?? d.inputSuffixes,
         outputPrefix: args.outputPrefix ?? d.outputPrefix,
+        outputSuffixes: args.outputSuffixes ?? d.outputSuffixes,
         launchMode: args.launchMode ?? d.launchMode,
         maxTasks: args.maxTasks ?? d.maxTasks,
         launcherConcurrency: args.launcherConcurrency ?? d.launcherConcurrency,

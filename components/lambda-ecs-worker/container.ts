@@ -17,6 +17,7 @@ export const RESERVED_ENVIRONMENT = [
     "AWS_REGION",
     "INPUT_PREFIX",
     "OUTPUT_PREFIX",
+    "OUTPUT_SUFFIXES",
     "JOB_TIMEOUT_SECONDS",
     // The worker still reads this former name of JOB_TIMEOUT_SECONDS: reserved so that it cannot override it.
     "RENDER_TIMEOUT_SECONDS",

@@ -7,7 +7,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 
 import { launcherFactory } from "../../functions/launcher";
-import { LAUNCHER_ENV } from "../../functions/launcher-settings";
+import { LAUNCHER_ENV, writtenSuffixes } from "../../functions/launcher-settings";
 import { ChildOptions, ResolvedLambdaEcsWorkerArgs } from "./args";
 import { BucketResources } from "./bucket";
 import { ClusterResources } from "./cluster";
@@ -134,6 +134,7 @@ function launcherEnvironment(r: ResolvedLambdaEcsWorkerArgs, deps: LauncherDeps,
         [LAUNCHER_ENV.inputPrefix]: r.inputPrefix,
         [LAUNCHER_ENV.inputSuffixes]: JSON.stringify(r.inputSuffixes),
         [LAUNCHER_ENV.outputPrefix]: r.outputPrefix,
+        [LAUNCHER_ENV.outputSuffixes]: JSON.stringify(writtenSuffixes(r.outputSuffixes)),
         [LAUNCHER_ENV.startedBy]: startedBy,
     };
 }

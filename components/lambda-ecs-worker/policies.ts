@@ -8,7 +8,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 
-import { LaunchMode, OUTPUT_SUFFIXES } from "../../functions/launcher-settings";
+import { DEFAULT_OUTPUT_SUFFIXES, ERROR_REPORT_SUFFIX, LaunchMode, writtenSuffixes } from "../../functions/launcher-settings";
 
 type Str = pulumi.Input<string>;
 
@@ -83,8 +83,8 @@ export function executionRolePolicy(p: { repositoryArn: string | undefined; logG
 }
 
 /**
- * The task role (the worker's code): read inputs under `inputPrefix`, write (and delete a stale `.error.json` of) its
- * outputs, dead-letter to the dead-letter queue; in drain and service modes also consume the work queue (receive,
+ * The task role (the worker's code): read inputs under `inputPrefix`, write its declared outputs (`outputSuffixes`,
+ * default POV-Ray's) and its failure report (and delete a stale `.error.json`), dead-letter to the dead-letter queue; in drain and service modes also consume the work queue (receive,
  * delete, extend or release a message). The component sets the visibility timeout and maxReceiveCount, so the worker
  * never reads the queue's attributes; a per-job task gets its one job from its environment and never reads the queue.
  */
@@ -93,15 +93,17 @@ export function taskRolePolicy(p: {
     bucketArn: Str;
     inputPrefix: string;
     outputPrefix: string;
+    /** The worker's outputs besides `.error.json`. @default [".png", ".log"] */
+    outputSuffixes?: readonly string[];
     queueArn: Str;
     deadLetterQueueArn: Str;
 }): PolicyDocument {
     const outputObject = (suffix: string) => str`${p.bucketArn}/${p.outputPrefix === "" ? p.inputPrefix : p.outputPrefix}*${suffix}`;
     return policy(
         allow("s3:GetObject", str`${p.bucketArn}/${p.inputPrefix}*`),
-        allow("s3:PutObject", OUTPUT_SUFFIXES.map(outputObject)),
+        allow("s3:PutObject", writtenSuffixes(p.outputSuffixes ?? DEFAULT_OUTPUT_SUFFIXES).map(outputObject)),
         // A success removes the failure report an earlier attempt left.
-        allow("s3:DeleteObject", outputObject(".error.json")),
+        allow("s3:DeleteObject", outputObject(ERROR_REPORT_SUFFIX)),
         ...(p.launchMode === "per-job" ? [] : [allow(["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"], p.queueArn)]),
         allow("sqs:SendMessage", p.deadLetterQueueArn),
     );

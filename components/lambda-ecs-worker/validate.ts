@@ -4,7 +4,7 @@
  * resolved value ({@link resolveArgs}); ranges are checked on the value given (the defaults are in range), and
  * "only with" rules on whether an argument was given at all.
  */
-import { LAUNCH_MODES, OUTPUT_SUFFIXES } from "../../functions/launcher-settings";
+import { ERROR_REPORT_SUFFIX, LAUNCH_MODES, writtenSuffixes } from "../../functions/launcher-settings";
 import { LambdaEcsWorkerArgs, ResolvedLambdaEcsWorkerArgs, resolveArgs } from "./args";
 import { describeMemoryFor, FARGATE_SIZES, isInteger, LOG_RETENTION_DAYS } from "./aws-rules";
 import { RESERVED_ENVIRONMENT } from "./container";
@@ -20,7 +20,8 @@ export function validateLambdaEcsWorkerArgs(args: LambdaEcsWorkerArgs): string[]
     const r = resolveArgs(args);
     checkImageAndBucket(args, errors);
     checkPrefixes(r, errors);
-    checkSuffixes(r.inputSuffixes, errors);
+    checkOutputSuffixes(r.outputSuffixes, errors);
+    checkSuffixes(r.inputSuffixes, Array.isArray(r.outputSuffixes) ? r.outputSuffixes : [], errors);
     checkModeAndTasks(args, r, errors);
     checkSizesAndLimits(args, r, errors);
     checkCapacity(r, errors);
@@ -72,7 +73,23 @@ function checkPrefixes({ inputPrefix: prefix, outputPrefix }: ResolvedLambdaEcsW
     }
 }
 
-function checkSuffixes(suffixes: string[], errors: Problems): void {
+function checkOutputSuffixes(suffixes: string[], errors: Problems): void {
+    if (!Array.isArray(suffixes) || suffixes.length === 0) {
+        errors.push('outputSuffixes: must be a non-empty list such as [".png", ".log"]');
+        return;
+    }
+    suffixes.forEach((s, i) => {
+        if (typeof s !== "string" || !/^\.[A-Za-z0-9._-]{1,64}$/.test(s)) {
+            errors.push(`outputSuffixes[${i}]: must be a suffix like ".png" ("." then letters, digits, ".", "_", "-"), got ${JSON.stringify(s)}`);
+        } else if (s.toLowerCase() === ERROR_REPORT_SUFFIX) {
+            errors.push(`outputSuffixes[${i}]: "${s}" is the failure report's suffix, always written; leave it out`);
+        } else if (suffixes.findIndex((o) => typeof o === "string" && o.toLowerCase() === s.toLowerCase()) < i) {
+            errors.push(`outputSuffixes[${i}]: "${s}" is listed twice`);
+        }
+    });
+}
+
+function checkSuffixes(suffixes: string[], outputSuffixes: string[], errors: Problems): void {
     if (!Array.isArray(suffixes) || suffixes.length === 0) {
         errors.push('inputSuffixes: must be a non-empty list such as [".zip"]');
         return;
@@ -83,7 +100,8 @@ function checkSuffixes(suffixes: string[], errors: Problems): void {
             errors.push(`inputSuffixes[${i}]: must be a suffix like ".zip" (letters, digits, ".", "_", "-"), got ${JSON.stringify(s)}`);
             return;
         }
-        const out = [...OUTPUT_SUFFIXES, ".json"].find((o) => lower[i].endsWith(o) || o.endsWith(lower[i]));
+        const outputs = writtenSuffixes(outputSuffixes.filter((o) => typeof o === "string").map((o) => o.toLowerCase()));
+        const out = outputs.find((o) => lower[i].endsWith(o) || o.endsWith(lower[i]));
         if (out) {
             errors.push(`inputSuffixes[${i}]: "${s}" overlaps the output suffix "${out}"; outputs would retrigger the launcher`);
         }
