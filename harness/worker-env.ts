@@ -116,8 +116,10 @@ export class Aws {
         return { queueUrl: q.url, dlqUrl: dlq.url };
     }
 
-    async put(bucket: string, key: string, body: Buffer | string): Promise<void> {
-        await this.s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
+    /** Uploads an object; returns its ETag as S3 answers it (quoted). */
+    async put(bucket: string, key: string, body: Buffer | string): Promise<string> {
+        const res = await this.s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
+        return res.ETag ?? "";
     }
 
     async get(bucket: string, key: string): Promise<Buffer | undefined> {

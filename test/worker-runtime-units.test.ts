@@ -21,6 +21,7 @@ import {
 } from "@aws-sdk/client-sqs";
 import { AwsClientStub, mockClient } from "aws-sdk-client-mock";
 
+import { jobId } from "../worker-image/src/binding";
 import { AbortedError, JobTimeoutError, PermanentError } from "../worker-image/src/errors";
 import { JobConfig, JobRunner, Outcome } from "../worker-image/src/job";
 import { Job } from "../worker-image/src/keys";
@@ -354,6 +355,8 @@ describe("worker runtime units", function () {
         let cfg: JobConfig;
         let rec: ReturnType<typeof recorder>;
         const job: Job = { bucket: "b", key: "in/scene.zip" };
+        /** The job bound to the ETag serveZip answers (a job without an event ETag binds to the downloaded one). */
+        const bound: Job = { ...job, etag: "etag-1" };
 
         /** A processor that checks its input, writes `scene.png` + `scene.log` in workDir, or throws `fail`. */
         function fakeProcessor(fail?: Error): Processor & { inputs: ProcessorInput[] } {
@@ -435,6 +438,7 @@ describe("worker runtime units", function () {
             expect(puts[0].Metadata).to.deep.equal({
                 "source-key": "in%2Fscene.zip",
                 "source-etag": "%22etag-1%22",
+                "job-id": jobId(bound),
                 "processor-seconds": "1.500",
                 processor: "fake",
             });
@@ -461,13 +465,14 @@ describe("worker runtime units", function () {
             it(`classifies a processor's ${what} as ${status}, uploads nothing and cleans up`, async function () {
                 await serveZip();
                 const outcome = await runner(fakeProcessor(err)).runJob(job, live(), 2);
-                expect(outcome).to.deep.equal({ status, job, reason: err.message });
+                expect(outcome).to.deep.equal({ status, job: bound, reason: err.message });
                 expect(order).to.deep.equal(["GetObject", "process"]);
                 expect(fs.readdirSync(scratch)).to.deep.equal([]);
                 expect(rec.lines.find((l) => l.event === "failed")).to.deep.equal({
                     event: "failed",
                     bucket: "b",
                     key: "in/scene.zip",
+                    jobId: jobId(bound),
                     status,
                     reason: err.message,
                     receiveCount: 2,
@@ -511,7 +516,7 @@ describe("worker runtime units", function () {
             await serveZip();
             s3.on(PutObjectCommand).rejects(awsError("InvalidArgument", 400));
             const outcome = await runner(fakeProcessor()).runJob(job, live(), 1);
-            expect(outcome).to.deep.equal({ status: "permanent", job, reason: "InvalidArgument (400)" });
+            expect(outcome).to.deep.equal({ status: "permanent", job: bound, reason: "InvalidArgument (400)" });
         });
     });
 

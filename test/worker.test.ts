@@ -9,6 +9,7 @@ import { createHash } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { jobId } from "../worker-image/src/binding";
 import { PovrayProcessor } from "../worker-image/src/povray";
 import { Processor } from "../worker-image/src/processor";
 import { Moto, startMoto } from "../harness/moto";
@@ -56,8 +57,9 @@ describe("worker (moto + povray)", function () {
 
     it("renders a good scene from a direct job message: PNG of the INI's size, log, metadata, message deleted", async function () {
         const { bucket, queueUrl, dlqUrl } = await setup();
-        await aws.put(bucket, "jobs/good.zip", await tinyJobZip("good"));
-        await aws.send(queueUrl, { bucket, key: "jobs/good.zip", size: 1, etag: "x", eventTime: new Date().toISOString() });
+        const etag = await aws.put(bucket, "jobs/good.zip", await tinyJobZip("good"));
+        // As the launcher queues it: the S3 event's ETag, which S3 sends without quotes.
+        await aws.send(queueUrl, { bucket, key: "jobs/good.zip", size: 1, etag: etag.replace(/"/g, ""), eventTime: new Date().toISOString() });
         const { code, logs } = await runWorkerInProcess(workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl }));
         expect(code).to.equal(0);
         const png = await aws.get(bucket, "jobs/good.png");
@@ -66,7 +68,8 @@ describe("worker (moto + povray)", function () {
         const head = await aws.head(bucket, "jobs/good.png");
         expect(head.ContentType).to.equal("image/png");
         expect(decodeURIComponent(head.Metadata!["source-key"])).to.equal("jobs/good.zip");
-        expect(head.Metadata!["source-etag"]).to.not.equal("");
+        expect(decodeURIComponent(head.Metadata!["source-etag"])).to.equal(etag);
+        expect(head.Metadata!["job-id"]).to.equal(jobId({ bucket, key: "jobs/good.zip", etag }));
         expect(Number(head.Metadata!["processor-seconds"])).to.be.greaterThan(0);
         const log = await aws.get(bucket, "jobs/good.log");
         expect(log!.toString()).to.match(/POV-Ray/);

@@ -148,6 +148,9 @@ async function settleJobs(s: LocalSetup, o: LocalOptions, progress: Progress, at
         progress.update(counts());
         progress.end();
         await eventsLoop.catch(() => undefined);
+        if (watcher.dlqDuplicates > 0) {
+            s.notes.push(`${watcher.dlqDuplicates} duplicate dead-letter message(s) counted once (same jobId: the DLQ is at-least-once)`);
+        }
     }
     return { fleet, delivery, schedules, settledAt };
 }

@@ -14,8 +14,10 @@ import { displayPath, Job, JobBook } from "./jobs";
  * The job keys and the reason of one dead-letter message: a job `{bucket,key,reason}` from a worker or a launcher,
  * an S3 event the worker could not handle, or Lambda's on-failure record of a launcher invocation that failed for
  * good (the S3 event in `requestPayload`, the error in `responsePayload`). SQS's own redrive carries no reason.
+ * `jobId`: the worker's stable id of the dead-lettered job (body or attribute), when there is one: the DLQ is
+ * at-least-once, so copies of one message share it.
  */
-export function deadLetteredJobs(messageBody: string, reasonAttribute?: string): { keys: string[]; reason: string } {
+export function deadLetteredJobs(messageBody: string, reasonAttribute?: string, jobIdAttribute?: string): { keys: string[]; reason: string; jobId?: string } {
     let body: any = {};
     try {
         body = JSON.parse(messageBody);
@@ -31,7 +33,8 @@ export function deadLetteredJobs(messageBody: string, reasonAttribute?: string):
     }
     const launcherError = body?.responsePayload?.errorMessage;
     const reason = body?.reason ?? (launcherError && `launcher failed: ${launcherError}`) ?? reasonAttribute ?? "dead-lettered (maxReceiveCount reached)";
-    return { keys, reason };
+    const jobId = typeof body?.jobId === "string" ? body.jobId : jobIdAttribute;
+    return jobId ? { keys, reason, jobId } : { keys, reason };
 }
 
 /** What settles a job, given the bucket's keys and the reasons read from the DLQ: its PNG, else its error report, else a DLQ reason. */
@@ -63,6 +66,10 @@ export class JobWatcher {
     /** Reasons read from the DLQ, by job key (a job may also have an output by the time it is read). */
     readonly dlqReasons = new Map<string, string>();
     depth: QueueDepth = { visible: 0, inFlight: 0 };
+    /** jobIds of the dead-letter messages read; a second message with one of them is a copy (the DLQ is at-least-once). */
+    readonly dlqJobIds = new Set<string>();
+    /** Dead-letter messages that were copies of one already read (same jobId): counted once. */
+    dlqDuplicates = 0;
 
     constructor(private readonly t: WatchTarget, private readonly book: JobBook) {}
 
@@ -72,7 +79,14 @@ export class JobWatcher {
         const r = await sqs.send(new ReceiveMessageCommand({ QueueUrl: dlqUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, MessageAttributeNames: ["All"] }));
         const msgs = r.Messages ?? [];
         for (const m of msgs) {
-            const { keys, reason } = deadLetteredJobs(m.Body ?? "", m.MessageAttributes?.reason?.StringValue);
+            const { keys, reason, jobId } = deadLetteredJobs(m.Body ?? "", m.MessageAttributes?.reason?.StringValue, m.MessageAttributes?.jobId?.StringValue);
+            if (jobId !== undefined) {
+                if (this.dlqJobIds.has(jobId)) {
+                    this.dlqDuplicates++;
+                    continue;
+                }
+                this.dlqJobIds.add(jobId);
+            }
             for (const k of keys) {
                 const j = this.book.byKey.get(k);
                 if (j && !j.result) this.dlqReasons.set(j.key, reason);

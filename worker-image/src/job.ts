@@ -4,13 +4,14 @@
  * input (or under OUTPUT_PREFIX), in a private scratch dir removed afterwards. `runJob` classifies
  * how it went (an Outcome) for the caller to settle the message; it never throws.
  */
-import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { createHash, randomBytes } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { Readable, Transform, TransformCallback } from "stream";
 import { pipeline } from "stream/promises";
+import { StaleInputError, bareEtag, ifMatch, isPreconditionFailed, jobId, sameEtag } from "./binding";
 import { WorkerConfig } from "./config";
 import { AbortedError, JobTimeoutError, PermanentError, errorMessage, isPermanentServiceError } from "./errors";
 import { Job, OutputKeys, jobBaseName, outputKeys } from "./keys";
@@ -19,8 +20,13 @@ import { Processor, ProcessorResult } from "./processor";
 import { retry } from "./retry";
 import { extractZip } from "./unzip";
 
-/** How one job went. `permanent` without a job: the message itself could not be parsed. */
+/**
+ * How one job went. `permanent` without a job: the message itself could not be parsed. `stale`: the input changed
+ * since the job's event (a newer upload has its own event); nothing was written. A failure's `job` carries the
+ * ETag the job was bound to (the event's, else the downloaded one), from which its jobId is computed.
+ */
 export type Outcome =
+    | { status: "stale"; job: Job; reason: string }
     | { status: "ok" }
     | { status: "permanent"; job?: Job; reason: string }
     | { status: "timeout"; job: Job; reason: string }
@@ -87,6 +93,16 @@ export function sourceKeyMetadata(key: string): Record<string, string> {
     return { "source-key": cut, "source-key-sha256": createHash("sha256").update(key, "utf8").digest("hex") };
 }
 
+/** True while a process with this pid exists (signal 0; EPERM: it exists, owned by someone else). */
+function processAlive(pid: number): boolean {
+    try {
+        process.kill(pid, 0);
+        return true;
+    } catch (err) {
+        return (err as NodeJS.ErrnoException).code === "EPERM";
+    }
+}
+
 export class JobRunner {
     private readonly s3: S3Client;
     private readonly processor: Processor;
@@ -104,11 +120,14 @@ export class JobRunner {
     }
 
     /** One job: download, unpack, process, upload. Never throws: returns how it went. */
-    async runJob(job: Job, signal: AbortSignal, receiveCount: number, processed?: () => void): Promise<Outcome> {
+    async runJob(unbound: Job, signal: AbortSignal, receiveCount: number, processed?: () => void): Promise<Outcome> {
         const started = Date.now();
+        // Bound to the event's ETag now, or to the downloaded one by processJob.
+        const { etag: eventEtag, ...unversioned } = unbound;
+        const job: Job = bareEtag(eventEtag) ? { ...unversioned, etag: bareEtag(eventEtag) } : unversioned;
         try {
             await this.processJob(job, signal, processed);
-            this.log("job_done", { bucket: job.bucket, key: job.key, seconds: (Date.now() - started) / 1000 });
+            this.log("job_done", { bucket: job.bucket, key: job.key, jobId: jobId(job), seconds: (Date.now() - started) / 1000 });
             return { status: "ok" };
         } catch (err) {
             if (signal.aborted || err instanceof AbortedError) {
@@ -123,13 +142,27 @@ export class JobRunner {
                     : err instanceof JobTimeoutError
                       ? "timeout"
                       : "transient";
-            this.log("failed", { bucket: job.bucket, key: job.key, status, reason, receiveCount });
+            // A final failure of an input replaced since is none to report (no error report, no DLQ): the newer
+            // upload has its own job. (A deleted input keeps its failure, e.g. "input not found".)
+            const stale =
+                err instanceof StaleInputError
+                    ? err
+                    : status !== "transient"
+                      ? await this.staleSince(job, signal).then((e) => (e?.deleted ? undefined : e), () => undefined)
+                      : undefined;
+            if (stale) {
+                this.log("stale", { bucket: job.bucket, key: job.key, etag: job.etag, jobId: jobId(job), reason: stale.message, action: "nothing written" });
+                return { status: "stale", job, reason: stale.message };
+            }
+            this.log("failed", { bucket: job.bucket, key: job.key, jobId: jobId(job), status, reason, receiveCount });
             return { status, job, reason };
         }
     }
 
     /**
-     * Download -> unpack -> process -> upload, in a private scratch dir removed afterwards. Throws on failure.
+     * Download -> unpack -> process -> upload, in a private scratch dir removed afterwards. Throws on failure;
+     * StaleInputError when the input is no longer the version `job.etag` names (at the download or before the
+     * uploads). A job without an ETag is bound to the downloaded one (`job.etag` is set).
      * `processed` is called once the processor has finished (before the uploads).
      */
     async processJob(job: Job, signal: AbortSignal, processed?: () => void): Promise<void> {
@@ -143,7 +176,8 @@ export class JobRunner {
             const zip = isZipKey(job.key);
             const downloadPath = path.join(jobDir, zip ? "input.zip" : "download");
             const { etag, bytes } = await retry(this.log, "download", signal, () => this.download(job, downloadPath, signal));
-            this.log("downloaded", { bucket: job.bucket, key: job.key, bytes, etag });
+            job.etag = bareEtag(job.etag) ?? bareEtag(etag);
+            this.log("downloaded", { bucket: job.bucket, key: job.key, bytes, etag: job.etag, jobId: jobId(job) });
             if (signal.aborted) throw new AbortedError();
 
             const inputDir = path.join(jobDir, "in");
@@ -182,7 +216,11 @@ export class JobRunner {
             processed?.();
             if (signal.aborted) throw new AbortedError();
 
-            await this.uploadOutputs(job, keys, result, etag, signal);
+            // Bound to a version: outputs of an input that changed meanwhile would overwrite the newer render's.
+            const stale = await this.staleSince(job, signal);
+            if (stale) throw stale;
+            // `source-etag` as S3 answers it (quoted), as before.
+            await this.uploadOutputs(job, keys, result, job.etag && ifMatch(job.etag), signal);
         } catch (err) {
             if (signal.aborted) throw new AbortedError();
             throw err;
@@ -198,6 +236,7 @@ export class JobRunner {
         const metadata = {
             ...sourceKeyMetadata(job.key),
             "source-etag": toMetadataValue(etag ?? ""),
+            "job-id": jobId(job),
             "processor-seconds": result.seconds.toFixed(3),
             processor: this.processor.name,
         };
@@ -235,6 +274,32 @@ export class JobRunner {
     }
 
     /**
+     * At start, before the first job: sweeps the scratch dir (what a killed worker on this dir left), and, when the
+     * scratch dir is the per-process default (`<tmp>/lambda-ecs-worker/<pid>`), the sibling dirs of workers whose
+     * process is gone (a worker killed with SIGKILL never removes its own).
+     */
+    async sweepAtStart(): Promise<void> {
+        await this.sweepScratch();
+        const root = path.resolve(this.cfg.scratchDir);
+        const parent = path.dirname(root);
+        if (path.basename(root) !== String(process.pid) || parent !== path.resolve(os.tmpdir(), "lambda-ecs-worker")) return;
+        let names: string[];
+        try {
+            names = await fs.promises.readdir(parent);
+        } catch {
+            return;
+        }
+        for (const name of names) {
+            if (!/^\d+$/.test(name) || name === String(process.pid) || processAlive(Number(name))) continue;
+            const p = path.join(parent, name);
+            await fs.promises.rm(p, { recursive: true, force: true }).then(
+                () => this.log("scratch_swept", { path: p, reason: `worker ${name} is gone` }),
+                (err) => this.log("scratch_sweep_failed", { path: p, reason: errorMessage(err) }),
+            );
+        }
+    }
+
+    /**
      * Removes everything directly under the scratch dir that is not a live job dir of this worker: files a scene
      * wrote outside its own job dir (POV-Ray's I/O restrictions are not enforced), leftovers of killed workers.
      */
@@ -258,13 +323,49 @@ export class JobRunner {
         }
     }
 
-    /** Streams the input to `dest`, at most MAX_INPUT_BYTES; a missing or unreadable input is permanent. */
+    /**
+     * Undefined while the input still has the ETag the job is bound to (or the job is bound to none), else the
+     * StaleInputError to end the job with (a newer version, or the input is gone). HeadObject with If-Match, and the
+     * answered ETag compared as well.
+     */
+    async staleSince(job: Job, signal: AbortSignal): Promise<StaleInputError | undefined> {
+        const etag = bareEtag(job.etag);
+        if (etag === undefined) return undefined;
+        try {
+            const head = await retry(this.log, "version check", signal, () =>
+                this.s3.send(new HeadObjectCommand({ Bucket: job.bucket, Key: job.key, IfMatch: ifMatch(etag) }), { abortSignal: signal }),
+            );
+            if (head?.ETag === undefined || sameEtag(head.ETag, etag)) return undefined;
+            return new StaleInputError(`input changed: s3://${job.bucket}/${job.key} is now ETag ${bareEtag(head.ETag)}, the job was for ${etag}`);
+        } catch (err) {
+            if (isPreconditionFailed(err)) {
+                return new StaleInputError(`input changed: s3://${job.bucket}/${job.key} no longer has ETag ${etag} (newer upload)`);
+            }
+            const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+            if (e.name === "NotFound" || e.name === "NoSuchKey" || e.$metadata?.httpStatusCode === 404) {
+                return new StaleInputError(`input deleted: s3://${job.bucket}/${job.key} (ETag ${etag}) no longer exists`, true);
+            }
+            throw err;
+        }
+    }
+
+    /**
+     * Streams the input to `dest`, at most MAX_INPUT_BYTES; a missing or unreadable input is permanent. With a bound
+     * ETag, asks for that version only (If-Match): a 412 is a StaleInputError.
+     */
     private async download(job: Job, dest: string, signal: AbortSignal): Promise<{ etag?: string; bytes: number }> {
         const max = this.cfg.maxInputBytes;
+        const etag = bareEtag(job.etag);
         let res;
         try {
-            res = await this.s3.send(new GetObjectCommand({ Bucket: job.bucket, Key: job.key }), { abortSignal: signal });
+            res = await this.s3.send(
+                new GetObjectCommand({ Bucket: job.bucket, Key: job.key, ...(etag !== undefined ? { IfMatch: ifMatch(etag) } : {}) }),
+                { abortSignal: signal },
+            );
         } catch (err) {
+            if (etag !== undefined && isPreconditionFailed(err)) {
+                throw new StaleInputError(`input changed: s3://${job.bucket}/${job.key} no longer has ETag ${etag} (newer upload)`);
+            }
             const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
             if (e.name === "NoSuchKey" || e.name === "NoSuchBucket" || e.$metadata?.httpStatusCode === 404) {
                 throw new PermanentError(`input not found: s3://${job.bucket}/${job.key}`);

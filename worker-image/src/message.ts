@@ -58,11 +58,14 @@ export class MessageHandler {
                 await settler.release(flight, msg.MessageId, 0, "worker stopping");
                 return;
             }
-            if (outcomes.every((o) => o.status === "ok")) {
-                await settler.deleteMessage(flight, msg.MessageId, { jobs: parsed.jobs.length });
+            // A stale job (its input was replaced: the newer upload has its own message) is done, having written nothing.
+            const settled = (o: Outcome) => o.status === "ok" || o.status === "stale";
+            if (outcomes.every(settled)) {
+                const stale = outcomes.filter((o) => o.status === "stale").length;
+                await settler.deleteMessage(flight, msg.MessageId, { jobs: parsed.jobs.length, ...(stale ? { stale } : {}) });
                 return;
             }
-            await settler.settleFailures(msg, flight, receiveCount, outcomes.filter((o) => o.status !== "ok"));
+            await settler.settleFailures(msg, flight, receiveCount, outcomes.filter((o) => !settled(o)));
         } catch (err) {
             // Something unexpected (e.g. S3/SQS down while settling): leave the message for redelivery.
             log("failed", { messageId: msg.MessageId, reason: errorMessage(err), action: "left for redelivery" });

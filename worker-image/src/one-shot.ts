@@ -3,6 +3,7 @@
  * redeliver it, so every failure is final: error report + DLQ, exit 1; stopped before it finished: DLQ, exit 143.
  */
 import * as fs from "fs";
+import { jobId } from "./binding";
 import { WorkerConfig } from "./config";
 import { errorMessage } from "./errors";
 import { Job } from "./keys";
@@ -36,10 +37,17 @@ export async function runOneShot(
         log("exiting", { reason: "one-shot job done", code: 0 });
         return 0;
     }
+    if (outcome.status === "stale") {
+        // The input was replaced while the job ran: the newer upload has its own job. Nothing was written.
+        log("exiting", { reason: `one-shot job stale: ${outcome.reason}`, code: 0 });
+        return 0;
+    }
+    // The job as bound to its input's ETag (once downloaded), for its jobId.
+    const boundJob: Job = ("job" in outcome && outcome.job) || job;
     const deadLetter = async (reason: string) => {
         if (!cfg.dlqUrl) return;
         try {
-            await settler.sendToDlq(JSON.stringify({ bucket, key }), reason, 1, [key]);
+            await settler.sendToDlq(JSON.stringify({ bucket, key }), reason, 1, [key], undefined, [jobId(boundJob)]);
         } catch (err) {
             log("dlq_send_failed", { key, reason: errorMessage(err) });
         }
@@ -53,7 +61,7 @@ export async function runOneShot(
     // No queue will redeliver a one-shot job: any failure is final. Report it and dead-letter it.
     const reason = outcome.reason;
     try {
-        await settler.writeErrorReport(job, reason, 1);
+        await settler.writeErrorReport(boundJob, reason, 1);
     } catch (err) {
         log("error_report_failed", { key, reason: errorMessage(err) });
     }

@@ -17,6 +17,7 @@ import { Job } from "./keys";
 import { Logger, createLogger } from "./log";
 import { MessageHandler } from "./message";
 import { runOneShot } from "./one-shot";
+import { parentDeathTie } from "./parent-death";
 import { Processor } from "./processor";
 import { ReceiveLoop, Stopper } from "./receive-loop";
 import { QueueSettings, Settler, configuredQueueSettings, resolveQueueSettings } from "./settle";
@@ -76,6 +77,8 @@ export class Worker {
 
     /** Runs until the queue is drained (WORKER_IDLE_EXIT), forever (0) or stop(). Returns the exit code. */
     async run(): Promise<number> {
+        // What a killed worker on this scratch dir left behind goes before the first job.
+        await this.jobs.sweepAtStart();
         if (this.cfg.jobBucket && this.cfg.jobKey) return this.runOneShot(this.cfg.jobBucket, this.cfg.jobKey);
         await fs.promises.mkdir(this.cfg.scratchDir, { recursive: true });
         await resolveQueueSettings(this.sqs, this.cfg, this.queue, this.log);
@@ -85,6 +88,7 @@ export class Worker {
             idleExit: this.cfg.idleExit,
             visibilityTimeout: this.queue.visibilityTimeout,
             maxReceiveCount: this.queue.maxReceiveCount,
+            toolParentDeath: parentDeathTie(),
         });
         const loop = new ReceiveLoop(this.cfg, {
             sqs: this.sqs,

@@ -13,6 +13,7 @@ import {
     SendMessageCommand,
     SQSClient,
 } from "@aws-sdk/client-sqs";
+import { deadLetterJobId, jobId } from "./binding";
 import { WorkerConfig } from "./config";
 import { errorMessage } from "./errors";
 import { Outcome } from "./job";
@@ -203,17 +204,23 @@ export class Settler {
             return;
         }
         const keys = failures.flatMap((f) => ("job" in f && f.job ? [f.job.key] : []));
-        await this.sendToDlq(msg.Body ?? "", reason, receiveCount, keys, messageId);
+        const jobIds = failures.flatMap((f) => ("job" in f && f.job ? [jobId(f.job)] : []));
+        await this.sendToDlq(msg.Body ?? "", reason, receiveCount, keys, messageId, jobIds);
         await this.deleteMessage(flight, messageId, { deadLettered: true });
     }
 
-    /** Writes `<base>.error.json` (reason, source, attempts, time, processor) next to the job's outputs. */
+    /**
+     * Writes `<base>.error.json` (reason, jobId, source and its ETag, attempts, time, processor) next to the job's
+     * outputs.
+     */
     async writeErrorReport(job: Job, reason: string, attempts: number, messageId?: string): Promise<void> {
         const keys = outputKeys(job.key, { inputPrefix: this.cfg.inputPrefix, outputPrefix: this.cfg.outputPrefix });
         const report = {
             reason,
+            jobId: jobId(job),
             sourceBucket: job.bucket,
             sourceKey: job.key,
+            ...(job.etag ? { sourceEtag: job.etag } : {}),
             attempts,
             time: new Date().toISOString(),
             processor: this.processorName,
@@ -232,8 +239,12 @@ export class Settler {
         this.log("error_report_written", { bucket: job.bucket, key: keys.error });
     }
 
-    /** Sends the original body plus `reason` (also a message attribute) to DLQ_URL. Throws if it cannot. */
-    async sendToDlq(body: string, rawReason: string, attempts: number, keys: string[], messageId?: string): Promise<void> {
+    /**
+     * Sends the original body plus `reason`, `jobId` and `jobIds` (the failed jobs' ids; also message attributes) to
+     * DLQ_URL. Throws if it cannot. SQS is at-least-once (a send whose answer is lost is sent again): consumers dedupe
+     * on `jobId`, the same for every copy (see deadLetterJobId).
+     */
+    async sendToDlq(body: string, rawReason: string, attempts: number, keys: string[], messageId?: string, jobIds: string[] = []): Promise<void> {
         const reason = sqsSafe(rawReason);
         let parsed: unknown;
         try {
@@ -242,10 +253,12 @@ export class Settler {
             parsed = undefined;
         }
         const failedAt = new Date().toISOString();
+        const id = deadLetterJobId(jobIds, body);
+        const ids = jobIds.length ? [...new Set(jobIds)] : [id];
         const dlqBody =
             typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)
-                ? { ...(parsed as object), reason, failedAt, attempts }
-                : { body, reason, failedAt, attempts };
+                ? { ...(parsed as object), reason, jobId: id, jobIds: ids, failedAt, attempts }
+                : { body, reason, jobId: id, jobIds: ids, failedAt, attempts };
         const attr = (v: string) => ({ DataType: "String", StringValue: sqsSafe(v) });
         await retry(this.log, "dlq send", new AbortController().signal, () =>
             this.sqs.send(
@@ -254,6 +267,7 @@ export class Settler {
                     MessageBody: sqsSafe(JSON.stringify(dlqBody)),
                     MessageAttributes: {
                         reason: attr(reason.slice(0, 4000) || "unknown"),
+                        jobId: attr(id),
                         attempts: { DataType: "Number", StringValue: String(attempts) },
                         failedAt: attr(failedAt),
                         ...(keys.length ? { sourceKey: attr(keys.join("\n").slice(0, 4000)) } : {}),
@@ -262,7 +276,7 @@ export class Settler {
                 }),
             ),
         );
-        this.log("dead_lettered", { messageId, reason });
+        this.log("dead_lettered", { messageId, jobId: id, reason });
     }
 
     /** Deletes the message (after heartbeats in flight have landed), retrying transient failures. */
