@@ -5,7 +5,8 @@
  * Renders scene zips end to end on an embedded AWS emulator (moto_server): the POV-Ray stack (index.ts) is evaluated
  * under the Pulumi mocks and what it declares is created in the emulator; uploads trigger the launcher's own code;
  * every task it starts runs as a container of the worker image (podman) or a local worker process. PNGs (and
- * `.error.json` reports) land in --out. Exit code 0 iff every job produced its PNG.
+ * `.error.json` reports) land in --out. Exit code 0 iff every job produced its PNG; 1 when a job failed or the run
+ * could not run (no runner, every worker task failed to start: within seconds, with the runner's error); 2 for usage.
  */
 import { LocalOptions, cleanup, planLocal, runLocal, summaryTable } from "./local/run";
 import { Progress } from "./local/progress";
@@ -142,6 +143,11 @@ async function main(): Promise<number> {
             return 0;
         }
         const summary = await runLocal(o, progress);
+        if (summary.error) {
+            const last = summary.startFailures.at(-1);
+            const tail = (last?.stderr ?? []).filter((l) => l.trim() !== "").map((l) => `  ${l}\n`).join("");
+            process.stderr.write(`npm run local: ${summary.error}\n${tail ? `last stderr lines of task ${last!.task}:\n${tail}` : ""}`);
+        }
         if (o.json) {
             process.stdout.write(JSON.stringify(summary, null, 2) + "\n");
         } else {
@@ -157,7 +163,7 @@ async function main(): Promise<number> {
         progress.end();
         await cleanup.run();
         process.stderr.write(`npm run local: ${(e as Error).message}\n`);
-        return 2;
+        return 1;
     }
 }
 

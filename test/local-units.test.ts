@@ -11,6 +11,7 @@ import { InvokeResult } from "../scripts/local/launcher";
 import { Runner, RunningTask, TaskSpec } from "../scripts/local/runners";
 import { checkInputs, runNotes, stackOverrides } from "../scripts/local/setup";
 import { buildSummary } from "../scripts/local/summary";
+import { errorLine, exitKind, LineTail, StartFailures, startFailureVerdict, TookJobWatch, WorkerExit } from "../scripts/local/start-failures";
 import { containerEnvironment, serviceTasksWanted, TaskExit, TaskFleet, taskEnvironment, taskIdOf } from "../scripts/local/tasks";
 import { deadLetteredJobs, jobOutcome } from "../scripts/local/watch";
 
@@ -328,7 +329,7 @@ describe("npm run local: ECS tasks → workers (TaskFleet)", () => {
 
         started[0].exit(3);
         await new Promise((r) => setTimeout(r, 10));
-        expect(exits).to.deep.equal([{ arn: "arn:task/c/t1", id: "t1", code: 3, stopping: false }]);
+        expect(exits).to.deep.equal([{ arn: "arn:task/c/t1", id: "t1", code: 3, stopping: false, tookJob: true, stderr: [] }]);
         expect(f.running).to.equal(1);
         expect(sent.at(-1)).to.deep.equal({ command: "StopTaskCommand", input: { cluster: "cluster-arn", task: "arn:task/c/t1", reason: "worker exited with 3" } });
         expect(lines).to.deep.equal(["task t1 started (process pid 42)", "task t2 started (process pid 42)", "task t1 exited with 3"]);
@@ -343,7 +344,7 @@ describe("npm run local: ECS tasks → workers (TaskFleet)", () => {
         stop = true;
         started[0].exit(143);
         await new Promise((r) => setTimeout(r, 10));
-        expect(exits).to.deep.equal([{ arn: "arn:task/c/t1", id: "t1", code: 143, stopping: true }]);
+        expect(exits).to.deep.equal([{ arn: "arn:task/c/t1", id: "t1", code: 143, stopping: true, tookJob: true, stderr: [] }]);
         expect(lines).to.deep.equal(["task t1 started (process pid 42)"]);
 
         const later = fleet(["arn:task/c/t9"], () => true);
@@ -411,6 +412,7 @@ describe("npm run local: setup and summary (pure parts)", () => {
             launcherInvocations: 3,
             scheduledInvocations: 1,
             jobs: [{ job: "a", input: "a.zip", status: "done" as const, seconds: 1 }],
+            startFailures: [],
             notes: [],
         };
         const s = buildSummary(facts, { started: 1000, setUp: 3000, settled: 8000, ended: 8500 });
@@ -441,5 +443,83 @@ describe("npm run local: cleanup (Cleanup)", () => {
         expect(fs.existsSync(dir)).to.equal(false);
         c.killNow();
         expect(order.slice(3)).to.deep.equal(["kill task", "kill launcher", "kill moto"]);
+    });
+});
+
+describe("npm run local: fail fast when workers cannot start (start-failures.ts)", () => {
+    const exit = (id: string, code: number, tookJob: boolean, stderr: string[] = [], stopping = false): WorkerExit => ({ id, code, tookJob, stderr, stopping });
+    const CATATONIT = "Error: container-init binary not found on the host: stat /usr/libexec/podman/catatonit: no such file or directory";
+
+    for (const [title, e, kind] of [
+        ["exit 0 after draining", exit("t", 0, true), "drained"],
+        ["exit 0 without a job (queue already empty)", exit("t", 0, false), "drained"],
+        ["non-zero after taking a job (redelivered, reconcile starts another)", exit("t", 1, true), "crashed"],
+        ["podman's 125 before any job", exit("t", 125, false), "start-failure"],
+        ["spawn's ENOENT (127) before any job", exit("t", 127, false), "start-failure"],
+        ["any exit while the run stops", exit("t", 143, false, [], true), "stopped"],
+    ] as const) {
+        it(`reads ${title} as ${kind}`, () => expect(exitKind(e)).to.equal(kind));
+    }
+
+    it("GIVEN every task so far failed to start and jobs wait THEN the run's error names the task, its exit code and podman's error", () => {
+        const exits = [exit("t1", 125, false, ["time=x level=warning msg=\"cgroup\"", CATATONIT]), exit("t2", 125, false, [CATATONIT])];
+        expect(startFailureVerdict(exits, 2, 2)).to.equal(`no worker could start (2 tasks tried): task t2 exited with 125 before taking a job: ${CATATONIT}`);
+        expect(startFailureVerdict(exits.slice(0, 1), 1, 1)).to.match(/^no worker could start \(1 task tried\): task t1 exited with 125 .*catatonit/);
+    });
+
+    for (const [title, exits, started, waiting] of [
+        ["a task still runs (it may take the jobs)", [exit("t1", 125, false)], 2, 2],
+        ["no job waits", [exit("t1", 125, false)], 1, 0],
+        ["a task took a job before crashing", [exit("t1", 1, true), exit("t2", 125, false)], 2, 1],
+        ["a task drained", [exit("t1", 0, false), exit("t2", 125, false)], 2, 1],
+        ["no task exited yet", [], 1, 1],
+        ["the failures came while stopping", [exit("t1", 143, false, [], true)], 1, 1],
+    ] as const) {
+        it(`GIVEN ${title} THEN the run goes on`, () => expect(startFailureVerdict([...exits], started, waiting)).to.equal(undefined));
+    }
+
+    it("picks the stderr line that names the error, else the last non-empty one", () => {
+        expect(errorLine(["Trying to pull...", CATATONIT, ""])).to.equal(CATATONIT);
+        expect(errorLine(["/app/main.js:3", "Error: boom", "    at main (/app/main.js:3:9)", "", "Node.js v22.20.0"])).to.equal("Error: boom");
+        expect(errorLine(["something odd", "  "])).to.equal("something odd");
+        expect(errorLine([])).to.equal(undefined);
+    });
+
+    it("reports a start failure at once with its stderr tail; the run's error is set when the last running task fails too", () => {
+        const lines: string[] = [];
+        const f = new StartFailures((l) => lines.push(l));
+        f.record(exit("t1", 0, true), 3, 2);
+        f.record(exit("t2", 125, false, ["warning: x", CATATONIT]), 3, 2);
+        expect(f.error).to.equal(undefined);
+        expect(lines).to.deep.equal([
+            `task t2 exited with 125 before taking a job: ${CATATONIT}`,
+            "  last stderr lines of task t2:",
+            "    warning: x",
+            `    ${CATATONIT}`,
+        ]);
+        expect(f.failures).to.deep.equal([{ task: "t2", code: 125, stderr: ["warning: x", CATATONIT] }]);
+
+        const g = new StartFailures(() => undefined);
+        g.record(exit("t1", 127, false, ["spawn podman ENOENT"]), 2, 1);
+        expect(g.error).to.equal(undefined);
+        g.record(exit("t2", 127, false, ["spawn podman ENOENT"]), 2, 1);
+        expect(g.error).to.equal("no worker could start (2 tasks tried): task t2 exited with 127 before taking a job: spawn podman ENOENT");
+    });
+
+    it("keeps the last 20 stderr lines across chunks, an unterminated last line included", () => {
+        const t = new LineTail(20);
+        t.push(Array.from({ length: 30 }, (_, i) => `line ${i}`).join("\n").slice(0, -1));
+        t.push("9\r\nlast, no newline");
+        expect(t.get()).to.deep.equal([...Array.from({ length: 19 }, (_, i) => `line ${i + 11}`), "last, no newline"]);
+    });
+
+    it("sees a job taken at the worker's first \"received\" event, split across chunks; other events and text do not count", () => {
+        const w = new TookJobWatch();
+        w.push('{"time":"t","event":"started","queueUrl":"q"}\nnot json "event"\n{"event":"receive_failed"}\n');
+        expect(w.tookJob).to.equal(false);
+        w.push('{"time":"t","event":"rece');
+        expect(w.tookJob).to.equal(false);
+        w.push('ived","messageId":"m"}\n');
+        expect(w.tookJob).to.equal(true);
     });
 });

@@ -18,6 +18,7 @@ import { errText, EventDelivery, Schedules } from "./events";
 import { jobCounts } from "./jobs";
 import { Progress, summaryTable } from "./progress";
 import { LocalSetup, setUp, stackOverrides, startEmulator } from "./setup";
+import { StartFailures } from "./start-failures";
 import { buildSummary, LocalSummary } from "./summary";
 import { containerEnvironment, TaskFleet } from "./tasks";
 import { JobWatcher } from "./watch";
@@ -41,6 +42,8 @@ export interface LocalOptions {
     reconcileSeconds: number;
     /** Extra Pulumi config (`key=value`), as `pulumi config set` would give index.ts. */
     config: Record<string, string>;
+    /** `--stack DIR`: the stack dir whose index.ts runs (default: the POV-Ray stack at the root). */
+    stackDir?: string;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -65,7 +68,7 @@ async function run(o: LocalOptions, progress: Progress, runId: string, tmp: stri
 
     const s = await setUp(o, progress, runId, tmp, logsDir, cleanup);
     const setUpAt = Date.now();
-    const { fleet, delivery, schedules, settledAt } = await settleJobs(s, o, progress, { started, outDir, logsDir, deadline: started + o.timeoutSeconds * 1000 });
+    const { fleet, delivery, schedules, settledAt, starts } = await settleJobs(s, o, progress, { started, outDir, logsDir, deadline: started + o.timeoutSeconds * 1000 });
     await cleanup.run();
 
     return buildSummary(
@@ -79,6 +82,8 @@ async function run(o: LocalOptions, progress: Progress, runId: string, tmp: stri
             launcherInvocations: delivery.invocations,
             scheduledInvocations: schedules.ticks,
             jobs: s.book.results(),
+            startFailures: starts.failures,
+            ...(starts.error ? { error: starts.error } : {}),
             notes: s.notes,
         },
         { started, setUp: setUpAt, settled: settledAt, ended: Date.now() },
@@ -108,6 +113,9 @@ async function settleJobs(s: LocalSetup, o: LocalOptions, progress: Progress, at
         tasks: cleanup.tasks,
         stopping: () => stopping,
     });
+    // A worker that exits before taking a job is reported at once; when every task so far did, the run stops (exit 1).
+    const starts = new StartFailures(log);
+    fleet.onExit((e) => starts.record(e, fleet.started, book.pending().length));
     const stopped = () => stopping || !!cleanup.interrupted;
     const delivery = new EventDelivery({
         launcher: s.launcher,
@@ -128,7 +136,7 @@ async function settleJobs(s: LocalSetup, o: LocalOptions, progress: Progress, at
     let settledAt = 0;
     const eventsLoop = delivery.loop(() => !book.settled() && Date.now() < at.deadline && !stopped());
     try {
-        await pollUntil(() => book.settled() || Date.now() >= at.deadline || !!cleanup.interrupted, progress, async () => {
+        await pollUntil(() => book.settled() || Date.now() >= at.deadline || !!cleanup.interrupted || starts.error !== undefined, progress, async () => {
             await fleet.poll();
             await watcher.pollDlq();
             await watcher.pollOutputs();
@@ -144,7 +152,7 @@ async function settleJobs(s: LocalSetup, o: LocalOptions, progress: Progress, at
     } finally {
         stopping = true;
         settledAt = Date.now();
-        book.failPending(cleanup.interrupted ? `interrupted (${cleanup.interrupted})` : "timed out");
+        book.failPending(cleanup.interrupted ? `interrupted (${cleanup.interrupted})` : starts.error ?? "timed out");
         progress.update(counts());
         progress.end();
         await eventsLoop.catch(() => undefined);
@@ -152,7 +160,7 @@ async function settleJobs(s: LocalSetup, o: LocalOptions, progress: Progress, at
             s.notes.push(`${watcher.dlqDuplicates} duplicate dead-letter message(s) counted once (same jobId: the DLQ is at-least-once)`);
         }
     }
-    return { fleet, delivery, schedules, settledAt };
+    return { fleet, delivery, schedules, settledAt, starts };
 }
 
 /**
@@ -184,7 +192,7 @@ export async function planLocal(o: LocalOptions): Promise<Record<string, unknown
     const { GetBucketNotificationConfigurationCommand } = await import("@aws-sdk/client-s3");
     const { DescribeClustersCommand, DescribeTaskDefinitionCommand } = await import("@aws-sdk/client-ecs");
     try {
-        const { declared, moto, c, p } = await startEmulator(stackOverrides(o), cleanup);
+        const { declared, moto, c, p } = await startEmulator(stackOverrides(o), cleanup, o.stackDir);
         const attrs = async (QueueUrl: string) =>
             (await c.sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ["All"] }))).Attributes ?? {};
         const { $metadata: _n, ...notification } = await c.s3.send(new GetBucketNotificationConfigurationCommand({ Bucket: p.bucket }));

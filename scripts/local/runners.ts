@@ -9,6 +9,7 @@ import * as os from "os";
 import * as path from "path";
 
 import { ROOT } from "./stack";
+import { LineTail, TookJobWatch } from "./start-failures";
 
 export type RunnerKind = "process" | "podman";
 
@@ -34,6 +35,10 @@ export interface RunningTask {
     stop(graceSeconds?: number): Promise<number>;
     /** Synchronous last resort. */
     killNow(): void;
+    /** Whether the worker has taken a job (its first "received" log event on stdout). */
+    tookJob?(): boolean;
+    /** The last lines of its stderr (the runner's own error when it could not start: podman's, spawn's). */
+    stderrTail?(): string[];
 }
 
 export interface Runner {
@@ -51,20 +56,77 @@ export function podmanAvailable(image: string): boolean {
     return r.error === undefined && r.status === 0;
 }
 
-function trackExit(child: ChildProcess): Promise<number> {
-    return new Promise((resolve) => {
-        child.once("error", () => resolve(127));
-        child.once("exit", (code, signal) => resolve(code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : 1)));
+/**
+ * Follows a worker spawned with piped stdout/stderr: both go to `logFile`; stdout is watched for the first event
+ * that means it took a job, stderr's last 20 lines are kept. `exited` resolves with the exit code once its output is
+ * read (or 1 s after the exit when a descendant still holds a pipe); 127 with spawn's error when it did not start.
+ */
+function follow(child: ChildProcess, logFile: string): Pick<RunningTask, "exited" | "tookJob" | "stderrTail"> {
+    const fd = fs.openSync(logFile, "a");
+    const watch = new TookJobWatch();
+    const tail = new LineTail(20);
+    let closed = false;
+    const write = (d: Buffer) => {
+        if (closed) return;
+        try {
+            fs.writeSync(fd, d);
+        } catch {}
+    };
+    child.stdout?.on("data", (d: Buffer) => {
+        write(d);
+        watch.push(d.toString("utf8"));
     });
+    child.stderr?.on("data", (d: Buffer) => {
+        write(d);
+        tail.push(d.toString("utf8"));
+    });
+    const exited = new Promise<number>((resolve) => {
+        let code: number | undefined;
+        const done = (c: number) => {
+            code ??= c;
+            if (!closed) {
+                closed = true; // once: a second close could hit a reused descriptor
+                try {
+                    fs.closeSync(fd);
+                } catch {}
+            }
+            resolve(code);
+        };
+        child.on("error", (e) => {
+            const line = e.message; // "spawn podman ENOENT"
+            tail.add(line);
+            write(Buffer.from(`${line}\n`));
+            if (child.pid === undefined) done(127); // spawn failed (ENOENT, EACCES...): no exit or close follows
+        });
+        child.once("exit", (c, signal) => {
+            code ??= c ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : 1);
+            setTimeout(() => done(code!), 1000).unref();
+        });
+        child.once("close", () => done(code ?? 1));
+    });
+    return { exited, tookJob: () => watch.tookJob, stderrTail: () => tail.get() };
 }
 
-function openLog(logFile: string): number {
-    return fs.openSync(logFile, "a");
+/**
+ * `LEW_LOCAL_WORKER_ARGV` (a JSON array): the command a local worker process runs instead of the worker, e.g. one
+ * that fails to start, to try how a run reports it (test/local.test.ts). Unset: the worker.
+ */
+export function workerArgv(env: NodeJS.ProcessEnv = process.env): [string, ...string[]] | undefined {
+    const raw = env.LEW_LOCAL_WORKER_ARGV;
+    if (!raw) return undefined;
+    const argv = JSON.parse(raw);
+    if (!Array.isArray(argv) || argv.length === 0 || !argv.every((a) => typeof a === "string")) {
+        throw new Error(`LEW_LOCAL_WORKER_ARGV: expected a JSON array of strings, got ${raw}`);
+    }
+    return argv as [string, ...string[]];
 }
 
-/** Local Node process: `node -r ts-node/register/transpile-only worker-image/src/main.ts`. */
-export function processRunner(runId: string, scratchRoot: string): Runner {
-    if (!povrayInstalled()) {
+/**
+ * Local Node process: `node -r ts-node/register/transpile-only worker-image/src/main.ts`, with `imageEnv` (the
+ * stack's Dockerfile ENV, e.g. WORKER_COMMAND) under the task's environment. POV-Ray is needed unless it runs a command.
+ */
+export function processRunner(runId: string, scratchRoot: string, imageEnv: Record<string, string> = {}): Runner {
+    if (!imageEnv.WORKER_COMMAND && !povrayInstalled()) {
         throw new Error("povray not found on PATH: install it (Debian/Ubuntu: apt-get install -y povray) or build the worker image (npm run image)");
     }
     return {
@@ -73,30 +135,32 @@ export function processRunner(runId: string, scratchRoot: string): Runner {
         start(spec, logFile) {
             const scratch = path.join(scratchRoot, spec.id);
             fs.mkdirSync(scratch, { recursive: true });
-            const fd = openLog(logFile);
+            const [cmd, ...args] = workerArgv() ?? [process.execPath, "-r", "ts-node/register/transpile-only", path.join(ROOT, "worker-image/src/main.ts")];
             const child = spawn(
-                process.execPath,
-                ["-r", "ts-node/register/transpile-only", path.join(ROOT, "worker-image/src/main.ts"), `--lew-local-run=${runId}`],
+                cmd,
+                [...args, `--lew-local-run=${runId}`],
                 {
                     cwd: ROOT,
                     env: {
                         PATH: process.env.PATH ?? "/usr/bin:/bin",
                         HOME: process.env.HOME ?? os.tmpdir(),
                         TS_NODE_TRANSPILE_ONLY: "true",
+                        ...imageEnv,
                         ...spec.env,
                         WORKER_SCRATCH_DIR: scratch,
                         LEW_LOCAL_RUN: runId,
                     },
-                    stdio: ["ignore", fd, fd],
+                    stdio: ["ignore", "pipe", "pipe"],
                 },
             );
-            fs.closeSync(fd);
-            const exited = trackExit(child);
-            const alive = () => child.exitCode === null && child.signalCode === null;
+            const { exited, tookJob, stderrTail } = follow(child, logFile);
+            const alive = () => child.pid !== undefined && child.exitCode === null && child.signalCode === null;
             return {
                 spec,
                 pid: child.pid,
                 exited,
+                tookJob,
+                stderrTail,
                 async stop(graceSeconds = 10) {
                     if (alive()) {
                         child.kill("SIGTERM");
@@ -152,6 +216,9 @@ export function imageStaleness(image: string): string | undefined {
 
 /** A container of the built worker image per task. */
 export function podmanRunner(runId: string, image: string): Runner {
+    if (spawnSync("podman", ["--version"], { stdio: "ignore" }).error) {
+        throw new Error("podman not found on PATH: install podman, runc and catatonit (npm run setup), or use --runner process");
+    }
     if (!podmanAvailable(image)) {
         throw new Error(`podman image ${image} not found: build it with \`npm run image\` (or use --runner process)`);
     }
@@ -180,11 +247,9 @@ export function podmanRunner(runId: string, image: string): Runner {
                 ...Object.entries(env).flatMap(([k, v]) => ["-e", `${k}=${v}`]),
                 image,
             ];
-            const fd = openLog(logFile);
-            const child = spawn("podman", args, { stdio: ["ignore", fd, fd] });
-            fs.closeSync(fd);
-            const exited = trackExit(child);
-            const alive = () => child.exitCode === null && child.signalCode === null;
+            const child = spawn("podman", args, { stdio: ["ignore", "pipe", "pipe"] });
+            const { exited, tookJob, stderrTail } = follow(child, logFile);
+            const alive = () => child.pid !== undefined && child.exitCode === null && child.signalCode === null;
             const podman = (...a: string[]) =>
                 new Promise<void>((resolve) => {
                     const p = spawn("podman", [...PODMAN_FLAGS, ...a], { stdio: "ignore" });
@@ -195,6 +260,8 @@ export function podmanRunner(runId: string, image: string): Runner {
                 spec,
                 pid: child.pid,
                 exited,
+                tookJob,
+                stderrTail,
                 async stop(graceSeconds = 10) {
                     if (alive()) {
                         await podman("stop", "--ignore", "-t", String(graceSeconds), name);

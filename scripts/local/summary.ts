@@ -1,5 +1,6 @@
 /** The summary of one `npm run local` (what `--json` prints). */
 import { JobResult } from "./progress";
+import { StartFailure } from "./start-failures";
 
 export interface LocalSummary {
     ok: boolean;
@@ -19,6 +20,10 @@ export interface LocalSummary {
     /** Scheduled (reconcile) events handed to the launcher. */
     scheduledInvocations: number;
     jobs: JobResult[];
+    /** Tasks whose worker exited before it took a job, each with its exit code and the last lines of its stderr. */
+    startFailures: StartFailure[];
+    /** Why the run stopped early: every worker task it started failed to start (jobs then fail with this reason). */
+    error?: string;
     notes: string[];
 }
 
@@ -52,6 +57,8 @@ export function buildSummary(facts: SummaryFacts, t: Timeline): LocalSummary {
         launcherInvocations: facts.launcherInvocations,
         scheduledInvocations: facts.scheduledInvocations,
         jobs: facts.jobs,
+        startFailures: facts.startFailures,
+        ...(facts.error !== undefined ? { error: facts.error } : {}),
         notes: facts.notes,
     };
 }

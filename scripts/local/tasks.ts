@@ -46,6 +46,10 @@ export interface TaskExit {
     code: number;
     /** Whether the run was already stopping (the exit was asked for). */
     stopping: boolean;
+    /** Whether the worker had taken a job before it exited (true when the runner cannot tell). */
+    tookJob: boolean;
+    /** The last lines of its stderr, when the runner keeps them. */
+    stderr: string[];
 }
 
 export interface FleetDeps {
@@ -120,7 +124,7 @@ export class TaskFleet {
             await this.d.ecs.send(new StopTaskCommand({ cluster: this.d.clusterArn, task: arn, reason: `worker exited with ${code}` })).catch(() => undefined);
             for (const l of this.exitListeners) {
                 try {
-                    l({ arn, id, code, stopping });
+                    l({ arn, id, code, stopping, tookJob: t.tookJob?.() ?? true, stderr: t.stderrTail?.() ?? [] });
                 } catch (e) {
                     log(`task ${id}: exit listener failed: ${e instanceof Error ? e.message : String(e)}`);
                 }
