@@ -11,7 +11,10 @@ export interface Job {
     name: string;
     input: string;
     key: string;
+    /** The primary output's key: the first declared output suffix's (the PNG for POV-Ray). */
     png: string;
+    /** Every declared output's key (the job is done once all exist), `png` first. */
+    outputs: string[];
     error: string;
     uploadedAt: number;
     result?: JobResult;
@@ -20,6 +23,8 @@ export interface Job {
 export interface KeyOptions {
     inputPrefix: string;
     outputPrefix: string;
+    /** The worker's declared outputs (its OUTPUT_SUFFIXES). Default: the PNG only. */
+    outputSuffixes?: string[];
 }
 
 /**
@@ -37,7 +42,8 @@ export function planJobs(inputs: string[], keyOpts: KeyOptions): Job[] {
         used.add(name.toLowerCase());
         const key = `${keyOpts.inputPrefix}${name}${ext}`;
         const k = outputKeys(key, keyOpts);
-        jobs.push({ name, input, key, png: k.png, error: k.error, uploadedAt: 0 });
+        const outputs = (keyOpts.outputSuffixes ?? [".png"]).map((s) => k.base + s);
+        jobs.push({ name, input, key, png: outputs[0], outputs, error: k.error, uploadedAt: 0 });
     }
     return jobs;
 }

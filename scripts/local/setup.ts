@@ -13,7 +13,8 @@ import { JobBook, notAJobReason, planJobs } from "./jobs";
 import { LocalLauncher } from "./launcher";
 import { Progress } from "./progress";
 import { imageStaleness, podmanAvailable, podmanRunner, processRunner, Runner } from "./runners";
-import { DeclaredStack, evaluateStack } from "./stack";
+import { DeclaredStack, evaluateStack, ROOT } from "./stack";
+import { localWorkerEnv } from "./stack-dir";
 
 /** The options setting up reads (a subset of LocalOptions). */
 export interface SetupOptions {
@@ -24,6 +25,8 @@ export interface SetupOptions {
     workerWaitSeconds: number;
     reconcileSeconds: number;
     config: Record<string, string>;
+    /** The stack dir (`--stack`): its index.ts and Pulumi.yaml. Default: the POV-Ray stack at the root. */
+    stackDir?: string;
 }
 
 export interface Emulator {
@@ -45,16 +48,17 @@ export function checkInputs(inputs: string[]): void {
 }
 
 /** podman when asked, or (auto) when the image exists; else local processes with a scratch dir under `tmp`. */
-export function chooseRunner(o: Pick<SetupOptions, "runner" | "image">, runId: string, tmp: string): Runner {
+export function chooseRunner(o: Pick<SetupOptions, "runner" | "image" | "stackDir">, runId: string, tmp: string): Runner {
     if (o.runner === "podman" || (o.runner === "auto" && podmanAvailable(o.image))) return podmanRunner(runId, o.image);
-    return processRunner(runId, path.join(tmp, "scratch"));
+    // A stack's worker process gets its Dockerfile's ENV (e.g. WORKER_COMMAND) in place of its image's.
+    return processRunner(runId, path.join(tmp, "scratch"), localWorkerEnv(o.stackDir ?? ROOT));
 }
 
 /** Evaluates the stack while moto_server starts (registered with `cleanup` at once), then applies the stack to it. */
-export async function startEmulator(overrides: Record<string, string>, cleanup: Cleanup): Promise<Emulator> {
+export async function startEmulator(overrides: Record<string, string>, cleanup: Cleanup, stackDir = ROOT): Promise<Emulator> {
     const motoStarting = startMoto().then((m) => (cleanup.moto = m));
     const [declared, moto]: [DeclaredStack, Moto] = await Promise.all([
-        evaluateStack(overrides).catch(async (e) => {
+        evaluateStack(overrides, stackDir).catch(async (e) => {
             await motoStarting.catch(() => undefined);
             throw e;
         }),
@@ -86,6 +90,13 @@ export async function startLauncher(em: Emulator, runId: string, tmp: string, lo
     return launcher;
 }
 
+/** The worker's declared outputs: its container's OUTPUT_SUFFIXES (the component's `outputSuffixes`). */
+export function declaredOutputs(declared: Pick<DeclaredStack, "taskDefinition">): string[] | undefined {
+    const env: { name: string; value: string }[] = declared.taskDefinition.containerDefinitions[0]?.environment ?? [];
+    const v = env.find((e) => e.name === "OUTPUT_SUFFIXES")?.value;
+    return v ? JSON.parse(v) : undefined;
+}
+
 /**
  * The jobs of the inputs: those the bucket notification would not pass to the launcher fail at once (rather than
  * time out); the others are uploaded, each stamped with its upload time.
@@ -93,7 +104,7 @@ export async function startLauncher(em: Emulator, runId: string, tmp: string, lo
 export async function uploadJobs(inputs: string[], em: Pick<Emulator, "declared" | "c" | "p">, progress: Progress): Promise<JobBook> {
     const { declared, c, p } = em;
     const prefix = declared.config.inputPrefix ?? "";
-    const book = new JobBook(planJobs(inputs, { inputPrefix: prefix, outputPrefix: declared.config.outputPrefix ?? "" }), (l) => progress.log(l));
+    const book = new JobBook(planJobs(inputs, { inputPrefix: prefix, outputPrefix: declared.config.outputPrefix ?? "", outputSuffixes: declaredOutputs(declared) }), (l) => progress.log(l));
     const suffixes = declared.notifications.map((n) => n.filterSuffix ?? "");
     for (const j of book.jobs) {
         const reason = notAJobReason(j.key, suffixes);
@@ -122,7 +133,7 @@ export async function setUp(o: SetupOptions, progress: Progress, runId: string, 
     checkInputs(o.inputs);
     const runner = chooseRunner(o, runId, tmp);
     progress.log("evaluating the stack (index.ts) under the Pulumi mocks and starting moto_server...");
-    const em = await startEmulator(stackOverrides(o), cleanup);
+    const em = await startEmulator(stackOverrides(o), cleanup, o.stackDir ?? ROOT);
     const stale = runner.kind === "podman" ? imageStaleness(o.image) : undefined;
     const notes = runNotes(o, em, runner.kind, stale);
     if (stale) progress.log(`warning: ${stale}`);

@@ -1,5 +1,6 @@
 /**
- * Evaluates the POV-Ray stack (index.ts) in-process under the project's Pulumi mocks (harness/mocks.ts) and returns
+ * Evaluates a stack's Pulumi program (the POV-Ray stack's index.ts by default; `--stack DIR`: DIR/index.ts with
+ * DIR/Pulumi.yaml) in-process under the project's Pulumi mocks (harness/mocks.ts) and returns
  * what it declares: the recorded resources' resolved inputs, read by type. Nothing here restates the component's
  * settings: queue attributes, redrive policy, notification filters, task definition and launcher settings all come
  * from the recorded inputs; `npm run local` then applies them to the emulator.
@@ -98,16 +99,17 @@ function single<T extends { type: string; name: string }>(resources: T[], type: 
 }
 
 /**
- * Evaluates index.ts with the given config overrides. Must run once per process (the module registers its stack on
- * import). Loads @pulumi/pulumi, @pulumi/aws and the mocks: a few seconds.
+ * Evaluates `<stackDir>/index.ts` (default: the POV-Ray stack at the root) with the given config overrides of its
+ * Pulumi.yaml. Must run once per process (the module registers its stack on import). Loads @pulumi/pulumi,
+ * @pulumi/aws and the mocks: a few seconds.
  */
-export async function evaluateStack(overrides: Record<string, string> = {}): Promise<DeclaredStack> {
+export async function evaluateStack(overrides: Record<string, string> = {}, stackDir = ROOT): Promise<DeclaredStack> {
     // Importing the mocks installs them before anything of the stack is loaded.
     const mocks: typeof import("../../harness/mocks") = require("../../harness/mocks");
     const pulumi: typeof import("@pulumi/pulumi") = require("@pulumi/pulumi");
     const helpers: typeof import("../../harness/stack") = require("../../harness/stack");
 
-    const defaults = declaredConfigDefaults();
+    const defaults = declaredConfigDefaults(stackDir);
     for (const k of Object.keys(overrides)) {
         if (!(k in defaults)) throw new Error(`unknown config key "${k}"; Pulumi.yaml declares ${Object.keys(defaults).join(", ")}`);
     }
@@ -115,7 +117,7 @@ export async function evaluateStack(overrides: Record<string, string> = {}): Pro
     const project = pulumi.getProject();
     pulumi.runtime.setAllConfig(Object.fromEntries(Object.entries(config).map(([k, v]) => [`${project}:${k}`, v])));
     mocks.resetRecorded();
-    const stack = require("../../index");
+    const stack = require(path.join(path.resolve(stackDir), "index"));
     const [bucketName, queueUrl, dlqUrl, clusterArn, taskDefinitionArn, launcherName] = await mocks.valueOf(
         pulumi.all([stack.bucketName, stack.queueUrl, stack.deadLetterQueueUrl, stack.clusterArn, stack.taskDefinitionArn, stack.launcherFunctionName]),
     );

@@ -37,9 +37,12 @@ export function deadLetteredJobs(messageBody: string, reasonAttribute?: string, 
     return jobId ? { keys, reason, jobId } : { keys, reason };
 }
 
-/** What settles a job, given the bucket's keys and the reasons read from the DLQ: its PNG, else its error report, else a DLQ reason. */
+/**
+ * What settles a job, given the bucket's keys and the reasons read from the DLQ: its outputs (all of them: the PNG for
+ * POV-Ray; kind "png" names the primary output), else its error report, else a DLQ reason.
+ */
 export function jobOutcome(job: Job, bucketKeys: Set<string>, dlqReasons: Map<string, string>): { kind: "png" | "error" } | { kind: "dlq"; reason: string } | undefined {
-    if (bucketKeys.has(job.png)) return { kind: "png" };
+    if ((job.outputs ?? [job.png]).every((k) => bucketKeys.has(k))) return { kind: "png" };
     if (bucketKeys.has(job.error)) return { kind: "error" };
     const reason = dlqReasons.get(job.key);
     return reason !== undefined ? { kind: "dlq", reason } : undefined;
@@ -103,9 +106,11 @@ export class JobWatcher {
         for (const j of this.book.pending()) {
             const outcome = jobOutcome(j, keys, this.dlqReasons);
             if (outcome?.kind === "png") {
-                const file = path.join(this.t.outDir, `${j.name}.png`);
-                await this.download(j.png, file);
-                this.book.finish(j, "done", displayPath(file));
+                // Each output as <name><suffix> (the key's base is <name>); the primary one is shown.
+                const base = j.error.slice(0, j.error.length - ".error.json".length);
+                const files = (j.outputs ?? [j.png]).map((k) => [k, path.join(this.t.outDir, j.name + k.slice(base.length))]);
+                for (const [k, file] of files) await this.download(k, file);
+                this.book.finish(j, "done", displayPath(files[0][1]));
             } else if (outcome?.kind === "error") {
                 const file = path.join(this.t.outDir, `${j.name}.error.json`);
                 await this.download(j.error, file);
