@@ -11,6 +11,7 @@
 import { LocalOptions, cleanup, planLocal, runLocal, summaryTable } from "./local/run";
 import { Progress } from "./local/progress";
 import { DEFAULT_IMAGE } from "./local/runners";
+import { resolveStackDir, stackImage } from "./local/stack-dir";
 
 const USAGE = `usage: npm run local -- <scene.zip>... [options]
 
@@ -27,7 +28,12 @@ options:
   --worker-wait SECONDS  the workers' SQS long-poll wait, WORKER_WAIT_SECONDS (default 1)
   --reconcile-seconds N  run the stack's launcher schedule (drain mode's reconcile, rate(1 minute)) every N s (default 5)
   --config KEY=VALUE   any other config key of Pulumi.yaml (repeatable), e.g. --config renderTimeoutSeconds=60
+  --stack DIR          the Pulumi program to run: DIR/index.ts with DIR/Pulumi.yaml (default: the POV-Ray stack at
+                       the root), e.g. --stack examples/geojson; its image is lambda-ecs-worker/<dir name>:dev
   --plan               only apply the stack to a fresh emulator and print what it then holds (JSON); no scenes needed
+
+exit code: 0 every job produced its PNG; 1 a job failed, or the run could not run (no runner; every worker task
+exited before taking a job: reported within seconds with the runner's stderr); 2 a bad command line
 `;
 
 export function parseArgs(argv: string[]): LocalOptions {
@@ -42,6 +48,7 @@ export function parseArgs(argv: string[]): LocalOptions {
         reconcileSeconds: 5,
         config: {},
     };
+    let imageGiven = false;
     const num = (flag: string, v: string | undefined, min: number, max: number) => {
         const n = Number(v);
         if (v === undefined || !Number.isInteger(n) || n < min || n > max) throw new Error(`${flag}: expected an integer from ${min} to ${max}, got ${v ?? "nothing"}`);
@@ -73,6 +80,10 @@ export function parseArgs(argv: string[]): LocalOptions {
             }
             case "--image":
                 o.image = value();
+                imageGiven = true;
+                break;
+            case "--stack":
+                o.stackDir = resolveStackDir(value());
                 break;
             case "--timeout":
                 o.timeoutSeconds = num("--timeout", value(), 1, 86400);
@@ -99,6 +110,7 @@ export function parseArgs(argv: string[]): LocalOptions {
                 o.inputs.push(a);
         }
     }
+    if (o.stackDir !== undefined && !imageGiven) o.image = stackImage(o.stackDir);
     if (o.inputs.length === 0 && !o.plan) throw new Error("give at least one scene zip, e.g. npm run local -- examples/spheres.zip");
     return o;
 }
