@@ -17,3 +17,5 @@ export const taskDefinitionArn = render.taskDefinitionArn;
 export const launcherFunctionName = render.launcherFunctionName;
 export const logGroupName = render.logGroupName;
 export const imageUri = render.imageUri;
+export const dashboardName = render.dashboardName;
+export const eventSource = render.eventSource;

@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# Builds the POV-Ray worker image (worker-image/) with podman, without any image registry:
+# Builds the worker images with podman, without any image registry: the runtime base, then the POV-Ray worker and the
+# GeoJSON worker built FROM it.
 #
 #   1. the base image `node:22-bookworm-slim` is made locally (once) from a Debian bookworm minbase root file system
 #      (debootstrap, from the Debian mirror apt is configured with on this machine) plus the project's own Node.js 22
 #      (devDependency "node", installed by `npm ci` under node_modules/ -- never this machine's /usr/bin/node, which
 #      may be another major) with the npm line Node 22 ships (npm 10), and a `node` user (uid/gid 1000) like the
 #      official image has;
-#   2. `podman build` of worker-image/Dockerfile, tagged lambda-ecs-worker/povray:dev (or $IMAGE);
-#   3. a check that the built image runs that same Node version.
+#   2. `podman build` of worker-image/Dockerfile.runtime, the worker runtime base image (the job runtime and the
+#      command processor, no tool), tagged lambda-ecs-worker/runtime:dev (or $RUNTIME_IMAGE);
+#   3. the workers FROM it (--build-arg RUNTIME_IMAGE): worker-image/Dockerfile (POV-Ray), tagged
+#      lambda-ecs-worker/povray:dev (or $IMAGE), and examples/geojson/Dockerfile (GDAL), lambda-ecs-worker/geojson:dev
+#      (or $GEOJSON_IMAGE; GEOJSON_IMAGE=skip builds no GeoJSON image);
+#   4. a check that each built image runs that same Node version.
 #
 # Idempotent: the debootstrap and npm tarballs are cached under .image-build/; the base image is imported when
 # missing or when it carries another Node version than node_modules/ (its NODE_VERSION variable, as in the official
@@ -21,6 +26,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="$ROOT/.image-build"
 IMAGE="${IMAGE:-lambda-ecs-worker/povray:dev}"
+RUNTIME_IMAGE="${RUNTIME_IMAGE:-lambda-ecs-worker/runtime:dev}"
+GEOJSON_IMAGE="${GEOJSON_IMAGE:-lambda-ecs-worker/geojson:dev}"
 BASE_NAME="node:22-bookworm-slim"
 BASE_REF="docker.io/library/$BASE_NAME"
 SUITE="bookworm"
@@ -153,15 +160,27 @@ if [[ ! -s "$CA_FILE" ]]; then
     : >"$CA_FILE"
 fi
 
-log "podman build -t $IMAGE worker-image"
-podman "${PODMAN_FLAGS[@]}" build "${CONTAINER_FLAGS[@]}" --pull=never --secret "id=npm_ca,src=$CA_FILE" \
-    -t "$IMAGE" "$ROOT/worker-image"
-image_node="$(podman "${PODMAN_FLAGS[@]}" run --rm "${CONTAINER_FLAGS[@]}" --entrypoint node "$IMAGE" --version)"
-if [[ "$image_node" != "v$NODE_VERSION" ]]; then
-    log "$IMAGE runs node $image_node, expected v$NODE_VERSION (the project's Node.js $NODE_MAJOR)"
-    exit 1
+# build TAG CONTEXT [DOCKERFILE]: podman build with the CA secret and the runtime base as RUNTIME_IMAGE, then the
+# Node version check.
+build() {
+    local tag="$1" context="$2" dockerfile="${3:-$2/Dockerfile}"
+    log "podman build -t $tag -f ${dockerfile#"$ROOT"/} ${context#"$ROOT"/}"
+    podman "${PODMAN_FLAGS[@]}" build "${CONTAINER_FLAGS[@]}" --pull=never --secret "id=npm_ca,src=$CA_FILE" \
+        --build-arg "RUNTIME_IMAGE=$RUNTIME_IMAGE" -f "$dockerfile" -t "$tag" "$context"
+    local image_node
+    image_node="$(podman "${PODMAN_FLAGS[@]}" run --rm "${CONTAINER_FLAGS[@]}" --entrypoint node "$tag" --version)"
+    if [[ "$image_node" != "v$NODE_VERSION" ]]; then
+        log "$tag runs node $image_node, expected v$NODE_VERSION (the project's Node.js $NODE_MAJOR)"
+        exit 1
+    fi
+    log "built $tag (node $image_node)"
+}
+
+build "$RUNTIME_IMAGE" "$ROOT/worker-image" "$ROOT/worker-image/Dockerfile.runtime"
+build "$IMAGE" "$ROOT/worker-image"
+if [[ "$GEOJSON_IMAGE" != "skip" ]]; then
+    build "$GEOJSON_IMAGE" "$ROOT/examples/geojson"
 fi
-log "built $IMAGE (node $image_node)"
 
 if [[ "${1:-}" == "--run" ]]; then
     shift

@@ -39,6 +39,8 @@ const T = {
     alarm: "aws:cloudwatch/metricAlarm:MetricAlarm",
     eventRule: "aws:cloudwatch/eventRule:EventRule",
     eventTarget: "aws:cloudwatch/eventTarget:EventTarget",
+    queuePolicy: "aws:sqs/queuePolicy:QueuePolicy",
+    dashboard: "aws:cloudwatch/dashboard:Dashboard",
 };
 
 const MINIMAL: LambdaEcsWorkerArgs = { image: { context: "./worker-image" } };
@@ -78,10 +80,24 @@ function runTaskStatements(name: string): object[] {
     ];
 }
 
-/** The launcher's statements every mode has: the DLQ (Lambda's on-failure destination; per-job dead-letters), its logs. */
+const DEFAULT_BUS = arn("events", "event-bus/default");
+/** PutEvents on exactly the default bus, for exactly one source and these detail-types. */
+function putEvents(source: string, detailTypes: string[]): object {
+    return { Effect: "Allow", Action: "events:PutEvents", Resource: DEFAULT_BUS, Condition: { StringEquals: { "events:source": source, "events:detail-type": detailTypes } } };
+}
+/** The worker's: one Job Succeeded / Job Failed per job, with its own source. */
+function taskPutEvents(name: string): object {
+    return putEvents(`lambda-ecs-worker.${name}`, ["Job Succeeded", "Job Failed"]);
+}
+
+/**
+ * The launcher's statements every mode has: Lambda's failed-invocation events on the bus (its on-failure destination),
+ * Job Failed with its own source (dead-lettered invocations, per-job start failures), its logs.
+ */
 function launcherCommonStatements(name: string): object[] {
     return [
-        { Effect: "Allow", Action: "sqs:SendMessage", Resource: queueArn(`${name}-dlq-0000000`) },
+        putEvents("lambda", ["Lambda Function Invocation Result - Failure"]),
+        putEvents(`lambda-ecs-worker.${name}`, ["Job Failed"]),
         { Effect: "Allow", Action: ["logs:CreateLogStream", "logs:PutLogEvents"], Resource: `${arn("logs", `log-group:${name}-launcher-logs-0000000`)}:*` },
     ];
 }
@@ -140,13 +156,22 @@ describe("LambdaEcsWorker", () => {
                     `${T.eventRule} render-reconcile`,
                     `${T.permission} render-reconcile-permission`,
                     `${T.eventTarget} render-reconcile-target`,
+                    `${T.eventRule} render-launcher-failures`,
+                    `${T.eventTarget} render-launcher-failures-target`,
+                    `${T.queuePolicy} render-dlq-policy`,
+                    `${T.eventRule} render-launcher-failure-events`,
+                    `${T.permission} render-launcher-failure-events-permission`,
+                    `${T.eventTarget} render-launcher-failure-events-launcher-target`,
+                    `${T.dashboard} render-dashboard`,
+                    `${T.alarm} render-launcher-errors-alarm`,
+                    `${T.alarm} render-start-failures-alarm`,
                 ].sort(),
             );
         });
 
         it("THEN every child has the component as its parent", () => {
             const children = resources.filter((r) => r.type !== COMPONENT);
-            expect(children).to.have.length(30);
+            expect(children).to.have.length(39);
             for (const r of children) {
                 expect(typeChain(r.urn), r.name).to.equal(`${COMPONENT}$${r.type}`);
             }
@@ -245,6 +270,7 @@ describe("LambdaEcsWorker", () => {
                     Resource: queueArn("render-queue-0000000"),
                 },
                 { Effect: "Allow", Action: "sqs:SendMessage", Resource: queueArn("render-dlq-0000000") },
+                taskPutEvents("render"),
             ]);
         });
 
@@ -333,6 +359,10 @@ describe("LambdaEcsWorker", () => {
                 WORKER_MAX_RECEIVE_COUNT: "3",
                 WORKER_VISIBILITY_TIMEOUT: "300",
                 WORKER_SCRATCH_DIR: "/scratch",
+                EVENT_BUS_NAME: "default",
+                EVENT_SOURCE: "lambda-ecs-worker.render",
+                WORKER_NAME: "render",
+                METRICS_NAMESPACE: "LambdaEcsWorker",
             });
         });
 
@@ -374,9 +404,14 @@ describe("LambdaEcsWorker", () => {
                 OUTPUT_PREFIX: "",
                 OUTPUT_SUFFIXES: JSON.stringify([".png", ".log", ".error.json"]),
                 STARTED_BY: "lew-render",
+                EVENT_BUS_NAME: "default",
+                EVENT_SOURCE: "lambda-ecs-worker.render",
+                WORKER_NAME: "render",
+                METRICS_NAMESPACE: "LambdaEcsWorker",
             });
+            // Lambda's on-failure destination is the event bus; a rule hands the record on to the DLQ (job-events.ts).
             const ic = one(resources, T.invokeConfig, "render-launcher-invoke-config").inputs;
-            expect(ic.destinationConfig).to.deep.equal({ onFailure: { destination: queueArn("render-dlq-0000000") } });
+            expect(ic.destinationConfig).to.deep.equal({ onFailure: { destination: DEFAULT_BUS } });
         });
 
         it("THEN EventBridge invokes the launcher every minute to reconcile tasks with the queue", () => {
@@ -446,7 +481,8 @@ describe("LambdaEcsWorker", () => {
             for (const t of [T.bucket, T.publicAccess, T.bucketPolicy, T.repo, T.image, T.sg]) {
                 expect(resources.filter((r) => r.type === t), t).to.have.length(0);
             }
-            expect(resources).to.have.length(23);
+            // 22 children and the component; with the job-event routing, dashboard and its two alarms.
+            expect(resources).to.have.length(32);
         });
 
         it("THEN one notification entry per suffix carries the prefix", () => {
@@ -513,7 +549,7 @@ describe("LambdaEcsWorker", () => {
             const taggable = resources.filter((r) =>
                 [T.queue, T.logGroup, T.cluster, T.role, T.taskDef, T.fn, T.alarm, T.eventRule].includes(r.type),
             );
-            expect(taggable).to.have.length(13);
+            expect(taggable).to.have.length(17);
             for (const r of taggable) expect(r.inputs.tags, r.name).to.deep.equal({ team: "vision" });
         });
     });
@@ -554,8 +590,14 @@ describe("LambdaEcsWorker", () => {
             expect(high.alarmActions).to.deep.equal([arn("autoscaling", "scalingPolicy:svc-scale-out")]);
             expect(empty.alarmActions).to.deep.equal([arn("autoscaling", "scalingPolicy:svc-scale-in")]);
             expect([high.evaluationPeriods, empty.evaluationPeriods]).to.deep.equal([1, 5]);
-            const queries = (a: any) => a.metricQueries.map((q: any) => q.expression ?? `${q.metric.metricName}(${q.metric.dimensions.QueueName})`);
-            expect(queries(high)).to.deep.equal(["ApproximateNumberOfMessagesVisible(svc-queue-0000000)"]);
+            const queries = (a: any) =>
+                a.metricQueries.map((q: any) => q.expression ?? `${q.metric.metricName}(${Object.values(q.metric.dimensions).join(",")})`);
+            // Scale-out from zero only: target tracking (below) can't leave zero.
+            expect(queries(high)).to.deep.equal([
+                "ApproximateNumberOfMessagesVisible(svc-queue-0000000)",
+                "RunningTaskCount(svc-cluster,svc-service)",
+                "IF(FILL(running, 0) == 0, waiting, 0)",
+            ]);
             expect(queries(empty)).to.deep.equal([
                 "ApproximateNumberOfMessagesVisible(svc-queue-0000000)",
                 "ApproximateNumberOfMessagesNotVisible(svc-queue-0000000)",
@@ -563,11 +605,79 @@ describe("LambdaEcsWorker", () => {
             ]);
         });
 
-        it("THEN the service launcher may only queue (and reach the DLQ, its on-failure destination): no ECS, no PassRole, no backlog read", () => {
+        it("THEN the service launcher may queue and wake exactly its service: no RunTask, no PassRole, no backlog read, no DLQ", () => {
             expect(statements(resources, "svc-launcher-policy")).to.deep.equal([
                 { Effect: "Allow", Action: "sqs:SendMessage", Resource: queueArn("svc-queue-0000000") },
+                {
+                    Effect: "Allow",
+                    Action: ["ecs:DescribeServices", "ecs:UpdateService"],
+                    Resource: arn("ecs", "service/svc-cluster/svc-service"),
+                    Condition: { ArnEquals: { "ecs:cluster": arn("ecs", "cluster/svc-cluster") } },
+                },
                 ...launcherCommonStatements("svc"),
             ]);
+            const env = one(resources, T.fn, "svc-launcher").inputs.environment.variables;
+            // The wake: raise the service's desired count to ceil(backlog / 5) (300 s acceptable wait / 60 s per job).
+            expect(env).to.include({ SERVICE_NAME: "svc-service", BACKLOG_PER_TASK: "5", MAX_TASKS: "6" });
+            expect(env).not.to.have.property("SPOT_FALLBACK");
+        });
+
+        it("THEN target tracking keeps jobs waiting per running task at acceptableWaitSeconds / expectedJobSeconds, never dividing by zero tasks", () => {
+            const tt = one(resources, T.scalingPolicy, "svc-backlog-per-task").inputs;
+            expect(tt.policyType).to.equal("TargetTrackingScaling");
+            const c = tt.targetTrackingScalingPolicyConfiguration;
+            expect(c.targetValue).to.equal(5);
+            expect(c.customizedMetricSpecification.metrics).to.deep.equal([
+                {
+                    id: "visible",
+                    label: "Jobs waiting",
+                    returnData: false,
+                    metricStat: {
+                        metric: {
+                            namespace: "AWS/SQS",
+                            metricName: "ApproximateNumberOfMessagesVisible",
+                            dimensions: [{ name: "QueueName", value: "svc-queue-0000000" }],
+                        },
+                        stat: "Sum",
+                    },
+                },
+                {
+                    id: "running",
+                    label: "Running tasks",
+                    returnData: false,
+                    metricStat: {
+                        metric: {
+                            namespace: "ECS/ContainerInsights",
+                            metricName: "RunningTaskCount",
+                            dimensions: [
+                                { name: "ClusterName", value: "svc-cluster" },
+                                { name: "ServiceName", value: "svc-service" },
+                            ],
+                        },
+                        stat: "Average",
+                    },
+                },
+                {
+                    id: "backlogPerTask",
+                    label: "Jobs waiting per running task",
+                    expression: "IF(FILL(running, 0) > 0, visible / FILL(running, 0), visible)",
+                    returnData: true,
+                },
+            ]);
+            expect(tt.resourceId).to.equal("service/svc-cluster/svc-service");
+        });
+
+        it("THEN the service's tasks protect themselves while busy (TASK_PROTECTION), so scale-in stops only idle tasks", () => {
+            const c = JSON.parse(one(resources, T.taskDef, "svc-task").inputs.containerDefinitions)[0];
+            expect(c.environment).to.deep.include({ name: "TASK_PROTECTION", value: "on" });
+        });
+
+        it("THEN the dashboard shows the service's running tasks, and there is no start-failure alarm (the service starts its tasks)", () => {
+            const body = JSON.parse(one(resources, T.dashboard, "svc-dashboard").inputs.dashboardBody);
+            const metrics = body.widgets.flatMap((w: any) => w.properties.metrics);
+            expect(metrics).to.deep.include(["ECS/ContainerInsights", "RunningTaskCount", "ClusterName", "svc-cluster", "ServiceName", "svc-service", { label: "running tasks" }]);
+            expect(resources.filter((r) => r.name === "svc-start-failures-alarm")).to.have.length(0);
+            expect(one(resources, T.alarm, "svc-launcher-errors-alarm").inputs).to.include({ namespace: "AWS/Lambda", metricName: "Errors" });
         });
 
         it("THEN the service's task role works the queue like drain's", () => {
@@ -577,11 +687,16 @@ describe("LambdaEcsWorker", () => {
                 ["s3:DeleteObject", "arn:aws:s3:::svc-bucket-0000000/*.error.json"],
                 [["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"], queueArn("svc-queue-0000000")],
                 ["sqs:SendMessage", queueArn("svc-dlq-0000000")],
+                ["events:PutEvents", arn("events", "event-bus/default")],
+                ["ecs:UpdateTaskProtection", arn("ecs", "task/svc-cluster/*")],
             ]);
         });
 
-        it("THEN no reconcile schedule is created: the scaling alarms do that job", () => {
-            expect(resources.filter((r) => r.type === T.eventRule)).to.have.length(0);
+        it("THEN no reconcile schedule is created (the scaling alarms and the wake do that job): the only rules route launcher failures", () => {
+            expect(resources.filter((r) => r.type === T.eventRule).map((r) => r.name).sort()).to.deep.equal([
+                "svc-launcher-failure-events",
+                "svc-launcher-failures",
+            ]);
         });
 
         it("THEN its tasks keep running when the queue is empty and the launcher only queues", () => {
@@ -635,7 +750,7 @@ describe("LambdaEcsWorker", () => {
             });
         });
 
-        it("THEN only that rule may send to the dead-letter queue", () => {
+        it("THEN only that rule and the launcher-failure rule may send to the dead-letter queue", () => {
             const policy = JSON.parse(one(resources, "aws:sqs/queuePolicy:QueuePolicy", "job-dlq-policy").inputs.policy);
             expect(policy.Statement).to.deep.equal([
                 {
@@ -643,8 +758,37 @@ describe("LambdaEcsWorker", () => {
                     Principal: { Service: "events.amazonaws.com" },
                     Action: "sqs:SendMessage",
                     Resource: queueArn("job-dlq-0000000"),
-                    Condition: { ArnEquals: { "aws:SourceArn": `arn:aws:events:${FAKE_REGION}:${FAKE_ACCOUNT}:rule/job-start-failures-0000000` } },
+                    Condition: {
+                        ArnEquals: {
+                            "aws:SourceArn": [
+                                `arn:aws:events:${FAKE_REGION}:${FAKE_ACCOUNT}:rule/job-launcher-failures-0000000`,
+                                `arn:aws:events:${FAKE_REGION}:${FAKE_ACCOUNT}:rule/job-start-failures-0000000`,
+                            ],
+                        },
+                    },
                 },
+            ]);
+        });
+
+        it("THEN a task that fails to start also reaches the launcher, which publishes its Job Failed (invoked only by that rule)", () => {
+            const target = one(resources, T.eventTarget, "job-start-failures-launcher-target").inputs;
+            expect(target).to.include({ rule: "job-start-failures-0000000", arn: arn("lambda", "function:job-launcher-0000000") });
+            expect(target.inputTransformer).to.equal(undefined);
+            expect(one(resources, T.permission, "job-start-failures-permission").inputs).to.include({
+                action: "lambda:InvokeFunction",
+                principal: "events.amazonaws.com",
+                function: "job-launcher-0000000",
+                sourceArn: `arn:aws:events:${FAKE_REGION}:${FAKE_ACCOUNT}:rule/job-start-failures-0000000`,
+            });
+        });
+
+        it("THEN the start-failure alarm adds the launcher's TasksNotStarted and the rule's matches", () => {
+            const alarm = one(resources, T.alarm, "job-start-failures-alarm").inputs;
+            expect(alarm).to.include({ comparisonOperator: "GreaterThanThreshold", threshold: 0, evaluationPeriods: 1 });
+            expect(alarm.metricQueries).to.deep.equal([
+                { id: "notStarted", metric: { namespace: "LambdaEcsWorker", metricName: "TasksNotStarted", dimensions: { Worker: "job" }, period: 60, stat: "Sum" } },
+                { id: "failedToStart", metric: { namespace: "AWS/Events", metricName: "TriggeredRules", dimensions: { RuleName: "job-start-failures-0000000" }, period: 60, stat: "Sum" } },
+                { id: "startFailures", expression: "FILL(notStarted, 0) + FILL(failedToStart, 0)", label: "Tasks that could not be started", returnData: true },
             ]);
         });
 
@@ -653,7 +797,11 @@ describe("LambdaEcsWorker", () => {
         });
 
         it("THEN the per-job launcher may start, tag and pass, and dead-letter: nothing on the work queue, no listing or describing", () => {
-            expect(statements(resources, "job-launcher-policy")).to.deep.equal([...runTaskStatements("job"), ...launcherCommonStatements("job")]);
+            expect(statements(resources, "job-launcher-policy")).to.deep.equal([
+                ...runTaskStatements("job"),
+                { Effect: "Allow", Action: "sqs:SendMessage", Resource: queueArn("job-dlq-0000000") },
+                ...launcherCommonStatements("job"),
+            ]);
         });
 
         it("THEN the per-job task role has no permission on the work queue (its one job comes from its environment)", () => {
@@ -666,6 +814,7 @@ describe("LambdaEcsWorker", () => {
                 },
                 { Effect: "Allow", Action: "s3:DeleteObject", Resource: "arn:aws:s3:::job-bucket-0000000/*.error.json" },
                 { Effect: "Allow", Action: "sqs:SendMessage", Resource: queueArn("job-dlq-0000000") },
+                taskPutEvents("job"),
             ]);
         });
     });
@@ -693,6 +842,15 @@ describe("LambdaEcsWorker", () => {
 describe("validateLambdaEcsWorkerArgs", () => {
     const cases: [string, Partial<LambdaEcsWorkerArgs> & Record<string, unknown>, RegExp][] = [
         ["no image", { image: undefined }, /^image: required/],
+        ["eventSource reserved by AWS", { eventSource: "aws.render" }, /^eventSource: must be 1-256 letters, digits, "\.", "-", "_" or "\/", not starting with "aws\."/],
+        ["eventSource with a space", { eventSource: "my worker" }, /^eventSource: must be 1-256/],
+        ["eventBusName with a colon that is no ARN", { eventBusName: "bus:x" }, /^eventBusName: must be an event bus name/],
+        ["acceptableWaitSeconds zero", { launchMode: "service", acceptableWaitSeconds: 0 }, /^acceptableWaitSeconds: must be an integer from 1 to 86400, got 0/],
+        ["expectedJobSeconds fractional", { launchMode: "service", expectedJobSeconds: 1.5 }, /^expectedJobSeconds: must be an integer from 1 to 43200/],
+        ["acceptableWaitSeconds outside service mode", { acceptableWaitSeconds: 600 }, /^acceptableWaitSeconds: applies only with launchMode "service", not "drain"/],
+        ["expectedJobSeconds outside service mode", { launchMode: "per-job", expectedJobSeconds: 30 }, /^expectedJobSeconds: applies only with launchMode "service", not "per-job"/],
+        ["spotFallback without Spot", { spotFallback: false }, /^spotFallback: applies only when capacity includes FARGATE_SPOT/],
+        ["spotFallback in service mode", { launchMode: "service", capacity: "FARGATE_SPOT", spotFallback: false }, /^spotFallback: applies only with launchMode "drain" or "per-job"/],
         ["both context and imageUri", { image: { context: ".", imageUri: "x" } }, /^image: give exactly one of image.context/],
         ["neither context nor imageUri", { image: {} }, /^image: give exactly one/],
         ["dockerfile with imageUri", { image: { imageUri: "x", dockerfile: "D" } }, /^image: dockerfile applies only with image.context/],
@@ -760,7 +918,13 @@ describe("validateLambdaEcsWorkerArgs", () => {
                 vpcId: "v",
                 logRetentionDays: 3653,
                 launchMode: "per-job",
+                eventBusName: "arn:aws:events:us-east-1:123456789012:event-bus/jobs",
+                eventSource: "com.example.render",
+                spotFallback: false,
             }),
+        ).to.deep.equal([]);
+        expect(
+            validateLambdaEcsWorkerArgs({ ...MINIMAL, launchMode: "service", acceptableWaitSeconds: 600, expectedJobSeconds: 30, eventBusName: "jobs" }),
         ).to.deep.equal([]);
     });
 

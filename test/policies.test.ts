@@ -27,9 +27,26 @@ const CLUSTER = "arn:aws:ecs:us-east-1:123456789012:cluster/render-cluster";
 const TASK_ROLE = "arn:aws:iam::123456789012:role/render-task-role";
 const EXEC_ROLE = "arn:aws:iam::123456789012:role/render-execution-role";
 const RULE = "arn:aws:events:us-east-1:123456789012:rule/render-start-failures";
+const FAILURES_RULE = "arn:aws:events:us-east-1:123456789012:rule/render-launcher-failures";
 const LOGS_STATEMENT = { Effect: "Allow", Action: ["logs:CreateLogStream", "logs:PutLogEvents"], Resource: `${LOGS}:*` };
 const QUEUE_CONSUMER = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"];
 const DLQ_SEND = { Effect: "Allow", Action: "sqs:SendMessage", Resource: DLQ };
+const BUS = "arn:aws:events:us-east-1:123456789012:event-bus/default";
+const SOURCE = "lambda-ecs-worker.render";
+const EVENTS = { eventBusArn: BUS, eventSource: SOURCE };
+const putEvents = (source: string, detailTypes: string[]) => ({
+    Effect: "Allow",
+    Action: "events:PutEvents",
+    Resource: BUS,
+    Condition: { StringEquals: { "events:source": source, "events:detail-type": detailTypes } },
+});
+/** The worker publishes one event per job, on exactly the bus, with exactly its source. */
+const TASK_PUT_EVENTS = putEvents(SOURCE, ["Job Succeeded", "Job Failed"]);
+/** Lambda puts the launcher's failed invocations on the bus (its on-failure destination) with the launcher role. */
+const LAMBDA_PUT_FAILURES = putEvents("lambda", ["Lambda Function Invocation Result - Failure"]);
+/** The launcher publishes Job Failed for jobs that end in it (dead-lettered invocations, per-job start failures). */
+const LAUNCHER_PUT_EVENTS = putEvents(SOURCE, ["Job Failed"]);
+const LAUNCHER_EVENTS = [LAMBDA_PUT_FAILURES, LAUNCHER_PUT_EVENTS];
 const LAUNCHER_ARNS = {
     partition: "aws",
     region: "us-east-1",
@@ -42,6 +59,7 @@ const LAUNCHER_ARNS = {
     taskRoleArn: TASK_ROLE,
     executionRoleArn: EXEC_ROLE,
     logGroupArn: LOGS,
+    ...EVENTS,
 };
 const RUN_TASKS = [
     {
@@ -95,45 +113,80 @@ const cases: { what: string; document: PolicyDocument; statements: object[] }[] 
     },
     {
         what: "the task role reads inputs, writes outputs next to them, consumes the queue (no GetQueueAttributes) and dead-letters",
-        document: taskRolePolicy({ launchMode: "drain", bucketArn: BUCKET, inputPrefix: "", outputPrefix: "", queueArn: QUEUE, deadLetterQueueArn: DLQ }),
+        document: taskRolePolicy({ launchMode: "drain", bucketArn: BUCKET, inputPrefix: "", outputPrefix: "", queueArn: QUEUE, deadLetterQueueArn: DLQ, ...EVENTS }),
         statements: [
             { Effect: "Allow", Action: "s3:GetObject", Resource: `${BUCKET}/*` },
             { Effect: "Allow", Action: "s3:PutObject", Resource: [`${BUCKET}/*.png`, `${BUCKET}/*.log`, `${BUCKET}/*.error.json`] },
             { Effect: "Allow", Action: "s3:DeleteObject", Resource: `${BUCKET}/*.error.json` },
             { Effect: "Allow", Action: QUEUE_CONSUMER, Resource: QUEUE },
             { Effect: "Allow", Action: "sqs:SendMessage", Resource: DLQ },
+            TASK_PUT_EVENTS,
         ],
     },
     {
         what: "with outputPrefix the task role writes only under it, and reads only under inputPrefix",
-        document: taskRolePolicy({ launchMode: "drain", bucketArn: BUCKET, inputPrefix: "in/", outputPrefix: "out/", queueArn: QUEUE, deadLetterQueueArn: DLQ }),
+        document: taskRolePolicy({ launchMode: "drain", bucketArn: BUCKET, inputPrefix: "in/", outputPrefix: "out/", queueArn: QUEUE, deadLetterQueueArn: DLQ, ...EVENTS }),
         statements: [
             { Effect: "Allow", Action: "s3:GetObject", Resource: `${BUCKET}/in/*` },
             { Effect: "Allow", Action: "s3:PutObject", Resource: [`${BUCKET}/out/*.png`, `${BUCKET}/out/*.log`, `${BUCKET}/out/*.error.json`] },
             { Effect: "Allow", Action: "s3:DeleteObject", Resource: `${BUCKET}/out/*.error.json` },
             { Effect: "Allow", Action: QUEUE_CONSUMER, Resource: QUEUE },
             { Effect: "Allow", Action: "sqs:SendMessage", Resource: DLQ },
+            TASK_PUT_EVENTS,
         ],
     },
     {
         what: "with only inputPrefix the task role writes outputs next to the inputs, under inputPrefix",
-        document: taskRolePolicy({ launchMode: "drain", bucketArn: BUCKET, inputPrefix: "in/", outputPrefix: "", queueArn: QUEUE, deadLetterQueueArn: DLQ }),
+        document: taskRolePolicy({ launchMode: "drain", bucketArn: BUCKET, inputPrefix: "in/", outputPrefix: "", queueArn: QUEUE, deadLetterQueueArn: DLQ, ...EVENTS }),
         statements: [
             { Effect: "Allow", Action: "s3:GetObject", Resource: `${BUCKET}/in/*` },
             { Effect: "Allow", Action: "s3:PutObject", Resource: [`${BUCKET}/in/*.png`, `${BUCKET}/in/*.log`, `${BUCKET}/in/*.error.json`] },
             { Effect: "Allow", Action: "s3:DeleteObject", Resource: `${BUCKET}/in/*.error.json` },
             { Effect: "Allow", Action: QUEUE_CONSUMER, Resource: QUEUE },
             { Effect: "Allow", Action: "sqs:SendMessage", Resource: DLQ },
+            TASK_PUT_EVENTS,
         ],
     },
     {
         what: "in per-job mode the task role never touches the work queue (its one job comes from its environment)",
-        document: taskRolePolicy({ launchMode: "per-job", bucketArn: BUCKET, inputPrefix: "", outputPrefix: "", queueArn: QUEUE, deadLetterQueueArn: DLQ }),
+        document: taskRolePolicy({ launchMode: "per-job", bucketArn: BUCKET, inputPrefix: "", outputPrefix: "", queueArn: QUEUE, deadLetterQueueArn: DLQ, ...EVENTS }),
         statements: [
             { Effect: "Allow", Action: "s3:GetObject", Resource: `${BUCKET}/*` },
             { Effect: "Allow", Action: "s3:PutObject", Resource: [`${BUCKET}/*.png`, `${BUCKET}/*.log`, `${BUCKET}/*.error.json`] },
             { Effect: "Allow", Action: "s3:DeleteObject", Resource: `${BUCKET}/*.error.json` },
             DLQ_SEND,
+            TASK_PUT_EVENTS,
+        ],
+    },
+    {
+        what: "in service mode the task role may also set its task's scale-in protection (the agent calls it), on its cluster's tasks only",
+        document: taskRolePolicy({
+            launchMode: "service",
+            bucketArn: BUCKET,
+            inputPrefix: "",
+            outputPrefix: "",
+            queueArn: QUEUE,
+            deadLetterQueueArn: DLQ,
+            ...EVENTS,
+            clusterArn: CLUSTER,
+            clusterName: "render-cluster",
+            partition: "aws",
+            region: "us-east-1",
+            account: "123456789012",
+        }),
+        statements: [
+            { Effect: "Allow", Action: "s3:GetObject", Resource: `${BUCKET}/*` },
+            { Effect: "Allow", Action: "s3:PutObject", Resource: [`${BUCKET}/*.png`, `${BUCKET}/*.log`, `${BUCKET}/*.error.json`] },
+            { Effect: "Allow", Action: "s3:DeleteObject", Resource: `${BUCKET}/*.error.json` },
+            { Effect: "Allow", Action: QUEUE_CONSUMER, Resource: QUEUE },
+            DLQ_SEND,
+            TASK_PUT_EVENTS,
+            {
+                Effect: "Allow",
+                Action: "ecs:UpdateTaskProtection",
+                Resource: "arn:aws:ecs:us-east-1:123456789012:task/render-cluster/*",
+                Condition: { ArnEquals: { "ecs:cluster": CLUSTER } },
+            },
         ],
     },
     {
@@ -149,19 +202,29 @@ const cases: { what: string; document: PolicyDocument; statements: object[] }[] 
                 Condition: { ArnEquals: { "ecs:cluster": CLUSTER } },
             },
             ...RUN_TASKS,
-            DLQ_SEND,
+            ...LAUNCHER_EVENTS,
             LOGS_STATEMENT,
         ],
     },
     {
         what: "per-job: the launcher runs, tags and passes, dead-letters; nothing on the work queue, no listing or describing",
         document: launcherRolePolicy({ launchMode: "per-job", ...LAUNCHER_ARNS }),
-        statements: [...RUN_TASKS, DLQ_SEND, LOGS_STATEMENT],
+        statements: [...RUN_TASKS, DLQ_SEND, ...LAUNCHER_EVENTS, LOGS_STATEMENT],
     },
     {
-        what: "service: the launcher only queues (the service starts tasks); the DLQ for Lambda's on-failure destination",
-        document: launcherRolePolicy({ launchMode: "service", ...LAUNCHER_ARNS }),
-        statements: [{ Effect: "Allow", Action: "sqs:SendMessage", Resource: QUEUE }, DLQ_SEND, LOGS_STATEMENT],
+        what: "service: the launcher queues and wakes exactly its service (the service starts tasks); no DLQ (Lambda's destination is the bus)",
+        document: launcherRolePolicy({ launchMode: "service", ...LAUNCHER_ARNS, serviceName: "render-service" }),
+        statements: [
+            { Effect: "Allow", Action: "sqs:SendMessage", Resource: QUEUE },
+            {
+                Effect: "Allow",
+                Action: ["ecs:DescribeServices", "ecs:UpdateService"],
+                Resource: "arn:aws:ecs:us-east-1:123456789012:service/render-cluster/render-service",
+                Condition: { ArnEquals: { "ecs:cluster": CLUSTER } },
+            },
+            ...LAUNCHER_EVENTS,
+            LOGS_STATEMENT,
+        ],
     },
     {
         what: "in per-job mode EventBridge may send to the dead-letter queue only from the start-failure rule",
@@ -173,6 +236,19 @@ const cases: { what: string; document: PolicyDocument; statements: object[] }[] 
                 Action: "sqs:SendMessage",
                 Resource: DLQ,
                 Condition: { ArnEquals: { "aws:SourceArn": RULE } },
+            },
+        ],
+    },
+    {
+        what: "EventBridge may send to the dead-letter queue from exactly the listed rules (launcher failures, start failures)",
+        document: deadLetterQueuePolicy({ deadLetterQueueArn: DLQ, ruleArn: [FAILURES_RULE, RULE] }),
+        statements: [
+            {
+                Effect: "Allow",
+                Principal: { Service: "events.amazonaws.com" },
+                Action: "sqs:SendMessage",
+                Resource: DLQ,
+                Condition: { ArnEquals: { "aws:SourceArn": [FAILURES_RULE, RULE] } },
             },
         ],
     },

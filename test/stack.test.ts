@@ -42,10 +42,21 @@ describe("the POV-Ray stack (index.ts)", () => {
         await registrationsSettled();
 
         expect(await valueOf(stack.bucketName)).to.equal("render-bucket-0000000");
-        // index.ts's exports are the stack's outputs: exactly the component's eight, nothing else.
-        expect(Object.keys(stack).sort()).to.deep.equal(
-            ["bucketName", "clusterArn", "deadLetterQueueUrl", "imageUri", "launcherFunctionName", "logGroupName", "queueUrl", "taskDefinitionArn"],
-        );
+        // index.ts's exports are the stack's outputs: exactly these ten, nothing else.
+        expect(Object.keys(stack).sort()).to.deep.equal([
+            "bucketName",
+            "clusterArn",
+            "dashboardName",
+            "deadLetterQueueUrl",
+            "eventSource",
+            "imageUri",
+            "launcherFunctionName",
+            "logGroupName",
+            "queueUrl",
+            "taskDefinitionArn",
+        ]);
+        expect(await valueOf(stack.dashboardName)).to.equal("project-test-render");
+        expect(stack.eventSource).to.equal("lambda-ecs-worker.render");
         for (const k of ["queueUrl", "deadLetterQueueUrl", "clusterArn", "taskDefinitionArn", "launcherFunctionName", "logGroupName", "imageUri"]) {
             expect(await valueOf(stack[k]), k).to.be.a("string").and.not.equal("");
         }

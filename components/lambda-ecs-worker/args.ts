@@ -185,6 +185,41 @@ export interface LambdaEcsWorkerArgs {
     /** Age in seconds of the oldest waiting job that raises the stuck-queue alarm, 60-1209600. @default 3600 */
     oldestJobAlarmSeconds?: number;
 
+    /**
+     * The EventBridge bus the job events go to: one `Job Succeeded` or `Job Failed` per job (source `eventSource`,
+     * detail `{ worker, bucket, key, outputs, seconds, attempts, reason?, failureClass? }`), and where Lambda puts the
+     * launcher's failed invocations (its on-failure destination; a rule hands them to the dead-letter queue). A name
+     * or ARN of a bus in this account and region. The task role (and the launcher role) may put events on exactly
+     * this bus, with exactly `eventSource` and these detail-types.
+     * @default "default" (the account's default bus)
+     */
+    eventBusName?: pulumi.Input<string>;
+    /**
+     * The `source` of this worker's job events: letters, digits, `.`, `-`, `_`, `/`, 1-256 characters, not starting
+     * with `aws.` (reserved by AWS).
+     * @default - `lambda-ecs-worker.<name>` (the component's name, other characters replaced by `-`)
+     */
+    eventSource?: string;
+    /**
+     * In `launchMode: "service"`, the seconds a job may wait before a task takes it, 1-86400: with
+     * `expectedJobSeconds`, the service scales to keep `acceptableWaitSeconds / expectedJobSeconds` jobs waiting per
+     * running task (target tracking on that backlog per task).
+     * @default 300
+     */
+    acceptableWaitSeconds?: number;
+    /**
+     * In `launchMode: "service"`, the seconds one job usually takes, 1-43200 (see `acceptableWaitSeconds`).
+     * @default 60
+     */
+    expectedJobSeconds?: number;
+    /**
+     * When `capacity` includes `FARGATE_SPOT` (drain and per-job modes): a task start that fails for want of Spot
+     * capacity is retried on on-demand `FARGATE` (logged, and counted in the `SpotFallbacks` metric). Only with Spot
+     * capacity.
+     * @default true
+     */
+    spotFallback?: boolean;
+
     /** Tags applied to every taggable child resource. @default {} */
     tags?: pulumi.Input<Record<string, pulumi.Input<string>>>;
 }
@@ -213,6 +248,10 @@ export const LAMBDA_ECS_WORKER_DEFAULTS = {
     messageRetentionSeconds: 345600,
     deadLetterRetentionSeconds: 1209600,
     oldestJobAlarmSeconds: 3600,
+    eventBusName: "default" as pulumi.Input<string>,
+    acceptableWaitSeconds: 300,
+    expectedJobSeconds: 60,
+    spotFallback: true,
     platform: "linux/amd64" as const,
 
     environment: {} as Record<string, pulumi.Input<string>>,
@@ -273,9 +312,26 @@ export function resolveArgs(args: LambdaEcsWorkerArgs): ResolvedLambdaEcsWorkerA
         deadLetterRetentionSeconds: args.deadLetterRetentionSeconds ?? d.deadLetterRetentionSeconds,
         alarmActions: args.alarmActions ?? d.alarmActions,
         oldestJobAlarmSeconds: args.oldestJobAlarmSeconds ?? d.oldestJobAlarmSeconds,
+        eventBusName: args.eventBusName ?? d.eventBusName,
+        acceptableWaitSeconds: args.acceptableWaitSeconds ?? d.acceptableWaitSeconds,
+        expectedJobSeconds: args.expectedJobSeconds ?? d.expectedJobSeconds,
+        spotFallback: args.spotFallback ?? d.spotFallback,
         platform: args.image?.platform ?? d.platform,
         tags: args.tags ?? d.tags,
     };
+}
+
+/** The `source` of the worker's job events: `eventSource`, or `lambda-ecs-worker.<name>` (other characters → `-`). */
+export function eventSourceOf(name: string, r: Pick<ResolvedLambdaEcsWorkerArgs, "eventSource">): string {
+    return r.eventSource ?? `lambda-ecs-worker.${name.replace(/[^A-Za-z0-9._\/-]/g, "-")}`.slice(0, 256);
+}
+
+/**
+ * Service mode's scaling target: jobs waiting per running task, `acceptableWaitSeconds / expectedJobSeconds` (a task
+ * works through that many in the acceptable wait), at least 1.
+ */
+export function backlogPerTask(r: Pick<ResolvedLambdaEcsWorkerArgs, "acceptableWaitSeconds" | "expectedJobSeconds">): number {
+    return Math.max(1, Math.floor(r.acceptableWaitSeconds / r.expectedJobSeconds));
 }
 
 /** What every step's children get: the component as parent (each step adds its own `dependsOn`). */

@@ -5,10 +5,12 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 
-import { LambdaEcsWorkerArgs, resolveArgs } from "./args";
+import { eventSourceOf, LambdaEcsWorkerArgs, resolveArgs } from "./args";
 import { createBucket } from "./bucket";
 import { createCluster } from "./cluster";
+import { createDashboard } from "./dashboard";
 import { createImage } from "./image";
+import { createJobEventRouting, eventBusArnOf } from "./job-events";
 import { createBucketNotification, createLauncher } from "./launcher";
 import { LAUNCH_MODE_STEPS, ModeContext } from "./modes";
 import { createNetwork } from "./network";
@@ -42,6 +44,12 @@ export class LambdaEcsWorker extends pulumi.ComponentResource {
     public readonly logGroupName: pulumi.Output<string>;
     /** URI of the image the tasks run. */
     public readonly imageUri: pulumi.Output<string>;
+    /** Name of the worker's CloudWatch dashboard (queues, tasks, job seconds, failures, launcher errors). */
+    public readonly dashboardName: pulumi.Output<string>;
+    /** The `source` of this worker's job events (`Job Succeeded` / `Job Failed`), for users' EventBridge rules. */
+    public readonly eventSource: string;
+    /** The event bus the job events go to (`eventBusName`, as given). */
+    public readonly eventBusName: pulumi.Output<string>;
 
     /** The bucket, when this component created it. */
     public readonly bucket?: aws.s3.Bucket;
@@ -67,6 +75,12 @@ export class LambdaEcsWorker extends pulumi.ComponentResource {
     public readonly securityGroup?: aws.ec2.SecurityGroup;
     /** The ECS service, in `launchMode: "service"`. */
     public readonly service?: aws.ecs.Service;
+    /** The worker's CloudWatch dashboard. */
+    public readonly dashboard: aws.cloudwatch.Dashboard;
+    /** The alarm that fires when the launcher fails. */
+    public readonly launcherErrorsAlarm: aws.cloudwatch.MetricAlarm;
+    /** Drain and per-job: the alarm that fires when tasks could not be started. */
+    public readonly startFailuresAlarm?: aws.cloudwatch.MetricAlarm;
 
     constructor(name: string, args: LambdaEcsWorkerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("lambda-ecs-worker:index:LambdaEcsWorker", name, {}, opts);
@@ -88,14 +102,45 @@ export class LambdaEcsWorker extends pulumi.ComponentResource {
         const logGroup = createTaskLogGroup(name, r, parent);
         const network = createNetwork(name, r, parent);
         const cluster = createCluster(name, r, parent);
-        const task = createTask(name, r, { image, logGroup, queues, bucketArn: bucket.bucketArn, region: where.region }, parent);
+        const eventBusArn = eventBusArnOf(r.eventBusName, where);
+        const task = createTask(
+            name,
+            r,
+            { image, logGroup, queues, bucketArn: bucket.bucketArn, eventBusArn, cluster: cluster.cluster, ...where },
+            parent,
+        );
 
         const mode = LAUNCH_MODE_STEPS[r.launchMode];
         const ctx: ModeContext = { r, queues, network, cluster, task };
-        const beforeLauncher = mode.beforeLauncher?.(name, ctx, parent);
-        const launcher = createLauncher(name, r, { bucket, queues, network, cluster, task, where }, parent);
-        const afterLauncher = mode.afterLauncher?.(name, { ...ctx, launcher }, parent);
+        const beforeLauncher = mode.beforeLauncher?.(name, ctx, parent) ?? {};
+        const launcher = createLauncher(
+            name,
+            r,
+            { bucket, queues, network, cluster, task, where, eventBusArn, service: beforeLauncher.service },
+            parent,
+        );
+        const jobEvents = createJobEventRouting(
+            name,
+            r,
+            { queues, launcher: launcher.launcher, deadLetterRules: beforeLauncher.startFailureRule ? [beforeLauncher.startFailureRule] : [] },
+            parent,
+        );
+        const afterLauncher = mode.afterLauncher?.(name, { ...ctx, launcher, jobEvents, beforeLauncher }, parent);
         createBucketNotification(name, r, { bucket, launcher }, parent);
+        const dashboard = createDashboard(
+            name,
+            r,
+            {
+                region: where.region,
+                queueName: queues.queue.name,
+                deadLetterQueueName: queues.deadLetterQueue.name,
+                clusterName: cluster.cluster.name,
+                serviceName: beforeLauncher.service?.name,
+                launcherFunctionName: launcher.launcher.name,
+                startFailureRuleName: beforeLauncher.startFailureRule?.name,
+            },
+            parent,
+        );
 
         this.bucket = bucket.bucket;
         this.queue = queues.queue;
@@ -107,8 +152,11 @@ export class LambdaEcsWorker extends pulumi.ComponentResource {
         this.taskDefinition = task.taskDefinition;
         this.taskRole = task.taskRole;
         this.executionRole = task.executionRole;
-        this.service = beforeLauncher?.service ?? afterLauncher?.service;
+        this.service = beforeLauncher.service ?? afterLauncher?.service;
         this.launcher = launcher.launcher;
+        this.dashboard = dashboard.dashboard;
+        this.launcherErrorsAlarm = dashboard.launcherErrorsAlarm;
+        this.startFailuresAlarm = dashboard.startFailuresAlarm;
 
         this.bucketName = bucket.bucketName;
         this.queueUrl = this.queue.url;
@@ -118,6 +166,9 @@ export class LambdaEcsWorker extends pulumi.ComponentResource {
         this.launcherFunctionName = this.launcher.name;
         this.logGroupName = logGroup.name;
         this.imageUri = image.imageUri;
+        this.dashboardName = this.dashboard.dashboardName;
+        this.eventSource = eventSourceOf(name, r);
+        this.eventBusName = pulumi.output(r.eventBusName);
         this.registerOutputs({
             bucketName: this.bucketName,
             queueUrl: this.queueUrl,
@@ -127,6 +178,9 @@ export class LambdaEcsWorker extends pulumi.ComponentResource {
             launcherFunctionName: this.launcherFunctionName,
             logGroupName: this.logGroupName,
             imageUri: this.imageUri,
+            dashboardName: this.dashboardName,
+            eventSource: this.eventSource,
+            eventBusName: this.eventBusName,
         });
     }
 }

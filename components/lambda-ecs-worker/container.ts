@@ -27,4 +27,10 @@ export const RESERVED_ENVIRONMENT = [
     "WORKER_SCRATCH_DIR",
     "JOB_BUCKET",
     "JOB_KEY",
+    // Job events and metrics (worker-image/src/events.ts, metrics.ts), task protection (protection.ts).
+    "EVENT_BUS_NAME",
+    "EVENT_SOURCE",
+    "WORKER_NAME",
+    "METRICS_NAMESPACE",
+    "TASK_PROTECTION",
 ];

@@ -7,8 +7,8 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 
 import { launcherFactory } from "../../functions/launcher";
-import { LAUNCHER_ENV, writtenSuffixes } from "../../functions/launcher-settings";
-import { ChildOptions, ResolvedLambdaEcsWorkerArgs } from "./args";
+import { LAUNCHER_ENV, METRICS, writtenSuffixes } from "../../functions/launcher-settings";
+import { backlogPerTask, ChildOptions, eventSourceOf, ResolvedLambdaEcsWorkerArgs } from "./args";
 import { BucketResources } from "./bucket";
 import { ClusterResources } from "./cluster";
 import { WORKER_CONTAINER_NAME } from "./container";
@@ -16,6 +16,7 @@ import { NetworkResources } from "./network";
 import { assumeRolePolicy, launcherRolePolicy } from "./policies";
 import { QueueResources } from "./queues";
 import { TaskResources } from "./task";
+import { usesSpot } from "./validate";
 
 /** Where the stack runs: the data sources the component looks up once. */
 export interface AccountContext {
@@ -31,6 +32,10 @@ export interface LauncherDeps {
     cluster: ClusterResources;
     task: TaskResources;
     where: AccountContext;
+    /** ARN of `eventBusName`: where the launcher publishes `Job Failed` and Lambda puts its failed invocations. */
+    eventBusArn: pulumi.Input<string>;
+    /** Service mode: the service the launcher wakes. */
+    service?: aws.ecs.Service;
 }
 
 export interface LauncherResources {
@@ -39,6 +44,11 @@ export interface LauncherResources {
     permission: aws.lambda.Permission;
     /** ECS's `startedBy` of this worker's tasks (at most 36 characters): the launcher counts its tasks by it. */
     startedBy: string;
+}
+
+/** ECS's `startedBy` of a worker's tasks: `lew-<name>`, at most 36 characters. */
+export function startedByOf(name: string): string {
+    return `lew-${name}`.slice(0, 36);
 }
 
 export function createLauncher(name: string, r: ResolvedLambdaEcsWorkerArgs, deps: LauncherDeps, { parent }: ChildOptions): LauncherResources {
@@ -70,12 +80,15 @@ export function createLauncher(name: string, r: ResolvedLambdaEcsWorkerArgs, dep
                     taskRoleArn: deps.task.taskRole.arn,
                     executionRoleArn: deps.task.executionRole.arn,
                     logGroupArn: launcherLogs.arn,
+                    eventBusArn: deps.eventBusArn,
+                    eventSource: eventSourceOf(name, r),
+                    ...(deps.service ? { serviceName: deps.service.name } : {}),
                 }),
             ),
         },
         { parent },
     );
-    const startedBy = `lew-${name}`.slice(0, 36);
+    const startedBy = startedByOf(name);
     const launcher = new aws.lambda.CallbackFunction(
         `${name}-launcher`,
         {
@@ -85,20 +98,22 @@ export function createLauncher(name: string, r: ResolvedLambdaEcsWorkerArgs, dep
             timeout: 60,
             memorySize: 256,
             ...(r.launcherConcurrency === "unreserved" ? {} : { reservedConcurrentExecutions: r.launcherConcurrency }),
-            environment: { variables: launcherEnvironment(r, deps, startedBy) },
+            environment: { variables: launcherEnvironment(name, r, deps, startedBy) },
             loggingConfig: { logFormat: "Text", logGroup: launcherLogs.name },
             codePathOptions: { extraExcludePackages: ["@aws-sdk/client-ecs", "@aws-sdk/client-eventbridge", "@aws-sdk/client-sqs"] },
             tags: r.tags,
         },
         { parent, dependsOn: [launcherPolicy, capacityProviders] },
     );
-    // A launcher that still fails after Lambda's retries hands the S3 event to the dead-letter queue: no job is lost.
+    // A launcher that still fails after Lambda's retries hands its invocation record to the event bus, where the rule
+    // `${name}-launcher-failures` (job-events.ts) hands it to the dead-letter queue: no job is lost; and the rule
+    // `${name}-launcher-failure-events` to the launcher, which publishes the jobs' `Job Failed`.
     new aws.lambda.FunctionEventInvokeConfig(
         `${name}-launcher-invoke-config`,
         {
             functionName: launcher.name,
             maximumRetryAttempts: 2,
-            destinationConfig: { onFailure: { destination: deadLetterQueue.arn } },
+            destinationConfig: { onFailure: { destination: deps.eventBusArn } },
         },
         { parent, dependsOn: [launcherPolicy] },
     );
@@ -117,7 +132,7 @@ export function createLauncher(name: string, r: ResolvedLambdaEcsWorkerArgs, dep
 }
 
 /** The launcher's settings, by the names of `LAUNCHER_ENV` (the contract with `functions/launcher.ts`). */
-function launcherEnvironment(r: ResolvedLambdaEcsWorkerArgs, deps: LauncherDeps, startedBy: string): Record<string, pulumi.Input<string>> {
+function launcherEnvironment(name: string, r: ResolvedLambdaEcsWorkerArgs, deps: LauncherDeps, startedBy: string): Record<string, pulumi.Input<string>> {
     const { network } = deps;
     return {
         [LAUNCHER_ENV.queueUrl]: deps.queues.queue.url,
@@ -136,6 +151,14 @@ function launcherEnvironment(r: ResolvedLambdaEcsWorkerArgs, deps: LauncherDeps,
         [LAUNCHER_ENV.outputPrefix]: r.outputPrefix,
         [LAUNCHER_ENV.outputSuffixes]: JSON.stringify(writtenSuffixes(r.outputSuffixes)),
         [LAUNCHER_ENV.startedBy]: startedBy,
+        [LAUNCHER_ENV.eventBusName]: r.eventBusName,
+        [LAUNCHER_ENV.eventSource]: eventSourceOf(name, r),
+        [LAUNCHER_ENV.workerName]: name,
+        [LAUNCHER_ENV.metricsNamespace]: METRICS.namespace,
+        ...(deps.service
+            ? { [LAUNCHER_ENV.serviceName]: deps.service.name, [LAUNCHER_ENV.backlogPerTask]: String(backlogPerTask(r)) }
+            : {}),
+        ...(r.launchMode !== "service" && usesSpot(r.capacity) ? { [LAUNCHER_ENV.spotFallback]: String(r.spotFallback) } : {}),
     };
 }
 

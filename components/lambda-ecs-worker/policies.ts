@@ -8,7 +8,14 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 
-import { DEFAULT_OUTPUT_SUFFIXES, ERROR_REPORT_SUFFIX, LaunchMode, writtenSuffixes } from "../../functions/launcher-settings";
+import {
+    DEFAULT_OUTPUT_SUFFIXES,
+    ERROR_REPORT_SUFFIX,
+    JOB_EVENT_DETAIL_TYPES,
+    LaunchMode,
+    ROUTED_EVENTS,
+    writtenSuffixes,
+} from "../../functions/launcher-settings";
 
 type Str = pulumi.Input<string>;
 
@@ -97,6 +104,15 @@ export function taskRolePolicy(p: {
     outputSuffixes?: readonly string[];
     queueArn: Str;
     deadLetterQueueArn: Str;
+    /** The job events' bus and source (`eventBusName`, `eventSource`). */
+    eventBusArn: Str;
+    eventSource: string;
+    /** Service mode: the cluster's ARN and name (task scale-in protection of the service's tasks). */
+    clusterArn?: Str;
+    clusterName?: Str;
+    partition?: Str;
+    region?: Str;
+    account?: Str;
 }): PolicyDocument {
     const outputObject = (suffix: string) => str`${p.bucketArn}/${p.outputPrefix === "" ? p.inputPrefix : p.outputPrefix}*${suffix}`;
     return policy(
@@ -106,16 +122,34 @@ export function taskRolePolicy(p: {
         allow("s3:DeleteObject", outputObject(ERROR_REPORT_SUFFIX)),
         ...(p.launchMode === "per-job" ? [] : [allow(["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"], p.queueArn)]),
         allow("sqs:SendMessage", p.deadLetterQueueArn),
+        putJobEvents(p.eventBusArn, p.eventSource, [JOB_EVENT_DETAIL_TYPES.succeeded, JOB_EVENT_DETAIL_TYPES.failed]),
+        // Service mode: the container agent sets the task's scale-in protection with the task role's credentials.
+        ...(p.launchMode === "service"
+            ? [
+                  allow("ecs:UpdateTaskProtection", str`arn:${p.partition!}:ecs:${p.region!}:${p.account!}:task/${p.clusterName!}/*`, {
+                      ArnEquals: { "ecs:cluster": p.clusterArn! },
+                  }),
+              ]
+            : []),
     );
 }
 
 /**
- * The launcher role, per mode. Always: send to the dead-letter queue (Lambda delivers a failed invocation's record to
- * its on-failure destination with this role; per-job mode also dead-letters jobs whose task could not be started)
- * and write its own logs. Drain: queue jobs and read the backlog, count its tasks (ListTasks naming no container
+ * `events:PutEvents` on exactly one bus, for exactly one source and these detail-types (EventBridge authorizes each
+ * entry with its `events:source` and `events:detail-type`).
+ */
+export function putJobEvents(eventBusArn: Str, source: string, detailTypes: string[]): Statement {
+    return allow("events:PutEvents", eventBusArn, { StringEquals: { "events:source": source, "events:detail-type": detailTypes } });
+}
+
+/**
+ * The launcher role, per mode. Always: put Lambda's failed-invocation events on the job events' bus (Lambda delivers
+ * them to its on-failure destination, the bus, with this role), publish `Job Failed` there (the jobs of a failed
+ * invocation; per-job start failures), and write its own logs. Drain: queue jobs and read the backlog, count its tasks (ListTasks naming no container
  * instance: AWS authorizes it on `*` only, so `*` with the `ecs:cluster` condition), describe them, run the task
  * definition family on the cluster, tag the tasks at launch, pass the two task roles to ECS. Per-job: run, tag and
- * pass, nothing on the work queue. Service: queue jobs only (the service starts the tasks).
+ * pass, dead-letter the jobs whose task could not be started, nothing on the work queue. Service: queue jobs and wake
+ * exactly its service (DescribeServices, UpdateService; the service starts the tasks).
  */
 export function launcherRolePolicy(p: {
     launchMode: LaunchMode;
@@ -130,6 +164,11 @@ export function launcherRolePolicy(p: {
     taskRoleArn: Str;
     executionRoleArn: Str;
     logGroupArn: Str;
+    /** The job events' bus and source (`eventBusName`, `eventSource`). */
+    eventBusArn: Str;
+    eventSource: string;
+    /** Service mode: the service's name, which the launcher wakes (DescribeServices, UpdateService). */
+    serviceName?: Str;
 }): PolicyDocument {
     const clusterCondition = { ArnEquals: { "ecs:cluster": p.clusterArn } };
     const ecsArn = (what: Str) => str`arn:${p.partition}:ecs:${p.region}:${p.account}:${what}`;
@@ -147,18 +186,27 @@ export function launcherRolePolicy(p: {
             allow("ecs:DescribeTasks", ecsArn(str`task/${p.clusterName}/*`), clusterCondition),
             ...runTasks,
         ],
-        "per-job": runTasks,
-        service: [allow("sqs:SendMessage", p.queueArn)],
+        "per-job": [...runTasks, allow("sqs:SendMessage", p.deadLetterQueueArn)],
+        service: [
+            allow("sqs:SendMessage", p.queueArn),
+            allow(["ecs:DescribeServices", "ecs:UpdateService"], ecsArn(str`service/${p.clusterName}/${p.serviceName!}`), clusterCondition),
+        ],
     };
     return policy(
         ...byMode[p.launchMode],
-        allow("sqs:SendMessage", p.deadLetterQueueArn),
+        // Lambda puts a failed invocation's record on the bus (its on-failure destination) with this role.
+        putJobEvents(p.eventBusArn, ROUTED_EVENTS.launcherFailure.source, [ROUTED_EVENTS.launcherFailure.detailType]),
+        // Job Failed for the jobs of a dead-lettered invocation (all modes) and per-job start failures.
+        putJobEvents(p.eventBusArn, p.eventSource, [JOB_EVENT_DETAIL_TYPES.failed]),
         allow(["logs:CreateLogStream", "logs:PutLogEvents"], str`${p.logGroupArn}:*`),
     );
 }
 
-/** The dead-letter queue's policy in per-job mode: EventBridge may send to it, only from the start-failure rule. */
-export function deadLetterQueuePolicy(p: { deadLetterQueueArn: Str; ruleArn: Str }): PolicyDocument {
+/**
+ * The dead-letter queue's policy: EventBridge may send to it, only from the component's rules (the launcher's failed
+ * invocations; in per-job mode also the start-failure rule).
+ */
+export function deadLetterQueuePolicy(p: { deadLetterQueueArn: Str; ruleArn: Str | Str[] }): PolicyDocument {
     return policy({
         Effect: "Allow",
         Principal: { Service: "events.amazonaws.com" },

@@ -5,7 +5,8 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 
-import { ChildOptions, ResolvedLambdaEcsWorkerArgs } from "./args";
+import { METRICS } from "../../functions/launcher-settings";
+import { ChildOptions, eventSourceOf, ResolvedLambdaEcsWorkerArgs } from "./args";
 import { ecrRepositoryArn } from "./aws-rules";
 import { SCRATCH_DIR, WORKER_CONTAINER_NAME, WORKER_USER } from "./container";
 import { ImageResources } from "./image";
@@ -34,6 +35,12 @@ export function createTask(
         queues: QueueResources;
         bucketArn: pulumi.Input<string>;
         region: pulumi.Input<string>;
+        /** Job events' bus (ARN). */
+        eventBusArn: pulumi.Input<string>;
+        /** Service mode's task protection names the cluster. */
+        cluster: aws.ecs.Cluster;
+        partition: pulumi.Input<string>;
+        account: pulumi.Input<string>;
     },
     { parent }: ChildOptions,
 ): TaskResources {
@@ -71,6 +78,11 @@ export function createTask(
                     outputSuffixes: r.outputSuffixes,
                     queueArn: queue.arn,
                     deadLetterQueueArn: deadLetterQueue.arn,
+                    eventBusArn: deps.eventBusArn,
+                    eventSource: eventSourceOf(name, r),
+                    ...(r.launchMode === "service"
+                        ? { clusterArn: deps.cluster.arn, clusterName: deps.cluster.name, partition: deps.partition, region: deps.region, account: deps.account }
+                        : {}),
                 }),
             ),
         },
@@ -106,8 +118,8 @@ function workerContainer(
     deps: { image: ImageResources; logGroup: aws.cloudwatch.LogGroup; queues: QueueResources; region: pulumi.Input<string> },
 ) {
     const environment = pulumi
-        .all([deps.queues.queue.url, deps.queues.deadLetterQueue.url, deps.region, r.environment])
-        .apply(([queueUrl, dlqUrl, regionName, extra]) =>
+        .all([deps.queues.queue.url, deps.queues.deadLetterQueue.url, deps.region, r.environment, r.eventBusName])
+        .apply(([queueUrl, dlqUrl, regionName, extra, eventBusName]) =>
             Object.entries({
                 QUEUE_URL: queueUrl,
                 DLQ_URL: dlqUrl,
@@ -120,6 +132,11 @@ function workerContainer(
                 WORKER_MAX_RECEIVE_COUNT: String(r.maxReceiveCount),
                 WORKER_VISIBILITY_TIMEOUT: String(r.visibilityTimeoutSeconds),
                 WORKER_SCRATCH_DIR: SCRATCH_DIR,
+                EVENT_BUS_NAME: eventBusName,
+                EVENT_SOURCE: eventSourceOf(name, r),
+                WORKER_NAME: name,
+                METRICS_NAMESPACE: METRICS.namespace,
+                ...(r.launchMode === "service" ? { TASK_PROTECTION: "on" } : {}),
                 ...extra,
             }).map(([k, v]) => ({ name: k, value: v })),
         );

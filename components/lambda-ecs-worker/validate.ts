@@ -26,6 +26,7 @@ export function validateLambdaEcsWorkerArgs(args: LambdaEcsWorkerArgs): string[]
     checkSizesAndLimits(args, r, errors);
     checkCapacity(r, errors);
     checkNetworkAndEnvironment(args, r, errors);
+    checkEventsAndScaling(args, r, errors);
     return errors;
 }
 
@@ -175,4 +176,37 @@ function checkNetworkAndEnvironment(args: LambdaEcsWorkerArgs, { environment }: 
             errors.push(`environment.${k}: is set by the component; reserved are ${RESERVED_ENVIRONMENT.join(", ")}`);
         }
     }
+}
+
+/** EventBridge's rule for a `Source`, as the worker checks it (worker-image/src/events.ts). */
+export const EVENT_SOURCE_PATTERN = /^(?!aws\.)[A-Za-z0-9._\/-]{1,256}$/;
+/** An event bus name (EventBridge: 1-256 of letters, digits, `.`, `-`, `_`, `/`) or a bus ARN. */
+const EVENT_BUS_PATTERN = /^(?:[A-Za-z0-9._\/-]{1,256}|arn:aws[a-z-]*:events:[a-z0-9-]+:\d{12}:event-bus\/[A-Za-z0-9._\/-]{1,256})$/;
+
+function checkEventsAndScaling(args: LambdaEcsWorkerArgs, r: ResolvedLambdaEcsWorkerArgs, errors: Problems): void {
+    if (args.eventSource !== undefined && (typeof args.eventSource !== "string" || !EVENT_SOURCE_PATTERN.test(args.eventSource))) {
+        errors.push(
+            `eventSource: must be 1-256 letters, digits, ".", "-", "_" or "/", not starting with "aws.", got ${JSON.stringify(args.eventSource)}`,
+        );
+    }
+    if (typeof args.eventBusName === "string" && !EVENT_BUS_PATTERN.test(args.eventBusName)) {
+        errors.push(`eventBusName: must be an event bus name (letters, digits, ".", "-", "_", "/") or an event bus ARN, got ${JSON.stringify(args.eventBusName)}`);
+    }
+    intIn(errors, "acceptableWaitSeconds", args.acceptableWaitSeconds, 1, 86400);
+    intIn(errors, "expectedJobSeconds", args.expectedJobSeconds, 1, 43200);
+    for (const arg of ["acceptableWaitSeconds", "expectedJobSeconds"] as const) {
+        if (args[arg] !== undefined && r.launchMode !== "service") {
+            errors.push(`${arg}: applies only with launchMode "service", not "${r.launchMode}"`);
+        }
+    }
+    if (args.spotFallback !== undefined) {
+        if (typeof args.spotFallback !== "boolean") errors.push(`spotFallback: must be true or false, got ${JSON.stringify(args.spotFallback)}`);
+        if (!usesSpot(r.capacity)) errors.push("spotFallback: applies only when capacity includes FARGATE_SPOT");
+        else if (r.launchMode === "service") errors.push('spotFallback: applies only with launchMode "drain" or "per-job" (a service keeps an on-demand base)');
+    }
+}
+
+/** Whether a capacity setting places any task on FARGATE_SPOT. */
+export function usesSpot(capacity: ResolvedLambdaEcsWorkerArgs["capacity"]): boolean {
+    return capacity === "FARGATE_SPOT" || (typeof capacity === "object" && capacity !== null && capacity.spotWeight > 0);
 }

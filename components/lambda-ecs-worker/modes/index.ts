@@ -2,14 +2,15 @@
  * The launch modes' own resources, one file per mode behind one interface, chosen from {@link LAUNCH_MODE_STEPS}
  * (a `Record<LaunchMode, ...>`: a new mode in `functions/launcher-settings.ts` fails to compile until it has an entry).
  * A mode adds resources at up to two points of the constructor: before the launcher (service: the service the
- * launcher leaves the work to) and after it (drain: the schedule that invokes it; per-job: the route for tasks that
- * fail to start).
+ * launcher leaves the work to and wakes; per-job: the rule matching tasks that fail to start, which the dead-letter
+ * queue's policy names) and after it (drain: the schedule that invokes it; per-job: that rule's targets).
  */
 import * as aws from "@pulumi/aws";
 
 import { LaunchMode } from "../../../functions/launcher-settings";
 import { ChildOptions, ResolvedLambdaEcsWorkerArgs } from "../args";
 import { ClusterResources } from "../cluster";
+import { JobEventResources } from "../job-events";
 import { LauncherResources } from "../launcher";
 import { NetworkResources } from "../network";
 import { QueueResources } from "../queues";
@@ -27,10 +28,12 @@ export interface ModeContext {
     task: TaskResources;
 }
 
-/** What a mode may hand back to the component (for its public properties). */
+/** What a mode may hand back to the component (for its public properties and the later steps). */
 export interface ModeResources {
     /** The ECS service, in service mode. */
     service?: aws.ecs.Service;
+    /** Per-job: the rule matching ECS's TaskFailedToStart events of this worker's tasks (it sends to the DLQ). */
+    startFailureRule?: aws.cloudwatch.EventRule;
 }
 
 /** A launch mode's resources, at the two points of the constructor where a mode may add any. */
@@ -38,7 +41,11 @@ export interface LaunchModeSteps {
     /** Before the launcher is created. */
     beforeLauncher?(name: string, ctx: ModeContext, opts: ChildOptions): ModeResources;
     /** Once the launcher exists (and before the bucket notification). */
-    afterLauncher?(name: string, ctx: ModeContext & { launcher: LauncherResources }, opts: ChildOptions): ModeResources;
+    afterLauncher?(
+        name: string,
+        ctx: ModeContext & { launcher: LauncherResources; jobEvents: JobEventResources; beforeLauncher: ModeResources },
+        opts: ChildOptions,
+    ): ModeResources;
 }
 
 export const LAUNCH_MODE_STEPS: Record<LaunchMode, LaunchModeSteps> = {
