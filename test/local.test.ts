@@ -42,12 +42,12 @@ interface Run {
     stderr: string;
 }
 
-/** Runs `scripts/local.ts` as a child process; `onStdout` sees the stdout so far after each chunk. */
-function runLocal(args: string[], onStdout?: (stdout: string, child: ReturnType<typeof spawn>) => void): Promise<Run> {
+/** Runs `scripts/local.ts` as a child process (`env` added to ours); `onStdout` sees the stdout so far after each chunk. */
+function runLocal(args: string[], onStdout?: (stdout: string, child: ReturnType<typeof spawn>) => void, env: Record<string, string> = {}): Promise<Run> {
     return new Promise((resolve) => {
         const child = spawn(process.execPath, ["-r", "ts-node/register/transpile-only", "scripts/local.ts", ...args], {
             cwd: ROOT,
-            env: { ...process.env, TS_NODE_TRANSPILE_ONLY: "true" },
+            env: { ...process.env, TS_NODE_TRANSPILE_ONLY: "true", ...env },
             stdio: ["ignore", "pipe", "pipe"],
         });
         let stdout = "";
@@ -234,4 +234,70 @@ describe("npm run local (scripts/local.ts), end to end on moto_server", function
             expect(fs.existsSync(path.join(out, `slow-${signal}.png`))).to.equal(false);
         });
     }
+});
+
+describe("npm run local: a worker that cannot start fails the run at once (exit 1, the runner's error), not at the timeout", function () {
+    // Each run gets --timeout 300; the run must end long before it (a behavioural bound, not a benchmark).
+    this.timeout(60000);
+    const BOUND_MS = 60000;
+    let dir: string;
+
+    before(() => {
+        dir = fs.mkdtempSync(path.join(os.tmpdir(), "local-fail-test-"));
+    });
+    after(() => {
+        fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    it("GIVEN local worker processes whose command does not exist (spawn ENOENT) THEN exit 1, every job failed with that error, each task listed", async () => {
+        const a = await tinySceneZip(dir, "nostart-a");
+        const b = await tinySceneZip(dir, "nostart-b");
+        const t0 = Date.now();
+        const run = await runLocal([a, b, "--json", "--out", path.join(dir, "out-enoent"), "--runner", "process", "--max-tasks", "2", "--timeout", "300"], undefined, {
+            LEW_LOCAL_WORKER_ARGV: JSON.stringify(["/nonexistent/lew-worker"]),
+        });
+        expect(Date.now() - t0).to.be.below(BOUND_MS);
+        expect(run.code, run.stderr).to.equal(1);
+        expect(run.stderr).to.match(/npm run local: no worker could start \(\d tasks? tried\): task \S+ exited with 127 before taking a job: spawn \/nonexistent\/lew-worker ENOENT/);
+        const summary = JSON.parse(run.stdout);
+        expect(summary.ok).to.equal(false);
+        expect(summary.error).to.match(/spawn \/nonexistent\/lew-worker ENOENT/);
+        expect(summary.tasksStarted).to.be.within(1, 2);
+        expect(summary.startFailures).to.have.length(summary.tasksStarted);
+        for (const f of summary.startFailures) expect(f).to.deep.include({ code: 127, stderr: ["spawn /nonexistent/lew-worker ENOENT"] });
+        expect(summary.jobs.map((j: any) => [j.job, j.status, j.reason])).to.deep.equal([
+            ["nostart-a", "failed", summary.error],
+            ["nostart-b", "failed", summary.error],
+        ]);
+        await expectNothingLeft(summary.runId, summary.endpoint);
+    });
+
+    it("GIVEN podman without the container-init binary (catatonit) THEN exit 1 with podman's own error, not a timeout", async function () {
+        if (spawnSync("podman", ["--runtime", "runc", "--cgroup-manager=cgroupfs", "image", "exists", "lambda-ecs-worker/povray:dev"]).status !== 0) {
+            this.skip(); // needs the worker image (npm run image)
+        }
+        // The fresh machine of issue #9: podman's init_path points at no binary (as when catatonit is not installed).
+        const conf = path.join(dir, "containers.conf");
+        fs.writeFileSync(conf, '[containers]\ninit_path = "/nonexistent/catatonit"\n');
+        const a = await tinySceneZip(dir, "noinit");
+        const t0 = Date.now();
+        const run = await runLocal([a, "--json", "--out", path.join(dir, "out-noinit"), "--runner", "podman", "--timeout", "300"], undefined, { CONTAINERS_CONF: conf });
+        expect(Date.now() - t0).to.be.below(BOUND_MS);
+        expect(run.code, run.stderr).to.equal(1);
+        expect(run.stderr).to.match(/no worker could start .* exited with 125 before taking a job: Error: container-init binary not found on the host: stat \/nonexistent\/catatonit/);
+        const summary = JSON.parse(run.stdout);
+        expect(summary.jobs).to.have.length(1);
+        expect(summary.jobs[0].reason).to.match(/container-init binary not found/);
+        expect(summary.startFailures[0].code).to.equal(125);
+        await expectNothingLeft(summary.runId, summary.endpoint);
+    });
+
+    it("GIVEN --runner podman and an image that does not exist THEN exit 1 at once naming the image and how to build it", async () => {
+        const a = await tinySceneZip(dir, "noimage");
+        const t0 = Date.now();
+        const run = await runLocal([a, "--runner", "podman", "--image", "localhost/lew-no-such-image:none", "--out", path.join(dir, "out-noimage"), "--timeout", "300"]);
+        expect(Date.now() - t0).to.be.below(BOUND_MS);
+        expect(run.code, run.stderr).to.equal(1);
+        expect(run.stderr).to.match(/npm run local: podman (image localhost\/lew-no-such-image:none not found: build it with `npm run image`|not found on PATH)/);
+    });
 });
