@@ -75,8 +75,11 @@ describe("launcher: the serialized package against moto", function () {
         expect(drain.indexJs).to.match(/require\("@aws-sdk\/client-sqs"\)/);
         expect(drain.indexJs).to.match(/require\("@aws-sdk\/client-ecs"\)/);
         expect(drain.indexJs).not.to.match(/@pulumi\//);
-        // Every variable of the contract is set, and the component's values parse.
-        expect(Object.keys(drain.env)).to.include.members(Object.values(LAUNCHER_ENV));
+        // Every variable of the contract is set (but the service mode's wake and the Spot fallback, set only where
+        // they apply), and the component's values parse.
+        const modeSpecific: string[] = [LAUNCHER_ENV.serviceName, LAUNCHER_ENV.backlogPerTask, LAUNCHER_ENV.spotFallback];
+        expect(Object.keys(drain.env)).to.include.members(Object.values(LAUNCHER_ENV).filter((v) => !modeSpecific.includes(v)));
+        for (const v of modeSpecific) expect(drain.env, v).not.to.have.property(v);
         const s = parseLauncherSettings(drain.env);
         expect(s).to.include({ mode: "drain", maxTasks: 10, inputPrefix: "inbox/" });
         expect(s.inputSuffixes).to.deep.equal([".zip", ".pov"]);
