@@ -463,8 +463,9 @@ describe("npm run local: fail fast when workers cannot start (start-failures.ts)
 
     it("GIVEN every task so far failed to start and jobs wait THEN the run's error names the task, its exit code and podman's error", () => {
         const exits = [exit("t1", 125, false, ["time=x level=warning msg=\"cgroup\"", CATATONIT]), exit("t2", 125, false, [CATATONIT])];
-        expect(startFailureVerdict(exits, 2, 2)).to.equal(`no worker could start (2 tasks tried): task t2 exited with 125 before taking a job: ${CATATONIT}`);
-        expect(startFailureVerdict(exits.slice(0, 1), 1, 1)).to.match(/^no worker could start \(1 task tried\): task t1 exited with 125 .*catatonit/);
+        expect(startFailureVerdict(exits, 2, 2)).to.equal(`no worker could start: ${CATATONIT} (task t2 exited with 125 before taking a job; 2 tasks tried)`);
+        expect(startFailureVerdict(exits.slice(0, 1), 1, 1)).to.equal(`no worker could start: ${CATATONIT} (task t1 exited with 125 before taking a job; 1 task tried)`);
+        expect(startFailureVerdict([exit("t3", 1, false)], 1, 1)).to.equal("no worker could start: nothing on stderr (task t3 exited with 1 before taking a job; 1 task tried)");
     });
 
     for (const [title, exits, started, waiting] of [
@@ -503,7 +504,7 @@ describe("npm run local: fail fast when workers cannot start (start-failures.ts)
         g.record(exit("t1", 127, false, ["spawn podman ENOENT"]), 2, 1);
         expect(g.error).to.equal(undefined);
         g.record(exit("t2", 127, false, ["spawn podman ENOENT"]), 2, 1);
-        expect(g.error).to.equal("no worker could start (2 tasks tried): task t2 exited with 127 before taking a job: spawn podman ENOENT");
+        expect(g.error).to.equal("no worker could start: spawn podman ENOENT (task t2 exited with 127 before taking a job; 2 tasks tried)");
     });
 
     it("keeps the last 20 stderr lines across chunks, an unterminated last line included", () => {

@@ -258,7 +258,7 @@ describe("npm run local: a worker that cannot start fails the run at once (exit 
         });
         expect(Date.now() - t0).to.be.below(BOUND_MS);
         expect(run.code, run.stderr).to.equal(1);
-        expect(run.stderr).to.match(/npm run local: no worker could start \(\d tasks? tried\): task \S+ exited with 127 before taking a job: spawn \/nonexistent\/lew-worker ENOENT/);
+        expect(run.stderr).to.match(/npm run local: no worker could start: spawn \/nonexistent\/lew-worker ENOENT \(task \S+ exited with 127 before taking a job; [12] tasks? tried\)/);
         const summary = JSON.parse(run.stdout);
         expect(summary.ok).to.equal(false);
         expect(summary.error).to.match(/spawn \/nonexistent\/lew-worker ENOENT/);
@@ -284,7 +284,7 @@ describe("npm run local: a worker that cannot start fails the run at once (exit 
         const run = await runLocal([a, "--json", "--out", path.join(dir, "out-noinit"), "--runner", "podman", "--timeout", "300"], undefined, { CONTAINERS_CONF: conf });
         expect(Date.now() - t0).to.be.below(BOUND_MS);
         expect(run.code, run.stderr).to.equal(1);
-        expect(run.stderr).to.match(/no worker could start .* exited with 125 before taking a job: Error: container-init binary not found on the host: stat \/nonexistent\/catatonit/);
+        expect(run.stderr).to.match(/no worker could start: Error: container-init binary not found on the host: stat \/nonexistent\/catatonit.* \(task \S+ exited with 125 before taking a job; 1 task tried\)/);
         const summary = JSON.parse(run.stdout);
         expect(summary.jobs).to.have.length(1);
         expect(summary.jobs[0].reason).to.match(/container-init binary not found/);

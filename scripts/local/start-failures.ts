@@ -60,7 +60,9 @@ export function startFailureVerdict(exits: WorkerExit[], tasksStarted: number, j
     if (jobsWaiting === 0 || counted.length === 0 || counted.length < tasksStarted) return undefined;
     if (!counted.every((e) => exitKind(e) === "start-failure")) return undefined;
     const n = counted.length;
-    return `no worker could start (${n} task${n === 1 ? "" : "s"} tried): ${startFailureText(counted.at(-1)!)}`;
+    const last = counted.at(-1)!;
+    // The error first: the summary table cuts a long reason.
+    return `no worker could start: ${errorLine(last.stderr) ?? "nothing on stderr"} (task ${last.id} exited with ${last.code} before taking a job; ${n} task${n === 1 ? "" : "s"} tried)`;
 }
 
 /** Keeps the last `max` lines of a stream (a ring buffer of lines; a line longer than 1000 characters is cut). */
