@@ -5,9 +5,11 @@
  */
 import { expect } from "chai";
 import { ChildProcess } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
 import { Moto, startMoto } from "../harness/moto";
 import { Aws, LogLine, makeZip, pngSize, scene, tinyJobZip } from "../harness/worker-env";
-import { WORKER_IMAGE, imageBuilt, imageNodeVersion, imageRequired, podman, runImage } from "./helpers/worker-image";
+import { GEOJSON_IMAGE, RUNTIME_IMAGE, WORKER_IMAGE, imageBuilt, imageNodeVersion, imageRequired, podman, runFlags, runImage } from "./helpers/worker-image";
 
 function collect(proc: ChildProcess) {
     const logs: LogLine[] = [];
@@ -104,5 +106,59 @@ describe(`worker container image ${WORKER_IMAGE} (pending when the image is not 
         const again = await aws.drain(queueUrl);
         expect(again).to.have.length(1);
         expect(JSON.parse(again[0].Body!)).to.deep.equal({ bucket, key: "slow.zip" });
+    });
+});
+
+describe(`GeoJSON worker image ${GEOJSON_IMAGE} FROM ${RUNTIME_IMAGE} (pending when not built, unless CI or REQUIRE_IMAGE_TEST=1)`, function () {
+    this.timeout(120000);
+    let moto: Moto;
+    let aws: Aws;
+    const samples = path.resolve(__dirname, "../examples/geojson/samples");
+
+    before(async function () {
+        if (!imageBuilt(GEOJSON_IMAGE) || !imageBuilt(RUNTIME_IMAGE)) {
+            if (imageRequired()) throw new Error(`image ${GEOJSON_IMAGE} or ${RUNTIME_IMAGE} is not built: run \`bash scripts/build-image.sh\` first`);
+            this.skip();
+        }
+        moto = await startMoto();
+        aws = new Aws(moto);
+    });
+    after(async function () {
+        await moto?.stop();
+    });
+
+    it("converts a good file and dead-letters a bad one with GDAL's reason, read-only as uid 1000, then exits 0 when drained", async function () {
+        const bucket = await aws.bucket("geojson-image-test");
+        const { queueUrl, dlqUrl } = await aws.queues("geojson-image-test", 1);
+        await aws.put(bucket, "in/parks.geojson", fs.readFileSync(path.join(samples, "parks.geojson")));
+        await aws.put(bucket, "in/broken.geojson", fs.readFileSync(path.join(samples, "broken.geojson")));
+        await aws.send(queueUrl, { bucket, key: "in/parks.geojson" });
+        await aws.send(queueUrl, { bucket, key: "in/broken.geojson" });
+        const env = { ...moto.env, QUEUE_URL: queueUrl, DLQ_URL: dlqUrl, WORKER_WAIT_SECONDS: "1", WORKER_IDLE_EXIT: "1", OUTPUT_SUFFIXES: '[".gpkg",".summary.json",".log"]' };
+        const c = collect(runImage(`geojson-image-test-${process.pid}`, env, GEOJSON_IMAGE));
+        const code = await c.exited;
+        expect(code, c.stderr()).to.equal(0);
+        const gpkg = await aws.get(bucket, "in/parks.gpkg");
+        expect(gpkg?.subarray(0, 16).toString("latin1"), JSON.stringify(c.logs)).to.equal("SQLite format 3\0");
+        const summary = JSON.parse(String(await aws.get(bucket, "in/parks.summary.json")));
+        expect(summary).to.deep.include({ featureCount: 3, geometryTypes: { POINT: 1, POLYGON: 2 } });
+        expect(summary.output.crs).to.equal("EPSG:3857");
+        expect(summary.gdal).to.match(/^GDAL \d+\.\d+/);
+        const report = JSON.parse(String(await aws.get(bucket, "in/broken.error.json")));
+        expect(report.reason).to.match(/^node exited with 1: not valid GeoJSON \(GDAL ogrinfo exited with 1\): ERROR 1: At line 5, character 1: Unterminated object/);
+        const dead = await aws.drain(dlqUrl);
+        expect(dead.map((m) => JSON.parse(m.Body!).key)).to.deep.equal(["in/broken.geojson"]);
+        expect(c.logs.filter((l) => l.event === "command").map((l) => (l.argv as string[]).slice(0, 2))).to.deep.equal([
+            ["node", "/opt/geojson/geojson-to-gpkg.js"],
+            ["node", "/opt/geojson/geojson-to-gpkg.js"],
+        ]);
+    });
+
+    it("the runtime base alone carries no tool: without WORKER_COMMAND it exits 2 naming it", async function () {
+        const c = collect(runImage(`runtime-image-test-${process.pid}`, { QUEUE_URL: "http://127.0.0.1:1/q" }, RUNTIME_IMAGE));
+        expect(await c.exited).to.equal(2);
+        expect(c.logs.find((l) => l.event === "exiting")?.reason).to.match(/^configuration error: WORKER_COMMAND must be a JSON array of strings/);
+        const tools = podman(["run", "--rm", ...runFlags(), "--entrypoint", "sh", RUNTIME_IMAGE, "-c", "command -v povray ogr2ogr || echo none"]);
+        expect(tools.stdout.trim(), tools.stderr).to.equal("none");
     });
 });

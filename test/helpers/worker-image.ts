@@ -3,6 +3,9 @@ import { ChildProcess, spawn, spawnSync } from "child_process";
 import * as os from "os";
 
 export const WORKER_IMAGE = process.env.WORKER_IMAGE ?? "lambda-ecs-worker/povray:dev";
+/** The GeoJSON worker (examples/geojson/Dockerfile) and the runtime base both images build FROM. */
+export const GEOJSON_IMAGE = process.env.GEOJSON_IMAGE ?? "lambda-ecs-worker/geojson:dev";
+export const RUNTIME_IMAGE = process.env.RUNTIME_IMAGE ?? "lambda-ecs-worker/runtime:dev";
 
 /** The flags scripts/build-image.sh uses (rootful podman with runc + cgroupfs on these machines). */
 export const PODMAN = ["--runtime", "runc", "--cgroup-manager=cgroupfs"];
@@ -32,8 +35,8 @@ export function runFlags(): string[] {
     ];
 }
 
-export function imageBuilt(): boolean {
-    const r = spawnSync("podman", [...PODMAN, "image", "exists", WORKER_IMAGE], { stdio: "ignore" });
+export function imageBuilt(image = WORKER_IMAGE): boolean {
+    const r = spawnSync("podman", [...PODMAN, "image", "exists", image], { stdio: "ignore" });
     return r.status === 0;
 }
 
@@ -42,9 +45,9 @@ export function imageRequired(): boolean {
     return !!process.env.CI || process.env.REQUIRE_IMAGE_TEST === "1";
 }
 
-export function runImage(name: string, env: Record<string, string>): ChildProcess {
+export function runImage(name: string, env: Record<string, string>, image = WORKER_IMAGE): ChildProcess {
     const envArgs = Object.entries(env).flatMap(([k, v]) => ["-e", `${k}=${v}`]);
-    return spawn("podman", [...PODMAN, "run", "--rm", "--name", name, ...runFlags(), ...envArgs, WORKER_IMAGE], {
+    return spawn("podman", [...PODMAN, "run", "--rm", "--name", name, ...runFlags(), ...envArgs, image], {
         stdio: ["ignore", "pipe", "pipe"],
         env: { ...process.env, HOME: process.env.HOME ?? os.tmpdir() },
     });
