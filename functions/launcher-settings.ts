@@ -83,8 +83,8 @@ export const JOB_EVENT_DETAIL_TYPES = { succeeded: "Job Succeeded", failed: "Job
  *    override's JOB_BUCKET/JOB_KEY; reason: `detail.stoppedReason`; failureClass `not-started`; attempts 1.
  *  - `launcherFailure`: Lambda's on-failure destination event of the launcher itself (source `lambda`, the record in
  *    `detail`; the destination is the event bus, and the rule `${name}-launcher-failures` dead-letters the record),
- *    from the rule `${name}-launcher-failure-events`, which matches only records whose `requestPayload` is an S3
- *    notification (so a failure to handle this event can never loop). Jobs: `extractJobs(detail.requestPayload)`;
+ *    from the rule `${name}-launcher-failure-events`, which matches only records whose `requestPayload` has no
+ *    `source` (an S3 notification, not an EventBridge event: so a failure to handle this event can never loop). Jobs: `extractJobs(detail.requestPayload)`;
  *    reason: `detail.responsePayload.errorMessage`; failureClass `launcher`; attempts
  *    `detail.requestContext.approximateInvokeCount`.
  */

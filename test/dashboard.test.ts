@@ -146,13 +146,14 @@ describe("service capacity (pure)", () => {
 describe("job event routing (pure)", () => {
     const FN = "arn:aws:lambda:us-east-1:123456789012:function:render-launcher-abc";
 
-    it("matches Lambda's failure events of exactly this launcher, with or without a qualifier; the launcher's rule only S3 notifications", () => {
+    it("matches Lambda's failure events of exactly this launcher, with or without a qualifier; the launcher's rule only invocations of no EventBridge event", () => {
         expect(launcherFailurePattern(FN, false)).to.deep.equal({
             source: ["lambda"],
             "detail-type": ["Lambda Function Invocation Result - Failure"],
             detail: { requestContext: { functionArn: [FN, { prefix: `${FN}:` }] } },
         });
-        expect((launcherFailurePattern(FN, true) as any).detail.requestPayload).to.deep.equal({ Records: { eventSource: ["aws:s3"] } });
+        // An S3 notification has no `source`; every EventBridge event (tick, routed ECS or failure event) has one.
+        expect((launcherFailurePattern(FN, true) as any).detail.requestPayload).to.deep.equal({ source: [{ exists: false }] });
         expect(ROUTED_EVENTS.launcherFailure).to.include({ source: "lambda", detailType: "Lambda Function Invocation Result - Failure" });
     });
 

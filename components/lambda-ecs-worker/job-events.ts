@@ -6,8 +6,8 @@
  *  - a launcher invocation that failed for good: Lambda's on-failure destination is the event bus (source `lambda`,
  *    the invocation record in `detail`); the rule `${name}-launcher-failures` hands the record to the dead-letter
  *    queue exactly as Lambda's SQS destination did, and the rule `${name}-launcher-failure-events` hands the event to
- *    the launcher (failureClass `launcher`) only when the failed invocation was an S3 notification, so that a failure
- *    to handle that event can never loop;
+ *    the launcher (failureClass `launcher`) only when the failed invocation was no EventBridge event (an S3
+ *    notification), so that a failure to handle that event can never loop;
  *  - in per-job mode, a task that failed to start (modes/per-job.ts adds the launcher as a second target of its
  *    start-failure rule; failureClass `not-started`).
  * The dead-letter queue's policy lets EventBridge send to it from exactly these rules.
@@ -30,7 +30,9 @@ export function eventBusArnOf(bus: pulumi.Input<string>, where: AccountContext):
 
 /**
  * The event pattern of Lambda's on-failure event for one function (EventBridge destination). `s3Only`: only records
- * whose failed invocation was an S3 notification (`requestPayload.Records[].eventSource` is `aws:s3`).
+ * whose failed invocation was no EventBridge event (S3 notifications have no `source`; a reconcile tick, a routed ECS
+ * event or a routed failure event has one), so the launcher's failure to handle a routed failure is never routed back
+ * to it. (A leaf `exists` test: EventBridge's `exists` matches leaves only.)
  */
 export function launcherFailurePattern(functionArn: string, s3Only: boolean): object {
     const e = ROUTED_EVENTS.launcherFailure;
@@ -40,7 +42,7 @@ export function launcherFailurePattern(functionArn: string, s3Only: boolean): ob
         detail: {
             // The record names the function with its qualifier (`:$LATEST`) or without: match both, no other function.
             requestContext: { functionArn: [functionArn, { prefix: `${functionArn}:` }] },
-            ...(s3Only ? { requestPayload: { Records: { eventSource: ["aws:s3"] } } } : {}),
+            ...(s3Only ? { requestPayload: { source: [{ exists: false }] } } : {}),
         },
     };
 }
@@ -54,7 +56,7 @@ export const RECORD_TO_DLQ = { inputPaths: { record: "$.detail" }, inputTemplate
 export interface JobEventResources {
     /** Lambda's failed invocations of the launcher → the dead-letter queue. */
     launcherFailures: aws.cloudwatch.EventRule;
-    /** Those of S3 notifications → the launcher, which publishes `Job Failed` per job. */
+    /** Those of S3 notifications (no `source`) → the launcher, which publishes `Job Failed` per job. */
     launcherFailureEvents: aws.cloudwatch.EventRule;
     deadLetterPolicy: aws.sqs.QueuePolicy;
 }
