@@ -4,6 +4,9 @@
  *   e2e_seconds  the sample scene (examples/spheres.zip) through the whole local pipeline (process start to exit),
  *                e2e_job_seconds from its upload to its PNG, against povray_seconds for the same render alone
  *                (povray run directly with the scene's INI and the worker's thread count).
+ *   service_first_task_seconds  launchMode service, the sample scene uploaded to an idle service: seconds from the job
+ *                waiting to the first task requested, and by what (the launcher's wake, or the CloudWatch path, which
+ *                the local run delays by the scale-out alarm's 60 s).
  */
 import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
@@ -88,6 +91,14 @@ async function main(): Promise<void> {
         if (pov.status !== 0) throw new Error(`povray failed: ${pov.stderr?.slice(-1000)}`);
         print("povray_seconds", povraySeconds.toFixed(2));
         print("e2e_overhead_seconds", (e2e.seconds - povraySeconds).toFixed(2));
+
+        // ------------------------------------------------------------ service mode: upload to an idle service
+        const svc = await local([path.join(ROOT, "examples/spheres.zip"), "--out", path.join(dir, "service"), "--config", "launchMode=service"]);
+        const note: string | undefined = (svc.summary?.notes ?? []).find((n: string) => n.startsWith("service: first task requested"));
+        const m = note ? /requested ([\d.]+) s after jobs waited \((.+)\)/.exec(note) : null;
+        print("service_first_task_seconds", m ? m[1] : `none (exit ${svc.code})`);
+        print("service_first_task_by", m ? m[2] : "none");
+        print("service_seconds", svc.seconds.toFixed(1));
     } finally {
         fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -21,6 +21,12 @@ import { LocalSetup, setUp, stackOverrides, startEmulator } from "./setup";
 import { StartFailures } from "./start-failures";
 import { buildSummary, LocalSummary } from "./summary";
 import { containerEnvironment, TaskFleet } from "./tasks";
+import { jobEventsNote, JobEventFeed } from "./job-events";
+import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
+import { motoClientConfig } from "../../harness/moto";
+
+/** Service mode's CloudWatch path: jobs wait this long with no task before the scale-out alarm starts one. */
+const SERVICE_ALARM_DELAY_MS = 60000;
 import { JobWatcher } from "./watch";
 
 export { cleanup } from "./cleanup";
@@ -112,7 +118,17 @@ async function settleJobs(s: LocalSetup, o: LocalOptions, progress: Progress, at
         log,
         tasks: cleanup.tasks,
         stopping: () => stopping,
+        // The CloudWatch path of service mode: SQS's metrics reach CloudWatch once a minute, the scale-out alarm
+        // evaluates one 60 s period. The launcher's wake (the service's desiredCount) needs no such wait.
+        serviceAlarmDelayMs: SERVICE_ALARM_DELAY_MS,
     });
+    // Each job's event (Job Succeeded / Job Failed), read through a rule on the bus to a queue, as a user would.
+    const containerEnv = containerEnvironment(container, p.replacements);
+    const jobEvents = new JobEventFeed(
+        { sqs: c.sqs, events: new EventBridgeClient({ ...motoClientConfig(moto.endpoint), region: s.region }) },
+        { busName: containerEnv.EVENT_BUS_NAME || "default", source: containerEnv.EVENT_SOURCE || "lambda-ecs-worker", name: `lew-local-job-events-${Date.now()}`, log },
+    );
+    await jobEvents.start().catch((e) => s.notes.push(`job events not shown: ${errText(e)}`));
     // A worker that exits before taking a job is reported at once; when every task so far did, the run stops (exit 1).
     const starts = new StartFailures(log);
     fleet.onExit((e) => starts.record(e, fleet.started, book.pending().length));
@@ -140,13 +156,14 @@ async function settleJobs(s: LocalSetup, o: LocalOptions, progress: Progress, at
             await fleet.poll();
             await watcher.pollDlq();
             await watcher.pollOutputs();
+            await jobEvents.poll();
             const depth = await watcher.pollQueue();
             for (const rule of schedules.due()) delivery.fireScheduled(rule, s.region);
             // launchMode "service": the stack's ECS service scales on queue depth (CloudWatch alarms + Application Auto
             // Scaling, which the emulator doesn't run). Stand in for it: start tasks while jobs wait, up to maxTasks; its
             // workers don't exit when idle (WORKER_IDLE_EXIT=0) and are stopped at the end, like a scale-in to zero.
             if (p.launcherEnv.LAUNCH_MODE === "service") {
-                await fleet.scaleService({ ...p, maxTasks: p.launcherEnv.MAX_TASKS }, depth.visible, depth.inFlight);
+                await fleet.scaleService({ ...p, maxTasks: p.launcherEnv.MAX_TASKS, serviceName: p.launcherEnv.SERVICE_NAME }, depth.visible, depth.inFlight);
             }
         }, () => progress.update(counts()));
     } finally {
@@ -156,6 +173,16 @@ async function settleJobs(s: LocalSetup, o: LocalOptions, progress: Progress, at
         progress.update(counts());
         progress.end();
         await eventsLoop.catch(() => undefined);
+        // A worker publishes a job's event just after settling it: give the last ones a moment to arrive.
+        for (let i = 0; i < 6 && jobEvents.seen.length < book.jobs.length; i++) {
+            await sleep(500);
+            await jobEvents.poll().catch(() => undefined);
+        }
+        s.notes.push(jobEventsNote(jobEvents.countsByKey(), book.jobs.map((j) => j.key)));
+        if (fleet.firstServiceTask && fleet.firstWaitingAt !== undefined) {
+            const secs = ((fleet.firstServiceTask.at - fleet.firstWaitingAt) / 1000).toFixed(1);
+            s.notes.push(`service: first task requested ${secs} s after jobs waited (${fleet.firstServiceTask.by === "wake" ? "the launcher's wake" : "the CloudWatch path"})`);
+        }
         if (watcher.dlqDuplicates > 0) {
             s.notes.push(`${watcher.dlqDuplicates} duplicate dead-letter message(s) counted once (same jobId: the DLQ is at-least-once)`);
         }

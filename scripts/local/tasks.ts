@@ -4,7 +4,7 @@
  * worker exits, the task is stopped in the emulator and the exit is reported to `onExit` listeners. In launchMode
  * "service" this also stands in for the ECS service's queue-depth scaling.
  */
-import { DescribeTasksCommand, ECSClient, ListTasksCommand, RunTaskCommand, StopTaskCommand } from "@aws-sdk/client-ecs";
+import { DescribeServicesCommand, DescribeTasksCommand, ECSClient, ListTasksCommand, RunTaskCommand, StopTaskCommand } from "@aws-sdk/client-ecs";
 import * as path from "path";
 
 import { Runner, RunningTask } from "./runners";
@@ -68,11 +68,45 @@ export interface FleetDeps {
     tasks: Map<string, RunningTask>;
     /** True once the run stops: no new worker starts, exits are not logged. */
     stopping: () => boolean;
+    /**
+     * launchMode "service": how long jobs wait with no task running before the CloudWatch path (the scale-out alarm on
+     * SQS's once-a-minute metrics) starts one. 0: at once.
+     * @default 0
+     */
+    serviceAlarmDelayMs?: number;
+    now?: () => number;
+}
+
+/**
+ * Service mode's task starts, as AWS would make them: the launcher's wake (it raised the service's desiredCount: ECS
+ * starts the missing tasks at once) and, without it, the CloudWatch path (queue-depth alarms, only after
+ * `alarmDelayMs` of jobs waiting with no task).
+ */
+export function serviceTasksToStart(p: {
+    maxTasks: string | undefined;
+    visible: number;
+    inFlight: number;
+    running: number;
+    /** The service's desiredCount in the emulator (undefined: no such service there). */
+    desired?: number;
+    /** Ms jobs have been waiting with no task running (0 when a task runs or nothing waits). */
+    waitingMs: number;
+    alarmDelayMs: number;
+}): { count: number; by: "wake" | "alarm" | "none" } {
+    const max = Number(p.maxTasks) || 1;
+    const wake = p.desired === undefined ? 0 : Math.max(0, Math.min(10, Math.min(max, p.desired) - p.running));
+    const alarm = p.running === 0 && p.waitingMs < p.alarmDelayMs ? 0 : serviceTasksWanted(p.maxTasks, p.visible, p.inFlight, p.running);
+    if (wake === 0 && alarm === 0) return { count: 0, by: "none" };
+    return wake >= alarm ? { count: wake, by: "wake" } : { count: alarm, by: "alarm" };
 }
 
 export class TaskFleet {
     /** Workers started so far. */
     started = 0;
+    /** Service mode: when jobs first waited with no task running, and when the first service task was requested (and by what). */
+    firstWaitingAt?: number;
+    firstServiceTask?: { at: number; by: "wake" | "alarm" };
+    private waitingSince?: number;
     private readonly seen = new Set<string>();
     private readonly exitListeners: ((e: TaskExit) => void)[] = [];
 
@@ -133,10 +167,38 @@ export class TaskFleet {
         return t;
     }
 
-    /** launchMode "service": RunTask (startedBy ecs-svc/local) for the tasks serviceTasksWanted asks for. */
-    async scaleService(s: { taskDefinitionArn: string; subnets: string[]; securityGroups: string[]; maxTasks?: string }, visible: number, inFlight: number): Promise<void> {
-        const count = serviceTasksWanted(s.maxTasks, visible, inFlight, this.running);
+    /** The service's desiredCount in the emulator; undefined when there is no such service there. */
+    async serviceDesiredCount(serviceName: string): Promise<number | undefined> {
+        const out = await this.d.ecs.send(new DescribeServicesCommand({ cluster: this.d.clusterArn, services: [serviceName] })).catch(() => undefined);
+        return out?.services?.[0]?.desiredCount;
+    }
+
+    /**
+     * launchMode "service": RunTask (startedBy ecs-svc/local) for the tasks serviceTasksToStart asks for: the launcher's
+     * wake (the service's desiredCount, when `serviceName` names a service in the emulator) at once, the queue-depth
+     * alarms' after `serviceAlarmDelayMs`.
+     */
+    async scaleService(
+        s: { taskDefinitionArn: string; subnets: string[]; securityGroups: string[]; maxTasks?: string; serviceName?: string },
+        visible: number,
+        inFlight: number,
+    ): Promise<void> {
+        const now = (this.d.now ?? Date.now)();
+        const waiting = visible > 0 && this.running === 0;
+        this.waitingSince = waiting ? (this.waitingSince ?? now) : undefined;
+        if (waiting) this.firstWaitingAt ??= now;
+        const desired = s.serviceName ? await this.serviceDesiredCount(s.serviceName) : undefined;
+        const { count, by } = serviceTasksToStart({
+            maxTasks: s.maxTasks,
+            visible,
+            inFlight,
+            running: this.running,
+            desired,
+            waitingMs: this.waitingSince === undefined ? 0 : now - this.waitingSince,
+            alarmDelayMs: this.d.serviceAlarmDelayMs ?? 0,
+        });
         if (count === 0) return;
+        if (by !== "none") this.firstServiceTask ??= { at: now, by };
         await this.d.ecs.send(
             new RunTaskCommand({
                 cluster: this.d.clusterArn,
