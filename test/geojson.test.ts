@@ -15,7 +15,7 @@ import { Moto, startMoto } from "../harness/moto";
 import { Aws, LogLine, makeZip, runWorkerInProcess, useMotoEnv, workerEnv } from "../harness/worker-env";
 import { CommandProcessor } from "../worker-image/src/command";
 import { parseOutputSuffixes } from "../worker-image/src/config";
-import { localWorkerEnv } from "../scripts/local/stack-dir";
+import { localWorkerEnv, resolveStackDir, stackImage, words } from "../scripts/local/stack-dir";
 
 const ROOT = path.resolve(__dirname, "..");
 const STACK = path.join(ROOT, "examples/geojson");
@@ -191,5 +191,27 @@ describe("npm run local -- --stack examples/geojson (e2e)", function () {
         const report = JSON.parse(fs.readFileSync(path.join(out, "broken.error.json"), "utf8"));
         expect(report.reason).to.match(/ERROR 1: At line 5, character 1: Unterminated object/);
         fs.rmSync(out, { recursive: true, force: true });
+    });
+});
+
+describe("npm run local --stack: the stack dir (scripts/local/stack-dir.ts)", function () {
+    it("reads a stack's Dockerfile ENV for a local worker process, with COPY destinations mapped to the stack's files", function () {
+        expect(localWorkerEnv(STACK)).to.deep.equal({
+            WORKER_COMMAND: JSON.stringify(["node", path.join(STACK, "geojson-to-gpkg.js"), "{input}", "{outputDir}"]).replace(/","/g, '", "'),
+        });
+        // The root (POV-Ray) stack: the worker's own defaults, nothing from its Dockerfile.
+        expect(localWorkerEnv(ROOT)).to.deep.equal({});
+    });
+
+    it("splits Dockerfile words on blanks outside quotes", function () {
+        expect(words(`A="x y" B='["a", "b"]' C=d`)).to.deep.equal(["A=x y", 'B=["a", "b"]', "C=d"]);
+        expect(words(`src/app.js   /opt/app.js`)).to.deep.equal(["src/app.js", "/opt/app.js"]);
+    });
+
+    it("names the stack's image and rejects a dir without a Pulumi program", function () {
+        expect(stackImage(ROOT)).to.equal("lambda-ecs-worker/povray:dev");
+        expect(stackImage(STACK)).to.equal("lambda-ecs-worker/geojson:dev");
+        expect(resolveStackDir("examples/geojson", ROOT)).to.equal(STACK);
+        expect(() => resolveStackDir("examples", ROOT)).to.throw(/^--stack examples: no index.ts in .*examples \(a stack dir holds a Pulumi program/);
     });
 });
