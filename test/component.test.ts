@@ -849,6 +849,7 @@ describe("validateLambdaEcsWorkerArgs", () => {
         ["expectedJobSeconds fractional", { launchMode: "service", expectedJobSeconds: 1.5 }, /^expectedJobSeconds: must be an integer from 1 to 43200/],
         ["acceptableWaitSeconds outside service mode", { acceptableWaitSeconds: 600 }, /^acceptableWaitSeconds: applies only with launchMode "service", not "drain"/],
         ["expectedJobSeconds outside service mode", { launchMode: "per-job", expectedJobSeconds: 30 }, /^expectedJobSeconds: applies only with launchMode "service", not "per-job"/],
+        ["service mode without Container Insights", { launchMode: "service", containerInsights: false }, /^containerInsights: must be true with launchMode "service"/],
         ["spotFallback without Spot", { spotFallback: false }, /^spotFallback: applies only when capacity includes FARGATE_SPOT/],
         ["spotFallback in service mode", { launchMode: "service", capacity: "FARGATE_SPOT", spotFallback: false }, /^spotFallback: applies only with launchMode "drain" or "per-job"/],
         ["both context and imageUri", { image: { context: ".", imageUri: "x" } }, /^image: give exactly one of image.context/],

@@ -161,7 +161,10 @@ export interface LambdaEcsWorkerArgs {
     assignPublicIp?: boolean;
     /** Retention of the task and launcher logs, in days; one of CloudWatch's values (1, 3, 5, 7, 14, 30, ...). @default 14 */
     logRetentionDays?: number;
-    /** Enable CloudWatch Container Insights on the cluster. @default true */
+    /**
+     * Enable CloudWatch Container Insights on the cluster (the dashboard's running tasks; required in service mode,
+     * whose scaling reads its RunningTaskCount). @default true
+     */
     containerInsights?: boolean;
 
     /**

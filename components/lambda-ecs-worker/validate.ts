@@ -199,6 +199,9 @@ function checkEventsAndScaling(args: LambdaEcsWorkerArgs, r: ResolvedLambdaEcsWo
             errors.push(`${arg}: applies only with launchMode "service", not "${r.launchMode}"`);
         }
     }
+    if (r.launchMode === "service" && r.containerInsights === false) {
+        errors.push('containerInsights: must be true with launchMode "service" (its scaling reads Container Insights\' RunningTaskCount)');
+    }
     if (args.spotFallback !== undefined) {
         if (typeof args.spotFallback !== "boolean") errors.push(`spotFallback: must be true or false, got ${JSON.stringify(args.spotFallback)}`);
         if (!usesSpot(r.capacity)) errors.push("spotFallback: applies only when capacity includes FARGATE_SPOT");
