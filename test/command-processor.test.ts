@@ -262,8 +262,9 @@ describe("command processor (worker-image/src/command.ts)", function () {
 });
 
 describe("runtime: single-file inputs and declared outputs (job.ts, config.ts, select-processor.ts)", function () {
-    const s3 = mockClient(S3Client);
     const s3Client = new S3Client({ region: "us-east-1", credentials: { accessKeyId: "test", secretAccessKey: "test" } });
+    // This client only (mocking the S3Client class would patch every client of the other specs too).
+    const s3 = mockClient(s3Client);
     let scratch: string;
     let cfg: JobConfig;
     let rec: ReturnType<typeof recorder>;
