@@ -19,6 +19,9 @@ import { expect } from "chai";
 import { RecordedResource } from "../harness/mocks";
 import { Moto, motoClientConfig, startMoto } from "../harness/moto";
 import { onFailureRecord, scheduledEvent } from "../scripts/local/events";
+import { jobEventPattern } from "../scripts/local/job-events";
+import { createHandler, parseLauncherSettings } from "../functions/launcher";
+import { Aws, makeZip, runWorkerInProcess, s3Event, scene, tinyJobZip, useMotoEnv, workerEnv } from "../harness/worker-env";
 
 const RULE = "aws:cloudwatch/eventRule:EventRule";
 const TARGET = "aws:cloudwatch/eventTarget:EventTarget";
@@ -146,5 +149,149 @@ describe("job-event routing against moto's EventBridge", function () {
         await put("lambda", "Lambda Function Invocation Result - Failure", onFailureRecord(s3Event, "x", 3, `${FUNCTION}-other`));
         await put("lambda", "Lambda Function Invocation Result - Failure", onFailureRecord(s3Event, "x", 3, `${FUNCTION}2:$LATEST`));
         expect(await bodies(dlq)).to.deep.equal([]);
+    });
+});
+
+/**
+ * The worker's and the launcher's events reach a user's rule (on the worker's source and the two detail-types) with
+ * the documented detail: success, permanent failure, dead-lettered after retries, per-job start failure and a
+ * dead-lettered launcher invocation. The worker runs in-process and the launcher's handler is built from the
+ * component's environment contract, both against moto (which accepts PutEvents and routes to SQS as EventBridge does).
+ */
+describe("job events reach a user's rule with the documented detail (worker and launcher against moto)", function () {
+    this.timeout(180000);
+    const SOURCE = "lambda-ecs-worker.render";
+    const WORKER_EVENT_ENV = { EVENT_BUS_NAME: "default", EVENT_SOURCE: SOURCE, WORKER_NAME: "render" };
+    let moto: Moto;
+    let aws: Aws;
+    let events: EventBridgeClient;
+    let restoreEnv: () => void;
+    let rulesQueue: string;
+    let n = 0;
+
+    before(async () => {
+        moto = await startMoto();
+        restoreEnv = useMotoEnv(moto);
+        // The worker reads its event settings from process.env (runWorkerInProcess passes only its config).
+        Object.assign(process.env, WORKER_EVENT_ENV);
+        aws = new Aws(moto);
+        events = new EventBridgeClient(motoClientConfig(moto.endpoint));
+        const q = await aws.queue("user-job-events");
+        rulesQueue = q.url;
+        await events.send(new PutRuleCommand({ Name: "user-rule", EventPattern: JSON.stringify(jobEventPattern(SOURCE)) }));
+        await events.send(new PutTargetsCommand({ Rule: "user-rule", Targets: [{ Id: "q", Arn: q.arn }] }));
+    });
+    after(async () => {
+        for (const k of Object.keys(WORKER_EVENT_ENV)) delete process.env[k];
+        restoreEnv?.();
+        await moto?.stop();
+    });
+
+    /** The events that reached the user's queue since the last call. */
+    async function received(): Promise<any[]> {
+        return (await aws.drain(rulesQueue)).map((m) => JSON.parse(m.Body!));
+    }
+
+    async function setup(maxReceiveCount = 3, visibility = 30) {
+        const bucket = await aws.bucket(`events-${++n}`);
+        const { queueUrl, dlqUrl } = await aws.queues(`events-${n}`, maxReceiveCount, visibility);
+        const env = (extra: Record<string, string> = {}) =>
+            workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl, ...WORKER_EVENT_ENV, ...extra });
+        return { bucket, queueUrl, dlqUrl, env };
+    }
+
+    it("GIVEN a job that renders THEN one Job Succeeded with its outputs, seconds and attempts", async () => {
+        const { bucket, queueUrl, env } = await setup();
+        await aws.put(bucket, "in/ok.zip", await tinyJobZip("ok"));
+        await aws.send(queueUrl, s3Event(bucket, ["in/ok.zip"]));
+        expect((await runWorkerInProcess(env())).code).to.equal(0);
+        const [e, ...more] = await received();
+        expect(more).to.have.length(0);
+        expect(e).to.include({ source: SOURCE, "detail-type": "Job Succeeded" });
+        expect(e.detail).to.include({ worker: "render", bucket, key: "in/ok.zip", attempts: 1 });
+        expect([...e.detail.outputs].sort()).to.deep.equal(["in/ok.log", "in/ok.png"]);
+        expect(e.detail.seconds).to.be.a("number").and.above(0);
+        expect(e.detail).not.to.have.property("reason");
+    });
+
+    it("GIVEN a zip without a scene THEN one Job Failed, permanent, with the reason and the error report as its output", async () => {
+        const { bucket, queueUrl, env } = await setup();
+        await aws.put(bucket, "in/empty.zip", await makeZip([{ name: "readme.txt", data: "no scene" }]));
+        await aws.send(queueUrl, s3Event(bucket, ["in/empty.zip"]));
+        expect((await runWorkerInProcess(env())).code).to.equal(0);
+        const [e, ...more] = await received();
+        expect(more).to.have.length(0);
+        expect(e).to.include({ source: SOURCE, "detail-type": "Job Failed" });
+        expect(e.detail).to.include({ worker: "render", bucket, key: "in/empty.zip", attempts: 1, failureClass: "permanent" });
+        expect(e.detail.reason).to.match(/no scene/);
+        expect(e.detail.outputs).to.deep.equal(["in/empty.error.json"]);
+    });
+
+    it("GIVEN a job that times out on every delivery THEN no event for the retried attempt, one Job Failed when it is dead-lettered", async () => {
+        const { bucket, queueUrl, env } = await setup(2, 30);
+        await aws.put(bucket, "slow/forever.zip", await makeZip([{ name: "forever.pov", data: scene("forever.pov") }]));
+        await aws.send(queueUrl, s3Event(bucket, ["slow/forever.zip"]));
+        expect((await runWorkerInProcess(env({ JOB_TIMEOUT_SECONDS: "1", WORKER_MAX_RECEIVE_COUNT: "2" }))).code).to.equal(0);
+        const [e, ...more] = await received();
+        expect(more).to.have.length(0);
+        expect(e["detail-type"]).to.equal("Job Failed");
+        expect(e.detail).to.include({ key: "slow/forever.zip", attempts: 2, failureClass: "timeout" });
+        expect(e.detail.reason).to.match(/timed out/);
+    });
+
+    /** The launcher's handler from the component's environment contract, its clients on moto (AWS_ENDPOINT_URL). */
+    function launcher(extra: Record<string, string>) {
+        return createHandler(
+            parseLauncherSettings({
+                LAUNCH_MODE: "per-job",
+                DLQ_URL: "unused",
+                CLUSTER: "arn:aws:ecs:us-east-1:123456789012:cluster/c",
+                TASK_DEFINITION: "td",
+                CONTAINER_NAME: "worker",
+                SUBNETS: "subnet-1",
+                STARTED_BY: "lew-render",
+                EVENT_BUS_NAME: "default",
+                EVENT_SOURCE: SOURCE,
+                WORKER_NAME: "render",
+                ...extra,
+            }),
+            undefined,
+            { log: () => undefined, baseDelayMs: 1, maxDelayMs: 2 },
+        );
+    }
+
+    it("GIVEN ECS's TaskFailedToStart of a per-job task routed to the launcher THEN one Job Failed, not-started, with ECS's reason", async () => {
+        const event = {
+            version: "0",
+            source: "aws.ecs",
+            "detail-type": "ECS Task State Change",
+            detail: {
+                clusterArn: "arn:aws:ecs:us-east-1:123456789012:cluster/c",
+                taskArn: "arn:aws:ecs:us-east-1:123456789012:task/c/abc",
+                startedBy: "lew-render",
+                lastStatus: "STOPPED",
+                stopCode: "TaskFailedToStart",
+                stoppedReason: "CannotPullContainerError: pull access denied",
+                overrides: { containerOverrides: [{ name: "worker", environment: [{ name: "JOB_BUCKET", value: "b" }, { name: "JOB_KEY", value: "in/x.zip" }] }] },
+            },
+        };
+        await launcher({})(event);
+        const [e, ...more] = await received();
+        expect(more).to.have.length(0);
+        expect(e).to.include({ source: SOURCE, "detail-type": "Job Failed" });
+        expect(e.detail).to.include({ worker: "render", bucket: "b", key: "in/x.zip", attempts: 1, failureClass: "not-started" });
+        expect(e.detail.reason).to.match(/CannotPullContainerError: pull access denied/);
+    });
+
+    it("GIVEN Lambda's failure event of a dead-lettered launcher invocation THEN one Job Failed per job of it, class launcher", async () => {
+        const s3 = JSON.parse(s3Event("b", ["in/one.zip", "in/two two.zip"]));
+        const record = onFailureRecord(s3, "2 message(s) not sent", 3, "arn:aws:lambda:us-east-1:123456789012:function:render-launcher:$LATEST");
+        await launcher({})({ version: "0", source: "lambda", "detail-type": "Lambda Function Invocation Result - Failure", detail: record });
+        const got = await received();
+        expect(got.map((e) => [e["detail-type"], e.detail.key, e.detail.failureClass, e.detail.attempts]).sort()).to.deep.equal([
+            ["Job Failed", "in/one.zip", "launcher", 3],
+            ["Job Failed", "in/two two.zip", "launcher", 3],
+        ]);
+        for (const e of got) expect(e.detail.reason).to.match(/2 message\(s\) not sent/);
     });
 });
