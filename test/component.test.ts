@@ -83,7 +83,15 @@ function runTaskStatements(name: string): object[] {
 const DEFAULT_BUS = arn("events", "event-bus/default");
 /** PutEvents on exactly the default bus, for exactly one source and these detail-types. */
 function putEvents(source: string, detailTypes: string[]): object {
-    return { Effect: "Allow", Action: "events:PutEvents", Resource: DEFAULT_BUS, Condition: { StringEquals: { "events:source": source, "events:detail-type": detailTypes } } };
+    return {
+        Effect: "Allow",
+        Action: "events:PutEvents",
+        Resource: DEFAULT_BUS,
+        Condition: {
+            "ForAllValues:StringEquals": { "events:source": [source], "events:detail-type": detailTypes },
+            Null: { "events:source": "false", "events:detail-type": "false" },
+        },
+    };
 }
 /** The worker's: one Job Succeeded / Job Failed per job, with its own source. */
 function taskPutEvents(name: string): object {

@@ -38,7 +38,10 @@ const putEvents = (source: string, detailTypes: string[]) => ({
     Effect: "Allow",
     Action: "events:PutEvents",
     Resource: BUS,
-    Condition: { StringEquals: { "events:source": source, "events:detail-type": detailTypes } },
+    Condition: {
+        "ForAllValues:StringEquals": { "events:source": [source], "events:detail-type": detailTypes },
+        Null: { "events:source": "false", "events:detail-type": "false" },
+    },
 });
 /** The worker publishes one event per job, on exactly the bus, with exactly its source. */
 const TASK_PUT_EVENTS = putEvents(SOURCE, ["Job Succeeded", "Job Failed"]);

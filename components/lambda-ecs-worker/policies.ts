@@ -135,11 +135,16 @@ export function taskRolePolicy(p: {
 }
 
 /**
- * `events:PutEvents` on exactly one bus, for exactly one source and these detail-types (EventBridge authorizes each
- * entry with its `events:source` and `events:detail-type`).
+ * `events:PutEvents` on exactly one bus, for exactly one source and these detail-types. Both keys are multivalued
+ * (ArrayOfString in the Service Authorization Reference: one value per entry of the request), so every value must be
+ * allowed (`ForAllValues:`, as EventBridge's own examples write it), and `Null: false` keeps a request without them
+ * from matching vacuously.
  */
 export function putJobEvents(eventBusArn: Str, source: string, detailTypes: string[]): Statement {
-    return allow("events:PutEvents", eventBusArn, { StringEquals: { "events:source": source, "events:detail-type": detailTypes } });
+    return allow("events:PutEvents", eventBusArn, {
+        "ForAllValues:StringEquals": { "events:source": [source], "events:detail-type": detailTypes },
+        Null: { "events:source": "false", "events:detail-type": "false" },
+    });
 }
 
 /**
