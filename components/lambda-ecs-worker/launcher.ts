@@ -1,7 +1,8 @@
 /**
  * Step "launcher": the launcher Lambda (`functions/launcher.ts`, serialized by `aws.lambda.CallbackFunction`) with its
- * log group, role and settings; its on-failure destination (the dead-letter queue); the permission for S3 to invoke
- * it; and, last, the bucket notification that sends uploads to it.
+ * log group, role and settings; its on-failure destination (the job events' bus, whose rules hand the record to the
+ * dead-letter queue and the launcher: job-events.ts); the permission for S3 to invoke it; and, last, the bucket
+ * notification that sends uploads to it.
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
