@@ -57,6 +57,12 @@ function awsError(name: string, status: number): Error {
     return Object.assign(new Error(`${name} (${status})`), { name, $fault: fault, $metadata: { httpStatusCode: status } });
 }
 
+/** An outcome without what the job measured (job events' stats; asserted on their own). */
+function withoutStats(o: Outcome): Outcome {
+    const { stats: _, ...rest } = o;
+    return rest as Outcome;
+}
+
 function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => void } {
     let resolve!: (v: T) => void;
     const promise = new Promise<T>((r) => (resolve = r));
@@ -421,7 +427,12 @@ describe("worker runtime units", function () {
             const outcome = await runner(processor).runJob(job, live(), 1, () => {
                 processedAt = order.length;
             });
-            expect(outcome).to.deep.equal({ status: "ok" });
+            expect(withoutStats(outcome)).to.deep.equal({ status: "ok" });
+            // For the job's event and metrics: what it read, wrote and how long it took.
+            expect(outcome.stats!.outputs.length).to.be.greaterThan(0);
+            expect(outcome.stats!.bytesIn).to.be.greaterThan(0);
+            expect(outcome.stats!.bytesOut).to.be.greaterThan(0);
+            expect(outcome.stats!.seconds).to.be.at.least(0);
 
             const input = processor.inputs[0];
             expect(input).to.include({ baseName: "scene", sourceKey: "in/scene.zip", timeoutMs: 7000 });
@@ -465,7 +476,7 @@ describe("worker runtime units", function () {
             it(`classifies a processor's ${what} as ${status}, uploads nothing and cleans up`, async function () {
                 await serveZip();
                 const outcome = await runner(fakeProcessor(err)).runJob(job, live(), 2);
-                expect(outcome).to.deep.equal({ status, job: bound, reason: err.message });
+                expect(withoutStats(outcome)).to.deep.equal({ status, job: bound, reason: err.message });
                 expect(order).to.deep.equal(["GetObject", "process"]);
                 expect(fs.readdirSync(scratch)).to.deep.equal([]);
                 expect(rec.lines.find((l) => l.event === "failed")).to.deep.equal({
@@ -482,10 +493,10 @@ describe("worker runtime units", function () {
 
         it("a processor's AbortedError, or an aborted signal, is aborted (the message goes back)", async function () {
             await serveZip();
-            expect(await runner(fakeProcessor(new AbortedError())).runJob(job, live(), 1)).to.deep.equal({ status: "aborted" });
+            expect(await runner(fakeProcessor(new AbortedError())).runJob(job, live(), 1).then(withoutStats)).to.deep.equal({ status: "aborted" });
             const stopped = new AbortController();
             stopped.abort();
-            expect(await runner(fakeProcessor()).runJob(job, stopped.signal, 1)).to.deep.equal({ status: "aborted" });
+            expect(await runner(fakeProcessor()).runJob(job, stopped.signal, 1).then(withoutStats)).to.deep.equal({ status: "aborted" });
             expect(s3.commandCalls(PutObjectCommand)).to.have.length(0);
         });
 
@@ -507,7 +518,7 @@ describe("worker runtime units", function () {
                 arrange();
                 const processor = fakeProcessor();
                 const outcome = await runner(processor).runJob(job, live(), 1);
-                expect(outcome).to.deep.equal({ status: "permanent", job, reason });
+                expect(withoutStats(outcome)).to.deep.equal({ status: "permanent", job, reason });
                 expect(processor.inputs).to.have.length(0);
             });
         }
@@ -516,7 +527,7 @@ describe("worker runtime units", function () {
             await serveZip();
             s3.on(PutObjectCommand).rejects(awsError("InvalidArgument", 400));
             const outcome = await runner(fakeProcessor()).runJob(job, live(), 1);
-            expect(outcome).to.deep.equal({ status: "permanent", job: bound, reason: "InvalidArgument (400)" });
+            expect(withoutStats(outcome)).to.deep.equal({ status: "permanent", job: bound, reason: "InvalidArgument (400)" });
         });
     });
 

@@ -15,6 +15,7 @@ import { StaleInputError, bareEtag, ifMatch, isPreconditionFailed, jobId, sameEt
 import { WorkerConfig } from "./config";
 import { AbortedError, JobTimeoutError, PermanentError, errorMessage, isPermanentServiceError } from "./errors";
 import { Job, OutputKeys, jobBaseName, outputKeys } from "./keys";
+import type { JobStats } from "./events";
 import { Logger } from "./log";
 import { Processor, ProcessorResult } from "./processor";
 import { retry } from "./retry";
@@ -25,13 +26,17 @@ import { extractZip } from "./unzip";
  * since the job's event (a newer upload has its own event); nothing was written. A failure's `job` carries the
  * ETag the job was bound to (the event's, else the downloaded one), from which its jobId is computed.
  */
-export type Outcome =
-    | { status: "stale"; job: Job; reason: string }
+export type Outcome = (
     | { status: "ok" }
+    | { status: "stale"; job: Job; reason: string }
     | { status: "permanent"; job?: Job; reason: string }
     | { status: "timeout"; job: Job; reason: string }
     | { status: "transient"; job: Job; reason: string }
-    | { status: "aborted" };
+    | { status: "aborted" }
+) & {
+    /** What the job measured (job events and metrics); absent when it never started. */
+    stats?: JobStats;
+};
 
 /** The settings a job reads. */
 export type JobConfig = Pick<
@@ -122,17 +127,19 @@ export class JobRunner {
     /** One job: download, unpack, process, upload. Never throws: returns how it went. */
     async runJob(unbound: Job, signal: AbortSignal, receiveCount: number, processed?: () => void): Promise<Outcome> {
         const started = Date.now();
+        const stats: JobStats = { seconds: 0, bytesIn: 0, bytesOut: 0, outputs: [] };
+        const measured = () => ((stats.seconds = (Date.now() - started) / 1000), stats);
         // Bound to the event's ETag now, or to the downloaded one by processJob.
         const { etag: eventEtag, ...unversioned } = unbound;
         const job: Job = bareEtag(eventEtag) ? { ...unversioned, etag: bareEtag(eventEtag) } : unversioned;
         try {
-            await this.processJob(job, signal, processed);
+            await this.processJob(job, signal, processed, stats);
             this.log("job_done", { bucket: job.bucket, key: job.key, jobId: jobId(job), seconds: (Date.now() - started) / 1000 });
-            return { status: "ok" };
+            return { status: "ok", stats: measured() };
         } catch (err) {
             if (signal.aborted || err instanceof AbortedError) {
                 this.log("aborted", { bucket: job.bucket, key: job.key });
-                return { status: "aborted" };
+                return { status: "aborted", stats: measured() };
             }
             const reason = errorMessage(err);
             // A non-retryable 4xx from S3/SQS (403, 404, 400...) will answer the same next time: permanent.
@@ -152,10 +159,10 @@ export class JobRunner {
                       : undefined;
             if (stale) {
                 this.log("stale", { bucket: job.bucket, key: job.key, etag: job.etag, jobId: jobId(job), reason: stale.message, action: "nothing written" });
-                return { status: "stale", job, reason: stale.message };
+                return { status: "stale", job, reason: stale.message, stats: measured() };
             }
             this.log("failed", { bucket: job.bucket, key: job.key, jobId: jobId(job), status, reason, receiveCount });
-            return { status, job, reason };
+            return { status, job, reason, stats: measured() };
         }
     }
 
@@ -165,7 +172,7 @@ export class JobRunner {
      * uploads). A job without an ETag is bound to the downloaded one (`job.etag` is set).
      * `processed` is called once the processor has finished (before the uploads).
      */
-    async processJob(job: Job, signal: AbortSignal, processed?: () => void): Promise<void> {
+    async processJob(job: Job, signal: AbortSignal, processed?: () => void, stats?: JobStats): Promise<void> {
         const keys = outputKeys(job.key, { inputPrefix: this.cfg.inputPrefix, outputPrefix: this.cfg.outputPrefix });
         await fs.promises.mkdir(this.cfg.scratchDir, { recursive: true });
         // Named and registered before it exists, so that a concurrent sweep never removes it.
@@ -177,6 +184,7 @@ export class JobRunner {
             const downloadPath = path.join(jobDir, zip ? "input.zip" : "download");
             const { etag, bytes } = await retry(this.log, "download", signal, () => this.download(job, downloadPath, signal));
             job.etag = bareEtag(job.etag) ?? bareEtag(etag);
+            if (stats) stats.bytesIn = bytes;
             this.log("downloaded", { bucket: job.bucket, key: job.key, bytes, etag: job.etag, jobId: jobId(job) });
             if (signal.aborted) throw new AbortedError();
 
@@ -220,7 +228,7 @@ export class JobRunner {
             const stale = await this.staleSince(job, signal);
             if (stale) throw stale;
             // `source-etag` as S3 answers it (quoted), as before.
-            await this.uploadOutputs(job, keys, result, job.etag && ifMatch(job.etag), signal);
+            await this.uploadOutputs(job, keys, result, job.etag && ifMatch(job.etag), signal, stats);
         } catch (err) {
             if (signal.aborted) throw new AbortedError();
             throw err;
@@ -232,7 +240,7 @@ export class JobRunner {
     }
 
     /** Uploads the outputs in parallel; a success also removes an earlier failure report for the same input. */
-    private async uploadOutputs(job: Job, keys: OutputKeys, result: ProcessorResult, etag: string | undefined, signal: AbortSignal): Promise<void> {
+    private async uploadOutputs(job: Job, keys: OutputKeys, result: ProcessorResult, etag: string | undefined, signal: AbortSignal, stats?: JobStats): Promise<void> {
         const metadata = {
             ...sourceKeyMetadata(job.key),
             "source-etag": toMetadataValue(etag ?? ""),
@@ -266,6 +274,7 @@ export class JobRunner {
                     ),
                 );
                 this.log("uploaded", { bucket: job.bucket, key, bytes: body.length });
+                if (stats) (stats.bytesOut += body.length), stats.outputs.push(key);
             }),
             this.s3
                 .send(new DeleteObjectCommand({ Bucket: job.bucket, Key: keys.error }), { abortSignal: signal })

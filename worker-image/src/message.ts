@@ -5,6 +5,7 @@
  */
 import { Message } from "@aws-sdk/client-sqs";
 import { errorMessage } from "./errors";
+import { FinishedJob, finishedJobs } from "./events";
 import { Outcome } from "./job";
 import { Job, parseMessage } from "./keys";
 import { Logger } from "./log";
@@ -15,8 +16,13 @@ export type RunJob = (job: Job, signal: AbortSignal, receiveCount: number, proce
 
 export interface MessageHandlerDeps {
     runJob: RunJob;
-    settler: Pick<Settler, "startHeartbeat" | "deleteMessage" | "release" | "settleFailures">;
+    settler: Pick<Settler, "startHeartbeat" | "deleteMessage" | "release"> & {
+        /** Resolves to true when the jobs have ended (see Settler.settleFailures). */
+        settleFailures(...a: Parameters<Settler["settleFailures"]>): Promise<boolean | void>;
+    };
     log: Logger;
+    /** Told about the jobs of a message once they have ended (job events, metrics); never throws. */
+    finished?: (jobs: FinishedJob[]) => Promise<void>;
 }
 
 export class MessageHandler {
@@ -58,14 +64,17 @@ export class MessageHandler {
                 await settler.release(flight, msg.MessageId, 0, "worker stopping");
                 return;
             }
+            // Permanent failures and timeouts on the last receive get an error report (Settler.settleFailures).
+            const ended = () => this.deps.finished?.(finishedJobs(parsed.jobs, outcomes, receiveCount, (s) => s !== "transient"));
             // A stale job (its input was replaced: the newer upload has its own message) is done, having written nothing.
             const settled = (o: Outcome) => o.status === "ok" || o.status === "stale";
             if (outcomes.every(settled)) {
                 const stale = outcomes.filter((o) => o.status === "stale").length;
                 await settler.deleteMessage(flight, msg.MessageId, { jobs: parsed.jobs.length, ...(stale ? { stale } : {}) });
+                await ended();
                 return;
             }
-            await settler.settleFailures(msg, flight, receiveCount, outcomes.filter((o) => !settled(o)));
+            if ((await settler.settleFailures(msg, flight, receiveCount, outcomes.filter((o) => !settled(o)))) === true) await ended();
         } catch (err) {
             // Something unexpected (e.g. S3/SQS down while settling): leave the message for redelivery.
             log("failed", { messageId: msg.MessageId, reason: errorMessage(err), action: "left for redelivery" });

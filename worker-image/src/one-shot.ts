@@ -6,6 +6,7 @@ import * as fs from "fs";
 import { jobId } from "./binding";
 import { WorkerConfig } from "./config";
 import { errorMessage } from "./errors";
+import { FinishedJob, failureClassOf } from "./events";
 import { Job } from "./keys";
 import { Logger } from "./log";
 import { RunJob } from "./message";
@@ -17,6 +18,8 @@ export interface OneShotDeps {
     settler: Pick<Settler, "writeErrorReport" | "sendToDlq">;
     stopper: Stopper;
     log: Logger;
+    /** Told about the job once it has ended (job events, metrics); never throws. */
+    finished?: (jobs: FinishedJob[]) => Promise<void>;
 }
 
 /** Runs the job and returns the exit code: 0 done, 1 failed, 143 stopped. */
@@ -33,7 +36,14 @@ export async function runOneShot(
     log("received", { mode: "one-shot", bucket, key });
     const outcome = await runJob(job, tracked.signal, 1);
     tracked.done();
+    // Every one-shot end is final (no queue redelivers it); a failure gets an error report, except when stopped.
+    const ended = (reason?: string) => {
+        const bound = ("job" in outcome && outcome.job) || job;
+        const failure = reason === undefined ? undefined : { failureClass: failureClassOf(outcome.status), reason, errorReport: outcome.status !== "aborted" };
+        return deps.finished?.([{ job: bound, attempts: 1, stats: outcome.stats, failure }]);
+    };
     if (outcome.status === "ok") {
+        await ended();
         log("exiting", { reason: "one-shot job done", code: 0 });
         return 0;
     }
@@ -55,6 +65,7 @@ export async function runOneShot(
     if (outcome.status === "aborted") {
         // No queue will redeliver it: dead-letter it so that the job is not silently lost.
         await deadLetter(`interrupted (${stopper.reason}) before the job finished`);
+        await ended(`interrupted (${stopper.reason}) before the job finished`);
         log("exiting", { reason: "stopped before the one-shot job finished", code: 143 });
         return 143;
     }
@@ -66,6 +77,7 @@ export async function runOneShot(
         log("error_report_failed", { key, reason: errorMessage(err) });
     }
     await deadLetter(reason);
+    await ended(reason);
     log("exiting", { reason: `one-shot job failed: ${reason}`, code: 1 });
     return 1;
 }

@@ -6,12 +6,16 @@
  * - settle.ts:       delete / release / dead-letter a message, error reports, heartbeats;
  * - one-shot.ts:     one job from the environment (JOB_BUCKET + JOB_KEY), no queue.
  * - retry.ts:        retry with backoff for transient failures, abortable sleep.
+ * - events.ts:       a finished job's EventBridge event and EMF metrics line (metrics.ts);
+ * - protection.ts:   ECS task scale-in protection while busy (service mode).
  * `Worker` wires them to one S3 client, one SQS client and one logger; main.ts and the tests use it.
  */
 import { S3Client } from "@aws-sdk/client-s3";
 import { Message, SQSClient } from "@aws-sdk/client-sqs";
 import * as fs from "fs";
+import { jobId } from "./binding";
 import { WorkerConfig } from "./config";
+import { JobReporter, eventSettingsFromEnv } from "./events";
 import { JobRunner, Outcome } from "./job";
 import { Job } from "./keys";
 import { Logger, createLogger } from "./log";
@@ -19,6 +23,7 @@ import { MessageHandler } from "./message";
 import { runOneShot } from "./one-shot";
 import { parentDeathTie } from "./parent-death";
 import { Processor } from "./processor";
+import { TaskProtection, protectionFromEnv } from "./protection";
 import { ReceiveLoop, Stopper } from "./receive-loop";
 import { QueueSettings, Settler, configuredQueueSettings, resolveQueueSettings } from "./settle";
 
@@ -30,6 +35,12 @@ export interface WorkerDeps {
     s3?: S3Client;
     sqs?: SQSClient;
     log?: Logger;
+    /** Job events and metrics; default from the environment (EVENT_BUS_NAME, EVENT_SOURCE, WORKER_NAME, METRICS_NAMESPACE). */
+    reporter?: JobReporter;
+    /** Task scale-in protection; default from the environment (TASK_PROTECTION, ECS_AGENT_URI); null: none. */
+    protection?: TaskProtection | null;
+    /** Where the defaults above are read (default process.env). */
+    env?: Record<string, string | undefined>;
 }
 
 /** S3 client honouring AWS_ENDPOINT_URL (path-style addressing when an endpoint is set, e.g. for moto). */
@@ -50,6 +61,8 @@ export class Worker {
     private readonly jobs: JobRunner;
     private readonly settler: Settler;
     private readonly messages: MessageHandler;
+    readonly reporter: JobReporter;
+    readonly protection?: TaskProtection;
 
     constructor(
         private readonly cfg: WorkerConfig,
@@ -63,7 +76,14 @@ export class Worker {
         this.queue = configuredQueueSettings(cfg);
         this.jobs = new JobRunner(cfg, { s3, processor, log: this.log });
         this.settler = new Settler(cfg, { s3, sqs: this.sqs, log: this.log, queue: this.queue, processorName: processor.name });
-        this.messages = new MessageHandler({ runJob: (...a) => this.jobs.runJob(...a), settler: this.settler, log: this.log });
+        const env = deps.env ?? process.env;
+        this.reporter =
+            deps.reporter ??
+            new JobReporter(eventSettingsFromEnv(env, processor.name), { log: this.log, keys: cfg, region: cfg.region, jobIdOf: jobId });
+        const protection = deps.protection === undefined ? protectionFromEnv(env, cfg.jobTimeoutSeconds, this.log) : undefined;
+        this.protection = deps.protection ?? (protection && new TaskProtection(protection, { log: this.log }));
+        const finished = (jobs: Parameters<JobReporter["finished"]>[0]) => this.reporter.finished(jobs);
+        this.messages = new MessageHandler({ runJob: (...a) => this.jobs.runJob(...a), settler: this.settler, log: this.log, finished });
     }
 
     get isStopping(): boolean {
@@ -105,10 +125,12 @@ export class Worker {
     /** Processes and settles one SQS message (see MessageHandler.handle); stop() aborts it. */
     async handleMessage(msg: Message, processed?: () => void): Promise<void> {
         const tracked = this.stopper.track();
+        await this.protection?.busy();
         try {
             await this.messages.handle(msg, tracked.signal, processed);
         } finally {
             tracked.done();
+            await this.protection?.idle();
         }
     }
 
@@ -119,7 +141,8 @@ export class Worker {
 
     /** One-shot mode (JOB_BUCKET + JOB_KEY): process one job from the environment, no queue. */
     runOneShot(bucket: string, key: string): Promise<number> {
-        const deps = { runJob: this.runJob.bind(this), settler: this.settler, stopper: this.stopper, log: this.log };
+        const finished = (jobs: Parameters<JobReporter["finished"]>[0]) => this.reporter.finished(jobs);
+        const deps = { runJob: this.runJob.bind(this), settler: this.settler, stopper: this.stopper, log: this.log, finished };
         return runOneShot(this.cfg, deps, bucket, key);
     }
 }

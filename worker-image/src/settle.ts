@@ -169,15 +169,17 @@ export class Settler {
      * release with a back-off. Timeouts before the last allowed receive: release now. Otherwise permanent: an error
      * report per job, the DLQ (with the reasons), then delete; without DLQ_URL the message is left to the queue's
      * redrive policy.
+     * Returns whether the message's jobs have ended (for job events): dead-lettered, or failed on the last receive the
+     * redrive policy allows (SQS moves it to the DLQ instead of delivering it again). A release for a retry: false.
      */
-    async settleFailures(msg: Message, flight: InFlight, receiveCount: number, failures: Outcome[]): Promise<void> {
+    async settleFailures(msg: Message, flight: InFlight, receiveCount: number, failures: Outcome[]): Promise<boolean> {
         const messageId = msg.MessageId;
         const { visibilityTimeout, maxReceiveCount } = this.queue;
         if (failures.some((f) => f.status === "transient")) {
             // Retries are exhausted for now: leave it, back off a little, let SQS redeliver.
             const delay = Math.min(visibilityTimeout, 10 * 2 ** Math.min(receiveCount - 1, 6));
             await this.release(flight, messageId, delay, "transient failure").catch(() => undefined);
-            return;
+            return receiveCount >= maxReceiveCount;
         }
         const timeouts = failures.filter((f) => f.status === "timeout");
         if (timeouts.length > 0 && receiveCount < maxReceiveCount) {
@@ -188,7 +190,7 @@ export class Settler {
                 reason: timeouts.map((t) => (t as { reason: string }).reason).join("; "),
             });
             await this.release(flight, messageId, 0, "timeout, retrying");
-            return;
+            return false;
         }
         // Permanent (including a timeout on the last allowed receive): error reports, then DLQ, then delete.
         const reasons: string[] = [];
@@ -201,12 +203,13 @@ export class Settler {
         const reason = reasons.join("; ");
         if (!this.cfg.dlqUrl) {
             this.log("failed", { messageId, reason, action: "left for the queue's redrive policy (no DLQ_URL)" });
-            return;
+            return receiveCount >= maxReceiveCount;
         }
         const keys = failures.flatMap((f) => ("job" in f && f.job ? [f.job.key] : []));
         const jobIds = failures.flatMap((f) => ("job" in f && f.job ? [jobId(f.job)] : []));
         await this.sendToDlq(msg.Body ?? "", reason, receiveCount, keys, messageId, jobIds);
         await this.deleteMessage(flight, messageId, { deadLettered: true });
+        return true;
     }
 
     /**
