@@ -29,8 +29,9 @@
  * would queue them again. In per-job mode only a job neither started nor dead-lettered fails the invocation.
  */
 import type { ECSClient, RunTaskCommandInput } from "@aws-sdk/client-ecs";
+import type { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import type { SQSClient } from "@aws-sdk/client-sqs";
-import { ERROR_REPORT_SUFFIX, LAUNCH_MODES, LAUNCHER_ENV, LaunchMode, OUTPUT_SUFFIXES } from "./launcher-settings";
+import { ERROR_REPORT_SUFFIX, LAUNCH_MODES, LAUNCHER_ENV, LaunchMode, METRICS, OUTPUT_SUFFIXES, ROUTED_EVENTS } from "./launcher-settings";
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Settings
@@ -62,6 +63,18 @@ export interface LauncherSettings {
     /** Lower-cased suffixes of the worker's outputs, `.error.json` included: keys ending in one are never jobs. */
     outputSuffixes: string[];
     startedBy: string;
+    /** Job events (issue #11): PutEvents' EventBusName; "" = publish none. */
+    eventBusName: string;
+    eventSource: string;
+    /** `detail.worker` of the events and the metrics' Worker dimension. */
+    workerName: string;
+    metricsNamespace: string;
+    /** Service mode: the service to wake on each upload ("" = none). */
+    serviceName: string;
+    /** Service mode: jobs one task may have waiting (desired count = ceil(backlog / this)). */
+    backlogPerTask: number;
+    /** Drain and per-job: retry a start on FARGATE after a Spot capacity failure (strategies with FARGATE_SPOT). */
+    spotFallback: boolean;
 }
 
 /**
@@ -110,7 +123,19 @@ export function parseLauncherSettings(env: Record<string, string | undefined>): 
         outputPrefix: env[E.outputPrefix] ?? "",
         outputSuffixes: str(E.outputSuffixes) === "" ? [...OUTPUT_SUFFIXES] : [],
         startedBy: required(E.startedBy, tasks),
+        eventBusName: str(E.eventBusName),
+        eventSource: str(E.eventSource),
+        workerName: str(E.workerName) || str(E.startedBy) || "worker",
+        metricsNamespace: str(E.metricsNamespace) || METRICS.namespace,
+        serviceName: mode === "service" ? str(E.serviceName) : "",
+        backlogPerTask: Number(str(E.backlogPerTask) || "1"),
+        spotFallback: str(E.spotFallback).toLowerCase() !== "false",
     };
+    s.eventSource ||= `lambda-ecs-worker.${s.workerName}`;
+    if (s.serviceName && !s.cluster) bad(E.cluster, `set with ${E.serviceName}`);
+    if (!(s.backlogPerTask > 0)) bad(E.backlogPerTask, "a number > 0");
+    if (!/^(true|false|)$/i.test(str(E.spotFallback))) bad(E.spotFallback, "true or false");
+    if (!/^(?!aws\.)[\w./-]{1,256}$/.test(s.eventSource)) bad(E.eventSource, "1-256 of A-Z a-z 0-9 . _ / -, not aws.*");
     if (tasks && s.subnets.length === 0) bad(E.subnets, "comma-separated subnet ids");
     if (s.startedBy !== "" && !/^[A-Za-z0-9_/-]{1,36}$/.test(s.startedBy)) bad(E.startedBy, "1-36 letters, digits, '-', '_' or '/'");
     if (s.assignPublicIp !== "ENABLED" && s.assignPublicIp !== "DISABLED") bad(E.assignPublicIp, "ENABLED or DISABLED");
@@ -150,6 +175,8 @@ export interface Job {
     size?: number;
     etag?: string;
     eventTime?: string;
+    /** The job's stable id, when known (issue #12). */
+    jobId?: string;
 }
 
 export interface IgnoredRecord {
@@ -247,10 +274,17 @@ export function chunk<T>(items: readonly T[], size: number): T[][] {
 
 /**
  * The RunTask request: `count` tasks, or (with `job`, per-job mode) one task with the job in its container environment.
- * A non-empty capacity provider strategy replaces the launch type (ECS rejects both at once).
+ * A non-empty capacity provider strategy replaces the launch type (ECS rejects both at once). `clientToken` makes the
+ * call idempotent (see {@link runTaskToken}); `strategy` overrides the settings' (the on-demand fallback).
  */
-export function buildRunTaskInput(s: LauncherSettings, count: number, job?: Job): RunTaskCommandInput {
-    const { subnets, securityGroups, assignPublicIp, capacityProviderStrategy } = s;
+export function buildRunTaskInput(
+    s: LauncherSettings,
+    count: number,
+    job?: Job,
+    clientToken?: string,
+    capacityProviderStrategy = s.capacityProviderStrategy,
+): RunTaskCommandInput {
+    const { subnets, securityGroups, assignPublicIp } = s;
     const environment = job && [{ name: "JOB_BUCKET", value: job.bucket }, { name: "JOB_KEY", value: job.key }];
     return {
         cluster: s.cluster,
@@ -261,7 +295,80 @@ export function buildRunTaskInput(s: LauncherSettings, count: number, job?: Job)
         networkConfiguration: { awsvpcConfiguration: { subnets, ...(securityGroups.length > 0 && { securityGroups }), assignPublicIp } },
         ...(capacityProviderStrategy.length > 0 ? { capacityProviderStrategy } : { launchType: "FARGATE" }),
         ...(environment && { overrides: { containerOverrides: [{ name: s.containerName, environment }] } }),
+        ...(clientToken && { clientToken }),
     };
+}
+
+/**
+ * RunTask's `clientToken` (ECS: up to 64 ASCII characters 33-126, per cluster, kept 24 h or the tasks' lifetime + 1 h;
+ * the same token with other parameters is a ConflictException) is `<base>-<serial>`. The base names the start: per job
+ * (per-job mode: 40 hex of SHA-256 over bucket, key, ETag and event time, so that a redelivered S3 event
+ * or a retried invocation starts no second task) or per decision (drain: "d" + 32 random hex per RunTask batch). The
+ * serial counts the answers received: a call that threw (timeout, 5xx: it may have started tasks) is retried with the
+ * same token, a call that was answered (partly failed, or the on-demand fallback: other parameters) with the next one,
+ * since ECS would replay its first answer.
+ *
+ * This function: hex SHA-256 of a value's JSON (UTF-8), for those tokens and {@link launcherJobId}.
+ */
+export function sha256Hex(value: unknown): string {
+    return require("crypto").createHash("sha256").update(JSON.stringify(value), "utf8").digest("hex");
+}
+
+/** The worker's jobId (worker-image/src/binding.ts; a test keeps both equal): 32 hex of SHA-256 over bucket, key, bare ETag. */
+export function launcherJobId(job: Pick<Job, "bucket" | "key" | "etag">): string {
+    return sha256Hex(["job", job.bucket, job.key, (job.etag ?? "").trim().replace(/^W\//, "").replace(/^"(.*)"$/, "$1")]).slice(0, 32);
+}
+
+/**
+ * The on-demand strategy to retry a start on, or undefined: only with SPOT_FALLBACK on, a strategy that includes
+ * FARGATE_SPOT, and failures that are all capacity shortages (Fargate: "Capacity is unavailable at this time...").
+ */
+export function spotFallback(s: Pick<LauncherSettings, "spotFallback">, strategy: readonly CapacityProviderStrategyItem[], fails: { reason?: string }[]) {
+    const short = fails.length > 0 && fails.every((f) => /capacity|SERVICE_UNAVAILABLE|^RESOURCE:/i.test(f.reason ?? ""));
+    return s.spotFallback && short && strategy.some((x) => x.capacityProvider === "FARGATE_SPOT") ? [{ capacityProvider: "FARGATE", weight: 1 }] : undefined;
+}
+
+/**
+ * One EMF line (CloudWatch Embedded Metric Format): Count metrics on the Worker dimension. `msg` is a plain member,
+ * as in every log line. Written raw to stdout: console.log's prefix in Lambda would hide the JSON from CloudWatch.
+ */
+export function launcherMetrics(s: Pick<LauncherSettings, "metricsNamespace" | "workerName">, values: Record<string, number>, now = Date.now()) {
+    const Metrics = Object.keys(values).map((Name) => ({ Name, Unit: "Count" }));
+    return { msg: "metrics", _aws: { Timestamp: Math.floor(now), CloudWatchMetrics: [{ Namespace: s.metricsNamespace, Dimensions: [["Worker"]], Metrics }] }, Worker: s.workerName, ...values };
+}
+
+/** A job that ended in the launcher (or was routed to it): the `Job Failed` detail, as the worker's. */
+export interface FailedJob {
+    job: Job;
+    reason: string;
+    failureClass: string;
+    attempts: number;
+}
+
+/** The PutEvents entry of a `Job Failed` event (the worker's detail shape; nothing written, no seconds). */
+export function jobFailedEntry(s: LauncherSettings, { job, reason, failureClass, attempts }: FailedJob) {
+    const detail = { worker: s.workerName, bucket: job.bucket, key: job.key, outputs: [], seconds: 0, attempts, reason: reason.slice(0, 2000), failureClass, jobId: job.jobId ?? launcherJobId(job) };
+    return { EventBusName: s.eventBusName, Source: s.eventSource, DetailType: "Job Failed", Detail: JSON.stringify(detail) };
+}
+
+/**
+ * The jobs an event routed to the launcher ended ({@link ROUTED_EVENTS}; a test keeps these literals equal to it), or
+ * undefined for any other event: ECS's TaskFailedToStart of a per-job task (its JOB_BUCKET/JOB_KEY overrides; any other
+ * stop: none), or Lambda's on-failure record of one of its own invocations (the S3 notification in `requestPayload`).
+ */
+export function routedFailures(event: any, s: LauncherSettings): FailedJob[] | undefined {
+    const d = event?.detail ?? {};
+    const kind = `${event?.source} ${event?.["detail-type"]}`;
+    if (kind === "aws.ecs ECS Task State Change") {
+        const all = d.stopCode === "TaskFailedToStart" ? d.overrides?.containerOverrides ?? [] : [];
+        const env = all.map((o: any) => Object.fromEntries((o?.environment ?? []).map((e: any) => [e?.name, e?.value])));
+        const job = (e: any) => ({ job: { bucket: e.JOB_BUCKET, key: e.JOB_KEY }, reason: `task failed to start: ${d.stoppedReason}`, failureClass: "not-started", attempts: 1 });
+        return env.filter((e: any) => e.JOB_BUCKET && e.JOB_KEY).map(job);
+    }
+    if (kind !== "lambda Lambda Function Invocation Result - Failure") return undefined;
+    const reason = `launcher failed: ${d.responsePayload?.errorMessage ?? d.requestContext?.condition}`;
+    const attempts = +d.requestContext?.approximateInvokeCount || 1;
+    return extractJobs(d.requestPayload, s).jobs.map((job) => ({ job, reason, failureClass: "launcher", attempts }));
 }
 
 const RETRYABLE_ERROR = /throttl|too ?many ?requests|limitexceeded|slowdown|server|unavailable|internal|timeout/i;
@@ -308,11 +415,17 @@ export interface LaunchSummary {
     notStarted: number;
     /** Per-job: jobs sent to the dead-letter queue. */
     deadLettered: number;
+    /** Drain and per-job, when any: tasks started on FARGATE after a Spot capacity failure. */
+    spotFallbacks?: number;
+    /** Service mode with SERVICE_NAME: the service's desired count after the wake decision (when known). */
+    desiredCount?: number;
 }
 
 export interface LauncherClients {
     sqs: SQSClient;
     ecs: ECSClient;
+    /** Job events (created on first use). */
+    events: EventBridgeClient;
 }
 
 export interface HandlerOptions {
@@ -327,6 +440,8 @@ export interface HandlerOptions {
     log?: (entry: Record<string, unknown>) => void;
     /** Per-job mode: RunTask calls in flight at once. Default 5. */
     concurrency?: number;
+    /** Receives each EMF metrics record; default: one raw JSON line on stdout (not console.log, whose prefix EMF cannot read). */
+    metrics?: (record: Record<string, unknown>) => void;
 }
 
 export type LauncherHandler = (event: any, context?: any) => Promise<LaunchSummary>;
@@ -400,12 +515,17 @@ export function createHandler(s: LauncherSettings, clients?: Partial<LauncherCli
         if (problems.length > 0) throw new Error(`${problems.length} of ${bodies.length} message(s) not sent to ${QueueUrl}: ${problems.join("; ")}`);
         return bodies.length;
     };
-    const runTasks = async (count: number, job?: Job) => {
-        const r = { started: 0, notStarted: count, failures: 0, reason: "" };
+    // A start's token base: per job, or per drain decision (a fresh one per RunTask batch); see runTaskToken.
+    const runTasks = async (count: number, job?: Job, base = job ? "j" + sha256Hex([job.bucket, job.key, job.etag ?? "", job.eventTime ?? ""]).slice(0, 40) : "d" + require("crypto").randomBytes(16).toString("hex")) => {
+        const r = { started: 0, notStarted: count, failures: 0, reason: "", fallbacks: 0 };
+        let strategy = s.capacityProviderStrategy;
+        let serial = 0;
         for (let attempt = 1; r.notStarted > 0; attempt++) {
             let retryable: boolean;
             try {
-                const out = await ecs.send(new ECS.RunTaskCommand(buildRunTaskInput(s, r.notStarted, job)));
+                const input = buildRunTaskInput(s, r.notStarted, job, `${base}-${serial}`, strategy);
+                const out = await ecs.send(new ECS.RunTaskCommand(input));
+                serial++;
                 for (const t of out.tasks ?? []) recent.set(t.taskArn!, Date.now());
                 const fails = out.failures ?? [];
                 r.started += out.tasks?.length ?? 0;
@@ -413,6 +533,14 @@ export function createHandler(s: LauncherSettings, clients?: Partial<LauncherCli
                 r.failures += fails.length;
                 r.reason = fails.map((f) => `${f.reason}${f.detail ? ` (${f.detail})` : ""}`).join(", ") || "fewer tasks than requested";
                 retryable = fails.length > 0 && fails.every((f) => isRetryableFailureReason(f.reason));
+                // Spot short of capacity: the rest of this start at once on FARGATE (once).
+                const onDemand = strategy === s.capacityProviderStrategy && spotFallback(s, strategy, fails);
+                if (onDemand && r.notStarted > 0) {
+                    log({ msg: "spot fallback", count: r.notStarted, reason: r.reason, key: job?.key, clientToken: input.clientToken });
+                    strategy = onDemand;
+                    r.fallbacks += r.notStarted;
+                    continue;
+                }
             } catch (e) {
                 r.failures++;
                 r.reason = text(e);
@@ -423,19 +551,66 @@ export function createHandler(s: LauncherSettings, clients?: Partial<LauncherCli
         }
         return r;
     };
+    // Job Failed events: PutEvents ≤ 10 entries a call, failed entries retried; logged, never thrown.
+    let events = clients?.events;
+    const publish = async (failed: FailedJob[]) => {
+        for (const batch of s.eventBusName ? chunk(failed.map((f) => jobFailedEntry(s, f)), 10) : []) {
+            let Entries = batch;
+            for (let attempt = 1, reason = ""; Entries.length > 0; attempt++) {
+                try {
+                    const EB: typeof import("@aws-sdk/client-eventbridge") = require("@aws-sdk/client-eventbridge");
+                    const out = (await (events ??= new EB.EventBridgeClient({})).send(new EB.PutEventsCommand({ Entries }))).Entries ?? [];
+                    reason = out.map((e) => e.ErrorCode ?? "").join(" ");
+                    Entries = Entries.filter((_, i) => out[i]?.EventId === undefined);
+                } catch (e) {
+                    reason = text(e);
+                }
+                if (Entries.length > 0 && !(attempt < 3 && (await backoff("PutEvents", attempt, reason)))) break;
+            }
+            log({ msg: "job events", published: batch.length - Entries.length, of: batch.length });
+        }
+    };
+    // Service mode: raise the service's desired count to what the backlog needs (≤ MAX_TASKS, never lowered); a
+    // failure is logged (the jobs are queued; the service's own scaling still starts tasks, only later).
+    const wake = async (queued: number) => {
+        try {
+            const AttributeNames = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"] as const;
+            const q = (await call("GetQueueAttributes", () => sqs.send(new SQS.GetQueueAttributesCommand({ QueueUrl: s.queueUrl, AttributeNames: [...AttributeNames] })))).Attributes ?? {};
+            const backlog = Math.max(queued, +(q.ApproximateNumberOfMessages ?? 0) + +(q.ApproximateNumberOfMessagesNotVisible ?? 0));
+            const svc = (await call("DescribeServices", () => ecs.send(new ECS.DescribeServicesCommand({ cluster: s.cluster, services: [s.serviceName] })))).services?.[0];
+            const desired = svc?.desiredCount ?? 0;
+            const wanted = Math.min(s.maxTasks, Math.ceil(backlog / s.backlogPerTask));
+            log({ msg: "wake decision", service: s.serviceName, found: !!svc, backlog, desired, wanted });
+            if (svc && wanted > desired) await call("UpdateService", () => ecs.send(new ECS.UpdateServiceCommand({ cluster: s.cluster, service: s.serviceName, desiredCount: wanted })));
+            return svc && Math.max(desired, wanted);
+        } catch (e) {
+            log({ msg: "wake failed", reason: text(e) });
+            return undefined;
+        }
+    };
 
     return async (event: any, invocation?: any): Promise<LaunchSummary> => {
         context = invocation;
+        const routed = routedFailures(event, s);
+        if (routed) {
+            // A per-job task ECS failed to start, or a dead-lettered invocation of this launcher: Job Failed, never a throw.
+            log({ msg: "routed failure", source: event.source, detailType: event["detail-type"], jobs: routed.length });
+            await publish(routed);
+            return { mode: s.mode, accepted: 0, ignored: 0, queued: 0, tasksStarted: 0, failures: 0, notStarted: 0, deadLettered: 0 };
+        }
         const tick = event?.["detail-type"] === "Scheduled Event";
         const { jobs, ignored } = extractJobs(event, s);
         for (const i of ignored) log({ msg: "ignored", ...i });
         for (const j of jobs) log({ msg: "accepted", ...j });
         const summary: LaunchSummary = { mode: s.mode, accepted: jobs.length, ignored: ignored.length, queued: 0, tasksStarted: 0, failures: 0, notStarted: 0, deadLettered: 0 };
         const lost: string[] = [];
-        const add = (r: { started: number; notStarted: number; failures: number }) => {
+        const failed: FailedJob[] = [];
+        let fallbacks = 0;
+        const add = (r: { started: number; notStarted: number; failures: number; fallbacks: number }) => {
             summary.tasksStarted += r.started;
             summary.failures += r.failures;
             summary.notStarted += r.notStarted;
+            fallbacks += r.fallbacks;
         };
 
         if (jobs.length > 0 && s.mode === "per-job") {
@@ -449,6 +624,7 @@ export function createHandler(s: LauncherSettings, clients?: Partial<LauncherCli
                             await sendAll(s.deadLetterQueueUrl, [{ ...job, reason: `task could not be started: ${r.reason}` }]);
                             summary.deadLettered++;
                             log({ msg: "dead-lettered", ...job, reason: r.reason });
+                            failed.push({ job, reason: `task could not be started: ${r.reason}`, failureClass: "not-started", attempts: 1 });
                         } catch (e) {
                             lost.push(`${job.key}: ${r.reason}; ${text(e)}`);
                         }
@@ -458,6 +634,10 @@ export function createHandler(s: LauncherSettings, clients?: Partial<LauncherCli
         } else if (jobs.length > 0 || (s.mode === "drain" && tick)) {
             if (!tick) summary.queued = await sendAll(s.queueUrl, jobs);
             log({ msg: tick ? "reconcile" : "queued", count: summary.queued });
+            if (s.mode === "service" && s.serviceName !== "") {
+                const desired = await wake(summary.queued);
+                if (desired !== undefined) summary.desiredCount = desired;
+            }
             if (s.mode === "drain") {
                 let toStart = 0;
                 try {
@@ -488,6 +668,10 @@ export function createHandler(s: LauncherSettings, clients?: Partial<LauncherCli
                 summary.notStarted = toStart - summary.tasksStarted;
             }
         }
+        await publish(failed);
+        if (fallbacks > 0) summary.spotFallbacks = fallbacks;
+        const record = launcherMetrics(s, { TasksNotStarted: summary.notStarted, SpotFallbacks: fallbacks });
+        if (s.mode !== "service" && (jobs.length > 0 || tick)) (o.metrics ?? ((r) => process.stdout.write(JSON.stringify(r) + "\n")))(record);
         log({ msg: "summary", ...summary, lost });
         if (lost.length > 0) throw new Error(`${lost.length} job(s) neither started nor dead-lettered: ${lost.join("; ")}`);
         return summary;

@@ -44,6 +44,14 @@ const BASE_ENV: Record<string, string> = {
     OUTPUT_PREFIX: "",
     OUTPUT_SUFFIXES: JSON.stringify([".gpkg", ".LOG", ".error.json"]),
     STARTED_BY: "lew-render",
+    // Issue #11 (job events, metrics, service wake, Spot fallback); no bus: the handler tests publish nothing by default.
+    EVENT_BUS_NAME: "",
+    EVENT_SOURCE: "lambda-ecs-worker.render",
+    WORKER_NAME: "render",
+    METRICS_NAMESPACE: "LambdaEcsWorker",
+    SERVICE_NAME: "",
+    BACKLOG_PER_TASK: "1",
+    SPOT_FALLBACK: "true",
 };
 
 function settings(overrides: Record<string, string> = {}): LauncherSettings {
@@ -271,6 +279,13 @@ describe("launcher: pure logic", () => {
                 outputPrefix: "",
                 outputSuffixes: [".gpkg", ".log", ".error.json"],
                 startedBy: "lew-render",
+                eventBusName: "",
+                eventSource: "lambda-ecs-worker.render",
+                workerName: "render",
+                metricsNamespace: "LambdaEcsWorker",
+                serviceName: "",
+                backlogPerTask: 1,
+                spotFallback: true,
             });
         });
 
@@ -506,7 +521,10 @@ describe("launcher: handler against mocked SDK clients", () => {
         const list = ecsMock.commandCalls(ListTasksCommand)[0].args[0].input;
         // startedBy must be ListTasks' only filter (ECS API); desiredStatus defaults to RUNNING (pending tasks included).
         expect(list).to.deep.equal({ cluster: BASE_ENV.CLUSTER, startedBy: "lew-render", nextToken: undefined });
-        expect(ecsMock.commandCalls(RunTaskCommand)[0].args[0].input).to.deep.equal(buildRunTaskInput(settings(), 3));
+        const run = ecsMock.commandCalls(RunTaskCommand)[0].args[0].input;
+        // One token per drain decision: "d" + 32 hex, then the answer serial (see runTaskToken).
+        expect(run.clientToken).to.match(/^d[0-9a-f]{32}-0$/);
+        expect(run).to.deep.equal(buildRunTaskInput(settings(), 3, undefined, run.clientToken));
         expect(summary).to.deep.equal({ mode: "drain", accepted: 3, ignored: 1, queued: 3, tasksStarted: 3, failures: 0, notStarted: 0, deadLettered: 0 });
         expect(logs.find((l) => l.msg === "drain decision")).to.deep.include({ running: 0, backlog: 3, toStart: 3 });
         expect(logs.filter((l) => l.msg === "ignored").map((l) => l.key)).to.deep.equal(["inbox/x.png"]);
