@@ -466,7 +466,7 @@ describe("LambdaEcsWorker", () => {
         let resources: RecordedResource[];
         before(async () => {
             ({ resources } = await buildWorker("scan", {
-                image: { imageUri: "111122223333.dkr.ecr.eu-west-1.amazonaws.com/team/scanner:2.0", platform: "linux/arm64" },
+                image: { imageUri: "111122223333.dkr.ecr.eu-west-1.amazonaws.com/team/scanner:2.0", platform: "linux/amd64" },
                 bucketName: "shared-bucket",
                 inputPrefix: "inbox/",
                 inputSuffixes: [".zip", ".ZIP", ".tar.gz"],
@@ -529,7 +529,8 @@ describe("LambdaEcsWorker", () => {
             const td = one(resources, T.taskDef, "scan-task").inputs;
             expect(td).to.include({ cpu: "2048", memory: "4096" });
             expect(td.ephemeralStorage).to.deep.equal({ sizeInGib: 50 });
-            expect(td.runtimePlatform).to.deep.equal({ operatingSystemFamily: "LINUX", cpuArchitecture: "ARM64" });
+            // Spot runs only X86_64 (validate.ts): this worker mixes in Spot, so it runs amd64.
+            expect(td.runtimePlatform).to.deep.equal({ operatingSystemFamily: "LINUX", cpuArchitecture: "X86_64" });
             const c = JSON.parse(td.containerDefinitions)[0];
             expect(c.image).to.equal("111122223333.dkr.ecr.eu-west-1.amazonaws.com/team/scanner:2.0");
             expect(c.environment).to.deep.include({ name: "QUALITY", value: "9" });
@@ -902,7 +903,21 @@ describe("validateLambdaEcsWorkerArgs", () => {
         ["reserved env", { environment: { QUEUE_URL: "x" } }, /^environment.QUEUE_URL: is set by the component/],
         ["reserved WORKER_ env", { environment: { WORKER_IDLE_EXIT: "0" } }, /^environment.WORKER_IDLE_EXIT: is set by the component/],
         ["reserved one-shot env", { environment: { JOB_KEY: "x" } }, /^environment.JOB_KEY: is set by the component; reserved are QUEUE_URL, DLQ_URL/],
-        ["force destroy with existing bucket", { bucketName: "b", forceDestroyBucket: true }, /^forceDestroyBucket: applies only to a bucket this component creates/],
+        ["force destroy with existing bucket", { bucketName: "bb-b", forceDestroyBucket: true }, /^forceDestroyBucket: applies only to a bucket this component creates/],
+        // AWS's rules that the mocks cannot see (sources in validate.ts)
+        ["arm64 on FARGATE_SPOT", { image: { context: ".", platform: "linux/arm64" }, capacity: "FARGATE_SPOT" }, /^image.platform \/ capacity: Fargate Spot runs only X86_64 Linux tasks/],
+        ["arm64 with a Spot weight", { image: { context: ".", platform: "linux/arm64" }, capacity: { fargateWeight: 1, spotWeight: 1 } }, /^image.platform \/ capacity: Fargate Spot runs only X86_64/],
+        ["bucket name with capitals", { bucketName: "My_Bucket" }, /^bucketName: must be an S3 bucket name/],
+        ["bucket name too short", { bucketName: "ab" }, /^bucketName: must be an S3 bucket name/],
+        ["bucket name as an IP address", { bucketName: "192.168.5.4" }, /^bucketName: must be an S3 bucket name/],
+        ["bucket name with '..'", { bucketName: "a..b" }, /^bucketName: must be an S3 bucket name/],
+        ["input prefix past S3's key length", { inputPrefix: "p/".repeat(501) }, /^inputPrefix: must be at most 1000 bytes \(S3 keys are at most 1024\), got 1002/],
+        ["17 subnets", { subnetIds: Array.from({ length: 17 }, (_, i) => `subnet-${i}`), securityGroupIds: ["sg-1"] }, /^subnetIds: ECS takes 1 to 16 subnets per task, got 17/],
+        ["6 security groups", { subnetIds: ["s"], securityGroupIds: ["1", "2", "3", "4", "5", "6"] }, /^securityGroupIds: ECS takes 1 to 5 security groups per task, got 6/],
+        ["51 tags", { tags: Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`k${i}`, "v"])) }, /^tags: at most 50 tags per resource, got 51/],
+        ["an aws: tag", { tags: { "aws:owner": "me" } }, /^tags.aws:owner: the "aws:" prefix is reserved for AWS/],
+        ["a long tag key", { tags: { ["k".repeat(129)]: "v" } }, /^tags.k+: keys must be 1-128 characters, got 129/],
+        ["a long tag value", { tags: { team: "v".repeat(257) } }, /^tags.team: values must be at most 256 characters, got 257/],
     ];
     for (const [title, override, message] of cases) {
         it(`rejects ${title}`, () => {
@@ -922,19 +937,45 @@ describe("validateLambdaEcsWorkerArgs", () => {
                 outputPrefix: "out/",
                 cpu: 16384,
                 memory: 122880,
-                capacity: "FARGATE_SPOT",
+                capacity: "FARGATE",
                 subnetIds: ["s"],
                 vpcId: "v",
                 logRetentionDays: 3653,
                 launchMode: "per-job",
                 eventBusName: "arn:aws:events:us-east-1:123456789012:event-bus/jobs",
                 eventSource: "com.example.render",
-                spotFallback: false,
             }),
         ).to.deep.equal([]);
         expect(
             validateLambdaEcsWorkerArgs({ ...MINIMAL, launchMode: "service", acceptableWaitSeconds: 600, expectedJobSeconds: 30, eventBusName: "jobs" }),
         ).to.deep.equal([]);
+    });
+
+    it("accepts arm64 on on-demand FARGATE, amd64 on Spot, a valid bucket name and 50 tags", () => {
+        expect(validateLambdaEcsWorkerArgs({ image: { context: ".", platform: "linux/arm64" }, capacity: { fargateWeight: 1, spotWeight: 0 } })).to.deep.equal([]);
+        expect(validateLambdaEcsWorkerArgs({ image: { context: ".", platform: "linux/amd64" }, capacity: "FARGATE_SPOT", bucketName: "my.render-bucket-01" })).to.deep.equal([]);
+        expect(validateLambdaEcsWorkerArgs({ ...MINIMAL, tags: Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`k${i}`, "v".repeat(256)])) })).to.deep.equal([]);
+    });
+
+    it("GIVEN linux/arm64 on on-demand FARGATE THEN the task definition runs ARM64", async () => {
+        const { resources } = await buildWorker("arm", { image: { imageUri: "public.example/arm:1", platform: "linux/arm64" } });
+        expect(one(resources, T.taskDef, "arm-task").inputs.runtimePlatform).to.deep.equal({ operatingSystemFamily: "LINUX", cpuArchitecture: "ARM64" });
+    });
+
+    const nameCases: [string, string, RegExp][] = [
+        ["a dot", "render.v2", /^name: must be letters, digits, "-" or "_"/],
+        ["a space", "my render", /^name: must be letters, digits, "-" or "_"/],
+        ["33 characters", "r".repeat(33), /^name: must be at most 32 characters .* got 33/],
+    ];
+    for (const [title, name, message] of nameCases) {
+        it(`rejects a component name with ${title}`, () => {
+            expect(validateLambdaEcsWorkerArgs(MINIMAL, name)).to.have.length(1);
+            expect(validateLambdaEcsWorkerArgs(MINIMAL, name)[0]).to.match(message);
+        });
+    }
+    it("accepts a 32-character name of letters, digits, - and _, and the constructor checks its name", () => {
+        expect(validateLambdaEcsWorkerArgs(MINIMAL, "Render_v2-" + "x".repeat(22))).to.deep.equal([]);
+        expect(() => new LambdaEcsWorker("render.v2", MINIMAL)).to.throw(/LambdaEcsWorker "render.v2": invalid arguments:\n  name: must be letters/);
     });
 
     it("makes the constructor throw a ResourceError naming the worker and every bad argument", () => {

@@ -84,7 +84,7 @@ export class LambdaEcsWorker extends pulumi.ComponentResource {
 
     constructor(name: string, args: LambdaEcsWorkerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("lambda-ecs-worker:index:LambdaEcsWorker", name, {}, opts);
-        const problems = validateLambdaEcsWorkerArgs(args);
+        const problems = validateLambdaEcsWorkerArgs(args, name);
         if (problems.length > 0) {
             throw new pulumi.ResourceError(`LambdaEcsWorker "${name}": invalid arguments:\n  ${problems.join("\n  ")}`, this);
         }

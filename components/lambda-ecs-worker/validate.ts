@@ -15,9 +15,10 @@ type Problems = string[];
  * Checks the arguments that decide the shape of the stack. Returns one message per problem, each naming the
  * argument and what it allows; empty when all is well. Pure: no resources, no outputs.
  */
-export function validateLambdaEcsWorkerArgs(args: LambdaEcsWorkerArgs): string[] {
+export function validateLambdaEcsWorkerArgs(args: LambdaEcsWorkerArgs, name?: string): string[] {
     const errors: Problems = [];
     const r = resolveArgs(args);
+    if (name !== undefined) checkName(name, errors);
     checkImageAndBucket(args, errors);
     checkPrefixes(r, errors);
     checkOutputSuffixes(r.outputSuffixes, errors);
@@ -27,7 +28,73 @@ export function validateLambdaEcsWorkerArgs(args: LambdaEcsWorkerArgs): string[]
     checkCapacity(r, errors);
     checkNetworkAndEnvironment(args, r, errors);
     checkEventsAndScaling(args, r, errors);
+    checkAwsLimits(args, r, errors);
     return errors;
+}
+
+/**
+ * The component's name becomes part of its children's names, which AWS checks only at deploy or RunTask time:
+ * - characters: ECS cluster names, Lambda function names and SQS queue names allow only letters, digits, "-" and "_"
+ *   (ECS CreateCluster, Lambda CreateFunction, SQS CreateQueue API references); ECS's `startedBy` (`lew-<name>`)
+ *   the same plus "/" (RunTask API reference).
+ * - length: Pulumi's autonaming appends "-" and 7 random characters and fails when that exceeds the provider's
+ *   maximum; the longest child is the EventBridge rule `<name>-launcher-failure-events` (rule names 1-64 characters,
+ *   EventBridge PutRule API reference): 64 - 8 - 24 = 32. It also keeps `startedBy` (`lew-<name>`, at most 36
+ *   characters, RunTask API reference) unique per worker, and the IAM role `<name>-execution-role-xxxxxxx` within
+ *   IAM's 64 characters.
+ */
+export const MAX_NAME_LENGTH = 32;
+
+function checkName(name: string, errors: Problems): void {
+    if (!/^[A-Za-z0-9_-]+$/.test(name)) {
+        errors.push(`name: must be letters, digits, "-" or "_" (ECS cluster, Lambda function, SQS queue and startedBy names), got ${JSON.stringify(name)}`);
+    } else if (name.length > MAX_NAME_LENGTH) {
+        errors.push(`name: must be at most ${MAX_NAME_LENGTH} characters (children such as "<name>-launcher-failure-events" plus Pulumi's 8-character suffix must fit EventBridge's 64), got ${name.length}`);
+    }
+}
+
+/** S3 bucket naming rules (S3 User Guide, "General purpose bucket naming rules"). */
+const BUCKET_NAME = /^(?!xn--|sthree-|amzn-s3-demo-)(?!.*(?:-s3alias|--ol-s3|\.mrap|--x-s3|--table-s3)$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+
+function checkAwsLimits(args: LambdaEcsWorkerArgs, r: ResolvedLambdaEcsWorkerArgs, errors: Problems): void {
+    // "Linux tasks with the ARM64 architecture don't support the Fargate Spot capacity provider" (Amazon ECS Developer
+    // Guide, "Amazon ECS task definitions for 64-bit ARM workloads").
+    if (r.platform === "linux/arm64" && usesSpot(r.capacity)) {
+        errors.push(`image.platform / capacity: Fargate Spot runs only X86_64 Linux tasks; use platform "linux/amd64" or capacity "FARGATE" with "linux/arm64", got ${JSON.stringify(r.capacity)}`);
+    }
+    if (typeof args.bucketName === "string" && (!BUCKET_NAME.test(args.bucketName) || args.bucketName.includes("..") || /^\d+\.\d+\.\d+\.\d+$/.test(args.bucketName))) {
+        errors.push(`bucketName: must be an S3 bucket name (3-63 lowercase letters, digits, "." and "-", starting and ending with a letter or digit, not an IP address), got ${JSON.stringify(args.bucketName)}`);
+    }
+    // S3 object keys (and so notification filter values) are at most 1024 bytes (S3 User Guide, "Naming objects").
+    for (const [arg, p] of [["inputPrefix", r.inputPrefix], ["outputPrefix", r.outputPrefix]] as const) {
+        if (typeof p === "string" && Buffer.byteLength(p, "utf8") > 1000) {
+            errors.push(`${arg}: must be at most 1000 bytes (S3 keys are at most 1024), got ${Buffer.byteLength(p, "utf8")}`);
+        }
+    }
+    // awsvpcConfiguration: "subnets ... up to 16", "securityGroups ... up to 5" (ECS API reference, AwsVpcConfiguration).
+    if (Array.isArray(args.subnetIds) && (args.subnetIds.length < 1 || args.subnetIds.length > 16)) {
+        errors.push(`subnetIds: ECS takes 1 to 16 subnets per task, got ${args.subnetIds.length}`);
+    }
+    if (Array.isArray(args.securityGroupIds) && (args.securityGroupIds.length < 1 || args.securityGroupIds.length > 5)) {
+        errors.push(`securityGroupIds: ECS takes 1 to 5 security groups per task, got ${args.securityGroupIds.length}`);
+    }
+    // Tags: at most 50 per resource, keys 1-128 and values 0-256 characters, no "aws:" prefix (Tagging AWS resources
+    // user guide, "Tag naming limits and requirements"; the same for S3, SQS, ECS, Lambda, IAM, CloudWatch).
+    const tags = args.tags;
+    if (tags && typeof tags === "object" && !pulumiLike(tags)) {
+        const entries = Object.entries(tags as Record<string, unknown>);
+        if (entries.length > 50) errors.push(`tags: at most 50 tags per resource, got ${entries.length}`);
+        for (const [k, v] of entries) {
+            if (k.length < 1 || k.length > 128) errors.push(`tags.${k}: keys must be 1-128 characters, got ${k.length}`);
+            if (k.toLowerCase().startsWith("aws:")) errors.push(`tags.${k}: the "aws:" prefix is reserved for AWS`);
+            if (typeof v === "string" && v.length > 256) errors.push(`tags.${k}: values must be at most 256 characters, got ${v.length}`);
+        }
+    }
+}
+
+/** A Pulumi Output or promise (not inspectable here). */
+function pulumiLike(v: object): boolean {
+    return typeof (v as any).apply === "function" || typeof (v as any).then === "function";
 }
 
 /** Pushes a problem unless `v` is absent or an integer from `min` to `max`. */
