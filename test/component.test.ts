@@ -904,6 +904,8 @@ describe("validateLambdaEcsWorkerArgs", () => {
         ["reserved WORKER_ env", { environment: { WORKER_IDLE_EXIT: "0" } }, /^environment.WORKER_IDLE_EXIT: is set by the component/],
         ["reserved one-shot env", { environment: { JOB_KEY: "x" } }, /^environment.JOB_KEY: is set by the component; reserved are QUEUE_URL, DLQ_URL/],
         ["force destroy with existing bucket", { bucketName: "bb-b", forceDestroyBucket: true }, /^forceDestroyBucket: applies only to a bucket this component creates/],
+        ["a KMS key without bucketName", { bucketKmsKeyArn: "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab" }, /^bucketKmsKeyArn: applies only with bucketName/],
+        ["a KMS alias", { bucketName: "media", bucketKmsKeyArn: "arn:aws:kms:us-east-1:123456789012:alias/media" }, /^bucketKmsKeyArn: must be a KMS key ARN/],
         // AWS's rules that the mocks cannot see (sources in validate.ts)
         ["arm64 on FARGATE_SPOT", { image: { context: ".", platform: "linux/arm64" }, capacity: "FARGATE_SPOT" }, /^image.platform \/ capacity: Fargate Spot runs only X86_64 Linux tasks/],
         ["arm64 with a Spot weight", { image: { context: ".", platform: "linux/arm64" }, capacity: { fargateWeight: 1, spotWeight: 1 } }, /^image.platform \/ capacity: Fargate Spot runs only X86_64/],
@@ -960,6 +962,17 @@ describe("validateLambdaEcsWorkerArgs", () => {
     it("GIVEN linux/arm64 on on-demand FARGATE THEN the task definition runs ARM64", async () => {
         const { resources } = await buildWorker("arm", { image: { imageUri: "public.example/arm:1", platform: "linux/arm64" } });
         expect(one(resources, T.taskDef, "arm-task").inputs.runtimePlatform).to.deep.equal({ operatingSystemFamily: "LINUX", cpuArchitecture: "ARM64" });
+    });
+
+    it("GIVEN bucketKmsKeyArn THEN the task role may use exactly that key through S3 in the stack's region", async () => {
+        const key = `arn:aws:kms:${FAKE_REGION}:${FAKE_ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
+        const { resources } = await buildWorker("kms", { ...MINIMAL, bucketName: "media-uploads", bucketKmsKeyArn: key });
+        const kms = statements(resources, "kms-task-policy").filter((s) => [s.Action].flat().some((a: string) => a.startsWith("kms:")));
+        expect(kms).to.deep.equal([
+            { Effect: "Allow", Action: ["kms:Decrypt", "kms:GenerateDataKey"], Resource: key, Condition: { StringEquals: { "kms:ViaService": `s3.${FAKE_REGION}.amazonaws.com` } } },
+        ]);
+        // No other role may use the key.
+        expect(allStatements(resources).filter((s) => [s.Action].flat().some((a: string) => a.startsWith("kms:")))).to.have.length(1);
     });
 
     const nameCases: [string, string, RegExp][] = [

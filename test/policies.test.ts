@@ -285,3 +285,26 @@ describe("IAM documents (pure builders, no mocks)", () => {
         expect(pulumi.Output.isInstance(str`${Promise.resolve("a")}/b`)).to.equal(true);
     });
 });
+
+describe("taskRolePolicy with bucketKmsKeyArn (SSE-KMS bucket)", () => {
+    const KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    const base = {
+        bucketArn: "arn:aws:s3:::media",
+        inputPrefix: "",
+        outputPrefix: "",
+        queueArn: "arn:aws:sqs:us-east-1:123456789012:q",
+        deadLetterQueueArn: "arn:aws:sqs:us-east-1:123456789012:dlq",
+        eventBusArn: "arn:aws:events:us-east-1:123456789012:event-bus/default",
+        eventSource: "s",
+    };
+    for (const launchMode of ["drain", "per-job", "service"] as const) {
+        it(`${launchMode}: decrypt and generate data keys on exactly that key, only through S3 in the region; none without it`, () => {
+            const kms = (doc: any) => doc.Statement.filter((s: any) => [s.Action].flat().some((a: string) => a.startsWith("kms:")));
+            const extra = launchMode === "service" ? { clusterArn: "c", clusterName: "n", partition: "aws", account: "123456789012" } : {};
+            expect(kms(taskRolePolicy({ ...base, ...extra, launchMode, region: "us-east-1", bucketKmsKeyArn: KEY }))).to.deep.equal([
+                { Effect: "Allow", Action: ["kms:Decrypt", "kms:GenerateDataKey"], Resource: KEY, Condition: { StringEquals: { "kms:ViaService": "s3.us-east-1.amazonaws.com" } } },
+            ]);
+            expect(kms(taskRolePolicy({ ...base, ...extra, launchMode, region: "us-east-1" }))).to.deep.equal([]);
+        });
+    }
+});

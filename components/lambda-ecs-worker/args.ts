@@ -63,6 +63,14 @@ export interface LambdaEcsWorkerArgs {
      */
     forceDestroyBucket?: boolean;
     /**
+     * ARN of the KMS key an existing `bucketName` bucket encrypts with (SSE-KMS): the task role may then use exactly
+     * this key (`kms:Decrypt` to read inputs, `kms:GenerateDataKey` to write outputs), only through S3 in this region.
+     * Without it, GetObject/PutObject of SSE-KMS objects fail with AccessDenied. A key ARN (`...:key/<id>`), not an
+     * alias. Only with `bucketName` (the component's own bucket uses SSE-S3).
+     * @default - none: the bucket uses SSE-S3 or no KMS key
+     */
+    bucketKmsKeyArn?: pulumi.Input<string>;
+    /**
      * Only keys under this prefix are jobs, e.g. `"inbox/"`.
      * @default "" (the whole bucket)
      */

@@ -113,6 +113,8 @@ export function taskRolePolicy(p: {
     partition?: Str;
     region?: Str;
     account?: Str;
+    /** `bucketKmsKeyArn`: the bucket's SSE-KMS key (with `region`, for the kms:ViaService condition). */
+    bucketKmsKeyArn?: Str;
 }): PolicyDocument {
     const outputObject = (suffix: string) => str`${p.bucketArn}/${p.outputPrefix === "" ? p.inputPrefix : p.outputPrefix}*${suffix}`;
     return policy(
@@ -123,6 +125,11 @@ export function taskRolePolicy(p: {
         ...(p.launchMode === "per-job" ? [] : [allow(["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"], p.queueArn)]),
         allow("sqs:SendMessage", p.deadLetterQueueArn),
         putJobEvents(p.eventBusArn, p.eventSource, [JOB_EVENT_DETAIL_TYPES.succeeded, JOB_EVENT_DETAIL_TYPES.failed]),
+        // An SSE-KMS bucket: GetObject needs kms:Decrypt, PutObject kms:GenerateDataKey, on exactly that key and only
+        // through S3 in this region (kms:ViaService, AWS KMS Developer Guide; S3 User Guide, "Using SSE-KMS").
+        ...(p.bucketKmsKeyArn !== undefined
+            ? [allow(["kms:Decrypt", "kms:GenerateDataKey"], p.bucketKmsKeyArn, { StringEquals: { "kms:ViaService": str`s3.${p.region!}.amazonaws.com` } })]
+            : []),
         // Service mode: the container agent sets the task's scale-in protection with the task role's credentials.
         ...(p.launchMode === "service"
             ? [

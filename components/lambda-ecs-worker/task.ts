@@ -83,6 +83,7 @@ export function createTask(
                     ...(r.launchMode === "service"
                         ? { clusterArn: deps.cluster.arn, clusterName: deps.cluster.name, partition: deps.partition, region: deps.region, account: deps.account }
                         : {}),
+                    ...(r.bucketKmsKeyArn !== undefined ? { bucketKmsKeyArn: r.bucketKmsKeyArn, region: deps.region } : {}),
                 }),
             ),
         },

@@ -121,6 +121,11 @@ function checkImageAndBucket(args: LambdaEcsWorkerArgs, errors: Problems): void 
             errors.push(`image.platform: must be "linux/amd64" or "linux/arm64", got ${JSON.stringify(image.platform)}`);
         }
     }
+    if (args.bucketKmsKeyArn !== undefined && args.bucketName === undefined) {
+        errors.push("bucketKmsKeyArn: applies only with bucketName (the component's own bucket uses SSE-S3)");
+    } else if (typeof args.bucketKmsKeyArn === "string" && !/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$/.test(args.bucketKmsKeyArn)) {
+        errors.push(`bucketKmsKeyArn: must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<key id>), not an alias, got ${JSON.stringify(args.bucketKmsKeyArn)}`);
+    }
     if (args.bucketName !== undefined && args.forceDestroyBucket !== undefined) {
         errors.push("forceDestroyBucket: applies only to a bucket this component creates, not with bucketName");
     }
