@@ -16,7 +16,10 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as yazl from "yazl";
+import type { EventBridgeClient } from "@aws-sdk/client-eventbridge";
+import { jobId } from "../worker-image/src/binding";
 import { WorkerConfig, configFromEnv } from "../worker-image/src/config";
+import { JobReporter, eventSettingsFromEnv } from "../worker-image/src/events";
 import { PovrayProcessor } from "../worker-image/src/povray";
 import { Processor } from "../worker-image/src/processor";
 import { Worker } from "../worker-image/src/runtime";
@@ -216,18 +219,34 @@ export function workerEnv(moto: Moto, extra: Record<string, string>): Record<str
  */
 export async function runWorkerInProcess(
     env: Record<string, string>,
-    opts: { s3?: S3Client; sqs?: SQSClient; processor?: Processor; onLog?: (line: LogLine, worker: Worker) => void } = {},
+    opts: {
+        s3?: S3Client;
+        sqs?: SQSClient;
+        processor?: Processor;
+        onLog?: (line: LogLine, worker: Worker) => void;
+        /**
+         * Job events through this client, with the event and task-protection settings read from `env` (EVENT_BUS_NAME,
+         * EVENT_SOURCE, WORKER_NAME, TASK_PROTECTION, ECS_AGENT_URI, ...) as in a container. Unset: from process.env.
+         */
+        eventBridge?: EventBridgeClient;
+    } = {},
 ): Promise<{ code: number; logs: LogLine[] }> {
     const logs: LogLine[] = [];
     const cfg: WorkerConfig = configFromEnv(env);
-    const worker: Worker = new Worker(cfg, opts.processor ?? new PovrayProcessor(), {
+    const processor = opts.processor ?? new PovrayProcessor();
+    const log = (event: string, fields: Record<string, unknown> = {}) => {
+        const line = { event, ...fields };
+        logs.push(line);
+        opts.onLog?.(line, worker);
+    };
+    const reporter = opts.eventBridge
+        ? new JobReporter(eventSettingsFromEnv(env, processor.name), { log, keys: cfg, region: cfg.region, jobIdOf: jobId, eventBridge: opts.eventBridge })
+        : undefined;
+    const worker: Worker = new Worker(cfg, processor, {
         s3: opts.s3,
         sqs: opts.sqs,
-        log: (event, fields = {}) => {
-            const line = { event, ...fields };
-            logs.push(line);
-            opts.onLog?.(line, worker);
-        },
+        log,
+        ...(opts.eventBridge ? { env, reporter } : {}),
     });
     const code = await worker.run();
     return { code, logs };

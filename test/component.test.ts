@@ -614,9 +614,9 @@ describe("LambdaEcsWorker", () => {
             ]);
         });
 
-        it("THEN the service launcher may queue and wake exactly its service: no RunTask, no PassRole, no backlog read, no DLQ", () => {
+        it("THEN the service launcher may queue, read the backlog and wake exactly its service: no RunTask, no PassRole, no DLQ", () => {
             expect(statements(resources, "svc-launcher-policy")).to.deep.equal([
-                { Effect: "Allow", Action: "sqs:SendMessage", Resource: queueArn("svc-queue-0000000") },
+                { Effect: "Allow", Action: ["sqs:SendMessage", "sqs:GetQueueAttributes"], Resource: queueArn("svc-queue-0000000") },
                 {
                     Effect: "Allow",
                     Action: ["ecs:DescribeServices", "ecs:UpdateService"],

@@ -145,6 +145,38 @@ describe("IAM mapping of recorded requests (pure)", () => {
             [{ action: "ecr:BatchGetImage", resource: "arn:aws:ecr:us-east-1:210987654321:repository/team/render", context: TLS }],
         ],
         [
+            "ECS DescribeServices → one authorization per service, names expanded to service/<cluster>/<name>, with ecs:cluster",
+            json("ecs", "AmazonEC2ContainerServiceV20141113.DescribeServices", { cluster: CLUSTER, services: ["render-service", `arn:aws:ecs:us-east-1:${ACCOUNT}:service/work/other`] }),
+            [
+                { action: "ecs:DescribeServices", resource: `arn:aws:ecs:us-east-1:${ACCOUNT}:service/work/render-service`, context: { ...TLS, "ecs:cluster": CLUSTER } },
+                { action: "ecs:DescribeServices", resource: `arn:aws:ecs:us-east-1:${ACCOUNT}:service/work/other`, context: { ...TLS, "ecs:cluster": CLUSTER } },
+            ],
+        ],
+        [
+            "ECS UpdateService (desiredCount only) → the service's ARN with ecs:cluster",
+            json("ecs", "AmazonEC2ContainerServiceV20141113.UpdateService", { cluster: "work", service: "render-service", desiredCount: 2 }),
+            [{ action: "ecs:UpdateService", resource: `arn:aws:ecs:us-east-1:${ACCOUNT}:service/work/render-service`, context: { ...TLS, "ecs:cluster": CLUSTER } }],
+        ],
+        [
+            "ECS UpdateService with a strategy and a task definition → ecs:capacity-provider and ecs:task-definition (as an ARN)",
+            json("ecs", "AmazonEC2ContainerServiceV20141113.UpdateService", { cluster: CLUSTER, service: "render-service", taskDefinition: "render:3", capacityProviderStrategy: [{ capacityProvider: "FARGATE", weight: 1 }] }),
+            [
+                {
+                    action: "ecs:UpdateService",
+                    resource: `arn:aws:ecs:us-east-1:${ACCOUNT}:service/work/render-service`,
+                    context: { ...TLS, "ecs:cluster": CLUSTER, "ecs:capacity-provider": ["FARGATE"], "ecs:task-definition": TD },
+                },
+            ],
+        ],
+        [
+            "ECS UpdateTaskProtection (the agent's call) → one authorization per task, ids expanded to task/<cluster>/<id>",
+            json("ecs", "AmazonEC2ContainerServiceV20141113.UpdateTaskProtection", { cluster: CLUSTER, tasks: ["t1", `arn:aws:ecs:us-east-1:${ACCOUNT}:task/work/t2`], protectionEnabled: true, expiresInMinutes: 70 }),
+            [
+                { action: "ecs:UpdateTaskProtection", resource: `arn:aws:ecs:us-east-1:${ACCOUNT}:task/work/t1`, context: { ...TLS, "ecs:cluster": CLUSTER } },
+                { action: "ecs:UpdateTaskProtection", resource: `arn:aws:ecs:us-east-1:${ACCOUNT}:task/work/t2`, context: { ...TLS, "ecs:cluster": CLUSTER } },
+            ],
+        ],
+        [
             "EventBridge PutEvents → one authorization per entry, on its bus, with events:source and events:detail-type",
             json("events", "AWSEvents.PutEvents", { Entries: [{ Source: "lambda-ecs-worker", DetailType: "Job Done", Detail: "{}" }, { EventBusName: "jobs", Source: "s", DetailType: "d" }] }),
             [
@@ -161,6 +193,7 @@ describe("IAM mapping of recorded requests (pure)", () => {
 
     const unmapped: Array<[string, HttpRequest, RegExp]> = [
         ["an unknown ECS operation", json("ecs", "AmazonEC2ContainerServiceV20141113.StopTask", {}), /unmapped ECS operation StopTask/],
+        ["an ECS UpdateService naming no service", json("ecs", "AmazonEC2ContainerServiceV20141113.UpdateService", { cluster: CLUSTER, desiredCount: 1 }), /ECS service call without a service/],
         ["an unknown SQS operation", json("sqs", "AmazonSQS.PurgeQueue", { QueueUrl: QURL }), /unmapped SQS operation PurgeQueue/],
         ["an S3 object subresource", s3("PUT", "/bkt/a.png?tagging"), /unmapped S3 object subresource/],
         ["an S3 bucket write", s3("PUT", "/bkt"), /unmapped S3 bucket request/],

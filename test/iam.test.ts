@@ -69,6 +69,8 @@ function authorizations(sp: StackPolicies, run: ScenarioRun): Authz[] {
     for (const [who, reqs] of [["launcher", run.launcher], ["task", run.worker]] as const) {
         for (const r of reqs) for (const req of iamRequestsFor(r, w)) out.push({ who, by: who === "launcher" ? "launcher code" : "worker code", req, ...role(who) });
     }
+    // The ECS agent's UpdateTaskProtection for each of the worker's PUTs to its endpoint, with the task role.
+    for (const r of run.agent) for (const req of iamRequestsFor(r, w)) out.push({ who: "task", by: "ECS agent (the worker's task protection PUT)", req, ...role("task") });
     for (const p of platformRequests(sp)) {
         for (const req of iamRequestsFor(p.request, w)) {
             if (typeof p.as === "string") out.push({ who: p.as, by: p.by, req, ...role(p.as) });
@@ -101,22 +103,22 @@ const VARIANTS: Array<[string, Partial<LambdaEcsWorkerArgs>]> = [
 /** Exactly the actions each role's code (and the platform) must have used, per mode: proves the paths ran. */
 const EXPECTED_ACTIONS: Record<string, Record<Who, string[]>> = {
     drain: {
-        launcher: ["ecs:DescribeTasks", "ecs:ListTasks", "ecs:RunTask", "ecs:TagResource", "iam:PassRole", "logs:CreateLogStream", "logs:PutLogEvents", "sqs:GetQueueAttributes", "sqs:SendMessage"],
-        task: ["s3:DeleteObject", "s3:GetObject", "s3:PutObject", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage", "sqs:SendMessage"],
+        launcher: ["ecs:DescribeTasks", "ecs:ListTasks", "ecs:RunTask", "ecs:TagResource", "events:PutEvents", "iam:PassRole", "logs:CreateLogStream", "logs:PutLogEvents", "sqs:GetQueueAttributes", "sqs:SendMessage"],
+        task: ["events:PutEvents", "s3:DeleteObject", "s3:GetObject", "s3:PutObject", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage", "sqs:SendMessage"],
         execution: ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetAuthorizationToken", "ecr:GetDownloadUrlForLayer", "logs:CreateLogStream", "logs:PutLogEvents"],
-        events: [],
+        events: ["sqs:SendMessage"],
     },
     "per-job": {
-        launcher: ["ecs:RunTask", "ecs:TagResource", "iam:PassRole", "logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage"],
-        task: ["s3:DeleteObject", "s3:GetObject", "s3:PutObject", "sqs:SendMessage"],
+        launcher: ["ecs:RunTask", "ecs:TagResource", "events:PutEvents", "iam:PassRole", "logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage"],
+        task: ["events:PutEvents", "s3:DeleteObject", "s3:GetObject", "s3:PutObject", "sqs:SendMessage"],
         execution: ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetAuthorizationToken", "ecr:GetDownloadUrlForLayer", "logs:CreateLogStream", "logs:PutLogEvents"],
         events: ["sqs:SendMessage"],
     },
     service: {
-        launcher: ["logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage"],
-        task: ["s3:DeleteObject", "s3:GetObject", "s3:PutObject", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage", "sqs:SendMessage"],
+        launcher: ["ecs:DescribeServices", "ecs:UpdateService", "events:PutEvents", "logs:CreateLogStream", "logs:PutLogEvents", "sqs:GetQueueAttributes", "sqs:SendMessage"],
+        task: ["ecs:UpdateTaskProtection", "events:PutEvents", "s3:DeleteObject", "s3:GetObject", "s3:PutObject", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage", "sqs:SendMessage"],
         execution: ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetAuthorizationToken", "ecr:GetDownloadUrlForLayer", "logs:CreateLogStream", "logs:PutLogEvents"],
-        events: [],
+        events: ["sqs:SendMessage"],
     },
 };
 
@@ -147,8 +149,21 @@ for (const mode of ["drain", "per-job", "service"] as const) {
         it("ran the launcher and the worker along their paths (each invocation ended as designed)", () => {
             for (const { title, run } of stacks) {
                 const results = run.invocations.map((i) => i.error ?? i.result);
+                // Last: Lambda's on-failure event of a launcher invocation (one job): Job Failed published, nothing else.
+                const routed = run.invocations[run.invocations.length - 1];
+                expect(routed.result, `${title}: ${routed.error}`).to.include({ accepted: 0, queued: 0, tasksStarted: 0, deadLettered: 0 });
+                expect(routed.logs.find((l) => l.msg === "job events"), title).to.include({ published: 1, of: 1 });
+                if (mode === "service") {
+                    expect(results[0], title).to.include({ desiredCount: 1 });
+                    // Busy, then idle, for each message the worker handled.
+                    expect(run.agentPuts.length, title).to.be.greaterThan(1);
+                    expect(run.agentPuts[0], title).to.deep.include({ ProtectionEnabled: true });
+                    expect(run.agentPuts, title).to.deep.include({ ProtectionEnabled: false });
+                } else {
+                    expect(run.agentPuts, title).to.deep.equal([]);
+                }
                 if (mode === "per-job") {
-                    expect(results, title).to.have.length(2);
+                    expect(results, title).to.have.length(3);
                     expect(results[0], title).to.include({ accepted: 2, tasksStarted: 2, deadLettered: 0 });
                     expect(results[1], title).to.include({ accepted: 1, tasksStarted: 0, deadLettered: 1 });
                 } else {
@@ -156,7 +171,8 @@ for (const mode of ["drain", "per-job", "service"] as const) {
                     if (mode === "drain") expect(results[1], title).to.include({ accepted: 0, queued: 0 });
                 }
                 const events = run.workerLogs.map((l) => l.event);
-                for (const e of ["uploaded", "error_report_written", "dead_lettered"]) expect(events, `${title}: ${e}`).to.include(e);
+                for (const e of ["uploaded", "error_report_written", "dead_lettered", "job_event_published"]) expect(events, `${title}: ${e}`).to.include(e);
+                expect(events, title).not.to.include("job_event_failed");
                 if (mode !== "per-job") expect(events, title).to.include.members(["deleted", "released"]);
                 // The component sets the visibility timeout and maxReceiveCount: the worker never reads queue attributes.
                 expect(events, title).not.to.include("queue_attributes_failed");
@@ -221,7 +237,8 @@ for (const mode of ["drain", "per-job", "service"] as const) {
                 expect(allowed, title).to.deep.equal([]);
                 const names = cases.map((c) => c.what.split(":")[0]);
                 if (mode === "drain") expect(names).to.include.members(["another cluster", "PassRole to another service"]);
-                expect(names).to.include.members(["PutObject over an input", "plain HTTP", "another queue"]);
+                expect(names).to.include.members(["PutObject over an input", "plain HTTP", "another queue", "PutEvents with another source", "PutEvents on another bus", "EventBridge to the DLQ from another rule"]);
+                if (mode === "service") expect(names).to.include.members(["UpdateService on another service", "another cluster"]);
                 if (title !== "no prefixes") expect(names).to.include("GetObject outside inputPrefix");
             }
         });
@@ -301,13 +318,39 @@ async function negatives(sp: StackPolicies, authz: Authz[]): Promise<Array<{ wha
         const a = first(who, action);
         if (a) out.push({ what: `another queue: ${who} ${action}`, authz: variant(a, { resource: otherQueue }) });
     }
+    // Job events: only the stack's bus, only its source (and Lambda's failure type), only the detail-types each role sends.
+    for (const who of ["task", "launcher"] as const) {
+        const pe = first(who, "events:PutEvents", (a) => a.req.context["events:source"] === sp.eventSource);
+        if (!pe) continue;
+        out.push({ what: `PutEvents with another source: ${who}`, authz: variant(pe, { context: { "events:source": "lambda-ecs-worker.someone-else" } }) });
+        out.push({ what: `PutEvents on another bus: ${who}`, authz: variant(pe, { resource: sp.eventBus.arn.replace(/event-bus\/.*/, "event-bus/another-bus") }) });
+    }
+    const jobFailed = first("launcher", "events:PutEvents", (a) => a.req.context["events:source"] === sp.eventSource);
+    if (jobFailed) out.push({ what: "PutEvents of Job Succeeded by the launcher", authz: variant(jobFailed, { context: { "events:detail-type": "Job Succeeded" } }) });
+    const lambdaEvent = first("launcher", "events:PutEvents", (a) => a.req.context["events:source"] === "lambda");
+    if (lambdaEvent) out.push({ what: "PutEvents with source lambda of another detail-type", authz: variant(lambdaEvent, { context: { "events:detail-type": "Lambda Function Invocation Result - Success" } }) });
+    const update = first("launcher", "ecs:UpdateService");
+    if (update) {
+        out.push({ what: "UpdateService on another service", authz: variant(update, { resource: update.req.resource.replace(/[^/]+$/, "someone-elses-service") }) });
+        out.push({ what: "another cluster: ecs:UpdateService", authz: variant(update, { context: { "ecs:cluster": other } }) });
+    }
+    const protect = first("task", "ecs:UpdateTaskProtection");
+    if (protect) out.push({ what: "another cluster: ecs:UpdateTaskProtection", authz: variant(protect, { resource: protect.req.resource.replace(`task/${sp.cluster.name}/`, "task/someone-elses/"), context: { "ecs:cluster": other } }) });
+    const fromRule = authz.find((a) => a.who === "events");
+    if (fromRule) out.push({ what: "EventBridge to the DLQ from another rule", authz: variant(fromRule, { context: { "aws:SourceArn": "arn:aws:events:us-east-1:123456789012:rule/someone-elses" } }) });
     // What another mode's code calls is not granted in this one.
     const launcher = authz.find((a) => a.who === "launcher")!;
     const task = authz.find((a) => a.who === "task")!;
     const mode = sp.containerEnv.WORKER_IDLE_EXIT === "0" ? "service" : sp.startFailureRuleArn ? "per-job" : "drain";
     if (mode !== "drain") {
         out.push({ what: "another mode: launcher ListTasks", authz: variant(launcher, { action: "ecs:ListTasks", resource: "*", context: { "ecs:cluster": sp.cluster.arn } }) });
-        out.push({ what: "another mode: launcher GetQueueAttributes", authz: variant(launcher, { action: "sqs:GetQueueAttributes", resource: sp.queue.arn }) });
+        // Service mode's wake reads the backlog (GetQueueAttributes): only per-job never reads the work queue.
+        if (mode === "per-job") out.push({ what: "another mode: launcher GetQueueAttributes", authz: variant(launcher, { action: "sqs:GetQueueAttributes", resource: sp.queue.arn }) });
+    }
+    if (mode !== "service") {
+        const svc = sp.cluster.arn.replace(/:cluster\/.*$/, `:service/${sp.cluster.name}/${sp.name}-service`);
+        out.push({ what: "another mode: launcher UpdateService", authz: variant(launcher, { action: "ecs:UpdateService", resource: svc, context: { "ecs:cluster": sp.cluster.arn } }) });
+        out.push({ what: "another mode: worker UpdateTaskProtection", authz: variant(task, { action: "ecs:UpdateTaskProtection", resource: sp.cluster.arn.replace(":cluster/", ":task/") + "/t1", context: { "ecs:cluster": sp.cluster.arn } }) });
     }
     if (mode === "service") {
         out.push({ what: "another mode: launcher RunTask", authz: variant(launcher, { action: "ecs:RunTask", resource: sp.taskDefinitionArn, context: { "ecs:cluster": sp.cluster.arn } }) });

@@ -215,10 +215,10 @@ const cases: { what: string; document: PolicyDocument; statements: object[] }[] 
         statements: [...RUN_TASKS, DLQ_SEND, ...LAUNCHER_EVENTS, LOGS_STATEMENT],
     },
     {
-        what: "service: the launcher queues and wakes exactly its service (the service starts tasks); no DLQ (Lambda's destination is the bus)",
+        what: "service: the launcher queues, reads the backlog and wakes exactly its service (the service starts tasks); no DLQ (Lambda's destination is the bus)",
         document: launcherRolePolicy({ launchMode: "service", ...LAUNCHER_ARNS, serviceName: "render-service" }),
         statements: [
-            { Effect: "Allow", Action: "sqs:SendMessage", Resource: QUEUE },
+            { Effect: "Allow", Action: ["sqs:SendMessage", "sqs:GetQueueAttributes"], Resource: QUEUE },
             {
                 Effect: "Allow",
                 Action: ["ecs:DescribeServices", "ecs:UpdateService"],

@@ -200,7 +200,8 @@ export function launcherRolePolicy(p: {
         ],
         "per-job": [...runTasks, allow("sqs:SendMessage", p.deadLetterQueueArn)],
         service: [
-            allow("sqs:SendMessage", p.queueArn),
+            // The wake reads the backlog (ApproximateNumberOfMessages[NotVisible]) before raising desiredCount.
+            allow(["sqs:SendMessage", "sqs:GetQueueAttributes"], p.queueArn),
             allow(["ecs:DescribeServices", "ecs:UpdateService"], ecsArn(str`service/${p.clusterName}/${p.serviceName!}`), clusterCondition),
         ],
     };

@@ -140,6 +140,8 @@ export async function statementProblems(s: Statement, wildcardCalls: readonly st
         }
         const keys = new Set<string>(details.conditionKeys);
         for (const rt of details.resourceTypes) {
+            // Keys the reference lists on the action's resource-type row (UpdateService: ecs:cluster on "service"), and the type's own.
+            for (const k of rt.conditionKeys ?? []) keys.add(k);
             const t = await iamResourceTypeDetails(service, rt.name);
             for (const k of t?.conditionKeys ?? []) keys.add(k);
         }

@@ -3,14 +3,21 @@
  * sends and so no emulator run can record. They are built here as the services document them, and go through the
  * same mapping and evaluation as the recorded ones:
  *  - Lambda, with the launcher's role: writes the function's logs to its log group (CreateLogStream, PutLogEvents) and
- *    sends the record of an async invocation that failed for good to the on-failure destination (SendMessage to the
- *    DLQ) — "Lambda uses the function's execution role to send the record to the destination".
+ *    sends the record of an async invocation that failed for good to the on-failure destination — the job events' bus:
+ *    PutEvents with source `lambda` and detail-type "Lambda Function Invocation Result - Failure" ("Lambda uses the
+ *    function's execution role to send the record to the destination").
  *  - The ECS agent, with the task execution role: pulls the image from ECR (GetAuthorizationToken on `*`,
  *    BatchCheckLayerAvailability, GetDownloadUrlForLayer, BatchGetImage on the repository) and writes the container's
  *    logs with the awslogs driver (CreateLogStream, PutLogEvents on `<prefix>/<container>/<task id>`).
- *  - EventBridge (service principal `events.amazonaws.com`, per-job mode): sends the start-failure event to the DLQ,
+ *  - EventBridge (service principal `events.amazonaws.com`): sends that record to the DLQ from the rule
+ *    `<name>-launcher-failures` (every mode) and, in per-job mode, the start-failure event from `<name>-start-failures`;
  *    allowed by the DLQ's queue policy only, with `aws:SourceArn` set to the rule.
+ *  - The ECS agent, with the task role (service mode): for each PUT the worker makes to
+ *    `$ECS_AGENT_URI/task-protection/v1/state`, ecs:UpdateTaskProtection of its own task (see agentTaskProtectionCall;
+ *    these are built from the PUTs the scenario's agent stand-in recorded, not listed here).
  */
+import { ROUTED_EVENTS } from "../../functions/launcher-settings";
+import { ACCESS_KEYS } from "./recording";
 import { HttpRequest } from "./requests";
 import { StackPolicies } from "./stack-policies";
 
@@ -22,15 +29,32 @@ export interface PlatformRequest {
     request: HttpRequest;
 }
 
-const SIG = (service: string) => `AWS4-HMAC-SHA256 Credential=AKIAPLATFORM/20261201/us-east-1/${service}/aws4_request, SignedHeaders=host, Signature=0`;
+const SIG = (service: string, key = "AKIAPLATFORM") => `AWS4-HMAC-SHA256 Credential=${key}/20261201/us-east-1/${service}/aws4_request, SignedHeaders=host, Signature=0`;
 
-function jsonCall(service: string, target: string, body: object, host = service): HttpRequest {
+function jsonCall(service: string, target: string, body: object, host = service, key?: string): HttpRequest {
     return {
         method: "POST",
         url: `https://${host}.us-east-1.amazonaws.com/`,
-        headers: { authorization: SIG(service), "x-amz-target": target, "content-type": "application/x-amz-json-1.1" },
+        headers: { authorization: SIG(service, key), "x-amz-target": target, "content-type": "application/x-amz-json-1.1" },
         body: JSON.stringify(body),
     };
+}
+
+/**
+ * The ECS agent's call for one PUT of `$ECS_AGENT_URI/task-protection/v1/state` (body `{"ProtectionEnabled": bool,
+ * "ExpiresInMinutes"?: n}`), made with the task role's credentials (signed with ACCESS_KEYS.task): ECS
+ * UpdateTaskProtection of the calling task in its cluster. Throws on a body the agent would reject.
+ */
+export function agentTaskProtectionCall(putBody: string, clusterArn: string, taskArn: string): HttpRequest {
+    const b = JSON.parse(putBody);
+    if (typeof b?.ProtectionEnabled !== "boolean") throw new Error(`task protection PUT without a boolean ProtectionEnabled: ${putBody}`);
+    const body = {
+        cluster: clusterArn,
+        tasks: [taskArn],
+        protectionEnabled: b.ProtectionEnabled,
+        ...(b.ExpiresInMinutes !== undefined ? { expiresInMinutes: b.ExpiresInMinutes } : {}),
+    };
+    return jsonCall("ecs", "AmazonEC2ContainerServiceV20141113.UpdateTaskProtection", body, "ecs", ACCESS_KEYS.task);
 }
 
 /** ECR repository of an ECR image URI (`<account>.dkr.ecr.<region>.amazonaws.com/<repo>[:tag|@digest]`), or undefined. */
@@ -49,10 +73,11 @@ export function platformRequests(sp: StackPolicies): PlatformRequest[] {
             request: jsonCall("logs", `Logs_20140328.${op}`, { logGroupName: sp.launcherLogGroup, logStreamName: lambdaStream }),
         });
     }
+    const failure = ROUTED_EVENTS.launcherFailure;
     out.push({
         as: "launcher",
-        by: "Lambda (async invocation on-failure destination)",
-        request: jsonCall("sqs", "AmazonSQS.SendMessage", { QueueUrl: sp.dlq.url, MessageBody: "{}" }, "sqs"),
+        by: "Lambda (async invocation on-failure destination: the event bus)",
+        request: jsonCall("events", "AWSEvents.PutEvents", { Entries: [{ EventBusName: sp.eventBus.arn, Source: failure.source, DetailType: failure.detailType, Detail: "{}" }] }),
     });
     const repo = ecrRepository(sp.imageUri);
     if (repo) {
@@ -69,10 +94,15 @@ export function platformRequests(sp: StackPolicies): PlatformRequest[] {
             request: jsonCall("logs", `Logs_20140328.${op}`, { logGroupName: sp.taskLogGroup, logStreamName: taskStream }),
         });
     }
-    if (sp.startFailureRuleArn) {
+    const rules: Array<[string, string | undefined]> = [
+        ["launcher-failures", sp.launcherFailureRuleArn],
+        ["start-failure", sp.startFailureRuleArn],
+    ];
+    for (const [what, ruleArn] of rules) {
+        if (!ruleArn) continue;
         out.push({
-            as: { service: "events.amazonaws.com", sourceArn: sp.startFailureRuleArn, sourceAccount: sp.dlq.arn.split(":")[4] },
-            by: "EventBridge (start-failure rule target)",
+            as: { service: "events.amazonaws.com", sourceArn: ruleArn, sourceAccount: sp.dlq.arn.split(":")[4] },
+            by: `EventBridge (${what} rule target)`,
             request: jsonCall("sqs", "AmazonSQS.SendMessage", { QueueUrl: sp.dlq.url, MessageBody: "{}" }, "sqs"),
         });
     }

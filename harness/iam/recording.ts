@@ -56,11 +56,8 @@ export async function startRecordingMoto(): Promise<RecordingMoto> {
         clear: async () => void (await api("reset-recording")),
         async requests() {
             const text = await (await fetch(`${moto.endpoint}/moto-api/recorder/download-recording`)).text();
-            return text
-                .split("\n")
-                .filter((l) => l.trim() !== "")
-                .map((l) => {
-                    const e = JSON.parse(l);
+            return jsonObjects(text)
+                .map((e) => {
                     const body = e.body == null ? "" : e.body_encoded ? Buffer.from(e.body, "base64").toString("utf8") : String(e.body);
                     const req: RecordedHttpRequest = { method: e.method, url: e.url, headers: e.headers ?? {}, body };
                     req.accessKeyId = accessKeyOf(req);
@@ -72,6 +69,30 @@ export async function startRecordingMoto(): Promise<RecordingMoto> {
             fs.rmSync(dir, { recursive: true, force: true });
         },
     };
+}
+
+/**
+ * The JSON objects of the recording, in order. moto's recorder appends one object and a newline per request from its
+ * request threads without a lock, so concurrent requests can land on one line (`{...}{...}\n\n`): split on the
+ * objects themselves, not on lines. A write torn inside an object still fails JSON.parse, loudly.
+ */
+export function jsonObjects(text: string): any[] {
+    const out: any[] = [];
+    let depth = 0;
+    let start = -1;
+    let inString = false;
+    for (let i = 0; i < text.length; i++) {
+        const c = text[i];
+        if (inString) {
+            if (c === "\\") i++;
+            else if (c === '"') inString = false;
+        } else if (c === '"') inString = true;
+        else if (c === "{") {
+            if (depth++ === 0) start = i;
+        } else if (c === "}" && --depth === 0) out.push(JSON.parse(text.slice(start, i + 1)));
+    }
+    if (depth !== 0) throw new Error("moto recording ends inside an object");
+    return out;
 }
 
 /** SDK client settings for moto signed with a role's access key id. */

@@ -11,6 +11,10 @@
  * Calls AWS authorizes on `*` are mapped to resource `"*"`: ecr:GetAuthorizationToken (no resource type), and
  * ecs:ListTasks without `containerInstance` ("not authorized to perform: ecs:ListTasks on resource: *": only a
  * ListTasks naming a container instance is authorized on that instance's ARN).
+ *
+ * ECS's service calls (DescribeServices, UpdateService) are authorized on `service/<cluster>/<service>`, one per
+ * service named; UpdateTaskProtection (which the ECS agent makes with the task role) on each task's
+ * `task/<cluster>/<task id>`; all with `ecs:cluster`.
  */
 
 /** One HTTP request as moto's recorder (or an SDK middleware) saw it. */
@@ -125,6 +129,12 @@ function cluster(w: IamWorld, given: unknown): { arn: string; name: string } {
     return { arn: ecsArn(w, `cluster/${v}`), name: v };
 }
 
+/** A service given by name or ARN, as its ARN (`service/<cluster>/<name>`, the Service Authorization Reference's format). */
+function serviceArn(w: IamWorld, clusterName: string, given: string): string {
+    if (given === "") throw new Error("ECS service call without a service");
+    return given.startsWith("arn:") ? given : ecsArn(w, `service/${clusterName}/${given}`);
+}
+
 function ecs(req: HttpRequest, w: IamWorld): IamRequest[] {
     const op = operationOf(req);
     const p = jsonBody(req);
@@ -186,6 +196,26 @@ function ecs(req: HttpRequest, w: IamWorld): IamRequest[] {
             }
             return out;
         }
+        case "DescribeServices":
+            // One authorization per service named (name or ARN), on service/<cluster>/<name>.
+            return (p.services ?? []).map((sv: string) => ({ action: "ecs:DescribeServices", resource: serviceArn(w, c.name, sv), context: ctx, call }));
+        case "UpdateService": {
+            const context: Record<string, string | string[]> = { ...ctx };
+            const providers = (p.capacityProviderStrategy ?? []).map((s: any) => String(s.capacityProvider));
+            if (providers.length > 0) context["ecs:capacity-provider"] = providers;
+            if (typeof p.taskDefinition === "string" && p.taskDefinition !== "") {
+                context["ecs:task-definition"] = p.taskDefinition.startsWith("arn:") ? p.taskDefinition : ecsArn(w, `task-definition/${p.taskDefinition}`);
+            }
+            return [{ action: "ecs:UpdateService", resource: serviceArn(w, c.name, String(p.service ?? "")), context, call }];
+        }
+        case "UpdateTaskProtection":
+            // The ECS agent's call for a task's own PUT $ECS_AGENT_URI/task-protection/v1/state: one authorization per task.
+            return (p.tasks ?? []).map((t: string) => ({
+                action: "ecs:UpdateTaskProtection",
+                resource: t.startsWith("arn:") ? t : ecsArn(w, `task/${c.name}/${t}`),
+                context: ctx,
+                call,
+            }));
         default:
             throw new Error(`unmapped ECS operation ${op}`);
     }

@@ -13,11 +13,23 @@
  *    that 500 as "ECS could not start the task" (moto never fails a RunTask otherwise, not even on a deleted cluster).
  *  - subnets and security groups are moto's default VPC's (not IAM resources of RunTask).
  *  - service mode's WORKER_IDLE_EXIT=0 (run forever) is set to 1 so that the worker exits once the queue is empty.
+ *  - service mode: the ECS service is created in moto under the stack's name (the launcher's SERVICE_NAME), desired
+ *    count 0, so that the launcher's wake (DescribeServices, UpdateService) runs against it; moto starts no task for it.
+ *  - service mode: the worker's ECS_AGENT_URI points at a local stand-in for the ECS agent's task protection endpoint
+ *    (moto has no UpdateTaskProtection): it records each PUT and answers as the agent does on success; each recorded
+ *    PUT becomes the agent's ecs:UpdateTaskProtection of the task with the task role (platform.ts
+ *    agentTaskProtectionCall), evaluated like the recorded requests.
+ *
+ * Every mode also hands the launcher Lambda's on-failure event of one of its own invocations (source `lambda`, as the
+ * rule `<name>-launcher-failure-events` delivers it), on which it publishes `Job Failed` for the invocation's jobs.
  */
-import { CreateClusterCommand, ECSClient, RegisterTaskDefinitionCommand } from "@aws-sdk/client-ecs";
+import { CreateClusterCommand, CreateServiceCommand, ECSClient, RegisterTaskDefinitionCommand } from "@aws-sdk/client-ecs";
+import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { S3Client } from "@aws-sdk/client-s3";
 import { CreateQueueCommand, SQSClient } from "@aws-sdk/client-sqs";
 import * as fs from "fs";
+import * as http from "http";
+import { AddressInfo } from "net";
 import * as os from "os";
 import * as path from "path";
 
@@ -27,6 +39,8 @@ import { motoClientConfig } from "../moto";
 import { launcherArchive, one } from "../stack";
 import { Aws, makeZip, runWorkerInProcess, s3Event, tinyJobZip } from "../worker-env";
 import { PovrayProcessor } from "../../worker-image/src/povray";
+import { onFailureRecord } from "../../scripts/local/events";
+import { agentTaskProtectionCall } from "./platform";
 import { ACCESS_KEYS, asSentToAws, RecordedHttpRequest, RecordingMoto, roleClientConfig } from "./recording";
 import { StackPolicies } from "./stack-policies";
 
@@ -34,6 +48,10 @@ export interface ScenarioRun {
     /** Requests signed by the launcher's and the worker's keys, re-addressed to AWS's HTTPS endpoints. */
     launcher: RecordedHttpRequest[];
     worker: RecordedHttpRequest[];
+    /** Service mode: the ECS agent's UpdateTaskProtection calls (task role) for the worker's PUTs to the agent. */
+    agent: RecordedHttpRequest[];
+    /** The bodies of the worker's PUTs to `$ECS_AGENT_URI/task-protection/v1/state`, in order. */
+    agentPuts: unknown[];
     /** What each step returned, for the test's checks that the paths really ran. */
     invocations: Invocation[];
     workerLogs: { event: string; [k: string]: unknown }[];
@@ -64,6 +82,37 @@ async function attributed(rec: RecordingMoto): Promise<{ launcher: RecordedHttpR
         else if (r.accessKeyId !== "testing") throw new Error(`request signed by an unknown key ${r.accessKeyId}: ${r.method} ${r.url}`);
     }
     return out;
+}
+
+/** The ECS agent's task protection endpoint, standing in for it: records each request, answers as on success. */
+async function agentStandIn(taskArn: string) {
+    const requests: Array<{ method: string; url: string; body: string }> = [];
+    const server = http.createServer((req, res) => {
+        let body = "";
+        req.on("data", (d) => (body += d));
+        req.on("end", () => {
+            requests.push({ method: req.method ?? "", url: req.url ?? "", body });
+            let enabled = false;
+            let minutes = 0;
+            try {
+                const b = JSON.parse(body);
+                enabled = b.ProtectionEnabled === true;
+                minutes = Number(b.ExpiresInMinutes ?? 120);
+            } catch {
+                // answered below as the agent answers a body it cannot read
+            }
+            if (req.method !== "PUT" || !req.url?.endsWith("/task-protection/v1/state")) {
+                res.writeHead(404, { "Content-Type": "application/json" });
+                return void res.end(JSON.stringify({ error: { Code: "NotFound", Message: req.url } }));
+            }
+            const expirationDate = enabled ? new Date(Date.now() + minutes * 60000).toISOString() : null;
+            res.writeHead(200, { "Content-Type": "application/json" });
+            res.end(JSON.stringify({ protection: { ExpirationDate: expirationDate, ProtectionEnabled: enabled, TaskArn: taskArn } }));
+        });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const uri = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/${taskArn.split("/").pop()}`;
+    return { uri, requests, close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))) };
 }
 
 /**
@@ -104,6 +153,13 @@ export async function runScenario(rec: RecordingMoto, sp: StackPolicies): Promis
     if (clusterArn !== sp.cluster.arn || td !== sp.taskDefinitionArn) {
         throw new Error(`moto's ARNs differ from the stack's: ${clusterArn} vs ${sp.cluster.arn}, ${td} vs ${sp.taskDefinitionArn}`);
     }
+    if (mode === "service") {
+        if (!sp.service) throw new Error("service mode without the launcher's SERVICE_NAME");
+        const created = (
+            await ecsSetup.send(new CreateServiceCommand({ cluster: sp.cluster.arn, serviceName: sp.service.name, taskDefinition: td, desiredCount: 0, launchType: "FARGATE" }))
+        ).service!;
+        if (created.serviceArn !== sp.service.arn) throw new Error(`moto's service ARN differs from the stack's: ${created.serviceArn} vs ${sp.service.arn}`);
+    }
     const subnetId = /<subnetId>([^<]+)</.exec(await ec2Query(moto.endpoint, "DescribeSubnets"))?.[1] ?? "";
     const securityGroupId = /<groupId>([^<]+)</.exec(await ec2Query(moto.endpoint, "DescribeSecurityGroups"))?.[1] ?? "";
 
@@ -141,6 +197,9 @@ export async function runScenario(rec: RecordingMoto, sp: StackPolicies): Promis
     const workerCfg = roleClientConfig(moto, ACCESS_KEYS.task);
     const s3 = new S3Client({ ...workerCfg, forcePathStyle: true, maxAttempts: 3 });
     const sqs = new SQSClient({ ...workerCfg, maxAttempts: 3 });
+    const eventBridge = new EventBridgeClient({ ...workerCfg, maxAttempts: 3 });
+    const taskArn = `${sp.cluster.arn.replace(":cluster/", ":task/")}/0123456789abcdef0123456789abcdef`;
+    const agent = mode === "service" ? await agentStandIn(taskArn) : undefined;
     const workerLogs: ScenarioRun["workerLogs"] = [];
     const runWorker = async (extra: Record<string, string>, stopOn?: string) => {
         const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "iam-worker-"));
@@ -151,6 +210,7 @@ export async function runScenario(rec: RecordingMoto, sp: StackPolicies): Promis
             WORKER_SCRATCH_DIR: scratch,
             WORKER_WAIT_SECONDS: "1",
             WORKER_IDLE_EXIT: "1",
+            ...(agent ? { ECS_AGENT_URI: agent.uri } : {}),
             ...extra,
         };
         try {
@@ -158,6 +218,7 @@ export async function runScenario(rec: RecordingMoto, sp: StackPolicies): Promis
                 s3,
                 sqs,
                 processor: new PovrayProcessor({ threads: 1 }),
+                eventBridge,
                 onLog: (line, worker) => {
                     if (stopOn !== undefined && line.event === "downloaded" && String(line.key).endsWith(stopOn)) worker.stop("SIGTERM");
                 },
@@ -186,8 +247,28 @@ export async function runScenario(rec: RecordingMoto, sp: StackPolicies): Promis
             await aws.send(queueUrl, { bucket: sp.bucket, key: key("stopped") });
             await runWorker({}, "stopped.zip"); // stopped mid-job: released
         }
+        // Lambda's on-failure event of a launcher invocation that failed for good, as the launcher-failure-events
+        // rule hands it over: the launcher publishes Job Failed for its jobs.
+        const record = onFailureRecord(JSON.parse(s3Event(sp.bucket, [key("good")])), "launcher failed (iam test)", 3, `arn:aws:lambda:us-east-1:123456789012:function:${fn.inputs.name ?? `${fn.name}-0000000`}:$LATEST`);
+        await invoke({
+            version: "0",
+            id: "0d4c7a4e-0000-4000-8000-000000000000",
+            "detail-type": "Lambda Function Invocation Result - Failure",
+            source: "lambda",
+            account: "123456789012",
+            time: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+            region: "us-east-1",
+            resources: [record.requestContext.functionArn],
+            detail: record,
+        });
     } finally {
         fs.rmSync(path.dirname(module), { recursive: true, force: true });
+        await agent?.close();
     }
-    return { ...(await attributed(rec)), invocations, workerLogs };
+    const agentPuts = (agent?.requests ?? []).map((r) => JSON.parse(r.body));
+    for (const r of agent?.requests ?? []) {
+        if (r.method !== "PUT" || !/^\/api\/[^/]+\/task-protection\/v1\/state$/.test(r.url)) throw new Error(`the worker called the agent at ${r.method} ${r.url}`);
+    }
+    const agentCalls = (agent?.requests ?? []).map((r) => ({ ...agentTaskProtectionCall(r.body, sp.cluster.arn, taskArn), accessKeyId: ACCESS_KEYS.task }));
+    return { ...(await attributed(rec)), agent: agentCalls, agentPuts, invocations, workerLogs };
 }

@@ -36,6 +36,13 @@ export interface StackPolicies {
     taskLogGroup: string;
     /** ARN of the per-job start-failure rule, when there is one. */
     startFailureRuleArn?: string;
+    /** ARN of the rule `<name>-launcher-failures` (every mode): hands Lambda's failed-invocation record to the DLQ. */
+    launcherFailureRuleArn: string;
+    /** The job events' bus (as the container's EVENT_BUS_NAME names it, and its ARN) and source (EVENT_SOURCE). */
+    eventBus: { name: string; arn: string };
+    eventSource: string;
+    /** Service mode: the ECS service the launcher wakes (the launcher's SERVICE_NAME) and its ARN. */
+    service?: { name: string; arn: string };
 }
 
 /** Build `new LambdaEcsWorker(name, args)` under the mocks and collect its policies and resource names. */
@@ -65,7 +72,16 @@ export async function stackPolicies(name: string, args: LambdaEcsWorkerArgs): Pr
     const containerEnv: Record<string, string> = {};
     for (const e of container.environment ?? []) containerEnv[e.name] = String(e.value);
     const launcherFn = one(resources, "aws:lambda/function:Function", `${name}-launcher`);
-    const rule = resources.find((r) => r.type === "aws:cloudwatch/eventRule:EventRule" && r.name === `${name}-start-failures`);
+    const ruleArn = (suffix: string): string | undefined => {
+        const rule = resources.find((r) => r.type === "aws:cloudwatch/eventRule:EventRule" && r.name === `${name}-${suffix}`);
+        return rule && `arn:aws:events:${FAKE_REGION}:${FAKE_ACCOUNT}:rule/${rule.inputs.name ?? `${rule.name}-0000000`}`;
+    };
+    const startFailureRuleArn = ruleArn("start-failures");
+    const launcherFailureRuleArn = ruleArn("launcher-failures");
+    if (!launcherFailureRuleArn) throw new Error(`no rule ${name}-launcher-failures`);
+    const cluster = { name: String(await valueOf(worker.cluster.name)), arn: String(await valueOf(worker.cluster.arn)) };
+    const bus = containerEnv.EVENT_BUS_NAME;
+    const serviceName = launcherFn.inputs.environment?.variables?.SERVICE_NAME;
     return {
         name,
         resources,
@@ -75,7 +91,7 @@ export async function stackPolicies(name: string, args: LambdaEcsWorkerArgs): Pr
         bucket: String(await valueOf(worker.bucketName)),
         queue,
         dlq,
-        cluster: { name: String(await valueOf(worker.cluster.name)), arn: String(await valueOf(worker.cluster.arn)) },
+        cluster,
         taskDefinitionArn: String(await valueOf(worker.taskDefinitionArn)),
         taskDefinitionFamily: td.inputs.family,
         containerEnv,
@@ -84,6 +100,12 @@ export async function stackPolicies(name: string, args: LambdaEcsWorkerArgs): Pr
         taskDefinitionTagged: Object.keys(td.inputs.tags ?? {}).length > 0,
         launcherLogGroup: launcherFn.inputs.loggingConfig.logGroup,
         taskLogGroup: container.logConfiguration.options["awslogs-group"],
-        ...(rule ? { startFailureRuleArn: `arn:aws:events:${FAKE_REGION}:${FAKE_ACCOUNT}:rule/${rule.inputs.name ?? `${rule.name}-0000000`}` } : {}),
+        ...(startFailureRuleArn ? { startFailureRuleArn } : {}),
+        launcherFailureRuleArn,
+        eventBus: { name: bus, arn: bus.startsWith("arn:") ? bus : `arn:aws:events:${FAKE_REGION}:${FAKE_ACCOUNT}:event-bus/${bus}` },
+        eventSource: containerEnv.EVENT_SOURCE,
+        ...(serviceName !== undefined
+            ? { service: { name: String(serviceName), arn: cluster.arn.replace(/:cluster\/.*$/, `:service/${cluster.name}/${serviceName}`) } }
+            : {}),
     };
 }
