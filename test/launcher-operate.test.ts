@@ -88,7 +88,9 @@ describe("launcher (issue #11): clientToken, Spot fallback, service wake, job ev
         w.sqs.on(GetQueueAttributesCommand).resolves({ Attributes: { ApproximateNumberOfMessages: "2" } });
         w.ecs.on(RunTaskCommand).resolves({ tasks: [TASK(1), TASK(2)], failures: [] });
         await w.handler(s3Event([s3Record("inbox/a.zip"), s3Record("inbox/b.zip")]));
-        await w.handler(s3Event([s3Record("inbox/c.zip"), s3Record("inbox/d.zip")]));
+        // A second launcher instance (this one counts the 2 tasks it just started as still starting: no new RunTask).
+        const other = createHandler(parseLauncherSettings({ ...ENV, LAUNCH_MODE: "drain" }), { sqs: new SQSClient(REGION), ecs: new ECSClient(REGION) }, { log: () => undefined, metrics: () => undefined });
+        await other(s3Event([s3Record("inbox/c.zip"), s3Record("inbox/d.zip")]));
         const tokens = w.ecs.commandCalls(RunTaskCommand).map((c) => c.args[0].input.clientToken!);
         w.restore();
         expect(tokens).to.have.length(2);
