@@ -4,6 +4,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
+import { applyDeclared } from "../scripts/local/appliers";
 import { Cleanup } from "../scripts/local/cleanup";
 import { EventDelivery, onFailureRecord, scheduledEvent, Schedules } from "../scripts/local/events";
 import { displayPath, jobCounts, JobBook, notAJobReason, planJobs } from "../scripts/local/jobs";
@@ -522,5 +523,24 @@ describe("npm run local: fail fast when workers cannot start (start-failures.ts)
         expect(w.tookJob).to.equal(false);
         w.push('ived","messageId":"m"}\n');
         expect(w.tookJob).to.equal(true);
+    });
+});
+
+describe("npm run local: the applier table (appliers.ts)", () => {
+    it("GIVEN a declared resource type with no applier THEN the run fails naming the type and the resource", async () => {
+        const err = await applyDeclared([{ type: "aws:sns/topic:Topic", name: "alerts", id: "alerts-id", inputs: {} }], {
+            c: {} as any, endpoint: "http://127.0.0.1:1", region: "us-east-1", replacements: [], vpcId: "vpc-1", subnets: [], notes: [],
+        }).then(() => undefined, (e: Error) => e);
+        expect(err?.message).to.match(/declares aws:sns\/topic:Topic alerts, which npm run local cannot apply/);
+    });
+    it("GIVEN a component resource and types provision() applies THEN they are recorded as applied without a call", async () => {
+        const out = await applyDeclared(
+            [
+                { type: "lambda-ecs-worker:index:LambdaEcsWorker", name: "render", id: "render-id", inputs: {} },
+                { type: "aws:sqs/queue:Queue", name: "render-queue", id: "render-queue-id", inputs: {} },
+            ],
+            { c: {} as any, endpoint: "http://127.0.0.1:1", region: "us-east-1", replacements: [], vpcId: "vpc-1", subnets: [], notes: [] },
+        );
+        expect(out.map((r) => [r.name, r.status])).to.deep.equal([["render", "applied"], ["render-queue", "applied"]]);
     });
 });

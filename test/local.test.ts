@@ -150,6 +150,39 @@ describe("npm run local --plan: the emulator holds what the stack declares", fun
     });
 });
 
+/** What the stack declares in a launch mode (type token, name), evaluated under the mocks in a child process. */
+function declaredResources(launchMode: string): string[] {
+    const js = `require("./scripts/local/stack").evaluateStack({ launchMode: ${JSON.stringify(launchMode)} }).then(
+        (s) => { console.log(JSON.stringify(s.resources.map((r) => r.type + " " + r.name))); process.exit(0); },
+        (e) => { console.error(e); process.exit(1); })`;
+    const r = spawnSync(process.execPath, ["-r", "ts-node/register/transpile-only", "-e", js], { cwd: ROOT, encoding: "utf8" });
+    if (r.status !== 0) throw new Error(`evaluating the stack (${launchMode}) failed: ${r.stderr}`);
+    return JSON.parse(r.stdout.trim().split("\n").pop()!);
+}
+
+describe("npm run local --plan: every declared resource is applied to the emulator (appliers.ts)", function () {
+    this.timeout(180000);
+    for (const mode of ["drain", "per-job", "service"]) {
+        it(`GIVEN launchMode=${mode} THEN the set of applied resources equals the set the stack declares`, async () => {
+            const declared = declaredResources(mode);
+            const run = await runLocal(["--plan", "--config", `launchMode=${mode}`]);
+            expect(run.code, run.stderr).to.equal(0);
+            const plan = JSON.parse(run.stdout);
+            expect(plan.resources.every((r: any) => r.status === "applied"), JSON.stringify(plan.resources)).to.equal(true);
+            expect(plan.resources.map((r: any) => `${r.type} ${r.name}`).sort()).to.deep.equal([...declared].sort());
+            // The mode's own resources are among them (not an empty-equals-empty pass).
+            const types = new Set(plan.resources.map((r: any) => r.type));
+            for (const t of ["aws:iam/rolePolicy:RolePolicy", "aws:cloudwatch/metricAlarm:MetricAlarm", "aws:cloudwatch/eventTarget:EventTarget", "aws:lambda/function:Function"]) {
+                expect(types.has(t), t).to.equal(true);
+            }
+            expect(types.has("aws:ecs/service:Service"), "ECS service").to.equal(mode === "service");
+            expect(types.has("aws:appautoscaling/policy:Policy"), "scaling policies").to.equal(mode === "service");
+            // Lambda targets went to stand-in queues, and the run says so.
+            expect(plan.notes.some((n: string) => /EventBridge target .* → stand-in SQS queue/.test(n)), JSON.stringify(plan.notes)).to.equal(true);
+        });
+    }
+});
+
 describe("npm run local (scripts/local.ts), end to end on moto_server", function () {
     this.timeout(240000);
     let dir: string;

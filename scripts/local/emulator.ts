@@ -9,6 +9,7 @@ import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from "@aws-s
 import { CreateClusterCommand, ECSClient, RegisterTaskDefinitionCommand } from "@aws-sdk/client-ecs";
 
 import { DeclaredStack } from "./stack";
+import { applyDeclared, AppliedRecord } from "./appliers";
 import { motoClientConfig } from "../../harness/moto";
 
 export interface Clients {
@@ -38,6 +39,8 @@ export interface Provisioned {
     notes: string[];
     /** fake value → emulator value. */
     replacements: [string, string][];
+    /** One record per declared resource: applied to the emulator or not (see appliers.ts). */
+    applied: AppliedRecord[];
 }
 
 /** Replaces every fake value in strings, deeply (objects, arrays, JSON text). */
@@ -176,6 +179,19 @@ export async function provision(c: Clients, endpoint: string, region: string, d:
         notes.push(`CAPACITY_PROVIDER_STRATEGY ${launcherEnv.CAPACITY_PROVIDER_STRATEGY} → [] (moto's RunTask only places launchType FARGATE tasks)`);
         launcherEnv.CAPACITY_PROVIDER_STRATEGY = "[]";
     }
+
+    // ------------------------------------------------------------ the rest of the declared resources (applier table)
+    // Resource ids under the mocks are `<name>-id`; on AWS a bucket's id is its name and a queue's its URL.
+    const ids: [string, string][] = [];
+    for (const r of d.resources) {
+        if (r.type === "aws:s3/bucket:Bucket" || r.type === "aws:s3/bucketV2:BucketV2") ids.push([r.id, bucket]);
+        if (r.type === "aws:sqs/queue:Queue") {
+            const name = r.inputs.name ?? `${r.name}-0000000`;
+            if (name === d.queue.name) ids.push([r.id, queue.url]);
+            if (name === d.deadLetterQueue.name) ids.push([r.id, dlq.url]);
+        }
+    }
+    const applied = await applyDeclared(d.resources, { c, endpoint, region, replacements: [...ids, ...replacements], vpcId, subnets, notes });
     return {
         bucket,
         queueUrl: queue.url,
@@ -188,5 +204,6 @@ export async function provision(c: Clients, endpoint: string, region: string, d:
         launcherEnv,
         notes,
         replacements,
+        applied,
     };
 }

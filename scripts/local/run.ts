@@ -240,6 +240,7 @@ export async function planLocal(o: LocalOptions): Promise<Record<string, unknown
             schedules: declared.schedules,
             launcher: { environment: p.launcherEnv, maximumRetryAttempts: declared.launcher.maximumRetryAttempts, timeoutSeconds: declared.launcher.timeoutSeconds },
             notes: p.notes,
+            resources: p.applied,
         };
     } finally {
         await cleanup.run();

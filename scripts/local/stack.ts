@@ -61,6 +61,8 @@ export interface DeclaredStack {
         /** The serialized handler module (`__index.js` of the code archive). */
         indexJs: string;
     };
+    /** Every resource the stack declares (type token, name, mock id, resolved inputs), for the applier table. */
+    resources: { type: string; name: string; id: string; inputs: Record<string, any> }[];
 }
 
 /** `config:` keys of Pulumi.yaml with their declared type and default (a flat, two-level YAML map). */
@@ -202,6 +204,7 @@ export async function evaluateStack(overrides: Record<string, string> = {}, stac
             maximumRetryAttempts: Number(invokeConfig?.inputs.maximumRetryAttempts ?? 2),
             indexJs,
         },
+        resources: resources.map((r) => ({ type: r.type, name: r.name, id: r.id, inputs: r.inputs })),
     };
 }
 
