@@ -288,7 +288,7 @@ export const APPLIERS: Record<string, Applier> = {
         const i = r.inputs;
         let arn = String(i.arn);
         if (arn.startsWith("arn:aws:lambda:")) {
-            // moto's PutTargets raises NotImplementedError for Lambda targets: a stand-in queue takes the rule's events
+            // moto accepts a Lambda target but raises NotImplementedError when it delivers a matching event: a stand-in queue takes them
             // (the local run hands the launcher its events itself).
             const url = (await x.c.sqs.send(new CreateQueueCommand({ QueueName: `${String(i.rule).slice(0, 60)}-lambda-target` }))).QueueUrl!;
             arn = (await x.c.sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn"] }))).Attributes!.QueueArn!;
