@@ -1,0 +1,43 @@
+/**
+ * AWS requests per job, launcher + worker, in each launch mode (issue #11): the IAM test's scenario (harness/iam/
+ * scenarios.ts: the serialized launcher and the worker against a recording moto_server, three jobs — one that
+ * renders, one that fails for good, one whose worker is stopped mid-job — plus the mode's reconcile/wake steps),
+ * with every request attributed to its role by its access key. Prints figures; never passes or fails.
+ *
+ *   requests_per_job_<mode>: (launcher + worker requests) / 3 jobs
+ *   launcher_requests_<mode>, worker_requests_<mode>: the totals behind it
+ */
+import "../harness/mocks";
+
+import { LambdaEcsWorkerArgs } from "../components";
+import { startRecordingMoto } from "../harness/iam/recording";
+import { runScenario } from "../harness/iam/scenarios";
+import { stackPolicies } from "../harness/iam/stack-policies";
+import { IMAGE_URI } from "../harness/launcher-package";
+
+const JOBS = 3;
+
+async function main(): Promise<void> {
+    const rec = await startRecordingMoto();
+    try {
+        for (const mode of ["drain", "per-job", "service"] as const) {
+            const name = `bench${mode.replace("-", "")}`;
+            const sp = await stackPolicies(name, { image: { imageUri: IMAGE_URI }, launchMode: mode } as LambdaEcsWorkerArgs);
+            const run = await runScenario(rec, sp);
+            const key = mode.replace("-", "");
+            console.log(`launcher_requests_${key}: ${run.launcher.length}`);
+            console.log(`worker_requests_${key}: ${run.worker.length}`);
+            console.log(`requests_per_job_${key}: ${((run.launcher.length + run.worker.length) / JOBS).toFixed(1)}`);
+        }
+    } finally {
+        await rec.stop();
+    }
+}
+
+main().then(
+    () => process.exit(0),
+    (e) => {
+        console.error(e);
+        process.exit(1);
+    },
+);
