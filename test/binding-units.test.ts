@@ -154,6 +154,8 @@ describe("issue #12 units", function () {
             expect(outcome, JSON.stringify(outcome)).to.include({ status: "ok" });
             expect(s3.commandCalls(GetObjectCommand)[0].args[0].input).to.not.have.property("IfMatch");
             expect(s3.commandCalls(HeadObjectCommand)[0].args[0].input.IfMatch).to.equal('"v1"');
+            // The outcome carries the job as bound, so its event and metrics name the downloaded version's jobId.
+            expect(outcome.status === "ok" && outcome.job).to.deep.include({ bucket: "b", key: "in/s.zip", etag: "v1" });
         });
 
         it("a 412 on the download is stale: no processor, no upload", async function () {

@@ -12,6 +12,7 @@ import { EventBridgeClient, PutEventsCommand } from "@aws-sdk/client-eventbridge
 import { mockClient } from "aws-sdk-client-mock";
 
 import { DETAIL_TYPE, FinishedJob, JobReporter, eventSettingsFromEnv, finishedJobs, jobEventEntry } from "../worker-image/src/events";
+import { jobId } from "../worker-image/src/binding";
 import { Outcome } from "../worker-image/src/job";
 import { DEFAULT_METRICS_NAMESPACE, emfRecord, jobMetricsRecord } from "../worker-image/src/metrics";
 import { TaskProtection, parseProtectionAnswer, protectionFromEnv, protectionMinutes } from "../worker-image/src/protection";
@@ -205,6 +206,14 @@ describe("worker job events", function () {
             ["4", "timeout", true],
         ]);
         expect(finishedJobs(jobs.slice(0, 1), [{ status: "aborted" }], 1, () => true)).to.deep.equal([]);
+    });
+
+    it("finishedJobs: a direct job (no ETag in its message) ends with the job as bound, so its event's jobId is the downloaded version's", function () {
+        const bound = { bucket: "b", key: "direct.zip", etag: "0123abcd" };
+        const [f] = finishedJobs([{ bucket: "b", key: "direct.zip" }], [{ status: "ok", job: bound } as Outcome], 1, () => true);
+        expect(f.job).to.deep.equal(bound);
+        expect(new JobReporter({ busName: "default", source: "lambda-ecs-worker.w", worker: "w", namespace: "N" } as any, { log: () => {}, jobIdOf: jobId } as any).detail(f).jobId)
+            .to.equal(jobId(bound));
     });
 });
 

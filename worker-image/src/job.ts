@@ -27,7 +27,7 @@ import { extractZip } from "./unzip";
  * ETag the job was bound to (the event's, else the downloaded one), from which its jobId is computed.
  */
 export type Outcome = (
-    | { status: "ok" }
+    | { status: "ok"; /** The job as bound (a direct job carries the ETag it downloaded). */ job?: Job }
     | { status: "stale"; job: Job; reason: string }
     | { status: "permanent"; job?: Job; reason: string }
     | { status: "timeout"; job: Job; reason: string }
@@ -135,7 +135,7 @@ export class JobRunner {
         try {
             await this.processJob(job, signal, processed, stats);
             this.log("job_done", { bucket: job.bucket, key: job.key, jobId: jobId(job), seconds: (Date.now() - started) / 1000 });
-            return { status: "ok", stats: measured() };
+            return { status: "ok", job, stats: measured() };
         } catch (err) {
             if (signal.aborted || err instanceof AbortedError) {
                 this.log("aborted", { bucket: job.bucket, key: job.key });
