@@ -8,7 +8,7 @@ import { LambdaEcsWorkerArgs, LambdaEcsWorkerCapacity } from "./components";
 
 /** Parses the `capacity` config: "FARGATE", "FARGATE_SPOT", or "FARGATE:1,FARGATE_SPOT:3" (weights). */
 export function parseCapacity(value: string): LambdaEcsWorkerCapacity {
-    if (value === "FARGATE" || value === "FARGATE_SPOT") return value;
+    if (value === "FARGATE" || value === "FARGATE_SPOT") return { kind: value };
     const weights: Record<string, number> = {};
     for (const part of value.split(",")) {
         const m = /^\s*(FARGATE|FARGATE_SPOT):(\d+)\s*$/.exec(part);
@@ -19,7 +19,7 @@ export function parseCapacity(value: string): LambdaEcsWorkerCapacity {
         }
         weights[m[1]] = Number(m[2]);
     }
-    return { fargateWeight: weights.FARGATE ?? 0, spotWeight: weights.FARGATE_SPOT ?? 0 };
+    return { kind: "MIXED", fargateWeight: weights.FARGATE ?? 0, spotWeight: weights.FARGATE_SPOT ?? 0 };
 }
 
 /** The worker's arguments from this stack's config. */
@@ -32,7 +32,7 @@ export function renderWorkerArgs(config: pulumi.Config): LambdaEcsWorkerArgs {
         cpu: config.getNumber("cpu"),
         memory: config.getNumber("memory"),
         maxTasks: config.getNumber("maxTasks"),
-        launcherConcurrency: config.getNumber("launcherConcurrency") === 0 ? "unreserved" : config.getNumber("launcherConcurrency"),
+        launcherConcurrency: config.getNumber("launcherConcurrency"),
         launchMode: config.get("launchMode") as LambdaEcsWorkerArgs["launchMode"],
         capacity: parseCapacity(config.get("capacity") ?? "FARGATE"),
         inputPrefix: config.get("inputPrefix"),

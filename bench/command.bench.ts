@@ -15,7 +15,7 @@ import { CommandProcessor } from "../worker-image/src/command";
 import { configFromEnv } from "../worker-image/src/config";
 import { runProcess } from "../worker-image/src/run-process";
 import { Worker } from "../worker-image/src/runtime";
-import { localWorkerEnv } from "../scripts/local/stack-dir";
+import { localWorkerEnv } from "../cli/local/stack-dir";
 
 const JOBS = Number(process.env.BENCH_COMMAND_JOBS ?? 10);
 const STACK = path.resolve(__dirname, "../examples/geojson");

@@ -30,7 +30,7 @@ function tinyZip(file: string, name: string): Promise<void> {
 function local(args: string[]): Promise<{ code: number | null; summary: any; seconds: number; stderr: string }> {
     const t0 = process.hrtime.bigint();
     return new Promise((resolve) => {
-        const child = spawn(process.execPath, ["-r", "ts-node/register/transpile-only", "scripts/local.ts", ...args, "--json"], {
+        const child = spawn(process.execPath, ["-r", "ts-node/register/transpile-only", "cli/main.ts", "local", ...args, "--json"], {
             cwd: ROOT,
             stdio: ["ignore", "pipe", "pipe"],
         });

@@ -3,14 +3,28 @@
  * component sets on the function. Runtime values reach the launcher only through these (never through `.get()`).
  */
 
-/** How the launcher gets work done once a job is queued. */
-export type LaunchMode =
+/**
+ * This module is serialized by value into the launcher's `__index.js`, also when the component runs from another
+ * project's `node_modules` (where Pulumi would otherwise capture a module by reference, as
+ * `require("lambda-ecs-worker/dist/functions/launcher-settings.js")`, which the launcher's archive does not hold).
+ * Pulumi's closure serializer honours this marker (`deploymentOnlyModule`: a module not required at run time).
+ */
+export const deploymentOnlyModule = true;
+
+/**
+ * How the launcher gets work done once a job is queued (an enum: `LaunchMode.Drain` or its value `"drain"`; Pulumi's
+ * component schema lists the values).
+ */
+export const LaunchMode = {
     /** Start just enough tasks (up to `maxTasks`) to drain the queue; each task exits when the queue is empty. */
-    | "drain"
+    Drain: "drain",
     /** One task per job, with the job passed as container environment overrides (`JOB_BUCKET`, `JOB_KEY`). */
-    | "per-job"
+    PerJob: "per-job",
     /** Start no task: an ECS service scaled on queue depth (down to zero) consumes the queue. */
-    | "service";
+    Service: "service",
+} as const;
+/** One of {@link LaunchMode}'s values. */
+export type LaunchMode = (typeof LaunchMode)[keyof typeof LaunchMode];
 
 /** Every {@link LaunchMode}, in the order error messages list them (the launcher and the component both check against it). */
 export const LAUNCH_MODES: readonly LaunchMode[] = ["drain", "per-job", "service"];

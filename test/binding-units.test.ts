@@ -10,7 +10,7 @@ import * as os from "os";
 import * as path from "path";
 import { Readable } from "stream";
 import { makeZip } from "../harness/worker-env";
-import { deadLetteredJobs } from "../scripts/local/watch";
+import { deadLetteredJobs } from "../cli/local/watch";
 import {
     JOB_ID_LENGTH,
     bareEtag,

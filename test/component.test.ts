@@ -476,9 +476,9 @@ describe("LambdaEcsWorker", () => {
                 cpu: 2048,
                 memory: 4096,
                 ephemeralStorageGiB: 50,
-                capacity: { fargateWeight: 1, spotWeight: 3, fargateBase: 1 },
+                capacity: { kind: "MIXED", fargateWeight: 1, spotWeight: 3, fargateBase: 1 },
                 maxTasks: 4,
-                launcherConcurrency: "unreserved",
+                launcherConcurrency: 0,
                 environment: { QUALITY: "9", WORKER_CONCURRENCY: "2" },
                 alarmActions: ["arn:aws:sns:eu-west-1:111122223333:oncall"],
                 tags: { team: "vision" },
@@ -860,7 +860,7 @@ describe("validateLambdaEcsWorkerArgs", () => {
         ["expectedJobSeconds outside service mode", { launchMode: "per-job", expectedJobSeconds: 30 }, /^expectedJobSeconds: applies only with launchMode "service", not "per-job"/],
         ["service mode without Container Insights", { launchMode: "service", containerInsights: false }, /^containerInsights: must be true with launchMode "service"/],
         ["spotFallback without Spot", { spotFallback: false }, /^spotFallback: applies only when capacity includes FARGATE_SPOT/],
-        ["spotFallback in service mode", { launchMode: "service", capacity: "FARGATE_SPOT", spotFallback: false }, /^spotFallback: applies only with launchMode "drain" or "per-job"/],
+        ["spotFallback in service mode", { launchMode: "service", capacity: { kind: "FARGATE_SPOT" }, spotFallback: false }, /^spotFallback: applies only with launchMode "drain" or "per-job"/],
         ["both context and imageUri", { image: { context: ".", imageUri: "x" } }, /^image: give exactly one of image.context/],
         ["neither context nor imageUri", { image: {} }, /^image: give exactly one/],
         ["dockerfile with imageUri", { image: { imageUri: "x", dockerfile: "D" } }, /^image: dockerfile applies only with image.context/],
@@ -881,7 +881,8 @@ describe("validateLambdaEcsWorkerArgs", () => {
         ["launch mode", { launchMode: "cron" as any }, /^launchMode: must be one of "drain", "per-job", "service", got "cron"/],
         ["maxTasks zero", { maxTasks: 0 }, /^maxTasks: must be an integer from 1 to 1000, got 0/],
         ["maxTasks fractional", { maxTasks: 2.5 }, /^maxTasks: must be an integer from 1 to 1000, got 2.5/],
-        ["launcherConcurrency", { launcherConcurrency: 0 }, /^launcherConcurrency: must be an integer from 1 to 1000/],
+        ["launcherConcurrency negative", { launcherConcurrency: -1 }, /^launcherConcurrency: must be an integer from 0 to 1000, got -1/],
+        ["launcherConcurrency fractional", { launcherConcurrency: 1.5 }, /^launcherConcurrency: must be an integer from 0 to 1000, got 1.5/],
         ["reconcile interval", { reconcileIntervalMinutes: 0 }, /^reconcileIntervalMinutes: must be an integer from 1 to 60, got 0/],
         ["reconcile outside drain", { launchMode: "service", reconcileIntervalMinutes: 5 }, /^reconcileIntervalMinutes: applies only with launchMode "drain", not "service"/],
         ["ephemeral storage", { ephemeralStorageGiB: 500 }, /^ephemeralStorageGiB: must be an integer from 21 to 200/],
@@ -895,9 +896,12 @@ describe("validateLambdaEcsWorkerArgs", () => {
         ["retention", { messageRetentionSeconds: 30 }, /^messageRetentionSeconds: must be an integer from 60 to 1209600/],
         ["dlq retention", { deadLetterRetentionSeconds: 2000000 }, /^deadLetterRetentionSeconds: must be an integer from 60 to 1209600/],
         ["log retention", { logRetentionDays: 10 }, /^logRetentionDays: must be one of 1, 3, 5, 7, 14, 30/],
-        ["capacity string", { capacity: "EC2" as any }, /^capacity: must be "FARGATE", "FARGATE_SPOT" or \{ fargateWeight, spotWeight \}, got "EC2"/],
-        ["capacity zero weights", { capacity: { fargateWeight: 0, spotWeight: 0 } }, /^capacity: fargateWeight and spotWeight can't both be 0/],
-        ["capacity negative", { capacity: { fargateWeight: -1, spotWeight: 1 } }, /^capacity.fargateWeight: must be an integer from 0 to 1000/],
+        ["capacity as a string (0.1 form)", { capacity: "FARGATE_SPOT" as any }, /^capacity: must be \{ kind \} with kind one of "FARGATE", "FARGATE_SPOT", "MIXED" \(MIXED with fargateWeight and spotWeight\), got "FARGATE_SPOT"/],
+        ["capacity kind", { capacity: { kind: "EC2" as any } }, /^capacity: must be \{ kind \} with kind one of "FARGATE", "FARGATE_SPOT", "MIXED"/],
+        ["capacity weights without MIXED", { capacity: { kind: "FARGATE_SPOT", spotWeight: 3 } }, /^capacity.spotWeight: applies only with kind "MIXED", not "FARGATE_SPOT"/],
+        ["capacity MIXED without weights", { capacity: { kind: "MIXED", spotWeight: 3 } }, /^capacity.fargateWeight: required with kind "MIXED"/],
+        ["capacity zero weights", { capacity: { kind: "MIXED", fargateWeight: 0, spotWeight: 0 } }, /^capacity: fargateWeight and spotWeight can't both be 0/],
+        ["capacity negative", { capacity: { kind: "MIXED", fargateWeight: -1, spotWeight: 1 } }, /^capacity.fargateWeight: must be an integer from 0 to 1000/],
         ["subnets without vpc or sg", { subnetIds: ["s"] }, /^vpcId: required with subnetIds when securityGroupIds is not given/],
         ["vpc without subnets", { vpcId: "vpc-1" }, /^vpcId: applies only with subnetIds/],
         ["reserved env", { environment: { QUEUE_URL: "x" } }, /^environment.QUEUE_URL: is set by the component/],
@@ -907,8 +911,8 @@ describe("validateLambdaEcsWorkerArgs", () => {
         ["a KMS key without bucketName", { bucketKmsKeyArn: "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab" }, /^bucketKmsKeyArn: applies only with bucketName/],
         ["a KMS alias", { bucketName: "media", bucketKmsKeyArn: "arn:aws:kms:us-east-1:123456789012:alias/media" }, /^bucketKmsKeyArn: must be a KMS key ARN/],
         // AWS's rules that the mocks cannot see (sources in validate.ts)
-        ["arm64 on FARGATE_SPOT", { image: { context: ".", platform: "linux/arm64" }, capacity: "FARGATE_SPOT" }, /^image.platform \/ capacity: Fargate Spot runs only X86_64 Linux tasks/],
-        ["arm64 with a Spot weight", { image: { context: ".", platform: "linux/arm64" }, capacity: { fargateWeight: 1, spotWeight: 1 } }, /^image.platform \/ capacity: Fargate Spot runs only X86_64/],
+        ["arm64 on FARGATE_SPOT", { image: { context: ".", platform: "linux/arm64" }, capacity: { kind: "FARGATE_SPOT" } }, /^image.platform \/ capacity: Fargate Spot runs only X86_64 Linux tasks/],
+        ["arm64 with a Spot weight", { image: { context: ".", platform: "linux/arm64" }, capacity: { kind: "MIXED", fargateWeight: 1, spotWeight: 1 } }, /^image.platform \/ capacity: Fargate Spot runs only X86_64/],
         ["bucket name with capitals", { bucketName: "My_Bucket" }, /^bucketName: must be an S3 bucket name/],
         ["bucket name too short", { bucketName: "ab" }, /^bucketName: must be an S3 bucket name/],
         ["bucket name as an IP address", { bucketName: "192.168.5.4" }, /^bucketName: must be an S3 bucket name/],
@@ -939,7 +943,7 @@ describe("validateLambdaEcsWorkerArgs", () => {
                 outputPrefix: "out/",
                 cpu: 16384,
                 memory: 122880,
-                capacity: "FARGATE",
+                capacity: { kind: "FARGATE" },
                 subnetIds: ["s"],
                 vpcId: "v",
                 logRetentionDays: 3653,
@@ -954,8 +958,9 @@ describe("validateLambdaEcsWorkerArgs", () => {
     });
 
     it("accepts arm64 on on-demand FARGATE, amd64 on Spot, a valid bucket name and 50 tags", () => {
-        expect(validateLambdaEcsWorkerArgs({ image: { context: ".", platform: "linux/arm64" }, capacity: { fargateWeight: 1, spotWeight: 0 } })).to.deep.equal([]);
-        expect(validateLambdaEcsWorkerArgs({ image: { context: ".", platform: "linux/amd64" }, capacity: "FARGATE_SPOT", bucketName: "my.render-bucket-01" })).to.deep.equal([]);
+        expect(validateLambdaEcsWorkerArgs({ image: { context: ".", platform: "linux/arm64" }, capacity: { kind: "MIXED", fargateWeight: 1, spotWeight: 0 } })).to.deep.equal([]);
+        expect(validateLambdaEcsWorkerArgs({ image: { context: ".", platform: "linux/arm64" }, launcherConcurrency: 0 })).to.deep.equal([]);
+        expect(validateLambdaEcsWorkerArgs({ image: { context: ".", platform: "linux/amd64" }, capacity: { kind: "FARGATE_SPOT" }, bucketName: "my.render-bucket-01" })).to.deep.equal([]);
         expect(validateLambdaEcsWorkerArgs({ ...MINIMAL, tags: Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`k${i}`, "v".repeat(256)])) })).to.deep.equal([]);
     });
 
@@ -1012,12 +1017,12 @@ describe("component helpers", () => {
     });
 
     it("capacityProviderStrategy maps each capacity setting", () => {
-        expect(capacityProviderStrategy("FARGATE")).to.deep.equal([{ capacityProvider: "FARGATE", weight: 1 }]);
-        expect(capacityProviderStrategy("FARGATE_SPOT")).to.deep.equal([{ capacityProvider: "FARGATE_SPOT", weight: 1 }]);
-        expect(capacityProviderStrategy({ fargateWeight: 0, spotWeight: 2 })).to.deep.equal([
+        expect(capacityProviderStrategy({ kind: "FARGATE" })).to.deep.equal([{ capacityProvider: "FARGATE", weight: 1 }]);
+        expect(capacityProviderStrategy({ kind: "FARGATE_SPOT" })).to.deep.equal([{ capacityProvider: "FARGATE_SPOT", weight: 1 }]);
+        expect(capacityProviderStrategy({ kind: "MIXED", fargateWeight: 0, spotWeight: 2 })).to.deep.equal([
             { capacityProvider: "FARGATE_SPOT", weight: 2 },
         ]);
-        expect(capacityProviderStrategy({ fargateWeight: 1, spotWeight: 4, fargateBase: 2 })).to.deep.equal([
+        expect(capacityProviderStrategy({ kind: "MIXED", fargateWeight: 1, spotWeight: 4, fargateBase: 2 })).to.deep.equal([
             { capacityProvider: "FARGATE", weight: 1, base: 2 },
             { capacityProvider: "FARGATE_SPOT", weight: 4 },
         ]);

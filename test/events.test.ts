@@ -18,8 +18,8 @@ import { expect } from "chai";
 
 import { RecordedResource } from "../harness/mocks";
 import { Moto, motoClientConfig, startMoto } from "../harness/moto";
-import { onFailureRecord, scheduledEvent } from "../scripts/local/events";
-import { jobEventPattern } from "../scripts/local/job-events";
+import { onFailureRecord, scheduledEvent } from "../cli/local/events";
+import { jobEventPattern } from "../cli/local/job-events";
 import { createHandler, parseLauncherSettings } from "../functions/launcher";
 import { Aws, makeZip, runWorkerInProcess, s3Event, scene, tinyJobZip, useMotoEnv, workerEnv } from "../harness/worker-env";
 

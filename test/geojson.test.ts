@@ -15,7 +15,7 @@ import { Moto, startMoto } from "../harness/moto";
 import { Aws, LogLine, makeZip, runWorkerInProcess, useMotoEnv, workerEnv } from "../harness/worker-env";
 import { CommandProcessor } from "../worker-image/src/command";
 import { parseOutputSuffixes } from "../worker-image/src/config";
-import { localWorkerEnv, resolveStackDir, stackImage, words } from "../scripts/local/stack-dir";
+import { localWorkerEnv, resolveStackDir, stackImage, words } from "../cli/local/stack-dir";
 
 const ROOT = path.resolve(__dirname, "..");
 const STACK = path.join(ROOT, "examples/geojson");
@@ -167,7 +167,7 @@ describe("npm run local -- --stack examples/geojson (e2e)", function () {
         const run = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
             const child = spawn(
                 process.execPath,
-                ["-r", "ts-node/register/transpile-only", "scripts/local.ts", "--stack", "examples/geojson", ...files, "--json", "--out", out, "--timeout", "240"],
+                ["-r", "ts-node/register/transpile-only", "cli/main.ts", "local", "--stack", "examples/geojson", ...files, "--json", "--out", out, "--timeout", "240"],
                 { cwd: ROOT, env: { ...process.env, TS_NODE_TRANSPILE_ONLY: "true" }, stdio: ["ignore", "pipe", "pipe"] },
             );
             let stdout = "";
@@ -194,7 +194,7 @@ describe("npm run local -- --stack examples/geojson (e2e)", function () {
     });
 });
 
-describe("npm run local --stack: the stack dir (scripts/local/stack-dir.ts)", function () {
+describe("npm run local --stack: the stack dir (cli/local/stack-dir.ts)", function () {
     it("reads a stack's Dockerfile ENV for a local worker process, with COPY destinations mapped to the stack's files", function () {
         expect(localWorkerEnv(STACK)).to.deep.equal({
             WORKER_COMMAND: JSON.stringify(["node", path.join(STACK, "geojson-to-gpkg.js"), "{input}", "{outputDir}"]).replace(/","/g, '", "'),

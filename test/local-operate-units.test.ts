@@ -4,8 +4,8 @@
  */
 import { expect } from "chai";
 
-import { describeJobEvent, jobEventPattern, jobEventsNote, JobEventFeed, parseJobEvent } from "../scripts/local/job-events";
-import { serviceTasksToStart, TaskFleet } from "../scripts/local/tasks";
+import { describeJobEvent, jobEventPattern, jobEventsNote, JobEventFeed, parseJobEvent } from "../cli/local/job-events";
+import { serviceTasksToStart, TaskFleet } from "../cli/local/tasks";
 
 describe("local service mode: wake and CloudWatch path", () => {
     const base = { maxTasks: "4", visible: 3, inFlight: 0, running: 0, waitingMs: 0, alarmDelayMs: 60000 };

@@ -4,17 +4,17 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
-import { applyDeclared } from "../scripts/local/appliers";
-import { Cleanup } from "../scripts/local/cleanup";
-import { EventDelivery, onFailureRecord, scheduledEvent, Schedules } from "../scripts/local/events";
-import { displayPath, jobCounts, JobBook, notAJobReason, planJobs } from "../scripts/local/jobs";
-import { InvokeResult } from "../scripts/local/launcher";
-import { Runner, RunningTask, TaskSpec } from "../scripts/local/runners";
-import { checkInputs, runNotes, stackOverrides } from "../scripts/local/setup";
-import { buildSummary } from "../scripts/local/summary";
-import { errorLine, exitKind, LineTail, StartFailures, startFailureVerdict, TookJobWatch, WorkerExit } from "../scripts/local/start-failures";
-import { containerEnvironment, serviceTasksWanted, TaskExit, TaskFleet, taskEnvironment, taskIdOf } from "../scripts/local/tasks";
-import { deadLetteredJobs, jobOutcome } from "../scripts/local/watch";
+import { applyDeclared } from "../cli/local/appliers";
+import { Cleanup } from "../cli/local/cleanup";
+import { EventDelivery, onFailureRecord, scheduledEvent, Schedules } from "../cli/local/events";
+import { displayPath, jobCounts, JobBook, notAJobReason, planJobs } from "../cli/local/jobs";
+import { InvokeResult } from "../cli/local/launcher";
+import { Runner, RunningTask, TaskSpec } from "../cli/local/runners";
+import { checkInputs, runNotes, stackOverrides } from "../cli/local/setup";
+import { buildSummary } from "../cli/local/summary";
+import { errorLine, exitKind, LineTail, StartFailures, startFailureVerdict, TookJobWatch, WorkerExit } from "../cli/local/start-failures";
+import { containerEnvironment, serviceTasksWanted, TaskExit, TaskFleet, taskEnvironment, taskIdOf } from "../cli/local/tasks";
+import { deadLetteredJobs, jobOutcome } from "../cli/local/watch";
 
 describe("npm run local: reading the dead-letter queue (deadLetteredJobs)", () => {
     const s3Event = (...keys: string[]) => ({

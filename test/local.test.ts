@@ -42,10 +42,10 @@ interface Run {
     stderr: string;
 }
 
-/** Runs `scripts/local.ts` as a child process (`env` added to ours); `onStdout` sees the stdout so far after each chunk. */
+/** Runs `cli/main.ts local` as a child process (`env` added to ours); `onStdout` sees the stdout so far after each chunk. */
 function runLocal(args: string[], onStdout?: (stdout: string, child: ReturnType<typeof spawn>) => void, env: Record<string, string> = {}): Promise<Run> {
     return new Promise((resolve) => {
-        const child = spawn(process.execPath, ["-r", "ts-node/register/transpile-only", "scripts/local.ts", ...args], {
+        const child = spawn(process.execPath, ["-r", "ts-node/register/transpile-only", "cli/main.ts", "local", ...args], {
             cwd: ROOT,
             env: { ...process.env, TS_NODE_TRANSPILE_ONLY: "true", ...env },
             stdio: ["ignore", "pipe", "pipe"],
@@ -152,7 +152,7 @@ describe("npm run local --plan: the emulator holds what the stack declares", fun
 
 /** What the stack declares in a launch mode (type token, name), evaluated under the mocks in a child process. */
 function declaredResources(launchMode: string): string[] {
-    const js = `require("./scripts/local/stack").evaluateStack({ launchMode: ${JSON.stringify(launchMode)} }).then(
+    const js = `require("./cli/local/stack").evaluateStack({ launchMode: ${JSON.stringify(launchMode)} }).then(
         (s) => { console.log(JSON.stringify(s.resources.map((r) => r.type + " " + r.name))); process.exit(0); },
         (e) => { console.error(e); process.exit(1); })`;
     const r = spawnSync(process.execPath, ["-r", "ts-node/register/transpile-only", "-e", js], { cwd: ROOT, encoding: "utf8" });
@@ -183,7 +183,7 @@ describe("npm run local --plan: every declared resource is applied to the emulat
     }
 });
 
-describe("npm run local (scripts/local.ts), end to end on moto_server", function () {
+describe("npm run local (cli/main.ts local), end to end on moto_server", function () {
     this.timeout(240000);
     let dir: string;
 

@@ -5,7 +5,7 @@ import { expect } from "chai";
 import * as fs from "fs";
 import * as path from "path";
 
-import { declaredConfig } from "../scripts/local/stack";
+import { declaredConfig } from "../cli/local/stack";
 import { registrationsSettled } from "../harness/stack";
 
 const ROOT = path.resolve(__dirname, "..");
@@ -81,16 +81,16 @@ describe("the POV-Ray stack (index.ts)", () => {
         const { renderWorkerArgs } = require("../stack-config");
         const args = (v?: string) =>
             renderWorkerArgs({ get: () => undefined, getNumber: (k: string) => (k === "launcherConcurrency" && v !== undefined ? Number(v) : undefined) });
-        expect(args("0").launcherConcurrency).to.equal("unreserved");
+        expect(args("0").launcherConcurrency).to.equal(0);
         expect(args("3").launcherConcurrency).to.equal(3);
         expect(args().launcherConcurrency).to.equal(undefined);
     });
 
     it("parseCapacity reads the three forms and names the config key on a bad one", () => {
         const { parseCapacity } = require("../stack-config");
-        expect(parseCapacity("FARGATE")).to.equal("FARGATE");
-        expect(parseCapacity("FARGATE_SPOT")).to.equal("FARGATE_SPOT");
-        expect(parseCapacity("FARGATE:1, FARGATE_SPOT:3")).to.deep.equal({ fargateWeight: 1, spotWeight: 3 });
+        expect(parseCapacity("FARGATE")).to.deep.equal({ kind: "FARGATE" });
+        expect(parseCapacity("FARGATE_SPOT")).to.deep.equal({ kind: "FARGATE_SPOT" });
+        expect(parseCapacity("FARGATE:1, FARGATE_SPOT:3")).to.deep.equal({ kind: "MIXED", fargateWeight: 1, spotWeight: 3 });
         expect(() => parseCapacity("SPOT:2")).to.throw(/^config capacity: expected "FARGATE", "FARGATE_SPOT" or/);
     });
 });

@@ -25,7 +25,7 @@ import {
     useMotoEnv,
     workerEnv,
 } from "../harness/worker-env";
-import { deadLetteredJobs } from "../scripts/local/watch";
+import { deadLetteredJobs } from "../cli/local/watch";
 import { jobId } from "../worker-image/src/binding";
 import { findSetpriv } from "../worker-image/src/parent-death";
 import { PovrayProcessor } from "../worker-image/src/povray";

@@ -7,6 +7,49 @@ import * as pulumi from "@pulumi/pulumi";
 
 import { LaunchMode } from "../../functions/launcher-settings";
 
+/** The platform of the worker's image, which sets the task's CPU architecture (an enum: `Platform.LinuxAmd64` or its value). */
+export const Platform = {
+    /** x86_64 (Fargate `X86_64`); the only one Fargate Spot runs. */
+    LinuxAmd64: "linux/amd64",
+    /** 64-bit ARM (Fargate `ARM64`, Graviton): on-demand `FARGATE` capacity only. */
+    LinuxArm64: "linux/arm64",
+} as const;
+/** One of {@link Platform}'s values. */
+export type Platform = (typeof Platform)[keyof typeof Platform];
+
+/** Which Fargate capacity the tasks run on (an enum: `CapacityKind.FargateSpot` or its value `"FARGATE_SPOT"`). */
+export const CapacityKind = {
+    /** On-demand Fargate. */
+    Fargate: "FARGATE",
+    /** Fargate Spot: up to 70 % cheaper, interruptible with two minutes' notice (the job goes back to the queue). */
+    FargateSpot: "FARGATE_SPOT",
+    /** Both, by the weights `fargateWeight` and `spotWeight`, after `fargateBase` on-demand tasks. */
+    Mixed: "MIXED",
+} as const;
+/** One of {@link CapacityKind}'s values. */
+export type CapacityKind = (typeof CapacityKind)[keyof typeof CapacityKind];
+
+/** Fargate capacity: on-demand, Spot, or a weighted mix of both. */
+export interface LambdaEcsWorkerCapacity {
+    /** On-demand (`FARGATE`), Spot (`FARGATE_SPOT`) or both (`MIXED`, by the weights below). */
+    kind: CapacityKind;
+    /**
+     * With `MIXED`: relative weight of on-demand FARGATE tasks, 0-1000.
+     * @default - none: required with `MIXED`, not allowed otherwise
+     */
+    fargateWeight?: number;
+    /**
+     * With `MIXED`: relative weight of FARGATE_SPOT tasks, 0-1000 (not both 0).
+     * @default - none: required with `MIXED`, not allowed otherwise
+     */
+    spotWeight?: number;
+    /**
+     * With `MIXED`: tasks always placed on on-demand FARGATE before the weights apply, 0-100000.
+     * @default 0
+     */
+    fargateBase?: number;
+}
+
 /** Where the worker's container image comes from: built from a Dockerfile, or prebuilt. Exactly one of the two. */
 export interface LambdaEcsWorkerImageArgs {
     /**
@@ -25,7 +68,7 @@ export interface LambdaEcsWorkerImageArgs {
      * the platform the image is built for.
      * @default "linux/amd64"
      */
-    platform?: "linux/amd64" | "linux/arm64";
+    platform?: Platform;
     /**
      * A prebuilt image to run, e.g. `123456789012.dkr.ecr.us-east-1.amazonaws.com/render:1.2`. Exclusive with
      * `context`. When it is in ECR, the execution role may pull from exactly that repository.
@@ -33,19 +76,6 @@ export interface LambdaEcsWorkerImageArgs {
      */
     imageUri?: pulumi.Input<string>;
 }
-
-/** Fargate capacity: on-demand, Spot, or a weighted mix of both. */
-export type LambdaEcsWorkerCapacity =
-    | "FARGATE"
-    | "FARGATE_SPOT"
-    | {
-          /** Relative weight of on-demand FARGATE tasks. */
-          fargateWeight: number;
-          /** Relative weight of FARGATE_SPOT tasks. */
-          spotWeight: number;
-          /** Tasks always placed on on-demand FARGATE before the weights apply. @default 0 */
-          fargateBase?: number;
-      };
 
 export interface LambdaEcsWorkerArgs {
     /** The worker's container image: `{ context }` to build one (optionally `dockerfile`, `platform`), or `{ imageUri }`. */
@@ -113,12 +143,12 @@ export interface LambdaEcsWorkerArgs {
      */
     maxTasks?: number;
     /**
-     * Reserved concurrency of the launcher Lambda. 1 serializes task-start decisions, so a burst of uploads can't
-     * start a storm of tasks; `"unreserved"` reserves none, for accounts whose concurrency limit is too low to reserve
-     * any (Lambda keeps 10 unreserved), at the price that concurrent invocations may briefly start more than `maxTasks`.
+     * Reserved concurrency of the launcher Lambda, 0-1000. 1 serializes task-start decisions, so a burst of uploads
+     * can't start a storm of tasks; 0 reserves none, for accounts whose concurrency limit is too low to reserve any
+     * (Lambda keeps 10 unreserved), at the price that concurrent invocations may briefly start more than `maxTasks`.
      * @default 1
      */
-    launcherConcurrency?: number | "unreserved";
+    launcherConcurrency?: number;
 
     /**
      * In `launchMode: "drain"`, minutes between the launcher's scheduled "reconcile" runs, 1-60: the same task-start
@@ -151,7 +181,11 @@ export interface LambdaEcsWorkerArgs {
      * @default 900
      */
     jobTimeoutSeconds?: number;
-    /** Fargate capacity: `"FARGATE"`, `"FARGATE_SPOT"`, or `{ fargateWeight, spotWeight, fargateBase? }`. @default "FARGATE" */
+    /**
+     * Fargate capacity: `{ kind: "FARGATE" }`, `{ kind: "FARGATE_SPOT" }`, or
+     * `{ kind: "MIXED", fargateWeight, spotWeight, fargateBase? }`.
+     * @default { kind: "FARGATE" }
+     */
     capacity?: LambdaEcsWorkerCapacity;
     /** Subnets the tasks run in. @default - the default VPC's subnets */
     subnetIds?: pulumi.Input<pulumi.Input<string>[]>;
@@ -244,14 +278,14 @@ export const LAMBDA_ECS_WORKER_DEFAULTS = {
     outputSuffixes: [".png", ".log"],
     launchMode: "drain" as LaunchMode,
     maxTasks: 10,
-    launcherConcurrency: 1 as number | "unreserved",
+    launcherConcurrency: 1,
     reconcileIntervalMinutes: 1,
     cpu: 1024,
     memory: 2048,
     ephemeralStorageGiB: 21,
     stopTimeout: 120,
     jobTimeoutSeconds: 900,
-    capacity: "FARGATE" as LambdaEcsWorkerCapacity,
+    capacity: { kind: CapacityKind.Fargate } as LambdaEcsWorkerCapacity,
     logRetentionDays: 14,
     containerInsights: true,
     visibilityTimeoutSeconds: 300,
@@ -263,7 +297,7 @@ export const LAMBDA_ECS_WORKER_DEFAULTS = {
     acceptableWaitSeconds: 300,
     expectedJobSeconds: 60,
     spotFallback: true,
-    platform: "linux/amd64" as const,
+    platform: Platform.LinuxAmd64 as Platform,
 
     environment: {} as Record<string, pulumi.Input<string>>,
     alarmActions: [] as pulumi.Input<pulumi.Input<string>[]>,
@@ -282,7 +316,7 @@ export type ResolvedLambdaEcsWorkerArgs = Omit<LambdaEcsWorkerArgs, Defaulted | 
     [K in Defaulted]-?: (typeof LAMBDA_ECS_WORKER_DEFAULTS)[K];
 } & {
     /** `image.platform`, resolved. */
-    platform: "linux/amd64" | "linux/arm64";
+    platform: Platform;
     /** No `subnetIds`: the tasks run in the default VPC's subnets. */
     useDefaultVpc: boolean;
     assignPublicIp: boolean;

@@ -1,7 +1,7 @@
 /** Step "cluster": the ECS cluster and its Fargate capacity providers, with the default strategy from `capacity`. */
 import * as aws from "@pulumi/aws";
 
-import { ChildOptions, LambdaEcsWorkerCapacity, ResolvedLambdaEcsWorkerArgs } from "./args";
+import { CapacityKind, ChildOptions, LambdaEcsWorkerCapacity, ResolvedLambdaEcsWorkerArgs } from "./args";
 
 export type CapacityProviderStrategy = { capacityProvider: string; weight: number; base?: number }[];
 
@@ -15,12 +15,11 @@ export interface ClusterResources {
 
 /** The capacity provider strategy for a capacity setting. */
 export function capacityProviderStrategy(capacity: LambdaEcsWorkerCapacity): CapacityProviderStrategy {
-    if (capacity === "FARGATE" || capacity === "FARGATE_SPOT") return [{ capacityProvider: capacity, weight: 1 }];
+    if (capacity.kind !== CapacityKind.Mixed) return [{ capacityProvider: capacity.kind, weight: 1 }];
+    const [fargateWeight, spotWeight, fargateBase] = [capacity.fargateWeight ?? 0, capacity.spotWeight ?? 0, capacity.fargateBase ?? 0];
     const out: CapacityProviderStrategy = [];
-    if (capacity.fargateWeight > 0 || (capacity.fargateBase ?? 0) > 0) {
-        out.push({ capacityProvider: "FARGATE", weight: capacity.fargateWeight, base: capacity.fargateBase ?? 0 });
-    }
-    if (capacity.spotWeight > 0) out.push({ capacityProvider: "FARGATE_SPOT", weight: capacity.spotWeight });
+    if (fargateWeight > 0 || fargateBase > 0) out.push({ capacityProvider: "FARGATE", weight: fargateWeight, base: fargateBase });
+    if (spotWeight > 0) out.push({ capacityProvider: "FARGATE_SPOT", weight: spotWeight });
     return out;
 }
 

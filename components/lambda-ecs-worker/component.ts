@@ -66,7 +66,7 @@ export class LambdaEcsWorker extends pulumi.ComponentResource {
     /** The worker's task definition. */
     public readonly taskDefinition: aws.ecs.TaskDefinition;
     /** The launcher Lambda function. */
-    public readonly launcher: aws.lambda.CallbackFunction<any, any>;
+    public readonly launcher: aws.lambda.Function;
     /** The role the worker's code runs as. */
     public readonly taskRole: aws.iam.Role;
     /** The role ECS uses to pull the image and write logs. */

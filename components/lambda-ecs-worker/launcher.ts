@@ -6,6 +6,8 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import * as fs from "fs";
+import * as path from "path";
 
 import { launcherFactory } from "../../functions/launcher";
 import { LAUNCHER_ENV, METRICS, writtenSuffixes } from "../../functions/launcher-settings";
@@ -40,7 +42,7 @@ export interface LauncherDeps {
 }
 
 export interface LauncherResources {
-    launcher: aws.lambda.CallbackFunction<any, any>;
+    launcher: aws.lambda.Function;
     /** S3's permission to invoke the launcher: the bucket notification depends on it. */
     permission: aws.lambda.Permission;
     /** ECS's `startedBy` of this worker's tasks (at most 36 characters): the launcher counts its tasks by it. */
@@ -98,10 +100,10 @@ export function createLauncher(name: string, r: ResolvedLambdaEcsWorkerArgs, dep
             role: launcherRole,
             timeout: 60,
             memorySize: 256,
-            ...(r.launcherConcurrency === "unreserved" ? {} : { reservedConcurrentExecutions: r.launcherConcurrency }),
+            ...(r.launcherConcurrency === 0 ? {} : { reservedConcurrentExecutions: r.launcherConcurrency }),
             environment: { variables: launcherEnvironment(name, r, deps, startedBy) },
             loggingConfig: { logFormat: "Text", logGroup: launcherLogs.name },
-            codePathOptions: { extraExcludePackages: ["@aws-sdk/client-ecs", "@aws-sdk/client-eventbridge", "@aws-sdk/client-sqs"] },
+            codePathOptions: { extraExcludePackages: launcherExcludedPackages() },
             tags: r.tags,
         },
         { parent, dependsOn: [launcherPolicy, capacityProviders] },
@@ -130,6 +132,25 @@ export function createLauncher(name: string, r: ResolvedLambdaEcsWorkerArgs, dep
         { parent },
     );
     return { launcher, permission, startedBy };
+}
+
+/**
+ * Packages kept out of the launcher's code archive: all of them. Pulumi's `CallbackFunction` packs the `dependencies`
+ * of the program's package.json (the first one at or above the working directory, as Pulumi finds it) and theirs;
+ * the launcher needs none: its handler is serialized whole into `__index.js` (functions/launcher.ts), and the AWS SDK
+ * v3 it requires comes with Lambda's Node.js 22 runtime. So every dependency of the program (this package among them,
+ * when another project installs it) and the SDK clients are excluded, and the archive is the handler alone.
+ */
+export function launcherExcludedPackages(cwd = process.cwd()): string[] {
+    const sdk = ["@aws-sdk/client-ecs", "@aws-sdk/client-eventbridge", "@aws-sdk/client-sqs"];
+    for (let dir = path.resolve(cwd); ; dir = path.dirname(dir)) {
+        const file = path.join(dir, "package.json");
+        if (fs.existsSync(file)) {
+            const dependencies = Object.keys(JSON.parse(fs.readFileSync(file, "utf8")).dependencies ?? {});
+            return [...new Set([...sdk, ...dependencies])].sort();
+        }
+        if (path.dirname(dir) === dir) return sdk;
+    }
 }
 
 /** The launcher's settings, by the names of `LAUNCHER_ENV` (the contract with `functions/launcher.ts`). */

@@ -5,7 +5,7 @@
  * "only with" rules on whether an argument was given at all.
  */
 import { ERROR_REPORT_SUFFIX, LAUNCH_MODES, writtenSuffixes } from "../../functions/launcher-settings";
-import { LambdaEcsWorkerArgs, ResolvedLambdaEcsWorkerArgs, resolveArgs } from "./args";
+import { CapacityKind, LambdaEcsWorkerArgs, Platform, ResolvedLambdaEcsWorkerArgs, resolveArgs } from "./args";
 import { describeMemoryFor, FARGATE_SIZES, isInteger, LOG_RETENTION_DAYS } from "./aws-rules";
 import { RESERVED_ENVIRONMENT } from "./container";
 
@@ -60,7 +60,7 @@ function checkAwsLimits(args: LambdaEcsWorkerArgs, r: ResolvedLambdaEcsWorkerArg
     // "Linux tasks with the ARM64 architecture don't support the Fargate Spot capacity provider" (Amazon ECS Developer
     // Guide, "Amazon ECS task definitions for 64-bit ARM workloads").
     if (r.platform === "linux/arm64" && usesSpot(r.capacity)) {
-        errors.push(`image.platform / capacity: Fargate Spot runs only X86_64 Linux tasks; use platform "linux/amd64" or capacity "FARGATE" with "linux/arm64", got ${JSON.stringify(r.capacity)}`);
+        errors.push(`image.platform / capacity: Fargate Spot runs only X86_64 Linux tasks; use platform "linux/amd64" or capacity { kind: "FARGATE" } with "linux/arm64", got ${JSON.stringify(r.capacity)}`);
     }
     if (typeof args.bucketName === "string" && (!BUCKET_NAME.test(args.bucketName) || args.bucketName.includes("..") || /^\d+\.\d+\.\d+\.\d+$/.test(args.bucketName))) {
         errors.push(`bucketName: must be an S3 bucket name (3-63 lowercase letters, digits, "." and "-", starting and ending with a letter or digit, not an IP address), got ${JSON.stringify(args.bucketName)}`);
@@ -117,8 +117,8 @@ function checkImageAndBucket(args: LambdaEcsWorkerArgs, errors: Problems): void 
         if (hasUri && image.dockerfile !== undefined) {
             errors.push("image: dockerfile applies only with image.context, not with image.imageUri");
         }
-        if (image.platform !== undefined && !["linux/amd64", "linux/arm64"].includes(image.platform)) {
-            errors.push(`image.platform: must be "linux/amd64" or "linux/arm64", got ${JSON.stringify(image.platform)}`);
+        if (image.platform !== undefined && !Object.values(Platform).includes(image.platform)) {
+            errors.push(`image.platform: must be ${Object.values(Platform).map((p) => `"${p}"`).join(" or ")}, got ${JSON.stringify(image.platform)}`);
         }
     }
     if (args.bucketKmsKeyArn !== undefined && args.bucketName === undefined) {
@@ -196,9 +196,7 @@ function checkModeAndTasks(args: LambdaEcsWorkerArgs, { launchMode }: ResolvedLa
     if (args.reconcileIntervalMinutes !== undefined && launchMode !== "drain") {
         errors.push(`reconcileIntervalMinutes: applies only with launchMode "drain", not "${launchMode}"`);
     }
-    if (args.launcherConcurrency !== undefined && args.launcherConcurrency !== "unreserved") {
-        intIn(errors, "launcherConcurrency", args.launcherConcurrency, 1, 1000);
-    }
+    intIn(errors, "launcherConcurrency", args.launcherConcurrency, 0, 1000);
 }
 
 function checkSizesAndLimits(args: LambdaEcsWorkerArgs, { cpu, memory, logRetentionDays }: ResolvedLambdaEcsWorkerArgs, errors: Problems): void {
@@ -221,18 +219,24 @@ function checkSizesAndLimits(args: LambdaEcsWorkerArgs, { cpu, memory, logRetent
 }
 
 function checkCapacity({ capacity }: ResolvedLambdaEcsWorkerArgs, errors: Problems): void {
-    const allowed = `must be "FARGATE", "FARGATE_SPOT" or { fargateWeight, spotWeight }, got ${JSON.stringify(capacity)}`;
-    if (typeof capacity === "string") {
-        if (capacity !== "FARGATE" && capacity !== "FARGATE_SPOT") errors.push(`capacity: ${allowed}`);
-    } else if (!capacity || typeof capacity !== "object") {
-        errors.push(`capacity: ${allowed}`);
-    } else {
-        intIn(errors, "capacity.fargateWeight", capacity.fargateWeight, 0, 1000);
-        intIn(errors, "capacity.spotWeight", capacity.spotWeight, 0, 1000);
-        intIn(errors, "capacity.fargateBase", capacity.fargateBase, 0, 100000);
-        if (capacity.fargateWeight === 0 && capacity.spotWeight === 0) {
-            errors.push("capacity: fargateWeight and spotWeight can't both be 0");
-        }
+    const kinds = Object.values(CapacityKind);
+    if (!capacity || typeof capacity !== "object" || !kinds.includes(capacity.kind)) {
+        errors.push(`capacity: must be { kind } with kind one of ${kinds.map((k) => `"${k}"`).join(", ")} (MIXED with fargateWeight and spotWeight), got ${JSON.stringify(capacity)}`);
+        return;
+    }
+    const weights = (["fargateWeight", "spotWeight", "fargateBase"] as const).filter((k) => capacity[k] !== undefined);
+    if (capacity.kind !== CapacityKind.Mixed) {
+        for (const k of weights) errors.push(`capacity.${k}: applies only with kind "MIXED", not "${capacity.kind}"`);
+        return;
+    }
+    for (const k of ["fargateWeight", "spotWeight"] as const) {
+        if (capacity[k] === undefined) errors.push(`capacity.${k}: required with kind "MIXED" (an integer from 0 to 1000)`);
+    }
+    intIn(errors, "capacity.fargateWeight", capacity.fargateWeight, 0, 1000);
+    intIn(errors, "capacity.spotWeight", capacity.spotWeight, 0, 1000);
+    intIn(errors, "capacity.fargateBase", capacity.fargateBase, 0, 100000);
+    if (capacity.fargateWeight === 0 && capacity.spotWeight === 0) {
+        errors.push("capacity: fargateWeight and spotWeight can't both be 0");
     }
 }
 
@@ -283,5 +287,5 @@ function checkEventsAndScaling(args: LambdaEcsWorkerArgs, r: ResolvedLambdaEcsWo
 
 /** Whether a capacity setting places any task on FARGATE_SPOT. */
 export function usesSpot(capacity: ResolvedLambdaEcsWorkerArgs["capacity"]): boolean {
-    return capacity === "FARGATE_SPOT" || (typeof capacity === "object" && capacity !== null && capacity.spotWeight > 0);
+    return capacity?.kind === CapacityKind.FargateSpot || (capacity?.kind === CapacityKind.Mixed && (capacity.spotWeight ?? 0) > 0);
 }

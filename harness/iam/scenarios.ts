@@ -39,7 +39,7 @@ import { motoClientConfig } from "../moto";
 import { launcherArchive, one } from "../stack";
 import { Aws, makeZip, runWorkerInProcess, s3Event, tinyJobZip } from "../worker-env";
 import { PovrayProcessor } from "../../worker-image/src/povray";
-import { onFailureRecord } from "../../scripts/local/events";
+import { onFailureRecord } from "../../cli/local/events";
 import { agentTaskProtectionCall } from "./platform";
 import { ACCESS_KEYS, asSentToAws, RecordedHttpRequest, RecordingMoto, roleClientConfig } from "./recording";
 import { StackPolicies } from "./stack-policies";

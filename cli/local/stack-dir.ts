@@ -12,15 +12,26 @@ import * as fs from "fs";
 import * as path from "path";
 
 import { DEFAULT_IMAGE } from "./runners";
-import { ROOT } from "./stack";
+import { PACKAGE_ROOT as ROOT } from "../../components/lambda-ecs-worker/package-root";
 
-/** The stack dir `arg` names (absolute), or throws naming what is missing. */
+/** The stack dir `arg` names (absolute; default: `cwd`), or throws naming what is missing. */
 export function resolveStackDir(arg: string | undefined, cwd = process.cwd()): string {
-    const dir = path.resolve(cwd, arg ?? ROOT);
-    for (const f of ["index.ts", "Pulumi.yaml"]) {
-        if (!fs.existsSync(path.join(dir, f))) throw new Error(`--stack ${arg}: no ${f} in ${dir} (a stack dir holds a Pulumi program: index.ts, Pulumi.yaml, Dockerfile)`);
+    const dir = path.resolve(cwd, arg ?? ".");
+    const what = arg === undefined ? `the current folder (${dir})` : `--stack ${arg} (${dir})`;
+    if (!fs.existsSync(path.join(dir, "Pulumi.yaml"))) {
+        throw new Error(`${what} holds no Pulumi.yaml: run in a Pulumi project's folder or give --stack DIR (a stack dir holds Pulumi.yaml, its program and the worker's Dockerfile)`);
     }
+    const program = programFile(dir);
+    if (!fs.existsSync(program)) throw new Error(`${what}: its program ${path.relative(dir, program)} does not exist (Pulumi.yaml's main, else index.ts)`);
     return dir;
+}
+
+/** The stack's program: Pulumi.yaml's `main` (a file, or a folder holding index.ts), else `index.ts`. */
+export function programFile(stackDir: string): string {
+    const yaml = fs.readFileSync(path.join(stackDir, "Pulumi.yaml"), "utf8");
+    const main = /^main:\s*["']?([^"'#\n]+?)["']?\s*(?:#.*)?$/m.exec(yaml)?.[1];
+    const target = path.resolve(stackDir, main ?? "index.ts");
+    return fs.existsSync(target) && fs.statSync(target).isDirectory() ? path.join(target, "index.ts") : target;
 }
 
 /** The worker image of a stack dir: the POV-Ray image for the root, else `lambda-ecs-worker/<dir name>:dev`. */

@@ -1,25 +1,30 @@
 /**
- * npm run local -- <scene.zip>... [--out DIR] [--max-tasks N] [--json] [--runner auto|process|podman]
- *                  [--image REF] [--timeout SECONDS] [--worker-wait SECONDS] [--config key=value]...
- *
- * Renders scene zips end to end on an embedded AWS emulator (moto_server): the POV-Ray stack (index.ts) is evaluated
- * under the Pulumi mocks and what it declares is created in the emulator; uploads trigger the launcher's own code;
- * every task it starts runs as a container of the worker image (podman) or a local worker process. PNGs (and
- * `.error.json` reports) land in --out. Exit code 0 iff every job produced its PNG; 1 when a job failed or the run
- * could not run (no runner, every worker task failed to start: within seconds, with the runner's error); 2 for usage.
+ * `lambda-ecs-worker local [--stack DIR] [--out DIR] [--json] [--config k=v] FILE...` (this repository: `npm run
+ * local -- ...`): runs a stack's worker end to end on an embedded AWS emulator (moto_server). The stack in DIR (default:
+ * the current folder: its Pulumi program, Pulumi.yaml and Dockerfile) is evaluated under the Pulumi mocks and what it
+ * declares is created in the emulator; uploads trigger the launcher's own serialized code; every task it starts runs
+ * as a container of the stack's worker image (podman) or, when that image is not built, a local worker process with
+ * the Dockerfile's ENV. Outputs (and `.error.json` reports) land in --out. Exit code 0 iff every job produced its
+ * outputs; 1 when a job failed or the run could not run (no runner, every worker task failed to start: within
+ * seconds, with the runner's error); 2 for usage.
  */
 import { LocalOptions, cleanup, planLocal, runLocal, summaryTable } from "./local/run";
 import { Progress } from "./local/progress";
 import { DEFAULT_IMAGE } from "./local/runners";
 import { resolveStackDir, stackImage } from "./local/stack-dir";
 
-const USAGE = `usage: npm run local -- <scene.zip>... [options]
+export const USAGE = `usage: lambda-ecs-worker local [options] FILE...
+       (in this repository: npm run local -- [options] FILE...)
 
-Renders POV-Ray scene zips end to end on a local AWS emulator (moto_server) with the stack's own bucket, queues,
-launcher code and task definition; each ECS task runs as a worker container (podman) or local process.
+Runs the stack's worker end to end on a local AWS emulator (moto_server), with no AWS account: the stack's own bucket,
+queues, launcher code and task definition; each FILE is uploaded as a job; each ECS task runs as a container of the
+stack's worker image (podman) or, when it is not built, a local worker process with its Dockerfile's ENV.
 
 options:
-  --out DIR            where PNGs and .error.json reports go (default ./out)
+  --stack DIR          the Pulumi program to run (default: the current folder): DIR/Pulumi.yaml (config keys with
+                       defaults), its program (Pulumi.yaml's main, else DIR/index.ts) and the worker's Dockerfile;
+                       its image is lambda-ecs-worker/<dir name>:dev (this repository's root: the POV-Ray image)
+  --out DIR            where outputs and .error.json reports go (default ./out)
   --max-tasks N        the stack's maxTasks (concurrent worker tasks)
   --json               print only the summary, as JSON, on stdout
   --runner KIND        auto (podman when the image exists, else process) | podman | process (default auto)
@@ -28,11 +33,9 @@ options:
   --worker-wait SECONDS  the workers' SQS long-poll wait, WORKER_WAIT_SECONDS (default 1)
   --reconcile-seconds N  run the stack's launcher schedule (drain mode's reconcile, rate(1 minute)) every N s (default 5)
   --config KEY=VALUE   any other config key of Pulumi.yaml (repeatable), e.g. --config renderTimeoutSeconds=60
-  --stack DIR          the Pulumi program to run: DIR/index.ts with DIR/Pulumi.yaml (default: the POV-Ray stack at
-                       the root), e.g. --stack examples/geojson; its image is lambda-ecs-worker/<dir name>:dev
   --plan               only apply the stack to a fresh emulator and print what it then holds (JSON); no scenes needed
 
-exit code: 0 every job produced its PNG; 1 a job failed, or the run could not run (no runner; every worker task
+exit code: 0 every job produced its outputs; 1 a job failed, or the run could not run (no runner; every worker task
 exited before taking a job: reported within seconds with the runner's stderr); 2 a bad command line
 `;
 
@@ -110,8 +113,9 @@ export function parseArgs(argv: string[]): LocalOptions {
                 o.inputs.push(a);
         }
     }
-    if (o.stackDir !== undefined && !imageGiven) o.image = stackImage(o.stackDir);
-    if (o.inputs.length === 0 && !o.plan) throw new Error("give at least one scene zip, e.g. npm run local -- examples/spheres.zip");
+    o.stackDir ??= resolveStackDir(undefined);
+    if (!imageGiven) o.image = stackImage(o.stackDir);
+    if (o.inputs.length === 0 && !o.plan) throw new Error("give at least one file to upload as a job, e.g. lambda-ecs-worker local examples/spheres.zip");
     return o;
 }
 
@@ -124,11 +128,12 @@ function quietSdkNotice(): void {
     };
 }
 
-async function main(): Promise<number> {
+/** Runs the `local` command with its arguments (after `local`); resolves to the process's exit code. */
+export async function main(argv: string[]): Promise<number> {
     quietSdkNotice();
     let o: LocalOptions;
     try {
-        o = parseArgs(process.argv.slice(2));
+        o = parseArgs(argv);
     } catch (e) {
         process.stderr.write(`${(e as Error).message}\n\n${USAGE}`);
         return 2;
@@ -166,7 +171,7 @@ async function main(): Promise<number> {
             const done = summary.jobs.filter((j) => j.status === "done").length;
             process.stdout.write(`\n${summaryTable(summary.jobs)}\n\n`);
             process.stdout.write(
-                `${done} of ${summary.jobs.length} job(s) rendered in ${summary.seconds.toFixed(1)} s · ${summary.tasksStarted} task(s) ` +
+                `${done} of ${summary.jobs.length} job(s) done in ${summary.seconds.toFixed(1)} s · ${summary.tasksStarted} task(s) ` +
                     `(${summary.runner}) · outputs in ${summary.outDir} · logs in ${summary.logsDir}\n`,
             );
         }
@@ -179,6 +184,3 @@ async function main(): Promise<number> {
     }
 }
 
-if (require.main === module) {
-    main().then((code) => process.exit(code));
-}

@@ -108,6 +108,17 @@ function follow(child: ChildProcess, logFile: string): Pick<RunningTask, "exited
 }
 
 /**
+ * The worker runtime as a local Node process: its TypeScript sources through ts-node when this CLI runs from them (this
+ * repository), else the compiled runtime the package ships (`dist/worker-image/src/main.js`, e.g. `npx
+ * lambda-ecs-worker local` in another project).
+ */
+export function localWorkerCommand(fromSources = __filename.endsWith(".ts")): [string, ...string[]] {
+    return fromSources
+        ? [process.execPath, "-r", "ts-node/register/transpile-only", path.join(ROOT, "worker-image/src/main.ts")]
+        : [process.execPath, path.join(ROOT, "dist/worker-image/src/main.js")];
+}
+
+/**
  * `LEW_LOCAL_WORKER_ARGV` (a JSON array): the command a local worker process runs instead of the worker, e.g. one
  * that fails to start, to try how a run reports it (test/local.test.ts). Unset: the worker.
  */
@@ -122,7 +133,7 @@ export function workerArgv(env: NodeJS.ProcessEnv = process.env): [string, ...st
 }
 
 /**
- * Local Node process: `node -r ts-node/register/transpile-only worker-image/src/main.ts`, with `imageEnv` (the
+ * Local Node process of the worker runtime ({@link localWorkerCommand}), with `imageEnv` (the
  * stack's Dockerfile ENV, e.g. WORKER_COMMAND) under the task's environment. POV-Ray is needed unless it runs a command.
  */
 export function processRunner(runId: string, scratchRoot: string, imageEnv: Record<string, string> = {}): Runner {
@@ -135,7 +146,7 @@ export function processRunner(runId: string, scratchRoot: string, imageEnv: Reco
         start(spec, logFile) {
             const scratch = path.join(scratchRoot, spec.id);
             fs.mkdirSync(scratch, { recursive: true });
-            const [cmd, ...args] = workerArgv() ?? [process.execPath, "-r", "ts-node/register/transpile-only", path.join(ROOT, "worker-image/src/main.ts")];
+            const [cmd, ...args] = workerArgv() ?? localWorkerCommand();
             const child = spawn(
                 cmd,
                 [...args, `--lew-local-run=${runId}`],

@@ -1,6 +1,6 @@
 /**
  * Evaluates a stack's Pulumi program (the POV-Ray stack's index.ts by default; `--stack DIR`: DIR/index.ts with
- * DIR/Pulumi.yaml) in-process under the project's Pulumi mocks (harness/mocks.ts) and returns
+ * DIR/Pulumi.yaml) in-process under the project's Pulumi mocks (./mocks.ts) and returns
  * what it declares: the recorded resources' resolved inputs, read by type. Nothing here restates the component's
  * settings: queue attributes, redrive policy, notification filters, task definition and launcher settings all come
  * from the recorded inputs; `npm run local` then applies them to the emulator.
@@ -11,7 +11,11 @@
 import * as fs from "fs";
 import * as path from "path";
 
-export const ROOT = path.resolve(__dirname, "../..");
+import { PACKAGE_ROOT } from "../../components/lambda-ecs-worker/package-root";
+import { programFile } from "./stack-dir";
+
+/** This package's root: the POV-Ray stack (its index.ts, Pulumi.yaml) in this repository. */
+export const ROOT = PACKAGE_ROOT;
 
 export interface DeclaredQueue {
     /** Fake URL/ARN the mocks gave the queue (what the other resources reference). */
@@ -101,15 +105,30 @@ function single<T extends { type: string; name: string }>(resources: T[], type: 
 }
 
 /**
+ * Lets `require` load the stack's TypeScript program as `pulumi up` does (ts-node, transpile only): nothing to do when
+ * this process already runs under ts-node (this repository), else the stack's own ts-node (a Pulumi TypeScript
+ * project has it), or an error saying what to install.
+ */
+export function registerTypeScript(stackDir: string): void {
+    if (require.extensions[".ts"]) return;
+    let tsNode: string;
+    try {
+        tsNode = require.resolve("ts-node", { paths: [stackDir] });
+    } catch {
+        throw new Error(`the stack's program is TypeScript, and ts-node is not installed in ${stackDir}: npm install --save-dev ts-node typescript`);
+    }
+    require(tsNode).register({ transpileOnly: true, compilerOptions: { module: "commonjs" } });
+}
+
+/**
  * Evaluates `<stackDir>/index.ts` (default: the POV-Ray stack at the root) with the given config overrides of its
  * Pulumi.yaml. Must run once per process (the module registers its stack on import). Loads @pulumi/pulumi,
  * @pulumi/aws and the mocks: a few seconds.
  */
 export async function evaluateStack(overrides: Record<string, string> = {}, stackDir = ROOT): Promise<DeclaredStack> {
     // Importing the mocks installs them before anything of the stack is loaded.
-    const mocks: typeof import("../../harness/mocks") = require("../../harness/mocks");
+    const mocks: typeof import("./mocks") = require("./mocks");
     const pulumi: typeof import("@pulumi/pulumi") = require("@pulumi/pulumi");
-    const helpers: typeof import("../../harness/stack") = require("../../harness/stack");
 
     const defaults = declaredConfigDefaults(stackDir);
     for (const k of Object.keys(overrides)) {
@@ -119,16 +138,18 @@ export async function evaluateStack(overrides: Record<string, string> = {}, stac
     const project = pulumi.getProject();
     pulumi.runtime.setAllConfig(Object.fromEntries(Object.entries(config).map(([k, v]) => [`${project}:${k}`, v])));
     mocks.resetRecorded();
-    const stack = require(path.join(path.resolve(stackDir), "index"));
+    const program = programFile(stackDir);
+    if (program.endsWith(".ts")) registerTypeScript(stackDir);
+    const stack = require(program);
     const [bucketName, queueUrl, dlqUrl, clusterArn, taskDefinitionArn, launcherName] = await mocks.valueOf(
         pulumi.all([stack.bucketName, stack.queueUrl, stack.deadLetterQueueUrl, stack.clusterArn, stack.taskDefinitionArn, stack.launcherFunctionName]),
     );
-    await helpers.registrationsSettled();
+    await mocks.registrationsSettled();
     const resources = [...mocks.recorded];
 
     const fn = single(resources, "aws:lambda/function:Function", (r) => r.name.endsWith("-launcher"));
     const launcherEnv: Record<string, string> = { ...(fn.inputs.environment?.variables ?? {}) };
-    const { indexJs } = await helpers.launcherArchive(resources);
+    const { indexJs } = await mocks.launcherArchive(resources);
     const invokeConfig = resources.find((r) => r.type === "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig");
 
     const queues = resources.filter((r) => r.type === "aws:sqs/queue:Queue");

@@ -10,7 +10,7 @@ import { CreateClusterCommand, ECSClient, RegisterTaskDefinitionCommand } from "
 
 import { DeclaredStack } from "./stack";
 import { applyDeclared, AppliedRecord } from "./appliers";
-import { motoClientConfig } from "../../harness/moto";
+import { motoClientConfig } from "./moto";
 
 export interface Clients {
     s3: S3Client;

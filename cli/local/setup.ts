@@ -6,7 +6,7 @@ import { PutObjectCommand } from "@aws-sdk/client-s3";
 import * as fs from "fs";
 import * as path from "path";
 
-import { Moto, MOTO_ENV, startMoto } from "../../harness/moto";
+import { Moto, MOTO_ENV, startMoto } from "./moto";
 import { Cleanup } from "./cleanup";
 import { Clients, makeClients, provision, Provisioned } from "./emulator";
 import { JobBook, notAJobReason, planJobs } from "./jobs";

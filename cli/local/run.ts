@@ -23,7 +23,7 @@ import { buildSummary, LocalSummary } from "./summary";
 import { containerEnvironment, TaskFleet } from "./tasks";
 import { jobEventsNote, JobEventFeed } from "./job-events";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
-import { motoClientConfig } from "../../harness/moto";
+import { motoClientConfig } from "./moto";
 
 /** Service mode's CloudWatch path: jobs wait this long with no task before the scale-out alarm starts one. */
 const SERVICE_ALARM_DELAY_MS = 60000;

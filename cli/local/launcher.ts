@@ -10,7 +10,6 @@ import { ChildProcess, spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 
-import { ROOT } from "./stack";
 
 const HOST_JS = `
 const timeoutMs = Number(process.env.__LOCAL_LAMBDA_TIMEOUT_MS || 60000);
@@ -27,6 +26,18 @@ process.on("message", async (m) => {
 });
 process.send({ ready: true });
 `;
+
+/**
+ * The `node_modules` folder the AWS SDK v3 is installed in, for NODE_PATH: the Lambda runtime ships the SDK, so the
+ * launcher's package has none and `require("@aws-sdk/...")` must resolve outside it (here: wherever this CLI's own
+ * SDK is, the repository's node_modules or the installing project's).
+ */
+export function sdkNodePath(): string {
+    const resolved = require.resolve("@aws-sdk/client-sqs");
+    const at = resolved.lastIndexOf(`${path.sep}node_modules${path.sep}`);
+    if (at < 0) throw new Error(`@aws-sdk/client-sqs resolved outside node_modules: ${resolved}`);
+    return resolved.slice(0, at + `${path.sep}node_modules`.length);
+}
 
 export interface InvokeResult {
     ok: boolean;
@@ -64,7 +75,7 @@ export class LocalLauncher {
         fs.writeFileSync(host, HOST_JS);
         const child = spawn(process.execPath, [host, index, `--lew-local-run=${this.runId}`], {
             cwd: this.dir,
-            env: { NODE_NO_WARNINGS: "1", ...this.env, NODE_PATH: path.join(ROOT, "node_modules"), __LOCAL_LAMBDA_TIMEOUT_MS: String(this.timeoutSeconds * 1000) },
+            env: { NODE_NO_WARNINGS: "1", ...this.env, NODE_PATH: sdkNodePath(), __LOCAL_LAMBDA_TIMEOUT_MS: String(this.timeoutSeconds * 1000) },
             stdio: ["ignore", "pipe", "pipe", "ipc"],
         });
         this.child = child;

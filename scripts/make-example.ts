@@ -2,13 +2,13 @@
  * Rebuilds the example scene zips: every folder under examples/ becomes examples/<folder>.zip with the folder's
  * files at the top level of the zip (the worker looks for `<zip name>.ini` or a single `.pov` there).
  *
- *   npx ts-node --transpile-only scripts/local/make-example.ts [examples/spheres ...]
+ *   npx ts-node --transpile-only scripts/make-example.ts [examples/spheres ...]
  */
 import * as fs from "fs";
 import * as path from "path";
 import * as yazl from "yazl";
 
-export const EXAMPLES = path.resolve(__dirname, "../../examples");
+export const EXAMPLES = path.resolve(__dirname, "../examples");
 
 /** Zips the regular files of `dir` (top level only, sorted, fixed timestamps so the zip is reproducible). */
 export function zipDirectory(dir: string, outFile: string): Promise<void> {

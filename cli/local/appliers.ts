@@ -16,7 +16,7 @@ import { CreateServiceCommand } from "@aws-sdk/client-ecs";
 import { EventBridgeClient, PutRuleCommand, PutTargetsCommand } from "@aws-sdk/client-eventbridge";
 
 import { Clients, substitute } from "./emulator";
-import { motoClientConfig } from "../../harness/moto";
+import { motoClientConfig } from "./moto";
 
 export interface DeclaredResource {
     type: string;
@@ -432,7 +432,7 @@ export async function applyDeclared(resources: DeclaredResource[], x: ApplyConte
             if (APPLIED_BY_PROVISION.has(r.type)) out.push({ type: r.type, name: r.name, status: "applied" });
             else if (EMULATED[r.type]) out.push({ type: r.type, name: r.name, status: "applied", how: EMULATED[r.type] });
             else if (isComponent(r.type)) out.push({ type: r.type, name: r.name, status: "applied", how: "component resource: its children are applied" });
-            else throw new Error(`the stack declares ${r.type} ${r.name}, which npm run local cannot apply to the emulator (no row in scripts/local/appliers.ts)`);
+            else throw new Error(`the stack declares ${r.type} ${r.name}, which npm run local cannot apply to the emulator (no row in cli/local/appliers.ts)`);
         }
     }
     return out;
