@@ -1,6 +1,8 @@
 import { FAKE_ACCOUNT, FAKE_REGION, RecordedResource, typeChain } from "../harness/mocks";
 
 import { expect } from "chai";
+import * as fs from "fs";
+import * as path from "path";
 
 import {
     capacityProviderStrategy,
@@ -9,6 +11,7 @@ import {
     LambdaEcsWorkerArgs,
     validateLambdaEcsWorkerArgs,
 } from "../components";
+import { RUNTIME_IMAGE_CONTEXT } from "../components/lambda-ecs-worker/package-root";
 import { buildRunTaskInput, parseLauncherSettings } from "../functions/launcher";
 import { buildWorker, launcherArchive, one, registrationsSettled } from "../harness/stack";
 
@@ -144,6 +147,7 @@ describe("LambdaEcsWorker", () => {
                     `${T.alarm} render-dlq-alarm`,
                     `${T.alarm} render-stuck-alarm`,
                     `${T.repo} render-repo`,
+                    `${T.image} render-runtime-image`,
                     `${T.image} render-image`,
                     `${T.logGroup} render-logs`,
                     `${T.sg} render-sg`,
@@ -179,11 +183,34 @@ describe("LambdaEcsWorker", () => {
 
         it("THEN every child has the component as its parent", () => {
             const children = resources.filter((r) => r.type !== COMPONENT);
-            expect(children).to.have.length(39);
+            expect(children).to.have.length(40);
             for (const r of children) {
                 expect(typeChain(r.urn), r.name).to.equal(`${COMPONENT}$${r.type}`);
             }
             expect(typeChain(one(resources, COMPONENT, "render").urn)).to.equal(COMPONENT);
+        });
+
+        it("THEN it builds the runtime base image from the package's own context and hands its URI to the worker's build as RUNTIME_IMAGE", () => {
+            const repo = one(resources, T.repo, "render-repo");
+            const runtime = one(resources, T.image, "render-runtime-image");
+            const image = one(resources, T.image, "render-image");
+            const repositoryUrl = `123456789012.dkr.ecr.us-east-1.amazonaws.com/render-repo-abc123`;
+            expect(repo.inputs).to.include({ forceDelete: true });
+            expect(runtime.inputs).to.deep.equal({
+                repositoryUrl,
+                context: RUNTIME_IMAGE_CONTEXT,
+                dockerfile: path.join(RUNTIME_IMAGE_CONTEXT, "Dockerfile.runtime"),
+                platform: "linux/amd64",
+            });
+            expect(fs.readFileSync(path.join(RUNTIME_IMAGE_CONTEXT, "Dockerfile.runtime"), "utf8")).to.match(/^FROM node:22-bookworm-slim$/m);
+            expect(image.inputs).to.deep.equal({
+                repositoryUrl,
+                context: "./worker-image",
+                platform: "linux/amd64",
+                args: { RUNTIME_IMAGE: `${repositoryUrl}@sha256:${"0".repeat(64)}` },
+            });
+            // The POV-Ray worker's Dockerfile builds on exactly that argument.
+            expect(fs.readFileSync("worker-image/Dockerfile", "utf8")).to.match(/^ARG RUNTIME_IMAGE(=\S*)?\nFROM \$\{RUNTIME_IMAGE\}$/m);
         });
 
         it("THEN the bucket is private, encrypted, owner-enforced and TLS-only", () => {
@@ -304,7 +331,8 @@ describe("LambdaEcsWorker", () => {
 
         it("THEN no statement grants Resource '*' except ecr:GetAuthorizationToken and ecs:ListTasks (AWS authorizes both only on '*'; ListTasks on this cluster only), and no managed policy is attached", () => {
             const wildcard = allStatements(resources).filter((s) => [s.Resource].flat().includes("*"));
-            expect(wildcard).to.deep.equal([
+            // Exactly these two, in whichever order the role policies registered.
+            expect(wildcard).to.have.deep.members([
                 { Effect: "Allow", Action: "ecr:GetAuthorizationToken", Resource: "*" },
                 { Effect: "Allow", Action: "ecs:ListTasks", Resource: "*", Condition: { ArnEquals: { "ecs:cluster": arn("ecs", "cluster/render-cluster") } } },
             ]);
@@ -864,6 +892,7 @@ describe("validateLambdaEcsWorkerArgs", () => {
         ["both context and imageUri", { image: { context: ".", imageUri: "x" } }, /^image: give exactly one of image.context/],
         ["neither context nor imageUri", { image: {} }, /^image: give exactly one/],
         ["dockerfile with imageUri", { image: { imageUri: "x", dockerfile: "D" } }, /^image: dockerfile applies only with image.context/],
+        ["buildRuntimeImage with imageUri", { image: { imageUri: "x", buildRuntimeImage: false } }, /^image: buildRuntimeImage applies only with image.context/],
         ["bad platform", { image: { context: ".", platform: "linux/s390x" as any } }, /^image.platform: must be "linux\/amd64" or "linux\/arm64"/],
         ["cpu not a Fargate size", { cpu: 300 }, /^cpu: must be one of 256, 512, 1024, 2048, 4096, 8192, 16384/],
         ["memory too small for cpu", { cpu: 1024, memory: 1024 }, /^memory: with cpu 1024, Fargate allows 2048-8192 in steps of 1024 MiB, got 1024/],
@@ -962,6 +991,18 @@ describe("validateLambdaEcsWorkerArgs", () => {
         expect(validateLambdaEcsWorkerArgs({ image: { context: ".", platform: "linux/arm64" }, launcherConcurrency: 0 })).to.deep.equal([]);
         expect(validateLambdaEcsWorkerArgs({ image: { context: ".", platform: "linux/amd64" }, capacity: { kind: "FARGATE_SPOT" }, bucketName: "my.render-bucket-01" })).to.deep.equal([]);
         expect(validateLambdaEcsWorkerArgs({ ...MINIMAL, tags: Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`k${i}`, "v".repeat(256)])) })).to.deep.equal([]);
+    });
+
+    it("GIVEN buildRuntimeImage false THEN only the worker's own image is built, with no RUNTIME_IMAGE argument", async () => {
+        const { resources } = await buildWorker("own", { image: { context: "./own", dockerfile: "./own/Dockerfile.gpu", buildRuntimeImage: false, platform: "linux/arm64" } });
+        const images = resources.filter((r) => r.type === T.image);
+        expect(images.map((r) => r.name)).to.deep.equal(["own-image"]);
+        expect(images[0].inputs).to.deep.equal({
+            repositoryUrl: "123456789012.dkr.ecr.us-east-1.amazonaws.com/own-repo-abc123",
+            context: "./own",
+            dockerfile: "./own/Dockerfile.gpu",
+            platform: "linux/arm64",
+        });
     });
 
     it("GIVEN linux/arm64 on on-demand FARGATE THEN the task definition runs ARM64", async () => {

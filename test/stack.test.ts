@@ -60,8 +60,9 @@ describe("the POV-Ray stack (index.ts)", () => {
         for (const k of ["queueUrl", "deadLetterQueueUrl", "clusterArn", "taskDefinitionArn", "launcherFunctionName", "logGroupName", "imageUri"]) {
             expect(await valueOf(stack[k]), k).to.be.a("string").and.not.equal("");
         }
-        const image = recorded.find((r) => r.type === "awsx:ecr:Image");
+        const image = recorded.find((r) => r.type === "awsx:ecr:Image" && r.name === "render-image");
         expect(image?.inputs.context).to.equal("./worker-image");
+        expect(recorded.find((r) => r.name === "render-runtime-image")?.inputs.dockerfile).to.match(/worker-image\/Dockerfile\.runtime$/);
         const fn = recorded.find((r) => r.type === "aws:lambda/function:Function")!;
         expect(fn.inputs.environment.variables.MAX_TASKS).to.equal(settings["project:maxTasks"]);
         expect(JSON.parse(fn.inputs.environment.variables.CAPACITY_PROVIDER_STRATEGY)).to.deep.equal([

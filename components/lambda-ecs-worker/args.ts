@@ -54,10 +54,18 @@ export interface LambdaEcsWorkerCapacity {
 export interface LambdaEcsWorkerImageArgs {
     /**
      * Docker build context (a folder with a Dockerfile), built and pushed to a new ECR repository with
-     * `awsx.ecr.Image`. Exclusive with `imageUri`.
+     * `awsx.ecr.Image`. Exclusive with `imageUri`. The Dockerfile starts `ARG RUNTIME_IMAGE` and `FROM
+     * ${RUNTIME_IMAGE}`: the worker runtime base image, which the component builds first (see `buildRuntimeImage`).
      * @default - none: one of `context` or `imageUri` is required
      */
     context?: pulumi.Input<string>;
+    /**
+     * With `context`: build the worker runtime base image (the job runtime and the command processor, no tool) from
+     * this package's `worker-image/Dockerfile.runtime`, push it to the same ECR repository, and pass its URI to the
+     * worker's build as the build arg `RUNTIME_IMAGE`. false: the Dockerfile does not build on the runtime base.
+     * @default true
+     */
+    buildRuntimeImage?: boolean;
     /**
      * Path of the Dockerfile, when it is not `<context>/Dockerfile`. Only with `context`.
      * @default - `Dockerfile` in the context
@@ -298,6 +306,7 @@ export const LAMBDA_ECS_WORKER_DEFAULTS = {
     expectedJobSeconds: 60,
     spotFallback: true,
     platform: Platform.LinuxAmd64 as Platform,
+    buildRuntimeImage: true,
 
     environment: {} as Record<string, pulumi.Input<string>>,
     alarmActions: [] as pulumi.Input<pulumi.Input<string>[]>,
@@ -305,7 +314,7 @@ export const LAMBDA_ECS_WORKER_DEFAULTS = {
 };
 
 /** Keys of {@link LambdaEcsWorkerArgs} that have a fixed default in {@link LAMBDA_ECS_WORKER_DEFAULTS}. */
-type Defaulted = Exclude<keyof typeof LAMBDA_ECS_WORKER_DEFAULTS, "platform">;
+type Defaulted = Exclude<keyof typeof LAMBDA_ECS_WORKER_DEFAULTS, "platform" | "buildRuntimeImage">;
 
 /**
  * {@link LambdaEcsWorkerArgs} with every default applied: what the validation and each step of the constructor read.
@@ -317,6 +326,8 @@ export type ResolvedLambdaEcsWorkerArgs = Omit<LambdaEcsWorkerArgs, Defaulted | 
 } & {
     /** `image.platform`, resolved. */
     platform: Platform;
+    /** `image.buildRuntimeImage`, resolved (only read with `image.context`). */
+    buildRuntimeImage: boolean;
     /** No `subnetIds`: the tasks run in the default VPC's subnets. */
     useDefaultVpc: boolean;
     assignPublicIp: boolean;
@@ -362,6 +373,7 @@ export function resolveArgs(args: LambdaEcsWorkerArgs): ResolvedLambdaEcsWorkerA
         expectedJobSeconds: args.expectedJobSeconds ?? d.expectedJobSeconds,
         spotFallback: args.spotFallback ?? d.spotFallback,
         platform: args.image?.platform ?? d.platform,
+        buildRuntimeImage: args.image?.buildRuntimeImage ?? d.buildRuntimeImage,
         tags: args.tags ?? d.tags,
     };
 }

@@ -117,6 +117,9 @@ function checkImageAndBucket(args: LambdaEcsWorkerArgs, errors: Problems): void 
         if (hasUri && image.dockerfile !== undefined) {
             errors.push("image: dockerfile applies only with image.context, not with image.imageUri");
         }
+        if (hasUri && image.buildRuntimeImage !== undefined) {
+            errors.push("image: buildRuntimeImage applies only with image.context, not with image.imageUri");
+        }
         if (image.platform !== undefined && !Object.values(Platform).includes(image.platform)) {
             errors.push(`image.platform: must be ${Object.values(Platform).map((p) => `"${p}"`).join(" or ")}, got ${JSON.stringify(image.platform)}`);
         }
