@@ -15,7 +15,7 @@ import { Moto, startMoto } from "../harness/moto";
 import { Aws, LogLine, makeZip, runWorkerInProcess, useMotoEnv, workerEnv } from "../harness/worker-env";
 import { CommandProcessor } from "../worker-image/src/command";
 import { parseOutputSuffixes } from "../worker-image/src/config";
-import { localWorkerEnv, resolveStackDir, stackImage, words } from "../cli/local/stack-dir";
+import { localWorkerEnv, programFile, resolveStackDir, stackImage, words } from "../cli/local/stack-dir";
 
 const ROOT = path.resolve(__dirname, "..");
 const STACK = path.join(ROOT, "examples/geojson");
@@ -212,6 +212,26 @@ describe("npm run local --stack: the stack dir (cli/local/stack-dir.ts)", functi
         expect(stackImage(ROOT)).to.equal("lambda-ecs-worker/povray:dev");
         expect(stackImage(STACK)).to.equal("lambda-ecs-worker/geojson:dev");
         expect(resolveStackDir("examples/geojson", ROOT)).to.equal(STACK);
-        expect(() => resolveStackDir("examples", ROOT)).to.throw(/^--stack examples: no index.ts in .*examples \(a stack dir holds a Pulumi program/);
+        expect(() => resolveStackDir("examples", ROOT)).to.throw(/^--stack examples \(.*\/examples\) holds no Pulumi.yaml: run in a Pulumi project's folder or give --stack DIR/);
+        expect(resolveStackDir(undefined, STACK)).to.equal(STACK);
+        expect(() => resolveStackDir(undefined, path.join(ROOT, "examples"))).to.throw(/^the current folder \(.*\/examples\) holds no Pulumi.yaml/);
+    });
+
+    it("takes the stack's program from Pulumi.yaml's main (a file, or a folder's index.ts), else index.ts", function () {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "stack-dir-"));
+        try {
+            fs.writeFileSync(path.join(dir, "Pulumi.yaml"), "name: w\nruntime: nodejs\n");
+            expect(programFile(dir)).to.equal(path.join(dir, "index.ts"));
+            expect(() => resolveStackDir(undefined, dir)).to.throw(/its program index.ts does not exist \(Pulumi.yaml's main, else index.ts\)/);
+            fs.mkdirSync(path.join(dir, "src"));
+            fs.writeFileSync(path.join(dir, "src", "index.ts"), "");
+            fs.writeFileSync(path.join(dir, "Pulumi.yaml"), "name: w\nmain: src/  # the program\nruntime: nodejs\n");
+            expect(programFile(dir)).to.equal(path.join(dir, "src", "index.ts"));
+            fs.writeFileSync(path.join(dir, "Pulumi.yaml"), 'name: w\nmain: "src/index.ts"\nruntime: nodejs\n');
+            expect(resolveStackDir(undefined, dir)).to.equal(dir);
+            expect(programFile(dir)).to.equal(path.join(dir, "src", "index.ts"));
+        } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
     });
 });

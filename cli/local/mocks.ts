@@ -1,6 +1,7 @@
 /**
- * Pulumi mocks shared by every unit test. Importing this module installs the mocks (before the code under test is
- * imported) and exposes a recorder of every `newResource` call.
+ * The Pulumi mocks `lambda-ecs-worker local` evaluates a stack under, and every unit test of this repository too.
+ * Importing this module installs them (before the code under test is imported) and exposes a recorder of every
+ * `newResource` call.
  *
  * Remote components (`awsx:*`) are registered as a single resource under mocks: their children are invisible and
  * their outputs are undefined unless returned here, so `newResource` fakes the outputs the component reads.
@@ -14,6 +15,8 @@ export interface RecordedResource {
     /** The URN Pulumi gave the resource; its type chain shows the parent. */
     urn: string;
     id: string;
+    /** The outputs the mocks gave it (its inputs plus faked names, ARNs and URLs). */
+    outputs: Record<string, any>;
 }
 
 export const recorded: RecordedResource[] = [];
@@ -85,7 +88,7 @@ pulumi.runtime.setMocks(
             const id = args.type.startsWith("awsx:") ? "" : `${args.name}-id`;
             const state = { ...args.inputs, ...fakeOutputs(args) };
             // The URN is filled in by the newUrn hook below, right after this call returns.
-            recorded.push({ type: args.type, name: args.name, inputs: args.inputs, urn: "", id });
+            recorded.push({ type: args.type, name: args.name, inputs: args.inputs, urn: "", id, outputs: state });
             return { id, state };
         },
         call(args: pulumi.runtime.MockCallArgs) {

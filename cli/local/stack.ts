@@ -104,6 +104,24 @@ function single<T extends { type: string; name: string }>(resources: T[], type: 
     return found[0];
 }
 
+/** The component's type token. */
+const COMPONENT_TYPE = "lambda-ecs-worker:index:LambdaEcsWorker";
+
+/**
+ * The resources of the stack's one `LambdaEcsWorker`: the component and its children (the program's exports are not
+ * needed). Throws when the program declares none, or more than one.
+ */
+export function workerResources<T extends { type: string; name: string; urn: string }>(all: T[], program: string): T[] {
+    const workers = all.filter((r) => r.type === COMPONENT_TYPE);
+    if (workers.length !== 1) {
+        throw new Error(
+            `${program} declares ${workers.length} LambdaEcsWorker components${workers.length ? ` (${workers.map((w) => w.name).join(", ")})` : ""}; the offline run takes a stack with exactly one`,
+        );
+    }
+    const name = workers[0].name;
+    return all.filter((r) => r === workers[0] || (r.urn.includes(`::${COMPONENT_TYPE}$`) && r.name.startsWith(`${name}-`)));
+}
+
 /**
  * Lets `require` load the stack's TypeScript program as `pulumi up` does (ts-node, transpile only): nothing to do when
  * this process already runs under ts-node (this repository), else the stack's own ts-node (a Pulumi TypeScript
@@ -140,12 +158,9 @@ export async function evaluateStack(overrides: Record<string, string> = {}, stac
     mocks.resetRecorded();
     const program = programFile(stackDir);
     if (program.endsWith(".ts")) registerTypeScript(stackDir);
-    const stack = require(program);
-    const [bucketName, queueUrl, dlqUrl, clusterArn, taskDefinitionArn, launcherName] = await mocks.valueOf(
-        pulumi.all([stack.bucketName, stack.queueUrl, stack.deadLetterQueueUrl, stack.clusterArn, stack.taskDefinitionArn, stack.launcherFunctionName]),
-    );
+    require(program);
     await mocks.registrationsSettled();
-    const resources = [...mocks.recorded];
+    const resources = workerResources(mocks.recorded, program);
 
     const fn = single(resources, "aws:lambda/function:Function", (r) => r.name.endsWith("-launcher"));
     const launcherEnv: Record<string, string> = { ...(fn.inputs.environment?.variables ?? {}) };
@@ -174,6 +189,9 @@ export async function evaluateStack(overrides: Record<string, string> = {}, stac
 
     const notification = single(resources, "aws:s3/bucketNotification:BucketNotification");
     const cluster = single(resources, "aws:ecs/cluster:Cluster");
+    const bucketName: string = notification.inputs.bucket;
+    const [queueUrl, dlqUrl]: string[] = [work.outputs.url, dlqRes.outputs.url];
+    const [clusterArn, taskDefinitionArn, launcherName]: string[] = [cluster.outputs.arn, single(resources, "aws:ecs/taskDefinition:TaskDefinition").outputs.arn, fn.outputs.name];
     const ccp = resources.find((r) => r.type === "aws:ecs/clusterCapacityProviders:ClusterCapacityProviders");
     const td = single(resources, "aws:ecs/taskDefinition:TaskDefinition");
     const ti = td.inputs;
