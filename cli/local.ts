@@ -163,7 +163,7 @@ export async function main(argv: string[]): Promise<number> {
         if (summary.error) {
             const last = summary.startFailures.at(-1);
             const tail = (last?.stderr ?? []).filter((l) => l.trim() !== "").map((l) => `  ${l}\n`).join("");
-            process.stderr.write(`npm run local: ${summary.error}\n${tail ? `last stderr lines of task ${last!.task}:\n${tail}` : ""}`);
+            process.stderr.write(`lambda-ecs-worker local: ${summary.error}\n${tail ? `last stderr lines of task ${last!.task}:\n${tail}` : ""}`);
         }
         if (o.json) {
             process.stdout.write(JSON.stringify(summary, null, 2) + "\n");
@@ -179,7 +179,7 @@ export async function main(argv: string[]): Promise<number> {
     } catch (e) {
         progress.end();
         await cleanup.run();
-        process.stderr.write(`npm run local: ${(e as Error).message}\n`);
+        process.stderr.write(`lambda-ecs-worker local: ${(e as Error).message}\n`);
         return 1;
     }
 }

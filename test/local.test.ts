@@ -291,7 +291,7 @@ describe("npm run local: a worker that cannot start fails the run at once (exit 
         });
         expect(Date.now() - t0).to.be.below(BOUND_MS);
         expect(run.code, run.stderr).to.equal(1);
-        expect(run.stderr).to.match(/npm run local: no worker could start: spawn \/nonexistent\/lew-worker ENOENT \(task \S+ exited with 127 before taking a job; [12] tasks? tried\)/);
+        expect(run.stderr).to.match(/lambda-ecs-worker local: no worker could start: spawn \/nonexistent\/lew-worker ENOENT \(task \S+ exited with 127 before taking a job; [12] tasks? tried\)/);
         const summary = JSON.parse(run.stdout);
         expect(summary.ok).to.equal(false);
         expect(summary.error).to.match(/spawn \/nonexistent\/lew-worker ENOENT/);
@@ -331,6 +331,6 @@ describe("npm run local: a worker that cannot start fails the run at once (exit 
         const run = await runLocal([a, "--runner", "podman", "--image", "localhost/lew-no-such-image:none", "--out", path.join(dir, "out-noimage"), "--timeout", "300"]);
         expect(Date.now() - t0).to.be.below(BOUND_MS);
         expect(run.code, run.stderr).to.equal(1);
-        expect(run.stderr).to.match(/npm run local: podman (image localhost\/lew-no-such-image:none not found: build it with `npm run image`|not found on PATH)/);
+        expect(run.stderr).to.match(/lambda-ecs-worker local: podman (image localhost\/lew-no-such-image:none not found: build it with `npm run image`|not found on PATH)/);
     });
 });

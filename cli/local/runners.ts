@@ -142,7 +142,7 @@ export function processRunner(runId: string, scratchRoot: string, imageEnv: Reco
     }
     return {
         kind: "process",
-        describe: "local Node processes (worker-image/src/main.ts)",
+        describe: `local Node processes (${path.relative(ROOT, localWorkerCommand().at(-1)!)})`,
         start(spec, logFile) {
             const scratch = path.join(scratchRoot, spec.id);
             fs.mkdirSync(scratch, { recursive: true });
