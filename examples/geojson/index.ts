@@ -12,7 +12,7 @@ import { LambdaEcsWorker } from "../../components";
 const config = new pulumi.Config();
 
 const geojson = new LambdaEcsWorker("geojson", {
-    // Built from this folder (its Dockerfile starts FROM lambda-ecs-worker/runtime:dev: build that first).
+    // Built from this folder: its Dockerfile starts FROM ${RUNTIME_IMAGE}, the runtime base image the component builds first.
     image: { context: __dirname },
     inputSuffixes: [".geojson"],
     outputSuffixes: [".gpkg", ".summary.json", ".log"],
