@@ -135,7 +135,7 @@ export function registerTypeScript(stackDir: string): void {
     } catch {
         throw new Error(`the stack's program is TypeScript, and ts-node is not installed in ${stackDir}: npm install --save-dev ts-node typescript`);
     }
-    require(tsNode).register({ transpileOnly: true, compilerOptions: { module: "commonjs" } });
+    require(tsNode).register({ transpileOnly: true, compilerOptions: { module: "commonjs", moduleResolution: "node" } });
 }
 
 /**
