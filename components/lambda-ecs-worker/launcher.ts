@@ -9,8 +9,8 @@ import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
 
-import { launcherFactory } from "../../functions/launcher";
-import { LAUNCHER_ENV, METRICS, writtenSuffixes } from "../../functions/launcher-settings";
+import { drainLauncherFactory, LauncherHandler, perJobLauncherFactory, serviceLauncherFactory } from "../../functions/launcher";
+import { LAUNCHER_ENV, LaunchMode, METRICS, writtenSuffixes } from "../../functions/launcher-settings";
 import { backlogPerTask, ChildOptions, eventSourceOf, ResolvedLambdaEcsWorkerArgs } from "./args";
 import { BucketResources } from "./bucket";
 import { ClusterResources } from "./cluster";
@@ -48,6 +48,13 @@ export interface LauncherResources {
     /** ECS's `startedBy` of this worker's tasks (at most 36 characters): the launcher counts its tasks by it. */
     startedBy: string;
 }
+
+/** The launcher's `callbackFactory` per mode: each serializes its own mode's code only. */
+export const LAUNCHER_FACTORIES: Record<LaunchMode, () => LauncherHandler> = {
+    drain: drainLauncherFactory,
+    "per-job": perJobLauncherFactory,
+    service: serviceLauncherFactory,
+};
 
 /** ECS's `startedBy` of a worker's tasks: `lew-<name>`, at most 36 characters. */
 export function startedByOf(name: string): string {
@@ -95,7 +102,7 @@ export function createLauncher(name: string, r: ResolvedLambdaEcsWorkerArgs, dep
     const launcher = new aws.lambda.CallbackFunction(
         `${name}-launcher`,
         {
-            callbackFactory: launcherFactory,
+            callbackFactory: LAUNCHER_FACTORIES[r.launchMode],
             runtime: "nodejs22.x",
             role: launcherRole,
             timeout: 60,
