@@ -34,6 +34,15 @@ describe("issue #19: a burst of uploads through the stack's own trigger, against
         b = burst({ uploads: UPLOADS, maxTasks: MAX_TASKS });
     });
 
+    it("delivered as AWS would: the declared mapping's batches, at most its maximum concurrency of launcher invocations at once", () => {
+        expect(b.delivery).to.match(/intake queue → the emulated event source mapping/);
+        expect(b.mapping).to.deep.equal({ batchSize: 10, windowSeconds: 1, maxConcurrency: 5, reportBatchItemFailures: true });
+        expect(b.peakConcurrency).to.be.within(2, b.mapping.maxConcurrency);
+        // 300 uploads + S3's test event, in batches of ≤ 10.
+        expect(b.delivered).to.equal(UPLOADS + 1);
+        expect(b.invocations).to.be.within(Math.ceil((UPLOADS + 1) / 10), UPLOADS / 2);
+    });
+
     it(`every one of ${UPLOADS} uploads is exactly one queued job`, () => {
         expect(b.invocationErrors).to.deep.equal([]);
         expect(b.queuedKeys).to.have.length(UPLOADS);
