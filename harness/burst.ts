@@ -58,6 +58,8 @@ export interface BurstResult {
     /** Intake records delivered (redeliveries included) and deleted as handled. */
     delivered: number;
     deleted: number;
+    /** The mapping's ReceiveMessage and DeleteMessageBatch calls. */
+    mappingCalls: number;
 }
 
 
@@ -129,6 +131,7 @@ export async function runBurst(o: BurstOptions): Promise<BurstResult> {
             peakConcurrency: mapping.peakConcurrency,
             delivered: mapping.delivered,
             deleted: mapping.deleted,
+            mappingCalls: mapping.receiveCalls + mapping.deleteCalls,
         };
     } finally {
         await cleanup.run();

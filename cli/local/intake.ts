@@ -70,6 +70,9 @@ export class IntakeMapping {
     errors: string[] = [];
     /** Largest number of invocations in flight at once. */
     peakConcurrency = 0;
+    /** The mapping's own SQS calls (Lambda's pollers make them with the function's role). */
+    receiveCalls = 0;
+    deleteCalls = 0;
     private inFlight = 0;
     private receiving: Promise<unknown> = Promise.resolve();
 
@@ -100,6 +103,7 @@ export class IntakeMapping {
                         ),
                     );
                     this.receiving = receive.catch(() => undefined);
+                    this.receiveCalls++;
                     const r = await receive;
                     const got = r.Messages ?? [];
                     if (got.length > 0 && batch.length === 0) deadline = Date.now() + config.windowSeconds * 1000;
@@ -120,6 +124,7 @@ export class IntakeMapping {
                 const entries = records.filter((m) => done.has(m.messageId)).map((m, k) => ({ Id: String(k), ReceiptHandle: m.receiptHandle }));
                 for (let k = 0; k < entries.length; k += 10) {
                     await sqs.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries.slice(k, k + 10) }));
+                    this.deleteCalls++;
                 }
                 this.deleted += entries.length;
             } catch (e) {
