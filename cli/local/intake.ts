@@ -1,7 +1,7 @@
 /**
  * The intake's event source mapping, emulated as Lambda runs an SQS event source mapping (moto does not run one: it
  * would invoke the function itself, which needs Docker): up to `maxConcurrency` pollers, each with its own launcher
- * process (a Lambda instance, one invocation at a time); a poller long-polls the queue, gathers a batch of up to
+ * process (a Lambda instance, one invocation at a time); a poller polls the queue, gathers a batch of up to
  * `batchSize` records for at most `windowSeconds` after the first, invokes its launcher with the batch in the shape
  * Lambda gives a function (`Records` of `eventSource` "aws:sqs", with `attributes.ApproximateReceiveCount`), then
  * deletes the records the function handled: with ReportBatchItemFailures every record but those in the answer's
@@ -91,13 +91,13 @@ export class IntakeMapping {
                 const batch: Message[] = [];
                 let deadline = Infinity;
                 while (batch.length < config.batchSize && Date.now() < deadline && keepGoing()) {
-                    const wait = batch.length === 0 ? 1 : Math.max(0, Math.min(1, Math.floor((deadline - Date.now()) / 1000)));
+                    // Short polls, one at a time across the pollers (see above); an empty one waits 200 ms.
                     const receive = this.receiving.then(() =>
                         sqs.send(
                             new ReceiveMessageCommand({
                                 QueueUrl: queueUrl,
                                 MaxNumberOfMessages: Math.min(10, config.batchSize - batch.length),
-                                WaitTimeSeconds: wait,
+                                WaitTimeSeconds: 0,
                                 AttributeNames: ["All"],
                             }),
                         ),
@@ -108,7 +108,7 @@ export class IntakeMapping {
                     const got = r.Messages ?? [];
                     if (got.length > 0 && batch.length === 0) deadline = Date.now() + config.windowSeconds * 1000;
                     batch.push(...got);
-                    if (got.length === 0 && batch.length > 0) await sleep(Math.min(100, Math.max(0, deadline - Date.now())));
+                    if (got.length === 0) await sleep(batch.length > 0 ? Math.min(200, Math.max(0, deadline - Date.now())) : 200);
                 }
                 if (batch.length === 0) continue;
                 const records = batch.map((m) => sqsRecord(m, this.d.queueArn, this.d.region)) as { messageId: string; receiptHandle: string }[];

@@ -11,7 +11,7 @@ import { Cleanup } from "./cleanup";
 import { Clients, makeClients, provision, Provisioned, substitute } from "./emulator";
 import { JobBook, notAJobReason, planJobs } from "./jobs";
 import { AwsStandIn, startAwsStandIn } from "./aws-standin";
-import { LocalLauncher } from "./launcher";
+import { InvokeResult, LocalLauncher } from "./launcher";
 import { Progress } from "./progress";
 import { imageStaleness, podmanAvailable, podmanRunner, processRunner, Runner } from "./runners";
 import { DeclaredStack, evaluateStack, ROOT } from "./stack";
@@ -83,10 +83,11 @@ export function runNotes(o: Pick<SetupOptions, "workerWaitSeconds" | "reconcileS
 
 /** The launcher's serialized code in its own process, with its declared environment on the emulator. */
 /**
- * The launcher's instances: one for asynchronous invocations (the schedules) and one per poller of the intake's
- * emulated event source mapping (its maximum concurrency), each a Node process running the serialized handler, all
- * talking to the emulator through the AWS stand-in (aws-standin.ts: ECS's task counts, DynamoDB's atomic conditional
- * writes). Registered with `cleanup` as one (the stand-in stops after them).
+ * The launcher's instances: one for asynchronous invocations (the schedules), started at once, and one per poller of
+ * the intake's emulated event source mapping (its maximum concurrency), each started on its first batch (as Lambda
+ * starts an instance when it needs one); each a Node process running the serialized handler, all talking to the
+ * emulator through the AWS stand-in (aws-standin.ts: ECS's task counts, DynamoDB's atomic conditional writes).
+ * Registered with `cleanup` as one (the stand-in stops after them).
  */
 export async function startLaunchers(em: Emulator, runId: string, tmp: string, logsDir: string, cleanup: Cleanup): Promise<LaunchersUp> {
     const { declared, p, moto } = em;
@@ -104,16 +105,20 @@ export async function startLaunchers(em: Emulator, runId: string, tmp: string, l
         },
         killNow: () => all.forEach((l) => l.killNow()),
     };
-    await Promise.all(all.map((l) => l.start()));
-    return { launcher: all[0], intake: all.slice(1), standIn };
+    await all[0].start();
+    const intake = all.slice(1).map((l) => {
+        let started: Promise<void> | undefined;
+        return { invoke: async (event: unknown) => (await (started ??= l.start()), l.invoke(event)) };
+    });
+    return { launcher: all[0], intake, standIn };
 }
 
 /** The launcher's running instances (see startLaunchers). */
 export interface LaunchersUp {
     /** Asynchronous invocations (the schedules). */
     launcher: LocalLauncher;
-    /** One per intake poller. */
-    intake: LocalLauncher[];
+    /** One per intake poller, each started on its first invocation. */
+    intake: { invoke(event: unknown): Promise<InvokeResult> }[];
     standIn: AwsStandIn;
 }
 
