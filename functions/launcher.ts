@@ -458,8 +458,6 @@ export interface HandlerOptions {
     random?: () => number;
     /** Receives every decision; default: one JSON line on stdout. */
     log?: (entry: Record<string, unknown>) => void;
-    /** Per-job mode: RunTask calls in flight at once. Default 5. */
-    concurrency?: number;
     /** Receives each EMF metrics record; default: one raw JSON line on stdout (not console.log, whose prefix EMF cannot read). */
     metrics?: (record: Record<string, unknown>) => void;
     /**
