@@ -33,6 +33,7 @@ export function renderWorkerArgs(config: pulumi.Config): LambdaEcsWorkerArgs {
         memory: config.getNumber("memory"),
         maxTasks: config.getNumber("maxTasks"),
         launcherConcurrency: config.getNumber("launcherConcurrency"),
+        intakeConcurrency: config.getNumber("intakeConcurrency"),
         launchMode: config.get("launchMode") as LambdaEcsWorkerArgs["launchMode"],
         capacity: parseCapacity(config.get("capacity") ?? "FARGATE"),
         inputPrefix: config.get("inputPrefix"),

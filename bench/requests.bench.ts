@@ -1,10 +1,13 @@
 /**
  * AWS requests per job, launcher + worker, in each launch mode (issue #11): the IAM test's scenario (harness/iam/
  * scenarios.ts: the serialized launcher and the worker against a recording moto_server, three jobs — one that
- * renders, one that fails for good, one whose worker is stopped mid-job — plus the mode's reconcile/wake steps),
- * with every request attributed to its role by its access key. Prints figures; never passes or fails.
+ * renders, one that fails for good, one whose worker is stopped mid-job — plus the mode's reconcile/wake steps; in
+ * drain and service modes a fourth job, which the work queue refuses on its intake record's last receive and the
+ * launcher dead-letters), uploads delivered through the intake (the event source mapping's receive and delete count as
+ * the launcher's: Lambda makes them with its role), with every request attributed to its role by its access key.
+ * Prints figures; never passes or fails.
  *
- *   requests_per_job_<mode>: (launcher + worker requests) / 3 jobs
+ *   requests_per_job_<mode>: (launcher + worker requests) / jobs
  *   launcher_requests_<mode>, worker_requests_<mode>: the totals behind it
  */
 import "../harness/mocks";
@@ -15,7 +18,6 @@ import { runScenario } from "../harness/iam/scenarios";
 import { stackPolicies } from "../harness/iam/stack-policies";
 import { IMAGE_URI } from "../harness/launcher-package";
 
-const JOBS = 3;
 
 async function main(): Promise<void> {
     const rec = await startRecordingMoto();
@@ -27,7 +29,8 @@ async function main(): Promise<void> {
             const key = mode.replace("-", "");
             console.log(`launcher_requests_${key}: ${run.launcher.length}`);
             console.log(`worker_requests_${key}: ${run.worker.length}`);
-            console.log(`requests_per_job_${key}: ${((run.launcher.length + run.worker.length) / JOBS).toFixed(1)}`);
+            const jobs = mode === "per-job" ? 3 : 4;
+            console.log(`requests_per_job_${key}: ${((run.launcher.length + run.worker.length) / jobs).toFixed(1)}`);
         }
     } finally {
         await rec.stop();

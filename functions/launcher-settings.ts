@@ -84,6 +84,21 @@ export const LAUNCHER_ENV = {
      * Spot capacity failure; `"false"` does not. Set only when the strategy includes FARGATE_SPOT.
      */
     spotFallback: "SPOT_FALLBACK",
+    /**
+     * Drain and service: the DynamoDB table that coordinates task-start decisions across concurrent invocations (the
+     * component's `${name}-launcher-state`): at most one decision per second, never two at once, and drain's ledger of
+     * recent starts. "" = none: every invocation decides on its own, uncoordinated.
+     */
+    stateTable: "STATE_TABLE",
+    /** Drain: jobs one task takes at once (the worker's WORKER_CONCURRENCY): a task counts as that many slots. */
+    workerConcurrency: "WORKER_CONCURRENCY",
+    /**
+     * The intake queue's maxReceiveCount: on a record's last allowed receive the launcher dead-letters the jobs it
+     * could not queue (or start) itself, with the reason and a `Job Failed`, instead of retrying it.
+     */
+    intakeMaxReceives: "INTAKE_MAX_RECEIVE_COUNT",
+    /** The intake mapping's maximum concurrency: per-job mode paces its RunTask calls to its share of the budget. */
+    intakeConcurrency: "INTAKE_CONCURRENCY",
 } as const;
 
 /** The events' `detail-type`s (the worker's and the launcher's; users' rules match on them). */

@@ -1,5 +1,6 @@
 /**
- * The launcher Lambda: S3 "object created" notification → one SQS job message per accepted object → ECS Fargate tasks.
+ * The launcher Lambda: S3 "object created" notifications (buffered in the intake queue, delivered in batches by an
+ * SQS event source mapping) → one SQS job message per accepted object → ECS Fargate tasks.
  *
  * Packaging: the component passes {@link launcherFactory} as an `aws.lambda.CallbackFunction` `callbackFactory`.
  * Pulumi serializes the factory and everything it closes over (the plain functions and consts of this module, and the
@@ -8,26 +9,36 @@
  *    Node.js 22 Lambda runtime ships them, and the component excludes them from the package;
  *  - everything the handler uses is a plain function declaration or a non-exported const of this module (no classes,
  *    no `exports.x` references, no `@pulumi/*` imports), which keeps the serialized code small and self-contained;
- *  - settings come from `process.env` (names in {@link LAUNCHER_ENV}), parsed once per cold start.
+ *  - settings come from `process.env` (names in {@link LAUNCHER_ENV}), parsed once per cold start;
+ *  - comments stay out of function bodies (the package is capped at 32 KiB): each function's JSDoc says how it works.
+ *
+ * Events: a batch of intake records (`eventSource` `aws:sqs`, each body an S3 notification; the answer lists the
+ * records to retry as `batchItemFailures`), an S3 notification invoked directly, drain's "Scheduled Event"
+ * (reconcile), and the events of {@link ROUTED_EVENTS}.
  *
  * Modes ({@link LaunchMode}):
- *  - "drain" (default): queue every job, then start just enough tasks: one per waiting message less the tasks of this
- *    worker still starting, never more than MAX_TASKS − running (tasks counted by `startedBy`). Each task drains the
- *    queue and exits when it is empty. The component also invokes the launcher every minute with a scheduled
- *    EventBridge event ("reconcile": the same decision, no new job), so that jobs whose task could not be started,
- *    jobs redelivered after a task was stopped (e.g. a Spot interruption), and a job that arrived just as the last task
- *    was exiting still get a task.
+ *  - "drain" (default): queue every job, then start just enough tasks (see {@link tasksToStart}): never more than
+ *    MAX_TASKS live tasks, each counted as WORKER_CONCURRENCY slots. Decisions are coordinated across concurrent
+ *    invocations through STATE_TABLE (see {@link createHandler}): at most one a second, each a constant number of
+ *    calls. Each task drains the queue and exits when it is empty. The component also invokes the launcher every minute
+ *    with a scheduled EventBridge event ("reconcile": the same decision, no new job), so that jobs whose task could not
+ *    be started, jobs redelivered after a task was stopped (e.g. a Spot interruption), and a job that arrived just as
+ *    the last task was exiting still get a task.
  *  - "per-job": the job is NOT queued; it travels in the task's container environment (`JOB_BUCKET`, `JOB_KEY`), one
- *    RunTask per job, and the task processes that job alone. There is no queue to fall back on, so a job whose task
- *    could not be started after the retries is sent to the dead-letter queue (`DLQ_URL`) with the failure reason.
+ *    RunTask per job, paced to the worker's share of RunTask's rate, and the task processes that job alone. A job whose
+ *    start was throttled (or that the invocation had no time left for) stays in the intake queue for a retry; one
+ *    whose task could not be started after the retries is sent to the dead-letter queue (`DLQ_URL`) with the reason.
  *    MAX_TASKS does not apply: one task per upload.
- *  - "service": queue the jobs and start nothing; an autoscaled ECS service consumes the queue.
+ *  - "service": queue the jobs and wake the service (at most one wake decision a second); an autoscaled ECS service
+ *    consumes the queue.
  *
- * In drain and service modes every job is queued BEFORE any task is started, so a failed start never loses a job. A
- * failed send fails the invocation (Lambda's async retry, then its on-failure destination, the dead-letter queue);
- * a failed start does not: its jobs wait in the queue for the reconcile schedule, as Lambda's retry of the whole event
- * would queue them again. In per-job mode only a job neither started nor dead-lettered fails the invocation.
+ * In drain and service modes every job is queued BEFORE any task is started, so a failed start never loses a job. An
+ * intake record whose jobs were not queued is retried by the mapping (`batchItemFailures`, hidden for a backoff); on
+ * its last allowed receive the launcher dead-letters them itself with the reason and publishes `Job Failed`. A failed
+ * start is never retried that way: its jobs wait in the queue for the next decision or the reconcile schedule. A
+ * directly invoked S3 notification whose jobs were not queued fails the invocation (Lambda's async retry).
  */
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { ECSClient, RunTaskCommandInput } from "@aws-sdk/client-ecs";
 import type { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import type { SQSClient } from "@aws-sdk/client-sqs";
@@ -75,6 +86,14 @@ export interface LauncherSettings {
     backlogPerTask: number;
     /** Drain and per-job: retry a start on FARGATE after a Spot capacity failure (strategies with FARGATE_SPOT). */
     spotFallback: boolean;
+    /** Drain and service: the coordination table ("" = decide uncoordinated). */
+    stateTable: string;
+    /** Drain: jobs one task takes at once. */
+    workerConcurrency: number;
+    /** The intake's maxReceiveCount (0 = unknown: never dead-letter a record's jobs on a receive count). */
+    intakeMaxReceives: number;
+    /** Per-job: the intake mapping's maximum concurrency (its invocations share the RunTask budget). */
+    intakeConcurrency: number;
 }
 
 /**
@@ -130,36 +149,32 @@ export function parseLauncherSettings(env: Record<string, string | undefined>): 
         serviceName: mode === "service" ? str(E.serviceName) : "",
         backlogPerTask: Number(str(E.backlogPerTask) || "1"),
         spotFallback: str(E.spotFallback).toLowerCase() !== "false",
+        stateTable: str(E.stateTable),
+        workerConcurrency: Number(str(E.workerConcurrency) || "1"),
+        intakeMaxReceives: Number(str(E.intakeMaxReceives) || "0"),
+        intakeConcurrency: Number(str(E.intakeConcurrency) || "1"),
     };
+    for (const k of ["maxTasks", "workerConcurrency", "intakeConcurrency", "intakeMaxReceives"] as const) {
+        const min = k === "intakeMaxReceives" ? 0 : 1;
+        (!Number.isSafeInteger(s[k]) || s[k] < min) && bad(E[k], `an integer >= ${min}`);
+    }
     s.eventSource ||= `lambda-ecs-worker.${s.workerName}`;
-    if (s.serviceName && !s.cluster) bad(E.cluster, `set with ${E.serviceName}`);
-    if (!(s.backlogPerTask > 0)) bad(E.backlogPerTask, "a number > 0");
-    if (!/^(true|false|)$/i.test(str(E.spotFallback))) bad(E.spotFallback, "true or false");
-    if (!/^(?!aws\.)[\w./-]{1,256}$/.test(s.eventSource)) bad(E.eventSource, "1-256 of A-Z a-z 0-9 . _ / -, not aws.*");
-    if (tasks && s.subnets.length === 0) bad(E.subnets, "comma-separated subnet ids");
-    if (s.startedBy !== "" && !/^[A-Za-z0-9_/-]{1,36}$/.test(s.startedBy)) bad(E.startedBy, "1-36 letters, digits, '-', '_' or '/'");
-    if (s.assignPublicIp !== "ENABLED" && s.assignPublicIp !== "DISABLED") bad(E.assignPublicIp, "ENABLED or DISABLED");
-    if (!Number.isSafeInteger(s.maxTasks) || s.maxTasks < 1) bad(E.maxTasks, "an integer >= 1");
+    s.serviceName && !s.cluster && bad(E.cluster, `set with ${E.serviceName}`);
+    !(s.backlogPerTask > 0) && bad(E.backlogPerTask, "a number > 0");
+    !/^(true|false|)$/i.test(str(E.spotFallback)) && bad(E.spotFallback, "true or false");
+    !/^(?!aws\.)[\w./-]{1,256}$/.test(s.eventSource) && bad(E.eventSource, "1-256 of A-Z a-z 0-9 . _ / -, not aws.*");
+    tasks && s.subnets.length === 0 && bad(E.subnets, "comma-separated subnet ids");
+    s.startedBy !== "" && !/^[A-Za-z0-9_/-]{1,36}$/.test(s.startedBy) && bad(E.startedBy, "1-36 letters, digits, '-', '_' or '/'");
+    s.assignPublicIp !== "ENABLED" && s.assignPublicIp !== "DISABLED" && bad(E.assignPublicIp, "ENABLED or DISABLED");
     if (str(E.outputSuffixes) !== "") {
-        for (const x of jsonArray(E.outputSuffixes)) {
-            if (typeof x === "string" && x !== "") s.outputSuffixes.push(x.toLowerCase());
-            else bad(E.outputSuffixes, "a JSON array of non-empty strings");
-        }
-        // The failure report is an output of every worker.
-        if (!s.outputSuffixes.includes(ERROR_REPORT_SUFFIX)) s.outputSuffixes.push(ERROR_REPORT_SUFFIX);
+        for (const x of jsonArray(E.outputSuffixes)) typeof x === "string" && x !== "" ? s.outputSuffixes.push(x.toLowerCase()) : bad(E.outputSuffixes, "a JSON array of non-empty strings");
+        s.outputSuffixes.includes(ERROR_REPORT_SUFFIX) || s.outputSuffixes.push(ERROR_REPORT_SUFFIX);
     }
-    for (const x of jsonArray(E.inputSuffixes)) {
-        if (typeof x === "string" && x !== "") s.inputSuffixes.push(x.toLowerCase());
-        else bad(E.inputSuffixes, "a JSON array of non-empty strings");
-    }
+    for (const x of jsonArray(E.inputSuffixes)) typeof x === "string" && x !== "" ? s.inputSuffixes.push(x.toLowerCase()) : bad(E.inputSuffixes, "a JSON array of non-empty strings");
     const int = (v: unknown, max: number) => v === undefined || (Number.isInteger(v) && (v as number) >= 0 && (v as number) <= max);
     for (const x of jsonArray(E.capacityProviderStrategy) as any[]) {
-        if (x && typeof x.capacityProvider === "string" && x.capacityProvider !== "" && int(x.weight, 1000) && int(x.base, 100000)) {
-            const { capacityProvider, weight, base } = x;
-            s.capacityProviderStrategy.push(JSON.parse(JSON.stringify({ capacityProvider, weight, base })));
-        } else {
-            bad(E.capacityProviderStrategy, "a JSON array of { capacityProvider, weight?, base? }");
-        }
+        const ok = x && typeof x.capacityProvider === "string" && x.capacityProvider !== "" && int(x.weight, 1000) && int(x.base, 100000);
+        ok ? s.capacityProviderStrategy.push(JSON.parse(JSON.stringify({ capacityProvider: x.capacityProvider, weight: x.weight, base: x.base }))) : bad(E.capacityProviderStrategy, "a JSON array of { capacityProvider, weight?, base? }");
     }
     if (errors.length > 0) throw new Error(`Invalid launcher settings: ${errors.join("; ")}`);
     return s;
@@ -257,12 +272,13 @@ export function extractJobs(event: any, filter: KeyFilter): { jobs: Job[]; ignor
 // Decisions
 
 /**
- * How many tasks to start in drain mode: one per waiting message, less the tasks still starting (`pending`: each will
- * take a message), never more than `maxTasks − running` (`running` counts pending ones too). Tasks already running are
- * busy with a job or would have taken a waiting message. At least one when none runs and there is work.
+ * How many tasks to start in drain mode: one per `slots` waiting messages (a task takes WORKER_CONCURRENCY jobs at
+ * once), less the tasks still starting (`pending`: each will take `slots` messages), never more than
+ * `maxTasks − running` (`running` counts every live task, pending ones too). Tasks already running are busy or would
+ * have taken a waiting message. At least one when none runs and there is work.
  */
-export function tasksToStart(maxTasks: number, running: number, pending: number, backlog: number): number {
-    return Math.max(0, Math.min((Math.ceil(backlog) || 0) - Math.max(0, pending), maxTasks - Math.max(0, running)));
+export function tasksToStart(maxTasks: number, running: number, pending: number, backlog: number, slots = 1): number {
+    return Math.max(0, Math.min(Math.ceil((Math.ceil(backlog) || 0) / Math.max(1, slots)) - Math.max(0, pending), maxTasks - Math.max(0, running)));
 }
 
 /** Split into consecutive chunks of at most `size` (SendMessageBatch takes ≤ 10 entries, RunTask `count` ≤ 10). */
@@ -413,12 +429,14 @@ export interface LaunchSummary {
     failures: number;
     /** Drain: tasks wanted but not started after the retries. Per-job: jobs whose task could not be started. */
     notStarted: number;
-    /** Per-job: jobs sent to the dead-letter queue. */
+    /** Jobs sent to the dead-letter queue (per-job: not started; intake records on their last receive: not queued). */
     deadLettered: number;
     /** Drain and per-job, when any: tasks started on FARGATE after a Spot capacity failure. */
     spotFallbacks?: number;
     /** Service mode with SERVICE_NAME: the service's desired count after the wake decision (when known). */
     desiredCount?: number;
+    /** A batch of intake records: those the mapping must deliver again (ReportBatchItemFailures). */
+    batchItemFailures?: { itemIdentifier: string }[];
 }
 
 export interface LauncherClients {
@@ -426,6 +444,8 @@ export interface LauncherClients {
     ecs: ECSClient;
     /** Job events (created on first use). */
     events: EventBridgeClient;
+    /** The coordination table (created on first use). */
+    dynamodb: DynamoDBClient;
 }
 
 export interface HandlerOptions {
@@ -438,48 +458,114 @@ export interface HandlerOptions {
     random?: () => number;
     /** Receives every decision; default: one JSON line on stdout. */
     log?: (entry: Record<string, unknown>) => void;
-    /** Per-job mode: RunTask calls in flight at once. Default 5. */
-    concurrency?: number;
     /** Receives each EMF metrics record; default: one raw JSON line on stdout (not console.log, whose prefix EMF cannot read). */
     metrics?: (record: Record<string, unknown>) => void;
+    /**
+     * The launch mode's part ({@link launchStep}): without one the handler only queues (or, per-job, starts nothing).
+     * Each factory passes its own mode's only, so that the serialized package holds no other mode's code.
+     */
+    step?: LaunchStep;
+}
+
+/** What a launch mode's part of the handler gets from it: the settings, the SDK clients and modules, its helpers. */
+export interface LaunchKit {
+    s: LauncherSettings;
+    sqs: SQSClient;
+    ecs: ECSClient;
+    SQS: typeof import("@aws-sdk/client-sqs");
+    ECS: typeof import("@aws-sdk/client-ecs");
+    call: <T>(what: string, fn: () => Promise<T>) => Promise<T>;
+    log: (entry: Record<string, unknown>) => void;
+    text: (e: unknown) => string;
+    runTasks: (count: number, job?: Job) => Promise<{ started: number; notStarted: number; failures: number; reason: string; fallbacks: number }>;
+    sleep: (ms: number) => Promise<void>;
+}
+
+/** One accepted job of an invocation: its intake record's id and receive count; why it was left (not queued, not started). */
+export interface IntakeItem {
+    job: Job;
+    id: string;
+    n: number;
+    why?: string;
+    retry?: boolean;
+}
+
+/** Counts a start attempt's outcome into the invocation's summary. */
+export type AddStarts = (r: { started: number; notStarted: number; failures: number; fallbacks: number }) => void;
+
+/** A launch mode's part of the handler: per-job starts the jobs instead of queueing them; drain and service decide. */
+export interface LaunchStep {
+    /** Start the items' jobs, marking those left (`why`, `retry`). */
+    start?: (k: LaunchKit, items: IntakeItem[], add: AddStarts) => Promise<void>;
+    /** The decision behind the gate, given the state item; answers drain's new `starts` ledger (undefined: none). */
+    decide?: (k: LaunchKit, summary: LaunchSummary, add: AddStarts, item?: any) => Promise<string | void>;
 }
 
 export type LauncherHandler = (event: any, context?: any) => Promise<LaunchSummary>;
 
+/** How long a decision may hold the coordination lease: longer than the slowest decision with its retries (~15 s). */
+const LEASE_MS = 30000;
+/** How long an invocation whose jobs no decision has seen yet keeps trying to get one (else the reconcile decides). */
+const GATE_BUDGET_MS = 5000;
+/** Drain: tasks one decision starts at most: Fargate's sustained task launch rate, 20 a second per account and Region. */
+const MAX_STARTS = 20;
+/** Per-job: RunTask calls a second for the worker, shared by its concurrent invocations (RunTask: 20 a second per account and Region). */
+const PER_JOB_STARTS_PER_SECOND = 10;
 /**
- * Build the handler from settings and (optionally injected) clients. The SDK modules are required here, not at module
- * level, so that the serialized Lambda resolves them from the runtime.
+ * Drain: seconds a start counts toward MAX_TASKS on top of ECS's counts. DescribeClusters counts tasks in RUNNING and
+ * PENDING only; a new Fargate task is first PROVISIONING (its network interface is attached; Fargate capacity is
+ * placed), which takes seconds to tens of seconds, and ECS's counts are eventually consistent: 120 s outlasts both
+ * several times over. Counting a start twice meanwhile is the safe side (never more than MAX_TASKS).
+ */
+const LEDGER_S = 120;
+/** Drain: seconds a start counts as a task still starting (it will take WORKER_CONCURRENCY of the waiting jobs). */
+const PENDING_S = 30;
+
+/**
+ * Build the handler from settings, (optionally injected) clients and the launch mode's part (`o.step`, see
+ * {@link LaunchStep}). The SDK modules are required here, not at module level, so that the serialized Lambda resolves
+ * them from the runtime.
  *
- * Inside the handler: `backoff` sleeps before the next attempt (false when out of attempts, or when the Lambda
- * `context` says the function would time out); `call` retries one call on transient errors; `sendAll` sends message
- * bodies ≤ 10 per call and retries the failed entries (sender faults are not retried), throwing unless all were sent;
- * `runTasks` starts ≤ 10 tasks, retrying transient errors and transient `failures`, and never throws. `context` is the
- * Lambda context of the invocation in progress (Lambda runs one invocation at a time per instance). `recent` holds the
- * tasks this instance started in the last minute: ECS is eventually consistent, and until ListTasks lists them they
- * count as running and still starting.
+ * Helpers: `backoff` sleeps before the next attempt (false when out of attempts, or when the Lambda `context` says the
+ * function would time out); `call` retries one call on transient errors; `send` sends message bodies ≤ 10 per call,
+ * the calls in parallel, retries the failed entries (sender faults are not retried) and answers, per body, why it was
+ * not sent ("" = sent); `runTasks` starts ≤ 10 tasks, retrying transient errors and transient `failures` (a Spot
+ * capacity shortage: the rest of the start at once on FARGATE, once), and never throws; its clientToken base names the
+ * start: per job (per-job mode) or a fresh random one per drain RunTask batch (see {@link sha256Hex}); `publish` puts
+ * `Job Failed` events ≤ 10 a call, retrying failed entries, logged and never thrown; `db` is one call on STATE_TABLE's
+ * item `gate`. `context` is the Lambda context of the invocation in progress (one invocation at a time per instance).
  *
- * Once the jobs are queued (or, per job, dead-lettered), a task that could not be started is left to the reconcile
- * schedule, not to Lambda's async retry, which would queue the whole event again (duplicate renders) and then hand an
- * invocation record to the dead-letter queue. Only a job that could be lost (not queued, or neither started nor
- * dead-lettered) fails the invocation.
+ * The handler turns each intake record (or a direct S3 notification) into items, one per accepted job, and queues
+ * their jobs (per-job: the step starts them). It then lets the step decide behind `gate`, and settles the items left:
+ * one left retryably (not queued; per-job: throttled) from an intake record is retried by the mapping (its record in
+ * `batchItemFailures`, visible again after the intake's visibility timeout); on the record's last allowed receive
+ * (INTAKE_MAX_RECEIVE_COUNT), from a direct notification, or when not retryable (a task that could not be started),
+ * its job goes to the dead-letter queue with the reason and gets a `Job Failed`. A dead-letter that fails leaves the
+ * record to the mapping (beyond its last receive: the intake's redrive to the DLQ), and fails a direct invocation.
+ *
+ * `gate` makes sure a decision begins after the jobs were queued at `E`, at most one a second across every
+ * invocation: a conditional UpdateItem claims the current 1-second window (`win`) with a lease (`lease` = now +
+ * LEASE_MS, `began` = now), only when the window is newer and no lease is held (ReturnValues: the item, with drain's
+ * `starts` ledger); the winner decides and releases the lease (with the new ledger) if it still holds it. A loser
+ * whose window was claimed at or after `E` is done: that decision sees its jobs. Else it claims the next window's turn
+ * (`nxt`, a conditional write): the invocation that gets it sleeps until that window and claims it; the others are
+ * done, as that decision begins after their enqueue. Past GATE_BUDGET_MS, the reconcile schedule decides. When the
+ * table fails, the jobs stay queued and only the reconcile decides (uncoordinated, logged).
  */
 export function createHandler(s: LauncherSettings, clients?: Partial<LauncherClients>, o: HandlerOptions = {}): LauncherHandler {
     const SQS: typeof import("@aws-sdk/client-sqs") = require("@aws-sdk/client-sqs");
     const ECS: typeof import("@aws-sdk/client-ecs") = require("@aws-sdk/client-ecs");
-    const sqs = clients?.sqs ?? new SQS.SQSClient({});
-    const ecs = clients?.ecs ?? new ECS.ECSClient({});
+    const sqs = clients?.sqs ?? new SQS.SQSClient({}), ecs = clients?.ecs ?? new ECS.ECSClient({});
     const sleep = o.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
     const log = o.log ?? ((entry: Record<string, unknown>) => console.log(JSON.stringify(entry)));
     const text = (e: any) => `${e?.name ?? "Error"}: ${e?.message ?? e}`;
-
-    let context: any;
-    const recent = new Map<string, number>();
+    const ccf = (e: any) => e?.name === "ConditionalCheckFailedException";
+    let context: any, dynamo = clients?.dynamodb, events = clients?.events;
     const backoff = async (what: string, attempt: number, reason: string) => {
         const delayMs = backoffDelayMs(attempt, (o.random ?? Math.random)(), o.baseDelayMs ?? 200, o.maxDelayMs ?? 5000);
         const retry = attempt < (o.maxAttempts ?? 5) && (context?.getRemainingTimeInMillis?.() ?? Infinity) > delayMs + 3000;
         log({ msg: retry ? "retry" : "giving up", what, attempt, delayMs, reason });
-        if (retry) await sleep(delayMs);
-        return retry;
+        return retry && (await sleep(delayMs), true);
     };
     const call = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
         for (let attempt = 1; ; attempt++) {
@@ -490,50 +576,41 @@ export function createHandler(s: LauncherSettings, clients?: Partial<LauncherCli
             }
         }
     };
-    const sendAll = async (QueueUrl: string, bodies: object[]) => {
-        const problems: string[] = [];
-        for (const batch of chunk(bodies.map((b, i) => ({ Id: `m${i}`, MessageBody: JSON.stringify(b) })), 10)) {
-            let pending = batch;
-            for (let attempt = 1; pending.length > 0; attempt++) {
-                let reason: string;
+    const send = async (QueueUrl: string, bodies: object[]) => {
+        const why = bodies.map(() => "");
+        const batch = async (pending: { Id: string; MessageBody: string }[]) => {
+            for (let attempt = 1, reason = "", retryable = true; pending.length > 0; attempt++) {
                 try {
                     const failed = (await sqs.send(new SQS.SendMessageBatchCommand({ QueueUrl, Entries: pending }))).Failed ?? [];
                     reason = failed.map((f) => `${f.Id}: ${f.Code}${f.SenderFault ? " (sender fault)" : ""}`).join(", ");
-                    if (failed.length > 0) log({ msg: "SendMessageBatch failures", QueueUrl, attempt, reason });
-                    for (const f of failed) if (f.SenderFault) problems.push(`${f.Id}: ${f.Code} ${f.Message}`);
+                    failed.length > 0 && log({ msg: "SendMessageBatch failures", QueueUrl, attempt, reason });
+                    for (const f of failed) f.SenderFault && (why[+f.Id!.slice(1)] = `${f.Code} ${f.Message}`);
                     pending = pending.filter((e) => failed.some((f) => f.Id === e.Id && !f.SenderFault));
                 } catch (e) {
-                    if (!isRetryableError(e)) throw e;
                     reason = text(e);
+                    retryable = isRetryableError(e);
                 }
-                if (pending.length > 0 && !(await backoff("SendMessageBatch", attempt, reason))) {
-                    problems.push(...pending.map((e) => `${e.Id}: ${reason}`));
-                    break;
-                }
+                if (pending.length > 0 && !(retryable && (await backoff("SendMessageBatch", attempt, reason)))) return pending.forEach((e) => (why[+e.Id.slice(1)] = reason));
             }
-        }
-        if (problems.length > 0) throw new Error(`${problems.length} of ${bodies.length} message(s) not sent to ${QueueUrl}: ${problems.join("; ")}`);
-        return bodies.length;
+        };
+        await Promise.all(chunk(bodies.map((b, i) => ({ Id: `m${i}`, MessageBody: JSON.stringify(b) })), 10).map(batch));
+        return why;
     };
-    // A start's token base: per job, or per drain decision (a fresh one per RunTask batch); see runTaskToken.
     const runTasks = async (count: number, job?: Job, base = job ? "j" + sha256Hex([job.bucket, job.key, job.etag ?? "", job.eventTime ?? ""]).slice(0, 40) : "d" + require("crypto").randomBytes(16).toString("hex")) => {
         const r = { started: 0, notStarted: count, failures: 0, reason: "", fallbacks: 0 };
-        let strategy = s.capacityProviderStrategy;
-        let serial = 0;
+        let strategy = s.capacityProviderStrategy, serial = 0;
         for (let attempt = 1; r.notStarted > 0; attempt++) {
             let retryable: boolean;
             try {
                 const input = buildRunTaskInput(s, r.notStarted, job, `${base}-${serial}`, strategy);
                 const out = await ecs.send(new ECS.RunTaskCommand(input));
-                serial++;
-                for (const t of out.tasks ?? []) recent.set(t.taskArn!, Date.now());
                 const fails = out.failures ?? [];
+                serial++;
                 r.started += out.tasks?.length ?? 0;
                 r.notStarted = count - r.started;
                 r.failures += fails.length;
                 r.reason = fails.map((f) => `${f.reason}${f.detail ? ` (${f.detail})` : ""}`).join(", ") || "fewer tasks than requested";
                 retryable = fails.length > 0 && fails.every((f) => isRetryableFailureReason(f.reason));
-                // Spot short of capacity: the rest of this start at once on FARGATE (once).
                 const onDemand = strategy === s.capacityProviderStrategy && spotFallback(s, strategy, fails);
                 if (onDemand && r.notStarted > 0) {
                     log({ msg: "spot fallback", count: r.notStarted, reason: r.reason, key: job?.key, clientToken: input.clientToken });
@@ -546,13 +623,11 @@ export function createHandler(s: LauncherSettings, clients?: Partial<LauncherCli
                 r.reason = text(e);
                 retryable = isRetryableError(e);
             }
-            if (r.notStarted > 0) log({ msg: "RunTask failed", attempt, started: r.started, reason: r.reason, retryable, key: job?.key });
+            r.notStarted > 0 && log({ msg: "RunTask failed", attempt, started: r.started, reason: r.reason, retryable, key: job?.key });
             if (r.notStarted > 0 && !(retryable && (await backoff("RunTask", attempt, r.reason)))) break;
         }
         return r;
     };
-    // Job Failed events: PutEvents ≤ 10 entries a call, failed entries retried; logged, never thrown.
-    let events = clients?.events;
     const publish = async (failed: FailedJob[]) => {
         for (const batch of s.eventBusName ? chunk(failed.map((f) => jobFailedEntry(s, f)), 10) : []) {
             let Entries = batch;
@@ -570,42 +645,55 @@ export function createHandler(s: LauncherSettings, clients?: Partial<LauncherCli
             log({ msg: "job events", published: batch.length - Entries.length, of: batch.length });
         }
     };
-    // Service mode: raise the service's desired count to what the backlog needs (≤ MAX_TASKS, never lowered); a
-    // failure is logged (the jobs are queued; the service's own scaling still starts tasks, only later).
-    const wake = async (queued: number) => {
-        try {
-            const AttributeNames = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"] as const;
-            const q = (await call("GetQueueAttributes", () => sqs.send(new SQS.GetQueueAttributesCommand({ QueueUrl: s.queueUrl, AttributeNames: [...AttributeNames] })))).Attributes ?? {};
-            const backlog = Math.max(queued, +(q.ApproximateNumberOfMessages ?? 0) + +(q.ApproximateNumberOfMessagesNotVisible ?? 0));
-            const svc = (await call("DescribeServices", () => ecs.send(new ECS.DescribeServicesCommand({ cluster: s.cluster, services: [s.serviceName] })))).services?.[0];
-            const desired = svc?.desiredCount ?? 0;
-            const wanted = Math.min(s.maxTasks, Math.ceil(backlog / s.backlogPerTask));
-            log({ msg: "wake decision", service: s.serviceName, found: !!svc, backlog, desired, wanted });
-            if (svc && wanted > desired) await call("UpdateService", () => ecs.send(new ECS.UpdateServiceCommand({ cluster: s.cluster, service: s.serviceName, desiredCount: wanted })));
-            return svc && Math.max(desired, wanted);
-        } catch (e) {
-            log({ msg: "wake failed", reason: text(e) });
-            return undefined;
-        }
+    const num = (values: Record<string, number>) => Object.fromEntries(Object.entries(values).map(([k, v]) => [k, { N: String(v) }]));
+    const db = async (input: object): Promise<any> => {
+        const D: typeof import("@aws-sdk/client-dynamodb") = require("@aws-sdk/client-dynamodb");
+        return (dynamo ??= new D.DynamoDBClient({})).send(new D.UpdateItemCommand({ TableName: s.stateTable, Key: { id: { S: "gate" } }, ...input } as any));
     };
-
+    const gate = async (E: number, tick: boolean, decide: (item?: any) => Promise<string | void>): Promise<unknown> => {
+        for (let now = Date.now(), w = Math.floor(now / 1000); s.stateTable; now = Date.now(), w = Math.floor(now / 1000)) {
+            const claim = { UpdateExpression: "SET win = :w, lease = :l, began = :n", ConditionExpression: "attribute_not_exists(win) OR (win < :w AND lease < :n)", ReturnValues: "ALL_NEW" };
+            const out = await db({ ...claim, ExpressionAttributeValues: num({ ":w": w, ":l": now + LEASE_MS, ":n": now }), ReturnValuesOnConditionCheckFailure: "ALL_OLD" }).catch((e) => ({ e }));
+            if (!out.e) {
+                const starts = await decide(out.Attributes);
+                const release = { UpdateExpression: `SET lease = :z${starts === undefined ? "" : ", starts = :s"}`, ConditionExpression: "began = :n" };
+                return db({ ...release, ExpressionAttributeValues: { ...num({ ":z": 0, ":n": now }), ...(starts !== undefined && { ":s": { S: starts } }) } }).catch((e) => log({ msg: "lease not released", reason: text(e) }));
+            }
+            const e = out.e, began = +(e.Item?.began?.N ?? 0);
+            if (ccf(e) && began >= E) return log({ msg: "decided by another", began });
+            const turn = ccf(e) && Date.now() < E + GATE_BUDGET_MS && (await db({ UpdateExpression: "SET nxt = :x", ConditionExpression: "attribute_not_exists(nxt) OR nxt < :x", ExpressionAttributeValues: num({ ":x": w + 1 }) }).then(() => true, (e) => e));
+            if (ccf(turn)) return log({ msg: "decided next window", began });
+            if (turn !== true) return log({ msg: "not decided", reason: text(turn || e), decides: tick && !ccf(turn || e) }), tick && !ccf(turn || e) ? decide() : undefined;
+            await sleep((w + 1) * 1000 - Date.now() + 20);
+        }
+        return decide();
+    };
+    const kit: LaunchKit = { s, sqs, ecs, SQS, ECS, call, log, text, runTasks, sleep };
     return async (event: any, invocation?: any): Promise<LaunchSummary> => {
         context = invocation;
         const routed = routedFailures(event, s);
+        const summary: LaunchSummary = { mode: s.mode, accepted: 0, ignored: 0, queued: 0, tasksStarted: 0, failures: 0, notStarted: 0, deadLettered: 0 };
         if (routed) {
-            // A per-job task ECS failed to start, or a dead-lettered invocation of this launcher: Job Failed, never a throw.
             log({ msg: "routed failure", source: event.source, detailType: event["detail-type"], jobs: routed.length });
             await publish(routed);
-            return { mode: s.mode, accepted: 0, ignored: 0, queued: 0, tasksStarted: 0, failures: 0, notStarted: 0, deadLettered: 0 };
+            return summary;
         }
         const tick = event?.["detail-type"] === "Scheduled Event";
-        const { jobs, ignored } = extractJobs(event, s);
-        for (const i of ignored) log({ msg: "ignored", ...i });
-        for (const j of jobs) log({ msg: "accepted", ...j });
-        const summary: LaunchSummary = { mode: s.mode, accepted: jobs.length, ignored: ignored.length, queued: 0, tasksStarted: 0, failures: 0, notStarted: 0, deadLettered: 0 };
-        const lost: string[] = [];
-        const failed: FailedJob[] = [];
+        const records: any[] | undefined = event?.Records?.[0]?.eventSource === "aws:sqs" ? event.Records : undefined;
+        const items: { job: Job; id: string; n: number; why?: string; retry?: boolean }[] = [], failed: FailedJob[] = [], lost: string[] = [], retry = new Set<string>();
         let fallbacks = 0;
+        for (const r of records ?? [{ body: event }]) {
+            let body = r.body;
+            try {
+                records && (body = JSON.parse(body));
+            } catch {}
+            const x = extractJobs(body, s);
+            summary.ignored += x.ignored.length;
+            for (const i of x.ignored) log({ msg: "ignored", ...i, messageId: r.messageId });
+            for (const job of x.jobs) log({ msg: "accepted", ...job }), items.push({ job, id: r.messageId, n: +r.attributes?.ApproximateReceiveCount || 1 });
+        }
+        const jobs = items.map((x) => x.job);
+        summary.accepted = jobs.length;
         const add = (r: { started: number; notStarted: number; failures: number; fallbacks: number }) => {
             summary.tasksStarted += r.started;
             summary.failures += r.failures;
@@ -613,65 +701,29 @@ export function createHandler(s: LauncherSettings, clients?: Partial<LauncherCli
             fallbacks += r.fallbacks;
         };
 
-        if (jobs.length > 0 && s.mode === "per-job") {
-            for (const group of chunk(jobs, Math.max(1, o.concurrency ?? 5))) {
-                await Promise.all(
-                    group.map(async (job) => {
-                        const r = await runTasks(1, job);
-                        add(r);
-                        if (r.notStarted === 0) return;
-                        try {
-                            await sendAll(s.deadLetterQueueUrl, [{ ...job, reason: `task could not be started: ${r.reason}` }]);
-                            summary.deadLettered++;
-                            log({ msg: "dead-lettered", ...job, reason: r.reason });
-                            failed.push({ job, reason: `task could not be started: ${r.reason}`, failureClass: "not-started", attempts: 1 });
-                        } catch (e) {
-                            lost.push(`${job.key}: ${r.reason}; ${text(e)}`);
-                        }
-                    }),
-                );
-            }
-        } else if (jobs.length > 0 || (s.mode === "drain" && tick)) {
-            if (!tick) summary.queued = await sendAll(s.queueUrl, jobs);
-            log({ msg: tick ? "reconcile" : "queued", count: summary.queued });
-            if (s.mode === "service" && s.serviceName !== "") {
-                const desired = await wake(summary.queued);
-                if (desired !== undefined) summary.desiredCount = desired;
-            }
-            if (s.mode === "drain") {
-                let toStart = 0;
-                try {
-                    const arns: string[] = [];
-                    let pending = 0;
-                    let nextToken: string | undefined;
-                    do {
-                        const page = await call("ListTasks", () => ecs.send(new ECS.ListTasksCommand({ cluster: s.cluster, startedBy: s.startedBy, nextToken })));
-                        const tasks = page.taskArns ?? [];
-                        arns.push(...tasks);
-                        const described = tasks.length > 0 ? await call("DescribeTasks", () => ecs.send(new ECS.DescribeTasksCommand({ cluster: s.cluster, tasks }))) : undefined;
-                        pending += (described?.tasks ?? []).filter((t) => t.lastStatus !== "RUNNING").length;
-                        nextToken = page.nextToken;
-                    } while (nextToken);
-                    for (const [arn, t] of recent) if (arns.includes(arn) || Date.now() - t > 60000) recent.delete(arn);
-                    pending += recent.size;
-                    const running = arns.length + recent.size;
-                    const attrs = await call("GetQueueAttributes", () =>
-                        sqs.send(new SQS.GetQueueAttributesCommand({ QueueUrl: s.queueUrl, AttributeNames: ["ApproximateNumberOfMessages"] })),
-                    ).catch((e) => log({ msg: "backlog unknown", reason: text(e) }));
-                    const backlog = Math.max(summary.queued, Number(attrs?.Attributes?.ApproximateNumberOfMessages) || 0);
-                    toStart = tasksToStart(s.maxTasks, running, pending, backlog);
-                    log({ msg: "drain decision", running, pending, backlog, maxTasks: s.maxTasks, toStart });
-                    for (let left = toStart; left > 0 && summary.notStarted === 0; left -= 10) add(await runTasks(Math.min(10, left)));
-                } catch (e) {
-                    log({ msg: "tasks not counted", reason: text(e) });
-                }
-                summary.notStarted = toStart - summary.tasksStarted;
-            }
+        if (o.step?.start) await o.step.start(kit, items, add);
+        else if (jobs.length > 0) {
+            (await send(s.queueUrl, jobs)).forEach((why, i) => (why ? Object.assign(items[i], { why: `not queued: ${why}`, retry: true }) : summary.queued++));
         }
+        const E = Date.now();
+        (jobs.length > 0 || tick) && log({ msg: tick ? "reconcile" : "queued", count: summary.queued });
+        o.step?.decide && (summary.queued > 0 || tick) && (await gate(E, tick, (item) => o.step!.decide!(kit, summary, add, item)));
+
+        const dead = items.filter((x) => x.why && (!records || !x.retry || (s.intakeMaxReceives > 0 && x.n >= s.intakeMaxReceives)));
+        const reason = (x: (typeof items)[number]) => x.why + (records && x.retry ? ` (gave up after ${x.n} deliveries)` : "");
+        const why = await send(s.deadLetterQueueUrl, dead.map((x) => ({ ...x.job, reason: reason(x), jobId: launcherJobId(x.job) })));
+        items.forEach((x) => x.why && !dead.includes(x) && retry.add(x.id));
+        dead.forEach((x, i) => {
+            if (why[i]) return void (records ? retry.add(x.id) : lost.push(`${x.job.key}: ${x.why}; ${why[i]}`));
+            summary.deadLettered++;
+            log({ msg: "dead-lettered", ...x.job, reason: reason(x) });
+            failed.push({ job: x.job, reason: reason(x), failureClass: s.mode === "per-job" ? "not-started" : "launcher", attempts: x.n });
+        });
+        records && (summary.batchItemFailures = [...retry].map((itemIdentifier) => ({ itemIdentifier })));
         await publish(failed);
-        if (fallbacks > 0) summary.spotFallbacks = fallbacks;
+        fallbacks > 0 && (summary.spotFallbacks = fallbacks);
         const record = launcherMetrics(s, { TasksNotStarted: summary.notStarted, SpotFallbacks: fallbacks });
-        if (s.mode !== "service" && (jobs.length > 0 || tick)) (o.metrics ?? ((r) => process.stdout.write(JSON.stringify(r) + "\n")))(record);
+        s.mode !== "service" && (jobs.length > 0 || tick) && (o.metrics ?? ((r) => process.stdout.write(JSON.stringify(r) + "\n")))(record);
         log({ msg: "summary", ...summary, lost });
         if (lost.length > 0) throw new Error(`${lost.length} job(s) neither started nor dead-lettered: ${lost.join("; ")}`);
         return summary;
@@ -679,9 +731,101 @@ export function createHandler(s: LauncherSettings, clients?: Partial<LauncherCli
 }
 
 /**
+ * Per-job mode's part: one RunTask per job, paced to PER_JOB_STARTS_PER_SECOND ÷ INTAKE_CONCURRENCY a second (the
+ * mapping runs that many invocations at once, so the worker stays within its share of RunTask's rate). A job whose
+ * task was not started is left with the reason: retryable when RunTask was throttled (the intake delivers it again).
+ */
+export async function perJobStarts({ s, runTasks, sleep }: LaunchKit, items: IntakeItem[], add: AddStarts): Promise<void> {
+    for (let i = 0, at = Date.now(); i < items.length; i++, at = Math.max(at, Date.now()) + (1000 * s.intakeConcurrency) / PER_JOB_STARTS_PER_SECOND) {
+        at > Date.now() && (await sleep(at - Date.now()));
+        const r = await runTasks(1, items[i].job);
+        add(r);
+        r.notStarted > 0 && Object.assign(items[i], { why: `task could not be started: ${r.reason}`, retry: /throttl|rate exceeded|too many requests/i.test(r.reason) });
+    }
+}
+
+/**
+ * Drain mode's decision (behind the gate, at most one a second): live tasks = DescribeClusters' runningTasksCount +
+ * pendingTasksCount (ECS counts tasks in RUNNING and in PENDING only) + this worker's starts of the last LEDGER_S
+ * seconds (the state item's `starts`, "second:count ..."; a new task is PROVISIONING, in neither count, until ECS has
+ * placed it); tasks still starting = pendingTasksCount + the starts of the last PENDING_S seconds; the backlog from
+ * GetQueueAttributes (at least the jobs this invocation queued). Starts {@link tasksToStart} (slots per task:
+ * WORKER_CONCURRENCY), at most MAX_STARTS, and answers the ledger with its own starts added. Its cost is a constant
+ * three calls plus ⌈starts / 10⌉ RunTask, whatever MAX_TASKS. A failed count starts nothing (the reconcile decides).
+ */
+export async function drainDecision({ s, sqs, ecs, SQS, ECS, call, log, text, runTasks }: LaunchKit, summary: LaunchSummary, add: AddStarts, item?: any): Promise<string> {
+    const now = Math.floor(Date.now() / 1000);
+    const starts = String(item?.starts?.S ?? "").split(" ").map((x) => x.split(":").map(Number)).filter(([t, n]) => n > 0 && now - t < LEDGER_S);
+    const recent = (seconds: number) => starts.reduce((sum, [t, n]) => sum + (now - t < seconds ? n : 0), 0);
+    let toStart = 0;
+    try {
+        const [{ clusters }, attrs] = await Promise.all([
+            call("DescribeClusters", () => ecs.send(new ECS.DescribeClustersCommand({ clusters: [s.cluster] }))),
+            call("GetQueueAttributes", () => sqs.send(new SQS.GetQueueAttributesCommand({ QueueUrl: s.queueUrl, AttributeNames: ["ApproximateNumberOfMessages"] }))),
+        ]);
+        const c = clusters?.[0];
+        if (!c) throw new Error(`no cluster ${s.cluster}`);
+        const pending = (c.pendingTasksCount ?? 0) + recent(PENDING_S), running = (c.runningTasksCount ?? 0) + (c.pendingTasksCount ?? 0) + recent(LEDGER_S);
+        const backlog = Math.max(summary.queued, Number(attrs.Attributes?.ApproximateNumberOfMessages) || 0);
+        toStart = Math.min(MAX_STARTS, tasksToStart(s.maxTasks, running, pending, backlog, s.workerConcurrency));
+        log({ msg: "drain decision", running, pending, backlog, slots: s.workerConcurrency, maxTasks: s.maxTasks, toStart });
+        for (let n = toStart; n > 0 && summary.notStarted === 0; n -= 10) add(await runTasks(Math.min(10, n)));
+    } catch (e) {
+        log({ msg: "tasks not counted", reason: text(e) });
+    }
+    summary.notStarted = toStart - summary.tasksStarted;
+    return [...starts, [now, summary.tasksStarted]].filter(([, n]) => n > 0).map((x) => x.join(":")).join(" ");
+}
+
+/**
+ * Service mode's wake (behind the gate, at most one a second): raise the service's desired count to what the backlog
+ * needs (`ceil(backlog / BACKLOG_PER_TASK)`, ≤ MAX_TASKS, never lowered); a failure is logged (the jobs are queued; the
+ * service's own scaling still starts tasks, only later).
+ */
+export async function serviceWake({ s, sqs, ecs, SQS, ECS, call, log, text }: LaunchKit, summary: LaunchSummary): Promise<void> {
+    if (!s.serviceName) return;
+    try {
+        const AttributeNames = ["ApproximateNumberOfMessages" as const, "ApproximateNumberOfMessagesNotVisible" as const];
+        const q = (await call("GetQueueAttributes", () => sqs.send(new SQS.GetQueueAttributesCommand({ QueueUrl: s.queueUrl, AttributeNames })))).Attributes ?? {};
+        const backlog = Math.max(summary.queued, +(q.ApproximateNumberOfMessages ?? 0) + +(q.ApproximateNumberOfMessagesNotVisible ?? 0));
+        const svc = (await call("DescribeServices", () => ecs.send(new ECS.DescribeServicesCommand({ cluster: s.cluster, services: [s.serviceName] })))).services?.[0];
+        const desired = svc?.desiredCount ?? 0, wanted = Math.min(s.maxTasks, Math.ceil(backlog / s.backlogPerTask));
+        log({ msg: "wake decision", service: s.serviceName, found: !!svc, backlog, desired, wanted });
+        svc && wanted > desired && (await call("UpdateService", () => ecs.send(new ECS.UpdateServiceCommand({ cluster: s.cluster, service: s.serviceName, desiredCount: wanted }))));
+        svc && (summary.desiredCount = Math.max(desired, wanted));
+    } catch (e) {
+        log({ msg: "wake failed", reason: text(e) });
+    }
+}
+
+/** Each launch mode's part of the handler (tests and {@link launcherFactory}; the component uses each mode's own factory). */
+export function launchStep(mode: LaunchMode): LaunchStep {
+    return mode === "per-job" ? { start: perJobStarts } : { decide: mode === "drain" ? drainDecision : serviceWake };
+}
+
+/**
  * The `callbackFactory` of the component's `aws.lambda.CallbackFunction`: runs once per Lambda cold start, reads the
  * settings from the environment, creates the SDK clients and returns the handler.
  */
 export function launcherFactory(): LauncherHandler {
-    return createHandler(parseLauncherSettings(process.env));
+    const s = parseLauncherSettings(process.env);
+    return createHandler(s, undefined, { step: launchStep(s.mode) });
+}
+
+/**
+ * The component's `callbackFactory` in drain mode: {@link launcherFactory} with drain's part only, so that the
+ * serialized package holds no other mode's code (it is capped at 32 KiB).
+ */
+export function drainLauncherFactory(): LauncherHandler {
+    return createHandler(parseLauncherSettings(process.env), undefined, { step: { decide: drainDecision } });
+}
+
+/** The component's `callbackFactory` in per-job mode (its part only, see {@link drainLauncherFactory}). */
+export function perJobLauncherFactory(): LauncherHandler {
+    return createHandler(parseLauncherSettings(process.env), undefined, { step: { start: perJobStarts } });
+}
+
+/** The component's `callbackFactory` in service mode (its part only, see {@link drainLauncherFactory}). */
+export function serviceLauncherFactory(): LauncherHandler {
+    return createHandler(parseLauncherSettings(process.env), undefined, { step: { decide: serviceWake } });
 }

@@ -44,6 +44,8 @@ const T = {
     eventTarget: "aws:cloudwatch/eventTarget:EventTarget",
     queuePolicy: "aws:sqs/queuePolicy:QueuePolicy",
     dashboard: "aws:cloudwatch/dashboard:Dashboard",
+    table: "aws:dynamodb/table:Table",
+    mapping: "aws:lambda/eventSourceMapping:EventSourceMapping",
 };
 
 const MINIMAL: LambdaEcsWorkerArgs = { image: { context: "./worker-image" } };
@@ -102,24 +104,31 @@ function taskPutEvents(name: string): object {
 }
 
 /**
- * The launcher's statements every mode has: Lambda's failed-invocation events on the bus (its on-failure destination),
- * Job Failed with its own source (dead-lettered invocations, per-job start failures), its logs.
+ * The launcher's statements every mode has (after the intake's and its mode's): dead-letter (an intake record's jobs on
+ * its last receive; per-job start failures), Lambda's failed-invocation events on the bus (its on-failure
+ * destination), Job Failed with its own source, its logs.
  */
 function launcherCommonStatements(name: string): object[] {
     return [
+        { Effect: "Allow", Action: "sqs:SendMessage", Resource: queueArn(`${name}-dlq-0000000`) },
         putEvents("lambda", ["Lambda Function Invocation Result - Failure"]),
         putEvents(`lambda-ecs-worker.${name}`, ["Job Failed"]),
         { Effect: "Allow", Action: ["logs:CreateLogStream", "logs:PutLogEvents"], Resource: `${arn("logs", `log-group:${name}-launcher-logs-0000000`)}:*` },
     ];
 }
 
-/** Drain: queue and read the backlog, list (on "*", this cluster only) and describe its tasks, start them. */
+/** Every mode (issue #19): Lambda's event source mapping polls the intake queue with the launcher's role. */
+function intakeStatement(name: string): object {
+    return { Effect: "Allow", Action: ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"], Resource: queueArn(`${name}-intake-0000000`) };
+}
+
+/** Drain: consume the intake, queue and read the backlog, coordinate on its table, count its cluster's tasks, start them. */
 function drainLauncherStatements(name: string): object[] {
-    const onCluster = { ArnEquals: { "ecs:cluster": arn("ecs", `cluster/${name}-cluster`) } };
     return [
+        intakeStatement(name),
         { Effect: "Allow", Action: ["sqs:SendMessage", "sqs:GetQueueAttributes"], Resource: queueArn(`${name}-queue-0000000`) },
-        { Effect: "Allow", Action: "ecs:ListTasks", Resource: "*", Condition: onCluster },
-        { Effect: "Allow", Action: "ecs:DescribeTasks", Resource: arn("ecs", `task/${name}-cluster/*`), Condition: onCluster },
+        { Effect: "Allow", Action: "dynamodb:UpdateItem", Resource: arn("dynamodb", `table/${name}-launcher-state-0000000`) },
+        { Effect: "Allow", Action: "ecs:DescribeClusters", Resource: arn("ecs", `cluster/${name}-cluster`) },
         ...runTaskStatements(name),
         ...launcherCommonStatements(name),
     ];
@@ -144,6 +153,10 @@ describe("LambdaEcsWorker", () => {
                     `${T.bucketPolicy} render-bucket-policy`,
                     `${T.queue} render-dlq`,
                     `${T.queue} render-queue`,
+                    `${T.queue} render-intake`,
+                    `${T.queuePolicy} render-intake-policy`,
+                    `${T.table} render-launcher-state`,
+                    `${T.mapping} render-intake-mapping`,
                     `${T.alarm} render-dlq-alarm`,
                     `${T.alarm} render-stuck-alarm`,
                     `${T.repo} render-repo`,
@@ -163,7 +176,6 @@ describe("LambdaEcsWorker", () => {
                     `${T.rolePolicy} render-launcher-policy`,
                     `${T.fn} render-launcher`,
                     `${T.invokeConfig} render-launcher-invoke-config`,
-                    `${T.permission} render-launcher-permission`,
                     `${T.notification} render-notification`,
                     `${T.eventRule} render-reconcile`,
                     `${T.permission} render-reconcile-permission`,
@@ -183,7 +195,7 @@ describe("LambdaEcsWorker", () => {
 
         it("THEN every child has the component as its parent", () => {
             const children = resources.filter((r) => r.type !== COMPONENT);
-            expect(children).to.have.length(40);
+            expect(children).to.have.length(43);
             for (const r of children) {
                 expect(typeChain(r.urn), r.name).to.equal(`${COMPONENT}$${r.type}`);
             }
@@ -241,7 +253,7 @@ describe("LambdaEcsWorker", () => {
             ]);
         });
 
-        it("THEN both queues are encrypted and the work queue redrives to the DLQ after 3 receives", () => {
+        it("THEN the queues are encrypted, the work queue redrives to the DLQ after 3 receives, the intake after 10", () => {
             const queue = one(resources, T.queue, "render-queue").inputs;
             const dlq = one(resources, T.queue, "render-dlq").inputs;
             expect(queue.sqsManagedSseEnabled).to.equal(true);
@@ -260,30 +272,54 @@ describe("LambdaEcsWorker", () => {
             });
             expect(alarm.dimensions).to.deep.equal({ QueueName: "render-dlq-0000000" });
             expect(alarm.alarmActions).to.deep.equal([]);
+            // The oldest job waited in the intake (not yet queued) or in the work queue: the older of the two.
             const stuck = one(resources, T.alarm, "render-stuck-alarm").inputs;
-            expect(stuck).to.include({ metricName: "ApproximateAgeOfOldestMessage", comparisonOperator: "GreaterThanThreshold", threshold: 3600 });
-            expect(stuck.dimensions).to.deep.equal({ QueueName: "render-queue-0000000" });
+            expect(stuck).to.include({ comparisonOperator: "GreaterThanThreshold", threshold: 3600 });
+            expect(stuck.metricQueries.map((q: any) => q.expression ?? `${q.metric.metricName}(${q.metric.dimensions.QueueName})`)).to.deep.equal([
+                "ApproximateAgeOfOldestMessage(render-intake-0000000)",
+                "ApproximateAgeOfOldestMessage(render-queue-0000000)",
+                "MAX([FILL(intake, 0), FILL(queued, 0)])",
+            ]);
             expect(queue.visibilityTimeoutSeconds).to.equal(300);
+            // The intake (issue #19): S3's notifications, read by the launcher's event source mapping. Its visibility
+            // timeout is 6 × the launcher's 60 s (AWS's advice for an SQS event source), its redrive the safety net
+            // beyond the launcher's own dead-letter on the last receive.
+            const intake = one(resources, T.queue, "render-intake").inputs;
+            expect(intake).to.include({ visibilityTimeoutSeconds: 360, sqsManagedSseEnabled: true, messageRetentionSeconds: 345600 });
+            expect(JSON.parse(intake.redrivePolicy)).to.deep.equal({ deadLetterTargetArn: queueArn("render-dlq-0000000"), maxReceiveCount: 10 });
         });
 
-        it("THEN the notification invokes the launcher for .zip uploads only, after the permission exists", () => {
+        it("THEN the notification sends .zip uploads only to the intake queue, which S3 may send to from exactly the bucket and account", () => {
             const n = one(resources, T.notification, "render-notification").inputs;
             expect(n.bucket).to.equal("render-bucket-0000000");
-            expect(n.lambdaFunctions).to.deep.equal([
+            expect(n.lambdaFunctions).to.equal(undefined);
+            expect(n.queues).to.deep.equal([{ queueArn: queueArn("render-intake-0000000"), events: ["s3:ObjectCreated:*"], filterSuffix: ".zip" }]);
+            const p = one(resources, T.queuePolicy, "render-intake-policy").inputs;
+            expect(p.queueUrl).to.match(/render-intake-0000000$/);
+            expect(JSON.parse(p.policy).Statement).to.deep.equal([
                 {
-                    lambdaFunctionArn: arn("lambda", "function:render-launcher-0000000"),
-                    events: ["s3:ObjectCreated:*"],
-                    filterSuffix: ".zip",
+                    Effect: "Allow",
+                    Principal: { Service: "s3.amazonaws.com" },
+                    Action: "sqs:SendMessage",
+                    Resource: queueArn("render-intake-0000000"),
+                    Condition: { ArnEquals: { "aws:SourceArn": "arn:aws:s3:::render-bucket-0000000" }, StringEquals: { "aws:SourceAccount": FAKE_ACCOUNT } },
                 },
             ]);
-            const p = one(resources, T.permission, "render-launcher-permission").inputs;
-            expect(p).to.include({
-                action: "lambda:InvokeFunction",
-                principal: "s3.amazonaws.com",
-                sourceArn: "arn:aws:s3:::render-bucket-0000000",
-                sourceAccount: FAKE_ACCOUNT,
-                function: "render-launcher-0000000",
+            // S3 no longer invokes the launcher: no permission for it.
+            expect(resources.filter((r) => r.type === T.permission && r.inputs.principal === "s3.amazonaws.com")).to.deep.equal([]);
+        });
+
+        it("THEN the intake reaches the launcher through an event source mapping: batches, a 1 s window, partial batch failures, at most intakeConcurrency at once", () => {
+            expect(one(resources, T.mapping, "render-intake-mapping").inputs).to.deep.include({
+                eventSourceArn: queueArn("render-intake-0000000"),
+                functionName: arn("lambda", "function:render-launcher-0000000"),
+                batchSize: 10,
+                maximumBatchingWindowInSeconds: 1,
+                functionResponseTypes: ["ReportBatchItemFailures"],
+                scalingConfig: { maximumConcurrency: 5 },
             });
+            // Decisions are coordinated through one small on-demand table per worker (one item).
+            expect(one(resources, T.table, "render-launcher-state").inputs).to.deep.include({ billingMode: "PAY_PER_REQUEST", hashKey: "id", attributes: [{ name: "id", type: "S" }] });
         });
 
         it("THEN the task role may read inputs, write outputs and work the queue (no GetQueueAttributes: the component sets its settings), nothing more", () => {
@@ -325,17 +361,13 @@ describe("LambdaEcsWorker", () => {
             ]);
         });
 
-        it("THEN the drain launcher may queue, count (ListTasks on \"*\", on this cluster only), describe and start this family's tasks, and pass exactly the two task roles", () => {
+        it("THEN the drain launcher may consume the intake, queue, coordinate, count (DescribeClusters on its cluster) and start this family's tasks, pass exactly the two task roles, dead-letter", () => {
             expect(statements(resources, "render-launcher-policy")).to.deep.equal(drainLauncherStatements("render"));
         });
 
-        it("THEN no statement grants Resource '*' except ecr:GetAuthorizationToken and ecs:ListTasks (AWS authorizes both only on '*'; ListTasks on this cluster only), and no managed policy is attached", () => {
+        it("THEN no statement grants Resource '*' except ecr:GetAuthorizationToken (AWS authorizes it only on '*'), and no managed policy is attached", () => {
             const wildcard = allStatements(resources).filter((s) => [s.Resource].flat().includes("*"));
-            // Exactly these two, in whichever order the role policies registered.
-            expect(wildcard).to.have.deep.members([
-                { Effect: "Allow", Action: "ecr:GetAuthorizationToken", Resource: "*" },
-                { Effect: "Allow", Action: "ecs:ListTasks", Resource: "*", Condition: { ArnEquals: { "ecs:cluster": arn("ecs", "cluster/render-cluster") } } },
-            ]);
+            expect(wildcard).to.deep.equal([{ Effect: "Allow", Action: "ecr:GetAuthorizationToken", Resource: "*" }]);
             expect(resources.filter((r) => r.type.startsWith("aws:iam/rolePolicyAttachment"))).to.have.length(0);
             expect(resources.filter((r) => r.type.startsWith("aws:iam/policy"))).to.have.length(0);
             for (const role of resources.filter((r) => r.type === T.role)) {
@@ -421,7 +453,8 @@ describe("LambdaEcsWorker", () => {
             const fn = one(resources, T.fn, "render-launcher").inputs;
             expect(fn.runtime).to.equal("nodejs22.x");
             expect(fn.role).to.equal(`arn:aws:iam::${FAKE_ACCOUNT}:role/render-launcher-role-0000000`);
-            expect(fn.reservedConcurrentExecutions).to.equal(1);
+            // No reserved concurrency by default: the intake mapping bounds the launcher's concurrency (issue #19).
+            expect(fn.reservedConcurrentExecutions).to.equal(undefined);
             expect(fn.loggingConfig).to.deep.equal({ logFormat: "Text", logGroup: "render-launcher-logs-0000000" });
             expect(fn.environment.variables).to.deep.equal({
                 QUEUE_URL: `https://sqs.${FAKE_REGION}.amazonaws.com/${FAKE_ACCOUNT}/render-queue-0000000`,
@@ -444,6 +477,10 @@ describe("LambdaEcsWorker", () => {
                 EVENT_SOURCE: "lambda-ecs-worker.render",
                 WORKER_NAME: "render",
                 METRICS_NAMESPACE: "LambdaEcsWorker",
+                STATE_TABLE: "render-launcher-state-0000000",
+                WORKER_CONCURRENCY: "1",
+                INTAKE_MAX_RECEIVE_COUNT: "10",
+                INTAKE_CONCURRENCY: "5",
             });
             // Lambda's on-failure destination is the event bus; a rule hands the record on to the DLQ (job-events.ts).
             const ic = one(resources, T.invokeConfig, "render-launcher-invoke-config").inputs;
@@ -517,14 +554,15 @@ describe("LambdaEcsWorker", () => {
             for (const t of [T.bucket, T.publicAccess, T.bucketPolicy, T.repo, T.image, T.sg]) {
                 expect(resources.filter((r) => r.type === t), t).to.have.length(0);
             }
-            // 22 children and the component; with the job-event routing, dashboard and its two alarms.
-            expect(resources).to.have.length(32);
+            // 22 children and the component; with the job-event routing, dashboard and its two alarms; the intake (queue,
+            // policy, mapping) and the state table, no S3 permission.
+            expect(resources).to.have.length(35);
         });
 
         it("THEN one notification entry per suffix carries the prefix", () => {
             const n = one(resources, T.notification, "scan-notification").inputs;
             expect(n.bucket).to.equal("shared-bucket");
-            expect(n.lambdaFunctions.map((f: any) => [f.filterPrefix, f.filterSuffix])).to.deep.equal([
+            expect(n.queues.map((f: any) => [f.filterPrefix, f.filterSuffix])).to.deep.equal([
                 ["inbox/", ".zip"],
                 ["inbox/", ".ZIP"],
                 ["inbox/", ".tar.gz"],
@@ -584,9 +622,9 @@ describe("LambdaEcsWorker", () => {
 
         it("THEN every taggable child carries the tags", () => {
             const taggable = resources.filter((r) =>
-                [T.queue, T.logGroup, T.cluster, T.role, T.taskDef, T.fn, T.alarm, T.eventRule].includes(r.type),
+                [T.queue, T.logGroup, T.cluster, T.role, T.taskDef, T.fn, T.alarm, T.eventRule, T.table, T.mapping].includes(r.type),
             );
-            expect(taggable).to.have.length(17);
+            expect(taggable).to.have.length(20);
             for (const r of taggable) expect(r.inputs.tags, r.name).to.deep.equal({ team: "vision" });
         });
     });
@@ -642,9 +680,11 @@ describe("LambdaEcsWorker", () => {
             ]);
         });
 
-        it("THEN the service launcher may queue, read the backlog and wake exactly its service: no RunTask, no PassRole, no DLQ", () => {
+        it("THEN the service launcher may consume the intake, queue, read the backlog, coordinate and wake exactly its service: no RunTask, no PassRole", () => {
             expect(statements(resources, "svc-launcher-policy")).to.deep.equal([
+                intakeStatement("svc"),
                 { Effect: "Allow", Action: ["sqs:SendMessage", "sqs:GetQueueAttributes"], Resource: queueArn("svc-queue-0000000") },
+                { Effect: "Allow", Action: "dynamodb:UpdateItem", Resource: arn("dynamodb", "table/svc-launcher-state-0000000") },
                 {
                     Effect: "Allow",
                     Action: ["ecs:DescribeServices", "ecs:UpdateService"],
@@ -833,12 +873,9 @@ describe("LambdaEcsWorker", () => {
             expect(resources.filter((r) => r.name === "job-reconcile" || r.type === T.service)).to.have.length(0);
         });
 
-        it("THEN the per-job launcher may start, tag and pass, and dead-letter: nothing on the work queue, no listing or describing", () => {
-            expect(statements(resources, "job-launcher-policy")).to.deep.equal([
-                ...runTaskStatements("job"),
-                { Effect: "Allow", Action: "sqs:SendMessage", Resource: queueArn("job-dlq-0000000") },
-                ...launcherCommonStatements("job"),
-            ]);
+        it("THEN the per-job launcher may consume the intake, start, tag and pass, and dead-letter: nothing on the work queue, no table, no counting", () => {
+            expect(statements(resources, "job-launcher-policy")).to.deep.equal([intakeStatement("job"), ...runTaskStatements("job"), ...launcherCommonStatements("job")]);
+            expect(resources.filter((r) => r.type === T.table)).to.deep.equal([]);
         });
 
         it("THEN the per-job task role has no permission on the work queue (its one job comes from its environment)", () => {
@@ -912,6 +949,17 @@ describe("validateLambdaEcsWorkerArgs", () => {
         ["maxTasks fractional", { maxTasks: 2.5 }, /^maxTasks: must be an integer from 1 to 1000, got 2.5/],
         ["launcherConcurrency negative", { launcherConcurrency: -1 }, /^launcherConcurrency: must be an integer from 0 to 1000, got -1/],
         ["launcherConcurrency fractional", { launcherConcurrency: 1.5 }, /^launcherConcurrency: must be an integer from 0 to 1000, got 1.5/],
+        // Issue #19: the intake's event source mapping and the reserved concurrency it needs.
+        ["launcherConcurrency below the intake's", { launcherConcurrency: 1 }, /^launcherConcurrency: must be 0 \(none reserved\) or at least intakeConcurrency \+ 1 = 6 .*, got 1$/],
+        ["launcherConcurrency equal to the intake's", { launcherConcurrency: 3, intakeConcurrency: 3 }, /^launcherConcurrency: must be 0 \(none reserved\) or at least intakeConcurrency \+ 1 = 4 /],
+        ["intakeConcurrency 1", { intakeConcurrency: 1 }, /^intakeConcurrency: must be an integer from 2 to 1000, got 1/],
+        ["intakeConcurrency too high", { intakeConcurrency: 1001 }, /^intakeConcurrency: must be an integer from 2 to 1000, got 1001/],
+        ["intakeBatchSize 0", { intakeBatchSize: 0 }, /^intakeBatchSize: must be an integer from 1 to 10000, got 0/],
+        ["intakeBatchSize too high", { intakeBatchSize: 10001 }, /^intakeBatchSize: must be an integer from 1 to 10000, got 10001/],
+        ["per-job batches too slow to start in time", { launchMode: "per-job", intakeBatchSize: 100, intakeConcurrency: 5 }, /^intakeBatchSize \/ intakeConcurrency: in launchMode "per-job" their product must be at most 400 .*, got 100 × 5/],
+        ["WORKER_CONCURRENCY not a number", { environment: { WORKER_CONCURRENCY: "four" } }, /^environment.WORKER_CONCURRENCY: must be an integer from 1 to 64 .*, got "four"/],
+        ["WORKER_CONCURRENCY 0", { environment: { WORKER_CONCURRENCY: "0" } }, /^environment.WORKER_CONCURRENCY: must be an integer from 1 to 64/],
+        ["WORKER_CONCURRENCY 65", { environment: { WORKER_CONCURRENCY: "65" } }, /^environment.WORKER_CONCURRENCY: must be an integer from 1 to 64/],
         ["reconcile interval", { reconcileIntervalMinutes: 0 }, /^reconcileIntervalMinutes: must be an integer from 1 to 60, got 0/],
         ["reconcile outside drain", { launchMode: "service", reconcileIntervalMinutes: 5 }, /^reconcileIntervalMinutes: applies only with launchMode "drain", not "service"/],
         ["ephemeral storage", { ephemeralStorageGiB: 500 }, /^ephemeralStorageGiB: must be an integer from 21 to 200/],
@@ -989,6 +1037,8 @@ describe("validateLambdaEcsWorkerArgs", () => {
     it("accepts arm64 on on-demand FARGATE, amd64 on Spot, a valid bucket name and 50 tags", () => {
         expect(validateLambdaEcsWorkerArgs({ image: { context: ".", platform: "linux/arm64" }, capacity: { kind: "MIXED", fargateWeight: 1, spotWeight: 0 } })).to.deep.equal([]);
         expect(validateLambdaEcsWorkerArgs({ image: { context: ".", platform: "linux/arm64" }, launcherConcurrency: 0 })).to.deep.equal([]);
+        expect(validateLambdaEcsWorkerArgs({ image: { context: "." }, launcherConcurrency: 6, intakeConcurrency: 5, intakeBatchSize: 10000, environment: { WORKER_CONCURRENCY: "64" } })).to.deep.equal([]);
+        expect(validateLambdaEcsWorkerArgs({ image: { context: "." }, launchMode: "per-job", intakeConcurrency: 2, intakeBatchSize: 200 })).to.deep.equal([]);
         expect(validateLambdaEcsWorkerArgs({ image: { context: ".", platform: "linux/amd64" }, capacity: { kind: "FARGATE_SPOT" }, bucketName: "my.render-bucket-01" })).to.deep.equal([]);
         expect(validateLambdaEcsWorkerArgs({ ...MINIMAL, tags: Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`k${i}`, "v".repeat(256)])) })).to.deep.equal([]);
     });

@@ -19,6 +19,7 @@ const NAMES: DashboardNames = {
     namespace: "LambdaEcsWorker",
     queueName: "render-queue-abc",
     deadLetterQueueName: "render-dlq-abc",
+    intakeQueueName: "render-intake-abc",
     clusterName: "render-cluster-abc",
     launcherFunctionName: "render-launcher-abc",
 };
@@ -51,7 +52,9 @@ describe("dashboardBody (pure)", () => {
         expect(rows(body)).to.deep.equal([
             "AWS/SQS ApproximateNumberOfMessagesVisible QueueName=render-queue-abc Maximum",
             "AWS/SQS ApproximateNumberOfMessagesNotVisible QueueName=render-queue-abc Maximum",
+            "AWS/SQS ApproximateNumberOfMessagesVisible QueueName=render-intake-abc Maximum",
             "AWS/SQS ApproximateAgeOfOldestMessage QueueName=render-queue-abc Maximum",
+            "AWS/SQS ApproximateAgeOfOldestMessage QueueName=render-intake-abc Maximum",
             "AWS/SQS ApproximateNumberOfMessagesVisible QueueName=render-dlq-abc Maximum",
             "ECS/ContainerInsights TaskCount ClusterName=render-cluster-abc Maximum",
             "LambdaEcsWorker JobSeconds Worker=render p50",

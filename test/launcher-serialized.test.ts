@@ -7,8 +7,10 @@
  *  - RunTask with a `capacityProviderStrategy` answers HTTP 500 (even for FARGATE), so the component's
  *    CAPACITY_PROVIDER_STRATEGY is replaced with "[]" (the launcher then sends launchType FARGATE); the strategy path
  *    is covered against SDK mocks in launcher.test.ts.
- *  - moto runs no containers: started tasks stay RUNNING, which is what the "≤ MAX_TASKS across invocations" checks
- *    rely on. ListTasks' `startedBy` filter does work in moto 5.2.1 (checked below against a foreign task).
+ *  - moto runs no containers: started tasks stay RUNNING. moto's DescribeClusters counts no Fargate task (running and
+ *    pending 0), so the "≤ MAX_TASKS across invocations" checks rest on the launcher's ledger of recent starts (what
+ *    counts a task on AWS until ECS's counts show it). ListTasks' `startedBy` filter does work in moto 5.2.1 (the test
+ *    counts the launcher's tasks with it; checked below against a foreign task).
  *  - moto URL-encodes "/" in event keys ("inbox%2Fa.zip"); S3 leaves it as is. Both decode the same.
  */
 import "../harness/mocks";
@@ -18,8 +20,9 @@ import * as fs from "fs";
 import * as path from "path";
 
 import { RunTaskCommand } from "@aws-sdk/client-ecs";
-import { GetQueueAttributesCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
+import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
 
+import { sqsRecord } from "../cli/local/intake";
 import { parseLauncherSettings } from "../functions/launcher";
 import { LAUNCHER_ENV } from "../functions/launcher-settings";
 import { createLauncherWorld, drainQueue, LauncherWorld, tasksStartedBy, upload } from "./helpers/launcher-moto";
@@ -39,6 +42,7 @@ function launcherEnv(pkg: LauncherPackage, w: LauncherWorld, moto: Moto, over: R
         [LAUNCHER_ENV.subnets]: w.subnetId,
         [LAUNCHER_ENV.securityGroups]: w.securityGroupId,
         [LAUNCHER_ENV.capacityProviderStrategy]: "[]",
+        [LAUNCHER_ENV.stateTable]: w.stateTable,
         ...moto.env,
         ...over,
     };
@@ -178,6 +182,20 @@ describe("launcher: the serialized package against moto", function () {
         expect(total).to.be.within(1, 10);
         const depth = await w.sqs.send(new GetQueueAttributesCommand({ QueueUrl: w.workQueueUrl, AttributeNames: ["ApproximateNumberOfMessages"] }));
         expect(Number(depth.Attributes!.ApproximateNumberOfMessages)).to.equal(102);
+    });
+
+    it("drain: an intake batch as the event source mapping delivers it (S3's real notifications in the intake): every job queued, none retried", async () => {
+        const w = await createLauncherWorld(moto, "intake", drain.env[LAUNCHER_ENV.containerName]);
+        const arn = (await w.sqs.send(new GetQueueAttributesCommand({ QueueUrl: w.eventsQueueUrl, AttributeNames: ["QueueArn"] }))).Attributes!.QueueArn!;
+        await upload(w, ["inbox/one.zip", "inbox/two.zip", "inbox/three.zip"]);
+        const messages = [];
+        for (let got; (got = (await w.sqs.send(new ReceiveMessageCommand({ QueueUrl: w.eventsQueueUrl, MaxNumberOfMessages: 10, AttributeNames: ["All"] }))).Messages ?? []).length > 0; ) messages.push(...got);
+        // S3's test event (from the notification configuration) and the three uploads, each its own record.
+        expect(messages).to.have.length(4);
+        const inv = await invokeInFreshNode(drainModule, launcherEnv(drain, w, moto), { Records: messages.map((m) => sqsRecord(m, arn, "us-east-1")) });
+        expect(inv.error, inv.stderr).to.equal(undefined);
+        expect(inv.result).to.deep.include({ accepted: 3, ignored: 1, queued: 3, tasksStarted: 3, batchItemFailures: [] });
+        expect(keysOf(await drainQueue(w.sqs, w.workQueueUrl))).to.deep.equal(["inbox/one.zip", "inbox/three.zip", "inbox/two.zip"]);
     });
 
     it("drain: the scheduled reconcile event starts tasks for jobs left waiting, and queues nothing", async () => {

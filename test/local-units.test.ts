@@ -7,6 +7,7 @@ import * as path from "path";
 import { applyDeclared } from "../cli/local/appliers";
 import { Cleanup } from "../cli/local/cleanup";
 import { EventDelivery, onFailureRecord, scheduledEvent, Schedules } from "../cli/local/events";
+import { handledIds, IntakeMapping } from "../cli/local/intake";
 import { displayPath, jobCounts, JobBook, notAJobReason, planJobs } from "../cli/local/jobs";
 import { InvokeResult } from "../cli/local/launcher";
 import { Runner, RunningTask, TaskSpec } from "../cli/local/runners";
@@ -134,6 +135,72 @@ describe("npm run local: what settles a job (jobOutcome)", () => {
     }
 });
 
+describe("npm run local: the intake's event source mapping, emulated (IntakeMapping)", () => {
+    /** A queue in memory: ReceiveMessage hands out visible messages (hiding them), DeleteMessageBatch removes them. */
+    function fakeQueue(bodies: string[]) {
+        const messages = bodies.map((Body, i) => ({ MessageId: `m${i}`, ReceiptHandle: `r${i}`, Body, receives: 0, hidden: false }));
+        const deleted: string[] = [];
+        const sqs = {
+            send: async (cmd: any) => {
+                if (cmd.input.MaxNumberOfMessages !== undefined) {
+                    const got = messages.filter((m) => !m.hidden).slice(0, cmd.input.MaxNumberOfMessages);
+                    for (const m of got) (m.hidden = true), m.receives++;
+                    if (got.length === 0) await new Promise((r) => setTimeout(r, 5));
+                    return { Messages: got.map((m) => ({ MessageId: m.MessageId, ReceiptHandle: m.ReceiptHandle, Body: m.Body, Attributes: { ApproximateReceiveCount: String(m.receives) } })) };
+                }
+                for (const e of cmd.input.Entries) {
+                    const i = messages.findIndex((m) => m.ReceiptHandle === e.ReceiptHandle);
+                    deleted.push(messages[i].MessageId);
+                    messages.splice(i, 1);
+                }
+                return {};
+            },
+        };
+        return { sqs, messages, deleted };
+    }
+
+    it("GIVEN 25 records, batches of 10, a 0 s window and 2 pollers THEN batches of ≤ 10 in Lambda's SQS event shape, at most 2 invocations at once, every record deleted", async () => {
+        const q = fakeQueue(Array.from({ length: 25 }, (_, i) => `{"n":${i}}`));
+        const events: any[] = [];
+        let inFlight = 0;
+        let peak = 0;
+        const instance = {
+            invoke: async (e: any) => {
+                events.push(e);
+                peak = Math.max(peak, ++inFlight);
+                await new Promise((r) => setTimeout(r, 10));
+                inFlight--;
+                return { ok: true, result: { batchItemFailures: [] } };
+            },
+        };
+        const m = new IntakeMapping({
+            sqs: q.sqs as any,
+            queueUrl: "intake-url",
+            queueArn: "arn:aws:sqs:us-east-1:123456789012:render-intake",
+            region: "us-east-1",
+            config: { batchSize: 10, windowSeconds: 0, maxConcurrency: 2, reportBatchItemFailures: true },
+            instances: [instance, instance, instance],
+            log: () => undefined,
+            stopped: () => false,
+        });
+        await m.run(() => q.deleted.length < 25);
+        expect(events.every((e) => e.Records.length <= 10)).to.equal(true);
+        expect(events.flatMap((e) => e.Records).map((r: any) => JSON.parse(r.body).n).sort((a: number, b: number) => a - b)).to.deep.equal(Array.from({ length: 25 }, (_, i) => i));
+        expect(events[0].Records[0]).to.deep.include({ eventSource: "aws:sqs", eventSourceARN: "arn:aws:sqs:us-east-1:123456789012:render-intake", awsRegion: "us-east-1", attributes: { ApproximateReceiveCount: "1" } });
+        expect(peak).to.be.within(1, 2);
+        expect(m.peakConcurrency).to.equal(peak);
+        expect(q.deleted).to.have.length(25);
+    });
+
+    it("handledIds: all but the reported batchItemFailures; none when the invocation failed; all when the mapping does not report failures", () => {
+        const batch = [{ messageId: "a" }, { messageId: "b" }, { messageId: "c" }];
+        expect(handledIds(batch, { ok: true, result: { batchItemFailures: [{ itemIdentifier: "b" }] } }, true)).to.deep.equal(["a", "c"]);
+        expect(handledIds(batch, { ok: true, result: {} }, true)).to.deep.equal(["a", "b", "c"]);
+        expect(handledIds(batch, { ok: false, error: "boom" }, true)).to.deep.equal([]);
+        expect(handledIds(batch, { ok: true, result: { batchItemFailures: [{ itemIdentifier: "b" }] } }, false)).to.deep.equal(["a", "b", "c"]);
+    });
+});
+
 describe("npm run local: events to the launcher (EventDelivery, Schedules)", () => {
     function delivery(results: InvokeResult[], stopped = () => false) {
         const invoked: unknown[] = [];
@@ -142,7 +209,6 @@ describe("npm run local: events to the launcher (EventDelivery, Schedules)", () 
         const d = new EventDelivery({
             launcher: { invoke: async (e) => (invoked.push(e), results.shift() ?? { ok: true }) },
             sqs: { send: async (cmd: any) => (sent.push(cmd.input), {}) } as any,
-            eventsQueueUrl: "events-url",
             dlqUrl: "dlq-url",
             functionName: "render-launcher",
             maximumRetryAttempts: 2,

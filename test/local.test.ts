@@ -117,7 +117,12 @@ describe("npm run local --plan: the emulator holds what the stack declares", fun
 
         const [rule] = plan.notification.QueueConfigurations;
         expect(plan.notification.QueueConfigurations).to.have.length(1);
-        expect(rule.QueueArn).to.equal(plan.eventsQueue.attributes.QueueArn);
+        // The notification goes to the intake queue as declared (moto delivers S3's notifications there), whose event
+        // source mapping the run emulates with the declared batch size, window and maximum concurrency.
+        expect(rule.QueueArn).to.equal(plan.intakeQueue.attributes.QueueArn);
+        expect(plan.intakeQueue.attributes.VisibilityTimeout).to.equal("360");
+        expect(JSON.parse(plan.intakeQueue.attributes.RedrivePolicy)).to.deep.equal({ deadLetterTargetArn: plan.deadLetterQueue.attributes.QueueArn, maxReceiveCount: 10 });
+        expect(plan.mapping).to.deep.equal({ batchSize: 10, windowSeconds: 1, maxConcurrency: 5, reportBatchItemFailures: true });
         expect(rule.Events).to.deep.equal(["s3:ObjectCreated:*"]);
         expect(rule.Filter.Key.FilterRules).to.have.deep.members([
             { Name: "prefix", Value: "inbox/" },
@@ -142,6 +147,7 @@ describe("npm run local --plan: the emulator holds what the stack declares", fun
         expect(le.SUBNETS.split(",").every((id: string) => plan.subnets.includes(id))).to.equal(true);
         expect(le.SECURITY_GROUPS).to.equal(plan.securityGroups.join(","));
         expect(le.INPUT_PREFIX).to.equal("inbox/");
+        expect(le.STATE_TABLE).to.match(/^render-launcher-state-/);
         // No fake value of the mocks is left anywhere the launcher or the tasks read.
         expect(JSON.stringify([le, container.environment])).not.to.match(/amazonaws\.com|-sg-id/);
 

@@ -69,7 +69,7 @@ describe("outputSuffixes", function () {
 
         it("THEN the bucket notifies the launcher of .geojson uploads only", function () {
             const n = one(resources, "aws:s3/bucketNotification:BucketNotification", "geo-notification").inputs;
-            expect(n.lambdaFunctions.map((l: any) => [l.filterPrefix, l.filterSuffix])).to.deep.equal([["in/", ".geojson"]]);
+            expect(n.queues.map((l: any) => [l.filterPrefix, l.filterSuffix])).to.deep.equal([["in/", ".geojson"]]);
         });
     });
 

@@ -12,6 +12,7 @@ import {
     bucketPolicy,
     deadLetterQueuePolicy,
     executionRolePolicy,
+    intakeQueuePolicy,
     launcherRolePolicy,
     PolicyDocument,
     str,
@@ -21,6 +22,8 @@ import {
 const BUCKET = "arn:aws:s3:::inbox";
 const QUEUE = "arn:aws:sqs:us-east-1:123456789012:render-queue";
 const DLQ = "arn:aws:sqs:us-east-1:123456789012:render-dlq";
+const INTAKE = "arn:aws:sqs:us-east-1:123456789012:render-intake";
+const STATE_TABLE = "arn:aws:dynamodb:us-east-1:123456789012:table/render-launcher-state";
 const LOGS = "arn:aws:logs:us-east-1:123456789012:log-group:render-logs";
 const REPO = "arn:aws:ecr:us-east-1:123456789012:repository/render";
 const CLUSTER = "arn:aws:ecs:us-east-1:123456789012:cluster/render-cluster";
@@ -59,11 +62,15 @@ const LAUNCHER_ARNS = {
     clusterName: "render-cluster",
     queueArn: QUEUE,
     deadLetterQueueArn: DLQ,
+    intakeQueueArn: INTAKE,
     taskRoleArn: TASK_ROLE,
     executionRoleArn: EXEC_ROLE,
     logGroupArn: LOGS,
     ...EVENTS,
 };
+/** Issue #19: the event source mapping polls the intake with the launcher's role; the launcher dead-letters in every mode. */
+const INTAKE_CONSUMER = { Effect: "Allow", Action: ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"], Resource: INTAKE };
+const COORDINATE = { Effect: "Allow", Action: "dynamodb:UpdateItem", Resource: STATE_TABLE };
 const RUN_TASKS = [
     {
         Effect: "Allow",
@@ -193,40 +200,53 @@ const cases: { what: string; document: PolicyDocument; statements: object[] }[] 
         ],
     },
     {
-        what: 'drain: the launcher queues and reads the backlog, lists its tasks on "*" (how AWS authorizes ListTasks) on its cluster only, describes, runs, tags, passes the two roles',
-        document: launcherRolePolicy({ launchMode: "drain", ...LAUNCHER_ARNS }),
+        what: "drain: the launcher consumes the intake, queues and reads the backlog, coordinates on its table, counts its cluster's tasks (DescribeClusters: no listing), runs, tags, passes the two roles, dead-letters",
+        document: launcherRolePolicy({ launchMode: "drain", ...LAUNCHER_ARNS, stateTableArn: STATE_TABLE }),
         statements: [
+            INTAKE_CONSUMER,
             { Effect: "Allow", Action: ["sqs:SendMessage", "sqs:GetQueueAttributes"], Resource: QUEUE },
-            { Effect: "Allow", Action: "ecs:ListTasks", Resource: "*", Condition: { ArnEquals: { "ecs:cluster": CLUSTER } } },
-            {
-                Effect: "Allow",
-                Action: "ecs:DescribeTasks",
-                Resource: "arn:aws:ecs:us-east-1:123456789012:task/render-cluster/*",
-                Condition: { ArnEquals: { "ecs:cluster": CLUSTER } },
-            },
+            COORDINATE,
+            { Effect: "Allow", Action: "ecs:DescribeClusters", Resource: CLUSTER },
             ...RUN_TASKS,
+            DLQ_SEND,
             ...LAUNCHER_EVENTS,
             LOGS_STATEMENT,
         ],
     },
     {
-        what: "per-job: the launcher runs, tags and passes, dead-letters; nothing on the work queue, no listing or describing",
+        what: "per-job: the launcher consumes the intake, runs, tags and passes, dead-letters; nothing on the work queue, no table, no counting",
         document: launcherRolePolicy({ launchMode: "per-job", ...LAUNCHER_ARNS }),
-        statements: [...RUN_TASKS, DLQ_SEND, ...LAUNCHER_EVENTS, LOGS_STATEMENT],
+        statements: [INTAKE_CONSUMER, ...RUN_TASKS, DLQ_SEND, ...LAUNCHER_EVENTS, LOGS_STATEMENT],
     },
     {
-        what: "service: the launcher queues, reads the backlog and wakes exactly its service (the service starts tasks); no DLQ (Lambda's destination is the bus)",
-        document: launcherRolePolicy({ launchMode: "service", ...LAUNCHER_ARNS, serviceName: "render-service" }),
+        what: "service: the launcher consumes the intake, queues, reads the backlog, coordinates on its table and wakes exactly its service (the service starts tasks)",
+        document: launcherRolePolicy({ launchMode: "service", ...LAUNCHER_ARNS, stateTableArn: STATE_TABLE, serviceName: "render-service" }),
         statements: [
+            INTAKE_CONSUMER,
             { Effect: "Allow", Action: ["sqs:SendMessage", "sqs:GetQueueAttributes"], Resource: QUEUE },
+            COORDINATE,
             {
                 Effect: "Allow",
                 Action: ["ecs:DescribeServices", "ecs:UpdateService"],
                 Resource: "arn:aws:ecs:us-east-1:123456789012:service/render-cluster/render-service",
                 Condition: { ArnEquals: { "ecs:cluster": CLUSTER } },
             },
+            DLQ_SEND,
             ...LAUNCHER_EVENTS,
             LOGS_STATEMENT,
+        ],
+    },
+    {
+        what: "S3 may send to the intake queue from exactly the bucket, in exactly the stack's account",
+        document: intakeQueuePolicy({ intakeQueueArn: INTAKE, bucketArn: BUCKET, account: "123456789012" }),
+        statements: [
+            {
+                Effect: "Allow",
+                Principal: { Service: "s3.amazonaws.com" },
+                Action: "sqs:SendMessage",
+                Resource: INTAKE,
+                Condition: { ArnEquals: { "aws:SourceArn": BUCKET }, StringEquals: { "aws:SourceAccount": "123456789012" } },
+            },
         ],
     },
     {

@@ -20,7 +20,7 @@ const TOKEN = "lambda-ecs-worker:index:LambdaEcsWorker";
 const INPUTS = [
     "acceptableWaitSeconds", "alarmActions", "assignPublicIp", "bucketKmsKeyArn", "bucketName", "capacity", "command",
     "containerInsights", "cpu", "deadLetterRetentionSeconds", "environment", "ephemeralStorageGiB", "eventBusName",
-    "eventSource", "expectedJobSeconds", "forceDestroyBucket", "image", "inputPrefix", "inputSuffixes",
+    "eventSource", "expectedJobSeconds", "forceDestroyBucket", "image", "inputPrefix", "inputSuffixes", "intakeBatchSize", "intakeConcurrency",
     "jobTimeoutSeconds", "launchMode", "launcherConcurrency", "logRetentionDays", "maxReceiveCount", "maxTasks",
     "memory", "messageRetentionSeconds", "oldestJobAlarmSeconds", "outputPrefix", "outputSuffixes",
     "reconcileIntervalMinutes", "securityGroupIds", "spotFallback", "stopTimeout", "subnetIds", "tags",
@@ -38,7 +38,8 @@ const OUTPUTS: Record<string, string> = {
     launcher: "aws:lambda/function:Function", taskRole: "aws:iam/role:Role", executionRole: "aws:iam/role:Role",
     securityGroup: "aws:ec2/securityGroup:SecurityGroup", service: "aws:ecs/service:Service",
     dashboard: "aws:cloudwatch/dashboard:Dashboard", launcherErrorsAlarm: "aws:cloudwatch/metricAlarm:MetricAlarm",
-    startFailuresAlarm: "aws:cloudwatch/metricAlarm:MetricAlarm",
+    startFailuresAlarm: "aws:cloudwatch/metricAlarm:MetricAlarm", intakeQueue: "aws:sqs/queue:Queue",
+    intakeMapping: "aws:lambda/eventSourceMapping:EventSourceMapping", stateTable: "aws:dynamodb/table:Table",
 };
 
 function provider(): ComponentProvider {

@@ -367,6 +367,15 @@ export const APPLIERS: Record<string, Applier> = {
         );
         if (i.capacityProviderStrategies?.length) x.notes.push(`ECS service ${i.name ?? r.name}: launchType FARGATE in place of its capacity provider strategy (moto)`);
     },
+    "aws:dynamodb/table:Table": async (r, x) => {
+        const i = r.inputs;
+        await json(x, "dynamodb", "DynamoDB_20120810.CreateTable", {
+            TableName: named(r),
+            BillingMode: i.billingMode,
+            KeySchema: [{ AttributeName: i.hashKey, KeyType: "HASH" }, ...(i.rangeKey ? [{ AttributeName: i.rangeKey, KeyType: "RANGE" }] : [])],
+            AttributeDefinitions: (i.attributes ?? []).map((a: any) => ({ AttributeName: a.name, AttributeType: a.type })),
+        });
+    },
     "awsx:ecr:Repository": async (r, x) => {
         await json(x, "ecr", "AmazonEC2ContainerRegistry_V20150921.CreateRepository", { repositoryName: `${r.name}-abc123` });
     },
@@ -400,6 +409,8 @@ export interface AppliedRecord {
 /** Declared resources that are not API calls of their own. */
 const EMULATED: Record<string, string> = {
     "awsx:ecr:Image": "built locally: the podman image, or the worker's process runner",
+    "aws:lambda/eventSourceMapping:EventSourceMapping":
+        "emulated (cli/local/intake.ts): its batch size, batching window and maximum concurrency of launcher processes, batchItemFailures back to the queue (moto's mapping would invoke the function itself, which needs Docker)",
 };
 const isComponent = (type: string) => !type.startsWith("aws:") && !type.startsWith("awsx:");
 

@@ -1,7 +1,7 @@
 /**
- * Applies what the stack declares (see stack.ts) to the embedded emulator (moto_server): bucket, work queue + DLQ
- * with their declared attributes and redrive policy, an "events" queue that stands in for the launcher Lambda as the
- * bucket notification's target (same events and prefix/suffix filters), the cluster, the task definition, and the
+ * Applies what the stack declares (see stack.ts) to the embedded emulator (moto_server): bucket, work queue, DLQ and
+ * intake queue with their declared attributes and redrive policies, the bucket notification to the intake (same
+ * events and prefix/suffix filters: moto delivers S3's notifications to it), the cluster, the task definition, and the
  * launcher's environment with every fake ARN/URL of the mocks replaced by the emulator's real one.
  */
 import { CreateBucketCommand, PutBucketNotificationConfigurationCommand, S3Client } from "@aws-sdk/client-s3";
@@ -27,8 +27,9 @@ export interface Provisioned {
     bucket: string;
     queueUrl: string;
     dlqUrl: string;
-    /** Where the bucket's notifications land (moto can't invoke a Lambda function). */
-    eventsQueueUrl: string;
+    /** The intake queue: where the bucket's notifications land, read by the emulated event source mapping (intake.ts). */
+    intakeQueueUrl: string;
+    intakeQueueArn: string;
     clusterArn: string;
     taskDefinitionArn: string;
     subnets: string[];
@@ -91,9 +92,10 @@ export async function provision(c: Clients, endpoint: string, region: string, d:
     const workAttrs = substitute(d.queue.attributes, replacements);
     const queue = await createQueue(d.queue.name, workAttrs);
     replacements.push([d.queue.fakeUrl, queue.url]);
-    const events = await createQueue(`${d.queue.name}-s3-events`, { VisibilityTimeout: String(Math.max(30, d.launcher.timeoutSeconds)) });
+    const intake = await createQueue(d.intakeQueue.name, substitute(d.intakeQueue.attributes, replacements));
+    replacements.push([d.intakeQueue.fakeUrl, intake.url], [d.intakeQueue.fakeArn, intake.arn]);
 
-    // ------------------------------------------------------------ notifications → the events queue, same filters
+    // ------------------------------------------------------------ notifications → the intake queue, same filters
     await c.s3.send(
         new PutBucketNotificationConfigurationCommand({
             Bucket: bucket,
@@ -104,8 +106,8 @@ export async function provision(c: Clients, endpoint: string, region: string, d:
                         ...(n.filterSuffix ? [{ Name: "suffix" as const, Value: n.filterSuffix }] : []),
                     ];
                     return {
-                        Id: `launcher-${i}`,
-                        QueueArn: events.arn,
+                        Id: `intake-${i}`,
+                        QueueArn: intake.arn,
                         Events: n.events as any,
                         ...(rules.length > 0 ? { Filter: { Key: { FilterRules: rules } } } : {}),
                     };
@@ -113,7 +115,9 @@ export async function provision(c: Clients, endpoint: string, region: string, d:
             },
         }),
     );
-    notes.push("bucket notifications go to an SQS events queue (moto can't invoke Lambda); each event is handed to the launcher's code");
+    notes.push(
+        `the intake's event source mapping is emulated (moto's would invoke the function itself, which needs Docker): batches of up to ${d.mapping.batchSize}, a ${d.mapping.windowSeconds} s window, up to ${d.mapping.maxConcurrency} launcher processes at once${d.mapping.reportBatchItemFailures ? ", batchItemFailures back to the queue" : ""}`,
+    );
 
     // ------------------------------------------------------------ network: the emulator's default VPC subnets + a security group
     const subnetsXml = await ec2(endpoint, region, { Action: "DescribeSubnets", "Filter.1.Name": "default-for-az", "Filter.1.Value.1": "true" });
@@ -189,6 +193,7 @@ export async function provision(c: Clients, endpoint: string, region: string, d:
             const name = r.inputs.name ?? `${r.name}-0000000`;
             if (name === d.queue.name) ids.push([r.id, queue.url]);
             if (name === d.deadLetterQueue.name) ids.push([r.id, dlq.url]);
+            if (name === d.intakeQueue.name) ids.push([r.id, intake.url]);
         }
     }
     const applied = await applyDeclared(d.resources, { c, endpoint, region, replacements: [...ids, ...replacements], vpcId, subnets, notes });
@@ -196,7 +201,8 @@ export async function provision(c: Clients, endpoint: string, region: string, d:
         bucket,
         queueUrl: queue.url,
         dlqUrl: dlq.url,
-        eventsQueueUrl: events.url,
+        intakeQueueUrl: intake.url,
+        intakeQueueArn: intake.arn,
         clusterArn,
         taskDefinitionArn,
         subnets,

@@ -1,14 +1,13 @@
 /**
- * Event delivery to the launcher's code, as Lambda does it: the bucket's S3 events (which land in the emulator's
- * events queue) and the stack's EventBridge schedules, one invocation at a time, each failed invocation retried
- * `maximumRetryAttempts` times, then Lambda's on-failure record sent to the dead-letter queue (the destination).
+ * Asynchronous event delivery to the launcher's code, as Lambda does it: the stack's EventBridge schedules, each
+ * failed invocation retried `maximumRetryAttempts` times, then Lambda's on-failure record sent to the dead-letter
+ * queue (the destination). (The bucket's notifications reach the launcher through the intake: intake.ts.)
  */
-import { DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import * as crypto from "crypto";
 
 import { InvokeResult } from "./launcher";
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const errText = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 /** Lambda's on-failure destination record of an asynchronous invocation whose retries are exhausted. */
@@ -62,8 +61,6 @@ export class Schedules {
 export interface DeliveryDeps {
     launcher: { invoke(event: unknown): Promise<InvokeResult> };
     sqs: Pick<SQSClient, "send">;
-    /** The emulator's stand-in for the launcher as the bucket notification's target. */
-    eventsQueueUrl: string;
     /** The launcher's on-failure destination. */
     dlqUrl: string;
     functionName: string;
@@ -107,23 +104,5 @@ export class EventDelivery {
     /** Fires a scheduled event in the background (invocations are serialized by the launcher anyway). */
     fireScheduled(rule: string, region: string): void {
         void this.handle(JSON.stringify(scheduledEvent(rule, region)));
-    }
-
-    /** Hands the events queue's messages to the launcher, each deleted once handled, while `keepGoing()`. */
-    async loop(keepGoing: () => boolean): Promise<void> {
-        const { sqs, eventsQueueUrl } = this.d;
-        while (keepGoing()) {
-            try {
-                const r = await sqs.send(new ReceiveMessageCommand({ QueueUrl: eventsQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
-                for (const m of r.Messages ?? []) {
-                    await this.handle(m.Body ?? "");
-                    await sqs.send(new DeleteMessageBatchCommand({ QueueUrl: eventsQueueUrl, Entries: [{ Id: "0", ReceiptHandle: m.ReceiptHandle! }] }));
-                }
-            } catch (e) {
-                if (this.d.stopped()) break;
-                this.d.log(`events queue: ${errText(e)} (retrying)`);
-                await sleep(1000);
-            }
-        }
     }
 }

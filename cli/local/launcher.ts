@@ -2,9 +2,8 @@
  * Runs the launcher Lambda's serialized code (`__index.js` from the stack's code archive) the way Lambda would:
  * in its own Node process (a fresh module, so settings are read at this "cold start"), with the function's declared
  * environment (emulator values) + AWS_ENDPOINT_URL + fake credentials, NODE_PATH = the repo's node_modules (the
- * Lambda runtime provides the AWS SDK the same way), one invocation at a time (reserved concurrency 1), with a
- * `context.getRemainingTimeInMillis()` from the declared timeout. A failed invocation is retried like Lambda's
- * asynchronous invocation (`maximumRetryAttempts`), then the event goes to the on-failure destination (the DLQ).
+ * Lambda runtime provides the AWS SDK the same way), one invocation at a time (one Lambda instance: the run starts one
+ * per intake poller and one for the schedules), with a `context.getRemainingTimeInMillis()` from the declared timeout.
  */
 import { ChildProcess, spawn } from "child_process";
 import * as fs from "fs";
@@ -104,7 +103,7 @@ export class LocalLauncher {
         });
     }
 
-    /** One invocation; invocations are serialized (the function's reserved concurrency is 1). */
+    /** One invocation; this instance's invocations are serialized (a Lambda instance runs one at a time). */
     invoke(event: unknown): Promise<InvokeResult> {
         const run = () =>
             new Promise<InvokeResult>((resolve) => {

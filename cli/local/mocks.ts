@@ -67,6 +67,10 @@ function fakeOutputs(args: pulumi.runtime.MockResourceArgs): Record<string, any>
             const name = i.name ?? `${args.name}-0000000`;
             return { name, arn: arn("lambda", `function:${name}`) };
         }
+        case "aws:dynamodb/table:Table": {
+            const name = i.name ?? `${args.name}-0000000`;
+            return { name, arn: arn("dynamodb", `table/${name}`) };
+        }
         case "aws:ec2/securityGroup:SecurityGroup":
             return { arn: arn("ec2", `security-group/sg-${args.name}`) };
         case "aws:cloudwatch/eventRule:EventRule": {

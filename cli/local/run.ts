@@ -3,8 +3,9 @@
  * resources (evaluated from index.ts under the Pulumi mocks), the launcher's own serialized code, and the worker as a
  * podman container or a local process per ECS task.
  *
- * The pieces: setup.ts (runner, stack → emulator, launcher, uploads), events.ts (S3 events and schedules → the
- * launcher, with Lambda's retries), tasks.ts (a worker per ECS task, its exit, service scaling), watch.ts (outputs,
+ * The pieces: setup.ts (runner, stack → emulator, launcher instances, uploads), intake.ts (the intake's event source
+ * mapping: S3's notifications → the launcher in batches), events.ts (schedules → the launcher, with Lambda's async
+ * retries), aws-standin.ts (the launcher's endpoint: ECS task counts, atomic DynamoDB writes), tasks.ts (a worker per ECS task, its exit, service scaling), watch.ts (outputs,
  * DLQ, queue depth), jobs.ts (the jobs and their results), summary.ts, cleanup.ts. This file runs them in order.
  */
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
@@ -15,6 +16,7 @@ import * as path from "path";
 
 import { cleanup } from "./cleanup";
 import { errText, EventDelivery, Schedules } from "./events";
+import { IntakeMapping } from "./intake";
 import { jobCounts } from "./jobs";
 import { Progress, summaryTable } from "./progress";
 import { LocalSetup, setUp, stackOverrides, startEmulator } from "./setup";
@@ -74,7 +76,7 @@ async function run(o: LocalOptions, progress: Progress, runId: string, tmp: stri
 
     const s = await setUp(o, progress, runId, tmp, logsDir, cleanup);
     const setUpAt = Date.now();
-    const { fleet, delivery, schedules, settledAt, starts } = await settleJobs(s, o, progress, { started, outDir, logsDir, deadline: started + o.timeoutSeconds * 1000 });
+    const { fleet, delivery, mapping, schedules, settledAt, starts } = await settleJobs(s, o, progress, { started, outDir, logsDir, deadline: started + o.timeoutSeconds * 1000 });
     await cleanup.run();
 
     return buildSummary(
@@ -85,7 +87,7 @@ async function run(o: LocalOptions, progress: Progress, runId: string, tmp: stri
             outDir,
             logsDir,
             tasksStarted: fleet.started,
-            launcherInvocations: delivery.invocations,
+            launcherInvocations: delivery.invocations + mapping.invocations,
             scheduledInvocations: schedules.ticks,
             jobs: s.book.results(),
             startFailures: starts.failures,
@@ -136,7 +138,6 @@ async function settleJobs(s: LocalSetup, o: LocalOptions, progress: Progress, at
     const delivery = new EventDelivery({
         launcher: s.launcher,
         sqs: c.sqs,
-        eventsQueueUrl: p.eventsQueueUrl,
         dlqUrl: p.dlqUrl,
         functionName: declared.launcher.name,
         maximumRetryAttempts: declared.launcher.maximumRetryAttempts,
@@ -150,7 +151,9 @@ async function settleJobs(s: LocalSetup, o: LocalOptions, progress: Progress, at
     const counts = () => ({ ...jobCounts(book.jobs, watcher.depth.inFlight), tasksRunning: fleet.running, tasksStarted: fleet.started, seconds: (Date.now() - at.started) / 1000 });
 
     let settledAt = 0;
-    const eventsLoop = delivery.loop(() => !book.settled() && Date.now() < at.deadline && !stopped());
+    // The bucket's notifications land in the intake; its event source mapping (emulated) hands them to the launcher.
+    const mapping = new IntakeMapping({ sqs: c.sqs, queueUrl: p.intakeQueueUrl, queueArn: p.intakeQueueArn, region: s.region, config: declared.mapping, instances: s.intake, log, stopped });
+    const eventsLoop = mapping.run(() => !book.settled() && Date.now() < at.deadline);
     try {
         await pollUntil(() => book.settled() || Date.now() >= at.deadline || !!cleanup.interrupted || starts.error !== undefined, progress, async () => {
             await fleet.poll();
@@ -187,7 +190,7 @@ async function settleJobs(s: LocalSetup, o: LocalOptions, progress: Progress, at
             s.notes.push(`${watcher.dlqDuplicates} duplicate dead-letter message(s) counted once (same jobId: the DLQ is at-least-once)`);
         }
     }
-    return { fleet, delivery, schedules, settledAt, starts };
+    return { fleet, delivery, mapping, schedules, settledAt, starts };
 }
 
 /**
@@ -231,7 +234,8 @@ export async function planLocal(o: LocalOptions): Promise<Record<string, unknown
             bucket: p.bucket,
             queue: { url: p.queueUrl, attributes: await attrs(p.queueUrl) },
             deadLetterQueue: { url: p.dlqUrl, attributes: await attrs(p.dlqUrl) },
-            eventsQueue: { url: p.eventsQueueUrl, attributes: await attrs(p.eventsQueueUrl) },
+            intakeQueue: { url: p.intakeQueueUrl, attributes: await attrs(p.intakeQueueUrl) },
+            mapping: declared.mapping,
             notification,
             cluster: { arn: cluster?.clusterArn, name: cluster?.clusterName, settings: cluster?.settings },
             taskDefinition,

@@ -8,9 +8,10 @@ import * as path from "path";
 
 import { Moto, MOTO_ENV, startMoto } from "./moto";
 import { Cleanup } from "./cleanup";
-import { Clients, makeClients, provision, Provisioned } from "./emulator";
+import { Clients, makeClients, provision, Provisioned, substitute } from "./emulator";
 import { JobBook, notAJobReason, planJobs } from "./jobs";
-import { LocalLauncher } from "./launcher";
+import { AwsStandIn, startAwsStandIn } from "./aws-standin";
+import { InvokeResult, LocalLauncher } from "./launcher";
 import { Progress } from "./progress";
 import { imageStaleness, podmanAvailable, podmanRunner, processRunner, Runner } from "./runners";
 import { DeclaredStack, evaluateStack, ROOT } from "./stack";
@@ -81,13 +82,44 @@ export function runNotes(o: Pick<SetupOptions, "workerWaitSeconds" | "reconcileS
 }
 
 /** The launcher's serialized code in its own process, with its declared environment on the emulator. */
-export async function startLauncher(em: Emulator, runId: string, tmp: string, logsDir: string, cleanup: Cleanup): Promise<LocalLauncher> {
+/**
+ * The launcher's instances: one for asynchronous invocations (the schedules), started at once, and one per poller of
+ * the intake's emulated event source mapping (its maximum concurrency), each started on its first batch (as Lambda
+ * starts an instance when it needs one); each a Node process running the serialized handler, all talking to the
+ * emulator through the AWS stand-in (aws-standin.ts: ECS's task counts, DynamoDB's atomic conditional writes).
+ * Registered with `cleanup` as one (the stand-in stops after them).
+ */
+export async function startLaunchers(em: Emulator, runId: string, tmp: string, logsDir: string, cleanup: Cleanup): Promise<LaunchersUp> {
     const { declared, p, moto } = em;
-    const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", ...p.launcherEnv, ...moto.env, AWS_LAMBDA_FUNCTION_NAME: declared.launcher.name, LEW_LOCAL_RUN: runId };
-    const launcher = new LocalLauncher(path.join(tmp, "launcher"), runId, declared.launcher.indexJs, env, declared.launcher.timeoutSeconds, path.join(logsDir, "launcher.log"));
-    cleanup.launcher = launcher;
-    await launcher.start();
-    return launcher;
+    const standIn = await startAwsStandIn(moto.endpoint);
+    // Queue URLs too: the SQS client sends to a queue URL's host (the SDK's useQueueUrlAsEndpoint).
+    const launcherEnv = substitute(p.launcherEnv, [[moto.endpoint, standIn.endpoint]]);
+    const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", ...launcherEnv, ...moto.env, AWS_ENDPOINT_URL: standIn.endpoint, AWS_LAMBDA_FUNCTION_NAME: declared.launcher.name, LEW_LOCAL_RUN: runId };
+    const make = (i: number) =>
+        new LocalLauncher(path.join(tmp, `launcher-${i}`), runId, declared.launcher.indexJs, env, declared.launcher.timeoutSeconds, path.join(logsDir, i === 0 ? "launcher.log" : `launcher-${i}.log`));
+    const all = Array.from({ length: 1 + declared.mapping.maxConcurrency }, (_, i) => make(i));
+    cleanup.launcher = {
+        stop: async () => {
+            await Promise.all(all.map((l) => l.stop()));
+            await standIn.stop();
+        },
+        killNow: () => all.forEach((l) => l.killNow()),
+    };
+    await all[0].start();
+    const intake = all.slice(1).map((l) => {
+        let started: Promise<void> | undefined;
+        return { invoke: async (event: unknown) => (await (started ??= l.start()), l.invoke(event)) };
+    });
+    return { launcher: all[0], intake, standIn };
+}
+
+/** The launcher's running instances (see startLaunchers). */
+export interface LaunchersUp {
+    /** Asynchronous invocations (the schedules). */
+    launcher: LocalLauncher;
+    /** One per intake poller, each started on its first invocation. */
+    intake: { invoke(event: unknown): Promise<InvokeResult> }[];
+    standIn: AwsStandIn;
 }
 
 /** The worker's declared outputs: its container's OUTPUT_SUFFIXES (the component's `outputSuffixes`). */
@@ -121,9 +153,8 @@ export async function uploadJobs(inputs: string[], em: Pick<Emulator, "declared"
     return book;
 }
 
-export interface LocalSetup extends Emulator {
+export interface LocalSetup extends Emulator, LaunchersUp {
     runner: Runner;
-    launcher: LocalLauncher;
     book: JobBook;
     notes: string[];
 }
@@ -138,7 +169,8 @@ export async function setUp(o: SetupOptions, progress: Progress, runId: string, 
     const notes = runNotes(o, em, runner.kind, stale);
     if (stale) progress.log(`warning: ${stale}`);
     progress.log(`emulator ${em.moto.endpoint} · run ${runId} · bucket ${em.p.bucket} · max tasks ${em.declared.launcher.environment.MAX_TASKS} · workers: ${runner.describe}`);
-    const launcher = await startLauncher(em, runId, tmp, logsDir, cleanup);
+    const launchers = await startLaunchers(em, runId, tmp, logsDir, cleanup);
+    notes.push("the launcher reaches the emulator through a stand-in (cli/local/aws-standin.ts) that fills DescribeClusters' running/pending task counts (moto leaves them 0 for Fargate tasks) and forwards DynamoDB requests one at a time (moto's conditional writes are not atomic)");
     const book = await uploadJobs(o.inputs, em, progress);
-    return { ...em, runner, launcher, book, notes };
+    return { ...em, runner, ...launchers, book, notes };
 }

@@ -12,6 +12,7 @@ import * as fs from "fs";
 import * as path from "path";
 
 import { PACKAGE_ROOT } from "../../components/lambda-ecs-worker/package-root";
+import type { MappingConfig } from "./intake";
 import { programFile } from "./stack-dir";
 
 /** This package's root: the POV-Ray stack (its index.ts, Pulumi.yaml) in this repository. */
@@ -38,6 +39,10 @@ export interface DeclaredStack {
     bucketName: string;
     queue: DeclaredQueue;
     deadLetterQueue: DeclaredQueue;
+    /** The queue the bucket's notifications go to (the launcher's intake). */
+    intakeQueue: DeclaredQueue;
+    /** The intake's event source mapping (emulated by intake.ts). */
+    mapping: MappingConfig;
     notifications: DeclaredNotification[];
     cluster: { name: string; fakeArn: string; settings: { name: string; value: string }[] };
     capacityProviders: { capacityProviders: string[]; strategy: { capacityProvider: string; weight?: number; base?: number }[] };
@@ -167,11 +172,18 @@ export async function evaluateStack(overrides: Record<string, string> = {}, stac
     const { indexJs } = await mocks.launcherArchive(resources);
     const invokeConfig = resources.find((r) => r.type === "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig");
 
-    const queues = resources.filter((r) => r.type === "aws:sqs/queue:Queue");
+    const queueName = (url: string) => url.slice(url.lastIndexOf("/") + 1);
+    const queueNamed = (name: string) => single(resources, "aws:sqs/queue:Queue", (r) => (r.inputs.name ?? `${r.name}-0000000`) === name);
+    const notification = single(resources, "aws:s3/bucketNotification:BucketNotification");
+    const targets: any[] = notification.inputs.queues ?? [];
+    const intakeArn: string = targets[0]?.queueArn ?? "";
+    if (!intakeArn || targets.some((q) => q.queueArn !== intakeArn)) throw new Error("the bucket notification must send to exactly one queue (the launcher's intake)");
+    const intakeRes = queueNamed(queueName(intakeArn.replace(/:/g, "/")));
+    const queues = resources.filter((r) => r.type === "aws:sqs/queue:Queue" && r !== intakeRes);
     const work = single(queues, "aws:sqs/queue:Queue", (r) => r.inputs.redrivePolicy !== undefined);
     const dlqRes = single(queues, "aws:sqs/queue:Queue", (r) => r !== work);
     const redrive = JSON.parse(work.inputs.redrivePolicy);
-    const queueName = (url: string) => url.slice(url.lastIndexOf("/") + 1);
+    const esm = single(resources, "aws:lambda/eventSourceMapping:EventSourceMapping", (r) => r.inputs.eventSourceArn === intakeArn);
     const attrs = (i: any): Record<string, string> => {
         const a: Record<string, string> = {};
         const set = (k: string, v: unknown) => {
@@ -187,7 +199,6 @@ export async function evaluateStack(overrides: Record<string, string> = {}, stac
         return a;
     };
 
-    const notification = single(resources, "aws:s3/bucketNotification:BucketNotification");
     const cluster = single(resources, "aws:ecs/cluster:Cluster");
     const bucketName: string = notification.inputs.bucket;
     const [queueUrl, dlqUrl]: string[] = [work.outputs.url, dlqRes.outputs.url];
@@ -213,7 +224,19 @@ export async function evaluateStack(overrides: Record<string, string> = {}, stac
         bucketName,
         queue: { fakeUrl: queueUrl, fakeArn: "", name: queueName(queueUrl), attributes: attrs(work.inputs) },
         deadLetterQueue: { fakeUrl: dlqUrl, fakeArn: redrive.deadLetterTargetArn, name: queueName(dlqUrl), attributes: attrs(dlqRes.inputs) },
-        notifications: (notification.inputs.lambdaFunctions ?? []).map((l: any) => ({
+        intakeQueue: {
+            fakeUrl: dlqUrl.replace(/[^/]+$/, queueName(intakeArn.replace(/:/g, "/"))),
+            fakeArn: intakeArn,
+            name: queueName(intakeArn.replace(/:/g, "/")),
+            attributes: attrs(intakeRes.inputs),
+        },
+        mapping: {
+            batchSize: Number(esm.inputs.batchSize ?? 10),
+            windowSeconds: Number(esm.inputs.maximumBatchingWindowInSeconds ?? 0),
+            maxConcurrency: Number(esm.inputs.scalingConfig?.maximumConcurrency ?? 1000),
+            reportBatchItemFailures: (esm.inputs.functionResponseTypes ?? []).includes("ReportBatchItemFailures"),
+        },
+        notifications: targets.map((l: any) => ({
             events: l.events,
             ...(l.filterPrefix ? { filterPrefix: l.filterPrefix } : {}),
             ...(l.filterSuffix ? { filterSuffix: l.filterSuffix } : {}),

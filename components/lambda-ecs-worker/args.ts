@@ -151,12 +151,29 @@ export interface LambdaEcsWorkerArgs {
      */
     maxTasks?: number;
     /**
-     * Reserved concurrency of the launcher Lambda, 0-1000. 1 serializes task-start decisions, so a burst of uploads
-     * can't start a storm of tasks; 0 reserves none, for accounts whose concurrency limit is too low to reserve any
-     * (Lambda keeps 10 unreserved), at the price that concurrent invocations may briefly start more than `maxTasks`.
-     * @default 1
+     * Reserved concurrency of the launcher Lambda: 0 reserves none; otherwise at least `intakeConcurrency` + 1 (the
+     * intake's invocations plus one for the reconcile schedule and routed events: Lambda throttles an event source
+     * mapping whose maximum concurrency exceeds the function's reserved concurrency), at most 1000. It guarantees the
+     * launcher that much of the account's concurrency. It no longer serializes anything: task-start decisions are
+     * coordinated through the `${name}-launcher-state` table whatever the concurrency (never more than `maxTasks`).
+     * @default 0 (none reserved; `intakeConcurrency` still bounds the launcher's invocations from the intake)
      */
     launcherConcurrency?: number;
+    /**
+     * Maximum concurrent launcher invocations of the intake (the SQS event source mapping's
+     * `ScalingConfig.MaximumConcurrency`), 2-1000: how fast uploads are queued (each invocation queues a batch of up
+     * to `intakeBatchSize` in a few tens of milliseconds). In `launchMode: "per-job"` these invocations share the
+     * worker's RunTask budget (10 starts a second), each starting at 10 ÷ `intakeConcurrency` a second.
+     * @default 5
+     */
+    intakeConcurrency?: number;
+    /**
+     * Uploads per launcher invocation from the intake (the event source mapping's `BatchSize`), 1-10000; the mapping
+     * waits up to 1 s to fill a batch. In `launchMode: "per-job"`, `intakeBatchSize` × `intakeConcurrency` ≤ 400, so
+     * that an invocation starts its batch (at 10 ÷ `intakeConcurrency` a second) within 40 s of its 60 s timeout.
+     * @default 10
+     */
+    intakeBatchSize?: number;
 
     /**
      * In `launchMode: "drain"`, minutes between the launcher's scheduled "reconcile" runs, 1-60: the same task-start
@@ -286,7 +303,9 @@ export const LAMBDA_ECS_WORKER_DEFAULTS = {
     outputSuffixes: [".png", ".log"],
     launchMode: "drain" as LaunchMode,
     maxTasks: 10,
-    launcherConcurrency: 1,
+    launcherConcurrency: 0,
+    intakeConcurrency: 5,
+    intakeBatchSize: 10,
     reconcileIntervalMinutes: 1,
     cpu: 1024,
     memory: 2048,
@@ -350,6 +369,8 @@ export function resolveArgs(args: LambdaEcsWorkerArgs): ResolvedLambdaEcsWorkerA
         launchMode: args.launchMode ?? d.launchMode,
         maxTasks: args.maxTasks ?? d.maxTasks,
         launcherConcurrency: args.launcherConcurrency ?? d.launcherConcurrency,
+        intakeConcurrency: args.intakeConcurrency ?? d.intakeConcurrency,
+        intakeBatchSize: args.intakeBatchSize ?? d.intakeBatchSize,
         reconcileIntervalMinutes: args.reconcileIntervalMinutes ?? d.reconcileIntervalMinutes,
         cpu: args.cpu ?? d.cpu,
         memory: args.memory ?? d.memory,

@@ -19,8 +19,8 @@ import { createTask, createTaskLogGroup } from "./task";
 import { validateLambdaEcsWorkerArgs } from "./validate";
 
 /**
- * The Lambda → SQS → ECS worker pattern: uploads to an S3 bucket invoke a launcher Lambda, which queues one job per
- * object and starts just enough Fargate tasks; each task drains the queue, writes its outputs next to the input
+ * The Lambda → SQS → ECS worker pattern: uploads to an S3 bucket reach a launcher Lambda (through an intake queue, in
+ * batches), which queues one job per object and starts just enough Fargate tasks; each task drains the queue, writes its outputs next to the input
  * (or under `outputPrefix`) and exits. Failed jobs end in a dead-letter queue with a reason.
  *
  * ```ts
@@ -57,6 +57,12 @@ export class LambdaEcsWorker extends pulumi.ComponentResource {
     public readonly queue: aws.sqs.Queue;
     /** The dead-letter queue. */
     public readonly deadLetterQueue: aws.sqs.Queue;
+    /** The intake queue: the bucket's notifications, delivered to the launcher in batches by an event source mapping. */
+    public readonly intakeQueue: aws.sqs.Queue;
+    /** The event source mapping of the intake queue to the launcher. */
+    public readonly intakeMapping: aws.lambda.EventSourceMapping;
+    /** Drain and service: the table that coordinates the launcher's task-start decisions. */
+    public readonly stateTable?: aws.dynamodb.Table;
     /** The alarm that fires when a job lands in the dead-letter queue. */
     public readonly deadLetterAlarm: aws.cloudwatch.MetricAlarm;
     /** The alarm that fires when a job has waited longer than `oldestJobAlarmSeconds`. */
@@ -126,7 +132,7 @@ export class LambdaEcsWorker extends pulumi.ComponentResource {
             parent,
         );
         const afterLauncher = mode.afterLauncher?.(name, { ...ctx, launcher, jobEvents, beforeLauncher }, parent);
-        createBucketNotification(name, r, { bucket, launcher }, parent);
+        createBucketNotification(name, r, { bucket, queues, where }, parent);
         const dashboard = createDashboard(
             name,
             r,
@@ -134,6 +140,7 @@ export class LambdaEcsWorker extends pulumi.ComponentResource {
                 region: where.region,
                 queueName: queues.queue.name,
                 deadLetterQueueName: queues.deadLetterQueue.name,
+                intakeQueueName: queues.intake.name,
                 clusterName: cluster.cluster.name,
                 serviceName: beforeLauncher.service?.name,
                 launcherFunctionName: launcher.launcher.name,
@@ -145,6 +152,9 @@ export class LambdaEcsWorker extends pulumi.ComponentResource {
         this.bucket = bucket.bucket;
         this.queue = queues.queue;
         this.deadLetterQueue = queues.deadLetterQueue;
+        this.intakeQueue = queues.intake;
+        this.intakeMapping = launcher.mapping;
+        this.stateTable = launcher.stateTable;
         this.deadLetterAlarm = queues.deadLetterAlarm;
         this.oldestJobAlarm = queues.oldestJobAlarm;
         this.securityGroup = network.securityGroup;

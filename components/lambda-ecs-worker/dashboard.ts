@@ -23,6 +23,8 @@ export interface DashboardNames {
     namespace: string;
     queueName: string;
     deadLetterQueueName: string;
+    /** The intake queue (uploads not yet turned into jobs). */
+    intakeQueueName: string;
     clusterName: string;
     /** Service mode only. */
     serviceName?: string;
@@ -47,9 +49,17 @@ export function dashboardBody(n: DashboardNames): { widgets: object[] } {
         {
             title: "Jobs waiting and in flight",
             stat: "Maximum",
-            metrics: [sqs("ApproximateNumberOfMessagesVisible", n.queueName, "waiting"), sqs("ApproximateNumberOfMessagesNotVisible", n.queueName, "in flight")],
+            metrics: [
+                sqs("ApproximateNumberOfMessagesVisible", n.queueName, "waiting"),
+                sqs("ApproximateNumberOfMessagesNotVisible", n.queueName, "in flight"),
+                sqs("ApproximateNumberOfMessagesVisible", n.intakeQueueName, "uploads not yet queued"),
+            ],
         },
-        { title: "Age of the oldest job (s)", stat: "Maximum", metrics: [sqs("ApproximateAgeOfOldestMessage", n.queueName, "oldest job")] },
+        {
+            title: "Age of the oldest job (s)",
+            stat: "Maximum",
+            metrics: [sqs("ApproximateAgeOfOldestMessage", n.queueName, "oldest job"), sqs("ApproximateAgeOfOldestMessage", n.intakeQueueName, "oldest upload not yet queued")],
+        },
         { title: "Dead-letter queue", stat: "Maximum", metrics: [sqs("ApproximateNumberOfMessagesVisible", n.deadLetterQueueName, "dead-lettered jobs")] },
         { title: "Running tasks", stat: "Maximum", metrics: [tasks] },
         {
@@ -122,6 +132,7 @@ export function createDashboard(
         region: pulumi.Input<string>;
         queueName: pulumi.Input<string>;
         deadLetterQueueName: pulumi.Input<string>;
+        intakeQueueName: pulumi.Input<string>;
         clusterName: pulumi.Input<string>;
         serviceName?: pulumi.Input<string>;
         launcherFunctionName: pulumi.Input<string>;
@@ -134,8 +145,8 @@ export function createDashboard(
         {
             dashboardName: dashboardNameOf(pulumi.getProject(), pulumi.getStack(), name),
             dashboardBody: pulumi
-                .all([deps.region, deps.queueName, deps.deadLetterQueueName, deps.clusterName, deps.serviceName, deps.launcherFunctionName])
-                .apply(([region, queueName, deadLetterQueueName, clusterName, serviceName, launcherFunctionName]) =>
+                .all([deps.region, deps.queueName, deps.deadLetterQueueName, deps.intakeQueueName, deps.clusterName, deps.serviceName, deps.launcherFunctionName])
+                .apply(([region, queueName, deadLetterQueueName, intakeQueueName, clusterName, serviceName, launcherFunctionName]) =>
                     JSON.stringify(
                         dashboardBody({
                             region,
@@ -144,6 +155,7 @@ export function createDashboard(
                             namespace: METRICS.namespace,
                             queueName,
                             deadLetterQueueName,
+                            intakeQueueName,
                             clusterName,
                             ...(serviceName !== undefined ? { serviceName } : {}),
                             launcherFunctionName,

@@ -1,23 +1,25 @@
 /**
- * Step "launcher": the launcher Lambda (`functions/launcher.ts`, serialized by `aws.lambda.CallbackFunction`) with its
- * log group, role and settings; its on-failure destination (the job events' bus, whose rules hand the record to the
- * dead-letter queue and the launcher: job-events.ts); the permission for S3 to invoke it; and, last, the bucket
- * notification that sends uploads to it.
+ * Step "launcher": the launcher Lambda (`functions/launcher.ts`, serialized by `aws.lambda.CallbackFunction`, its own
+ * mode's code only) with its log group, role and settings; in drain and service modes its coordination table
+ * (`${name}-launcher-state`); its on-failure destination for asynchronous invocations (the job events' bus, whose rules
+ * hand the record to the dead-letter queue and the launcher: job-events.ts); the event source mapping that delivers the
+ * intake queue to it in batches; and, last, the intake's queue policy and the bucket notification that sends uploads
+ * to the intake.
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import * as fs from "fs";
 import * as path from "path";
 
-import { launcherFactory } from "../../functions/launcher";
-import { LAUNCHER_ENV, METRICS, writtenSuffixes } from "../../functions/launcher-settings";
+import { drainLauncherFactory, LauncherHandler, perJobLauncherFactory, serviceLauncherFactory } from "../../functions/launcher";
+import { LAUNCHER_ENV, LaunchMode, METRICS, writtenSuffixes } from "../../functions/launcher-settings";
 import { backlogPerTask, ChildOptions, eventSourceOf, ResolvedLambdaEcsWorkerArgs } from "./args";
 import { BucketResources } from "./bucket";
 import { ClusterResources } from "./cluster";
 import { WORKER_CONTAINER_NAME } from "./container";
 import { NetworkResources } from "./network";
-import { assumeRolePolicy, launcherRolePolicy } from "./policies";
-import { QueueResources } from "./queues";
+import { assumeRolePolicy, intakeQueuePolicy, launcherRolePolicy } from "./policies";
+import { LAUNCHER_TIMEOUT_SECONDS, QueueResources, INTAKE_MAX_RECEIVE_COUNT } from "./queues";
 import { TaskResources } from "./task";
 import { usesSpot } from "./validate";
 
@@ -43,11 +45,20 @@ export interface LauncherDeps {
 
 export interface LauncherResources {
     launcher: aws.lambda.Function;
-    /** S3's permission to invoke the launcher: the bucket notification depends on it. */
-    permission: aws.lambda.Permission;
+    /** The intake's event source mapping (batches of uploads → the launcher). */
+    mapping: aws.lambda.EventSourceMapping;
+    /** Drain and service: the table that coordinates task-start decisions. */
+    stateTable?: aws.dynamodb.Table;
     /** ECS's `startedBy` of this worker's tasks (at most 36 characters): the launcher counts its tasks by it. */
     startedBy: string;
 }
+
+/** The launcher's `callbackFactory` per mode: each serializes its own mode's code only. */
+export const LAUNCHER_FACTORIES: Record<LaunchMode, () => LauncherHandler> = {
+    drain: drainLauncherFactory,
+    "per-job": perJobLauncherFactory,
+    service: serviceLauncherFactory,
+};
 
 /** ECS's `startedBy` of a worker's tasks: `lew-<name>`, at most 36 characters. */
 export function startedByOf(name: string): string {
@@ -55,7 +66,16 @@ export function startedByOf(name: string): string {
 }
 
 export function createLauncher(name: string, r: ResolvedLambdaEcsWorkerArgs, deps: LauncherDeps, { parent }: ChildOptions): LauncherResources {
-    const { queue, deadLetterQueue } = deps.queues;
+    const { queue, deadLetterQueue, intake } = deps.queues;
+    // One item per worker: the decision window, its lease and drain's ledger of recent starts (functions/launcher.ts).
+    const stateTable =
+        r.launchMode === "per-job"
+            ? undefined
+            : new aws.dynamodb.Table(
+                  `${name}-launcher-state`,
+                  { billingMode: "PAY_PER_REQUEST", hashKey: "id", attributes: [{ name: "id", type: "S" }], tags: r.tags },
+                  { parent },
+              );
     const { cluster, capacityProviders } = deps.cluster;
     const launcherLogs = new aws.cloudwatch.LogGroup(
         `${name}-launcher-logs`,
@@ -80,6 +100,8 @@ export function createLauncher(name: string, r: ResolvedLambdaEcsWorkerArgs, dep
                     clusterName: cluster.name,
                     queueArn: queue.arn,
                     deadLetterQueueArn: deadLetterQueue.arn,
+                    intakeQueueArn: intake.arn,
+                    ...(stateTable ? { stateTableArn: stateTable.arn } : {}),
                     taskRoleArn: deps.task.taskRole.arn,
                     executionRoleArn: deps.task.executionRole.arn,
                     logGroupArn: launcherLogs.arn,
@@ -95,20 +117,21 @@ export function createLauncher(name: string, r: ResolvedLambdaEcsWorkerArgs, dep
     const launcher = new aws.lambda.CallbackFunction(
         `${name}-launcher`,
         {
-            callbackFactory: launcherFactory,
+            callbackFactory: LAUNCHER_FACTORIES[r.launchMode],
             runtime: "nodejs22.x",
             role: launcherRole,
-            timeout: 60,
+            timeout: LAUNCHER_TIMEOUT_SECONDS,
             memorySize: 256,
             ...(r.launcherConcurrency === 0 ? {} : { reservedConcurrentExecutions: r.launcherConcurrency }),
-            environment: { variables: launcherEnvironment(name, r, deps, startedBy) },
+            environment: { variables: launcherEnvironment(name, r, deps, startedBy, stateTable) },
             loggingConfig: { logFormat: "Text", logGroup: launcherLogs.name },
             codePathOptions: { extraExcludePackages: launcherExcludedPackages() },
             tags: r.tags,
         },
         { parent, dependsOn: [launcherPolicy, capacityProviders] },
     );
-    // A launcher that still fails after Lambda's retries hands its invocation record to the event bus, where the rule
+    // An asynchronous invocation (the reconcile schedule, a routed event) that still fails after Lambda's retries hands
+    // its record to the event bus, where the rule
     // `${name}-launcher-failures` (job-events.ts) hands it to the dead-letter queue: no job is lost; and the rule
     // `${name}-launcher-failure-events` to the launcher, which publishes the jobs' `Job Failed`.
     new aws.lambda.FunctionEventInvokeConfig(
@@ -120,18 +143,22 @@ export function createLauncher(name: string, r: ResolvedLambdaEcsWorkerArgs, dep
         },
         { parent, dependsOn: [launcherPolicy] },
     );
-    const permission = new aws.lambda.Permission(
-        `${name}-launcher-permission`,
+    // The intake in batches (a window of 1 s fills them in a burst), at most intakeConcurrency invocations at once; a
+    // batch answers the records to retry (ReportBatchItemFailures). It polls with the launcher's role: after its policy.
+    const mapping = new aws.lambda.EventSourceMapping(
+        `${name}-intake-mapping`,
         {
-            action: "lambda:InvokeFunction",
-            function: launcher.name,
-            principal: "s3.amazonaws.com",
-            sourceArn: deps.bucket.bucketArn,
-            sourceAccount: deps.where.account,
+            eventSourceArn: intake.arn,
+            functionName: launcher.arn,
+            batchSize: r.intakeBatchSize,
+            maximumBatchingWindowInSeconds: 1,
+            functionResponseTypes: ["ReportBatchItemFailures"],
+            scalingConfig: { maximumConcurrency: r.intakeConcurrency },
+            tags: r.tags,
         },
-        { parent },
+        { parent, dependsOn: [launcherPolicy] },
     );
-    return { launcher, permission, startedBy };
+    return { launcher, mapping, stateTable, startedBy };
 }
 
 /**
@@ -142,7 +169,7 @@ export function createLauncher(name: string, r: ResolvedLambdaEcsWorkerArgs, dep
  * when another project installs it) and the SDK clients are excluded, and the archive is the handler alone.
  */
 export function launcherExcludedPackages(cwd = process.cwd()): string[] {
-    const sdk = ["@aws-sdk/client-ecs", "@aws-sdk/client-eventbridge", "@aws-sdk/client-sqs"];
+    const sdk = ["@aws-sdk/client-dynamodb", "@aws-sdk/client-ecs", "@aws-sdk/client-eventbridge", "@aws-sdk/client-sqs"];
     for (let dir = path.resolve(cwd); ; dir = path.dirname(dir)) {
         const file = path.join(dir, "package.json");
         if (fs.existsSync(file)) {
@@ -154,7 +181,7 @@ export function launcherExcludedPackages(cwd = process.cwd()): string[] {
 }
 
 /** The launcher's settings, by the names of `LAUNCHER_ENV` (the contract with `functions/launcher.ts`). */
-function launcherEnvironment(name: string, r: ResolvedLambdaEcsWorkerArgs, deps: LauncherDeps, startedBy: string): Record<string, pulumi.Input<string>> {
+function launcherEnvironment(name: string, r: ResolvedLambdaEcsWorkerArgs, deps: LauncherDeps, startedBy: string, stateTable?: aws.dynamodb.Table): Record<string, pulumi.Input<string>> {
     const { network } = deps;
     return {
         [LAUNCHER_ENV.queueUrl]: deps.queues.queue.url,
@@ -181,27 +208,43 @@ function launcherEnvironment(name: string, r: ResolvedLambdaEcsWorkerArgs, deps:
             ? { [LAUNCHER_ENV.serviceName]: deps.service.name, [LAUNCHER_ENV.backlogPerTask]: String(backlogPerTask(r)) }
             : {}),
         ...(r.launchMode !== "service" && usesSpot(r.capacity) ? { [LAUNCHER_ENV.spotFallback]: String(r.spotFallback) } : {}),
+        ...(stateTable ? { [LAUNCHER_ENV.stateTable]: stateTable.name } : {}),
+        ...(r.launchMode === "drain" ? { [LAUNCHER_ENV.workerConcurrency]: r.environment.WORKER_CONCURRENCY ?? "1" } : {}),
+        [LAUNCHER_ENV.intakeMaxReceives]: String(INTAKE_MAX_RECEIVE_COUNT),
+        [LAUNCHER_ENV.intakeConcurrency]: String(r.intakeConcurrency),
     };
 }
 
-/** Uploads under `inputPrefix` with one of `inputSuffixes` invoke the launcher (one S3 filter per suffix). */
+/**
+ * Uploads under `inputPrefix` with one of `inputSuffixes` go to the intake queue (one S3 filter per suffix), which S3
+ * may send to from exactly this bucket and account (its queue policy; S3 checks it when the notification is put).
+ */
 export function createBucketNotification(
     name: string,
     r: ResolvedLambdaEcsWorkerArgs,
-    deps: { bucket: BucketResources; launcher: LauncherResources },
+    deps: { bucket: BucketResources; queues: QueueResources; where: AccountContext },
     { parent }: ChildOptions,
 ): aws.s3.BucketNotification {
+    const { intake } = deps.queues;
+    const intakePolicy = new aws.sqs.QueuePolicy(
+        `${name}-intake-policy`,
+        {
+            queueUrl: intake.url,
+            policy: pulumi.jsonStringify(intakeQueuePolicy({ intakeQueueArn: intake.arn, bucketArn: deps.bucket.bucketArn, account: deps.where.account })),
+        },
+        { parent },
+    );
     return new aws.s3.BucketNotification(
         `${name}-notification`,
         {
             bucket: deps.bucket.bucketName,
-            lambdaFunctions: r.inputSuffixes.map((suffix) => ({
-                lambdaFunctionArn: deps.launcher.launcher.arn,
+            queues: r.inputSuffixes.map((suffix) => ({
+                queueArn: intake.arn,
                 events: ["s3:ObjectCreated:*"],
                 ...(r.inputPrefix !== "" ? { filterPrefix: r.inputPrefix } : {}),
                 filterSuffix: suffix,
             })),
         },
-        { parent, dependsOn: [deps.launcher.permission] },
+        { parent, dependsOn: [intakePolicy] },
     );
 }

@@ -1,9 +1,9 @@
 /**
  * The IAM documents of the component, each a pure function of the ARNs and names it grants on: plain strings in
  * (as in `test/policies.test.ts`) give plain JSON-ready objects out; Pulumi Inputs in give a document for
- * `pulumi.jsonStringify`. Each role's statements are exactly what that role's code calls in the launch mode, on exact
- * ARNs unless AWS authorizes the call only on `*` (ecr:GetAuthorizationToken; ecs:ListTasks naming no container
- * instance), then with the tightest condition AWS supports for it. test/iam.test.ts evaluates them against the
+ * `pulumi.jsonStringify`. Each role's statements are exactly what that role's code (or AWS with the role, such as the
+ * launcher's event source mapping) calls in the launch mode, on exact ARNs unless AWS authorizes the call only on `*`
+ * (ecr:GetAuthorizationToken), then with the tightest condition AWS supports for it. test/iam.test.ts evaluates them against the
  * requests the launcher and the worker really make.
  */
 import * as pulumi from "@pulumi/pulumi";
@@ -155,13 +155,15 @@ export function putJobEvents(eventBusArn: Str, source: string, detailTypes: stri
 }
 
 /**
- * The launcher role, per mode. Always: put Lambda's failed-invocation events on the job events' bus (Lambda delivers
- * them to its on-failure destination, the bus, with this role), publish `Job Failed` there (the jobs of a failed
- * invocation; per-job start failures), and write its own logs. Drain: queue jobs and read the backlog, count its tasks (ListTasks naming no container
- * instance: AWS authorizes it on `*` only, so `*` with the `ecs:cluster` condition), describe them, run the task
+ * The launcher role, per mode. Always: consume the intake queue (Lambda's event source mapping polls it with this role:
+ * ReceiveMessage, DeleteMessage, GetQueueAttributes), dead-letter the jobs of an intake record on its last allowed
+ * receive (and, per-job, those whose task could not be started), put Lambda's failed-invocation events on the job
+ * events' bus (Lambda delivers them to its on-failure destination, the bus, with this role), publish `Job Failed`
+ * there, and write its own logs. Drain: queue jobs and read the backlog, coordinate its decisions (UpdateItem on
+ * exactly its state table), count the cluster's tasks (DescribeClusters on exactly its cluster), run the task
  * definition family on the cluster, tag the tasks at launch, pass the two task roles to ECS. Per-job: run, tag and
- * pass, dead-letter the jobs whose task could not be started, nothing on the work queue. Service: queue jobs and wake
- * exactly its service (DescribeServices, UpdateService; the service starts the tasks).
+ * pass, nothing on the work queue. Service: queue jobs, coordinate its wakes, and wake exactly its service
+ * (DescribeServices, UpdateService; the service starts the tasks).
  */
 export function launcherRolePolicy(p: {
     launchMode: LaunchMode;
@@ -173,6 +175,10 @@ export function launcherRolePolicy(p: {
     clusterName: Str;
     queueArn: Str;
     deadLetterQueueArn: Str;
+    /** The intake queue the launcher's event source mapping polls. */
+    intakeQueueArn: Str;
+    /** Drain and service: the coordination table (`${name}-launcher-state`). */
+    stateTableArn?: Str;
     taskRoleArn: Str;
     executionRoleArn: Str;
     logGroupArn: Str;
@@ -191,28 +197,50 @@ export function launcherRolePolicy(p: {
             StringEquals: { "iam:PassedToService": "ecs-tasks.amazonaws.com" },
         }),
     ];
+    const coordinate = allow("dynamodb:UpdateItem", p.stateTableArn!);
     const byMode: Record<LaunchMode, Statement[]> = {
         drain: [
             allow(["sqs:SendMessage", "sqs:GetQueueAttributes"], p.queueArn),
-            allow("ecs:ListTasks", "*", clusterCondition),
-            allow("ecs:DescribeTasks", ecsArn(str`task/${p.clusterName}/*`), clusterCondition),
+            coordinate,
+            // DescribeClusters on its own cluster: running and pending task counts, one call whatever maxTasks.
+            allow("ecs:DescribeClusters", p.clusterArn),
             ...runTasks,
         ],
-        "per-job": [...runTasks, allow("sqs:SendMessage", p.deadLetterQueueArn)],
+        "per-job": runTasks,
         service: [
             // The wake reads the backlog (ApproximateNumberOfMessages[NotVisible]) before raising desiredCount.
             allow(["sqs:SendMessage", "sqs:GetQueueAttributes"], p.queueArn),
+            coordinate,
             allow(["ecs:DescribeServices", "ecs:UpdateService"], ecsArn(str`service/${p.clusterName}/${p.serviceName!}`), clusterCondition),
         ],
     };
     return policy(
+        // Lambda's event source mapping polls the intake with the function's role.
+        allow(["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"], p.intakeQueueArn),
         ...byMode[p.launchMode],
+        // Jobs not queued by an intake record's last allowed receive; per-job: jobs whose task could not be started.
+        allow("sqs:SendMessage", p.deadLetterQueueArn),
         // Lambda puts a failed invocation's record on the bus (its on-failure destination) with this role.
         putJobEvents(p.eventBusArn, ROUTED_EVENTS.launcherFailure.source, [ROUTED_EVENTS.launcherFailure.detailType]),
-        // Job Failed for the jobs of a dead-lettered invocation (all modes) and per-job start failures.
+        // Job Failed for the jobs of a dead-lettered invocation or intake record (all modes) and per-job start failures.
         putJobEvents(p.eventBusArn, p.eventSource, [JOB_EVENT_DETAIL_TYPES.failed]),
         allow(["logs:CreateLogStream", "logs:PutLogEvents"], str`${p.logGroupArn}:*`),
     );
+}
+
+/**
+ * The intake queue's policy: S3 may send the bucket's notifications to it, only from exactly the bucket
+ * (`aws:SourceArn`) in exactly the stack's account (`aws:SourceAccount`: a bucket ARN names no account), as the S3 User
+ * Guide's walkthrough for SQS destinations writes it.
+ */
+export function intakeQueuePolicy(p: { intakeQueueArn: Str; bucketArn: Str; account: Str }): PolicyDocument {
+    return policy({
+        Effect: "Allow",
+        Principal: { Service: "s3.amazonaws.com" },
+        Action: "sqs:SendMessage",
+        Resource: p.intakeQueueArn,
+        Condition: { ArnEquals: { "aws:SourceArn": p.bucketArn }, StringEquals: { "aws:SourceAccount": p.account } },
+    });
 }
 
 /**

@@ -190,7 +190,7 @@ function checkSuffixes(suffixes: string[], outputSuffixes: string[], errors: Pro
     });
 }
 
-function checkModeAndTasks(args: LambdaEcsWorkerArgs, { launchMode }: ResolvedLambdaEcsWorkerArgs, errors: Problems): void {
+function checkModeAndTasks(args: LambdaEcsWorkerArgs, { launchMode, intakeConcurrency, intakeBatchSize }: ResolvedLambdaEcsWorkerArgs, errors: Problems): void {
     if (!LAUNCH_MODES.includes(launchMode)) {
         errors.push(`launchMode: must be one of ${LAUNCH_MODES.map((m) => `"${m}"`).join(", ")}, got ${JSON.stringify(launchMode)}`);
     }
@@ -200,6 +200,17 @@ function checkModeAndTasks(args: LambdaEcsWorkerArgs, { launchMode }: ResolvedLa
         errors.push(`reconcileIntervalMinutes: applies only with launchMode "drain", not "${launchMode}"`);
     }
     intIn(errors, "launcherConcurrency", args.launcherConcurrency, 0, 1000);
+    // The event source mapping's ScalingConfig.MaximumConcurrency is 2-1000, its BatchSize 1-10000 for a standard
+    // queue (Lambda API reference, CreateEventSourceMapping).
+    intIn(errors, "intakeConcurrency", args.intakeConcurrency, 2, 1000);
+    intIn(errors, "intakeBatchSize", args.intakeBatchSize, 1, 10000);
+    const reserved = args.launcherConcurrency;
+    if (isInteger(reserved) && reserved > 0 && isInteger(intakeConcurrency) && reserved < intakeConcurrency + 1) {
+        errors.push(`launcherConcurrency: must be 0 (none reserved) or at least intakeConcurrency + 1 = ${intakeConcurrency + 1} (the intake's invocations plus one for the schedule and routed events; Lambda throttles a mapping above the reserved concurrency), got ${reserved}`);
+    }
+    if (launchMode === "per-job" && isInteger(intakeConcurrency) && isInteger(intakeBatchSize) && intakeBatchSize * intakeConcurrency > 400) {
+        errors.push(`intakeBatchSize / intakeConcurrency: in launchMode "per-job" their product must be at most 400 (an invocation starts its batch at 10 ÷ intakeConcurrency tasks a second, within 40 s of its 60 s timeout), got ${intakeBatchSize} × ${intakeConcurrency}`);
+    }
 }
 
 function checkSizesAndLimits(args: LambdaEcsWorkerArgs, { cpu, memory, logRetentionDays }: ResolvedLambdaEcsWorkerArgs, errors: Problems): void {
@@ -254,6 +265,11 @@ function checkNetworkAndEnvironment(args: LambdaEcsWorkerArgs, { environment }: 
         if (RESERVED_ENVIRONMENT.includes(k)) {
             errors.push(`environment.${k}: is set by the component; reserved are ${RESERVED_ENVIRONMENT.join(", ")}`);
         }
+    }
+    // The launcher reads it too (drain: a task is that many slots), and refuses to start on a bad value.
+    const slots = environment.WORKER_CONCURRENCY;
+    if (typeof slots === "string" && !/^(?:[1-9]|[1-5]\d|6[0-4])$/.test(slots)) {
+        errors.push(`environment.WORKER_CONCURRENCY: must be an integer from 1 to 64 (jobs one task runs at once), got ${JSON.stringify(slots)}`);
     }
 }
 

@@ -9,6 +9,11 @@
  *  - The ECS agent, with the task execution role: pulls the image from ECR (GetAuthorizationToken on `*`,
  *    BatchCheckLayerAvailability, GetDownloadUrlForLayer, BatchGetImage on the repository) and writes the container's
  *    logs with the awslogs driver (CreateLogStream, PutLogEvents on `<prefix>/<container>/<task id>`).
+ *  - Lambda's event source mapping of the intake queue, with the launcher's role: GetQueueAttributes of the queue (Lambda
+ *    reads its attributes, e.g. the visibility timeout it checks against the function's timeout). Its ReceiveMessage
+ *    and DeleteMessageBatch are played by the scenario with the launcher's key, so they are recorded.
+ *  - S3 (service principal `s3.amazonaws.com`): sends each notification to the intake queue, allowed by the intake's
+ *    queue policy only, with `aws:SourceArn` = the bucket and `aws:SourceAccount` = its owner.
  *  - EventBridge (service principal `events.amazonaws.com`): sends that record to the DLQ from the rule
  *    `<name>-launcher-failures` (every mode) and, in per-job mode, the start-failure event from `<name>-start-failures`;
  *    allowed by the DLQ's queue policy only, with `aws:SourceArn` set to the rule.
@@ -78,6 +83,16 @@ export function platformRequests(sp: StackPolicies): PlatformRequest[] {
         as: "launcher",
         by: "Lambda (async invocation on-failure destination: the event bus)",
         request: jsonCall("events", "AWSEvents.PutEvents", { Entries: [{ EventBusName: sp.eventBus.arn, Source: failure.source, DetailType: failure.detailType, Detail: "{}" }] }),
+    });
+    out.push({
+        as: "launcher",
+        by: "Lambda (the intake's event source mapping)",
+        request: jsonCall("sqs", "AmazonSQS.GetQueueAttributes", { QueueUrl: sp.intake.url, AttributeNames: ["VisibilityTimeout"] }, "sqs"),
+    });
+    out.push({
+        as: { service: "s3.amazonaws.com", sourceArn: `arn:aws:s3:::${sp.bucket}`, sourceAccount: sp.intake.arn.split(":")[4] },
+        by: "S3 (the bucket's notification to the intake)",
+        request: jsonCall("sqs", "AmazonSQS.SendMessage", { QueueUrl: sp.intake.url, MessageBody: "{}" }, "sqs"),
     });
     const repo = ecrRepository(sp.imageUri);
     if (repo) {

@@ -154,6 +154,9 @@ function ecs(req: HttpRequest, w: IamWorld): IamRequest[] {
                     call,
                 },
             ];
+        case "DescribeClusters":
+            // One authorization per cluster named (name or ARN), on the cluster (Service Authorization Reference).
+            return (p.clusters ?? ["default"]).map((given: string) => ({ action: "ecs:DescribeClusters", resource: cluster(w, given).arn, context: secureTransport(req), call }));
         case "DescribeTasks":
             return (p.tasks ?? []).map((t: string) => ({
                 action: "ecs:DescribeTasks",
@@ -310,7 +313,17 @@ function events(req: HttpRequest, w: IamWorld): IamRequest[] {
     });
 }
 
-const SERVICES: Record<string, (req: HttpRequest, w: IamWorld) => IamRequest[]> = { sqs, ecs, s3, logs, ecr, events };
+function dynamodb(req: HttpRequest, w: IamWorld): IamRequest[] {
+    const op = operationOf(req);
+    const p = jsonBody(req);
+    const actions: Record<string, string> = { UpdateItem: "dynamodb:UpdateItem", GetItem: "dynamodb:GetItem", PutItem: "dynamodb:PutItem" };
+    if (!actions[op]) throw new Error(`unmapped DynamoDB operation ${op}`);
+    if (typeof p.TableName !== "string" || p.TableName === "") throw new Error(`DynamoDB ${op} without TableName`);
+    const resource = p.TableName.startsWith("arn:") ? p.TableName : `arn:${w.partition}:dynamodb:${w.region}:${w.accountId}:table/${p.TableName}`;
+    return [{ action: actions[op], resource, context: secureTransport(req), call: `DynamoDB ${op}` }];
+}
+
+const SERVICES: Record<string, (req: HttpRequest, w: IamWorld) => IamRequest[]> = { sqs, ecs, s3, logs, ecr, events, dynamodb };
 
 /** Every authorization AWS evaluates for one request; throws naming the request when it is not mapped. */
 export function iamRequestsFor(req: HttpRequest, w: IamWorld): IamRequest[] {

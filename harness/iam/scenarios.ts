@@ -22,11 +22,20 @@
  *
  * Every mode also hands the launcher Lambda's on-failure event of one of its own invocations (source `lambda`, as the
  * rule `<name>-launcher-failure-events` delivers it), on which it publishes `Job Failed` for the invocation's jobs.
+ *
+ * Uploads reach the launcher as on AWS (issue #19): their S3 notification is put in the intake queue (as S3 would: its
+ * SendMessage is a platform request, platform.ts) and the intake's event source mapping is played with the launcher's
+ * key, as Lambda polls with the function's role: ReceiveMessage, the invocation with the batch, DeleteMessageBatch of
+ * the records it handled. In drain and service modes a last step hands the launcher an intake record on its last
+ * allowed receive (received 9 times before, with the test's own key) whose job the work queue refuses (its
+ * MaximumMessageSize lowered to 1024 bytes, the job's key 1000 characters long): the launcher dead-letters it itself.
+ * The coordination table is created under the stack's name (DynamoDB UpdateItem with the launcher's key).
  */
 import { CreateClusterCommand, CreateServiceCommand, ECSClient, RegisterTaskDefinitionCommand } from "@aws-sdk/client-ecs";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { S3Client } from "@aws-sdk/client-s3";
-import { CreateQueueCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { CreateTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { CreateQueueCommand, DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageCommand, SetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
 import * as fs from "fs";
 import * as http from "http";
 import { AddressInfo } from "net";
@@ -40,6 +49,7 @@ import { launcherArchive, one } from "../stack";
 import { Aws, makeZip, runWorkerInProcess, s3Event, tinyJobZip } from "../worker-env";
 import { PovrayProcessor } from "../../worker-image/src/povray";
 import { onFailureRecord } from "../../cli/local/events";
+import { handledIds, sqsRecord } from "../../cli/local/intake";
 import { agentTaskProtectionCall } from "./platform";
 import { ACCESS_KEYS, asSentToAws, RecordedHttpRequest, RecordingMoto, roleClientConfig } from "./recording";
 import { StackPolicies } from "./stack-policies";
@@ -69,7 +79,7 @@ async function ec2Query(endpoint: string, action: string): Promise<string> {
     return res.text();
 }
 
-const SERVICE_HOSTS: Record<string, string> = { sqs: "sqs", s3: "s3", ecs: "ecs", logs: "logs", ecr: "api.ecr", events: "events" };
+const SERVICE_HOSTS: Record<string, string> = { sqs: "sqs", s3: "s3", ecs: "ecs", logs: "logs", ecr: "api.ecr", events: "events", dynamodb: "dynamodb" };
 
 /** Everything recorded since the last clear, split by role; throws on a request signed by an unknown key. */
 async function attributed(rec: RecordingMoto): Promise<{ launcher: RecordedHttpRequest[]; worker: RecordedHttpRequest[] }> {
@@ -134,6 +144,12 @@ export async function runScenario(rec: RecordingMoto, sp: StackPolicies): Promis
     await aws.bucket(sp.bucket);
     const queueUrl = (await sqsSetup.send(new CreateQueueCommand({ QueueName: sp.queue.name }))).QueueUrl!;
     const dlqUrl = (await sqsSetup.send(new CreateQueueCommand({ QueueName: sp.dlq.name }))).QueueUrl!;
+    const intakeUrl = (await sqsSetup.send(new CreateQueueCommand({ QueueName: sp.intake.name }))).QueueUrl!;
+    if (sp.stateTable) {
+        await new DynamoDBClient({ ...setup, maxAttempts: 3 }).send(
+            new CreateTableCommand({ TableName: sp.stateTable.name, BillingMode: "PAY_PER_REQUEST", KeySchema: [{ AttributeName: "id", KeyType: "HASH" }], AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }] }),
+        );
+    }
     const clusterArn = (await ecsSetup.send(new CreateClusterCommand({ clusterName: sp.cluster.name }))).cluster!.clusterArn!;
     const td = (
         await ecsSetup.send(
@@ -191,6 +207,19 @@ export async function runScenario(rec: RecordingMoto, sp: StackPolicies): Promis
     const invocations: Invocation[] = [];
     const invoke = async (event: unknown, over: Record<string, string> = {}) =>
         invocations.push(await invokeInFreshNode(module, { ...launcherEnv, ...over }, event));
+    // The intake's event source mapping, with the launcher's role: receive the upload's notification, invoke, delete.
+    const sqsLauncher = new SQSClient({ ...roleClientConfig(moto, ACCESS_KEYS.launcher), maxAttempts: 3 });
+    const deliver = async (notification: unknown, over: Record<string, string> = {}, priorReceives = 0) => {
+        await sqsSetup.send(new SendMessageCommand({ QueueUrl: intakeUrl, MessageBody: JSON.stringify(notification) }));
+        for (let i = 0; i < priorReceives; i++) await sqsSetup.send(new ReceiveMessageCommand({ QueueUrl: intakeUrl, VisibilityTimeout: 0 }));
+        const got = (await sqsLauncher.send(new ReceiveMessageCommand({ QueueUrl: intakeUrl, MaxNumberOfMessages: 10, AttributeNames: ["All"] }))).Messages ?? [];
+        const records = got.map((m) => sqsRecord(m, sp.intake.arn, "us-east-1")) as { messageId: string; receiptHandle: string }[];
+        const inv = await invokeInFreshNode(module, { ...launcherEnv, ...over }, { Records: records });
+        invocations.push(inv);
+        const done = new Set(handledIds(records, inv.error === undefined ? { ok: true, result: inv.result } : { ok: false, error: inv.error }, true));
+        const Entries = records.filter((r) => done.has(r.messageId)).map((r, i) => ({ Id: String(i), ReceiptHandle: r.receiptHandle }));
+        if (Entries.length > 0) await sqsLauncher.send(new DeleteMessageBatchCommand({ QueueUrl: intakeUrl, Entries }));
+    };
     const tick = { version: "0", "detail-type": "Scheduled Event", source: "aws.events", account: "123456789012", region: "us-east-1", resources: [], detail: {} };
 
     // ---- the worker, as the task definition configures it
@@ -232,20 +261,24 @@ export async function runScenario(rec: RecordingMoto, sp: StackPolicies): Promis
     try {
         const event = JSON.parse(s3Event(sp.bucket, [key("good"), key("bad")]));
         if (mode === "per-job") {
-            await invoke(event); // one RunTask per job, the job in the container's environment
+            await deliver(event); // one RunTask per job, the job in the container's environment
             await runWorker({ JOB_BUCKET: sp.bucket, JOB_KEY: key("good") });
             await runWorker({ JOB_BUCKET: sp.bucket, JOB_KEY: key("bad") });
             await runWorker({ JOB_BUCKET: sp.bucket, JOB_KEY: key("stopped") }, "stopped.zip");
             // A task ECS cannot start: the job goes to the DLQ with the reason. moto answers RunTask with the
             // component's own capacityProviderStrategy with HTTP 500 (its bug, here our failure after the retries).
             const strategy = String(fn.inputs.environment.variables[LAUNCHER_ENV.capacityProviderStrategy]);
-            await invoke(JSON.parse(s3Event(sp.bucket, [key("stopped")])), { [LAUNCHER_ENV.capacityProviderStrategy]: strategy });
+            await deliver(JSON.parse(s3Event(sp.bucket, [key("stopped")])), { [LAUNCHER_ENV.capacityProviderStrategy]: strategy });
         } else {
-            await invoke(event); // queue both jobs (drain: count tasks, read the backlog, start tasks)
+            await deliver(event); // queue both jobs (drain: coordinate, count the cluster's tasks, read the backlog, start tasks)
             await runWorker({}); // good renders, bad fails for good
-            if (mode === "drain") await invoke(tick); // tasks exist now: ListTasks + DescribeTasks
+            if (mode === "drain") await invoke(tick); // the reconcile: the same decision, behind the same gate
             await aws.send(queueUrl, { bucket: sp.bucket, key: key("stopped") });
             await runWorker({}, "stopped.zip"); // stopped mid-job: released
+            // An intake record on its last allowed receive whose job the work queue refuses: dead-lettered by the launcher.
+            await sqsSetup.send(new SetQueueAttributesCommand({ QueueUrl: queueUrl, Attributes: { MaximumMessageSize: "1024" } }));
+            const maxReceives = Number(launcherEnv[LAUNCHER_ENV.intakeMaxReceives]);
+            await deliver(JSON.parse(s3Event(sp.bucket, [`${inputPrefix}scenes/${"x".repeat(1000)}.zip`])), {}, maxReceives - 1);
         }
         // Lambda's on-failure event of a launcher invocation that failed for good, as the launcher-failure-events
         // rule hands it over: the launcher publishes Job Failed for its jobs.

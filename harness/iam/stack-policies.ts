@@ -23,6 +23,10 @@ export interface StackPolicies {
     bucket: string;
     queue: { name: string; arn: string; url: string };
     dlq: { name: string; arn: string; url: string };
+    /** The intake queue (S3's notifications, the launcher's event source mapping). */
+    intake: { name: string; arn: string; url: string };
+    /** Drain and service: the launcher's coordination table. */
+    stateTable?: { name: string; arn: string };
     cluster: { name: string; arn: string };
     taskDefinitionArn: string;
     taskDefinitionFamily: string;
@@ -60,9 +64,11 @@ export async function stackPolicies(name: string, args: LambdaEcsWorkerArgs): Pr
     });
     const queue = await queueOf(worker.queue);
     const dlq = await queueOf(worker.deadLetterQueue);
+    const intake = await queueOf(worker.intakeQueue);
+    const stateTable = worker.stateTable && { name: String(await valueOf(worker.stateTable.name)), arn: String(await valueOf(worker.stateTable.arn)) };
     const queuePolicies: Record<string, NamedPolicy> = {};
     for (const r of resources.filter((x) => x.type === "aws:sqs/queuePolicy:QueuePolicy")) {
-        const arn = [queue, dlq].find((q) => q.url === r.inputs.queueUrl)?.arn;
+        const arn = [queue, dlq, intake].find((q) => q.url === r.inputs.queueUrl)?.arn;
         if (!arn) throw new Error(`queue policy ${r.name} of an unknown queue ${r.inputs.queueUrl}`);
         queuePolicies[arn] = { name: r.name, policy: JSON.parse(r.inputs.policy) };
     }
@@ -91,6 +97,8 @@ export async function stackPolicies(name: string, args: LambdaEcsWorkerArgs): Pr
         bucket: String(await valueOf(worker.bucketName)),
         queue,
         dlq,
+        intake,
+        ...(stateTable ? { stateTable } : {}),
         cluster,
         taskDefinitionArn: String(await valueOf(worker.taskDefinitionArn)),
         taskDefinitionFamily: td.inputs.family,

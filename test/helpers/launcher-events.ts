@@ -32,3 +32,23 @@ export function s3Record(encodedKey: string, o: S3RecordOptions = {}): Record<st
 export function s3Event(records: unknown[]): { Records: unknown[] } {
     return { Records: records };
 }
+
+/**
+ * A batch of intake records as Lambda's SQS event source mapping delivers it: each record's `body` the JSON of an S3
+ * notification (as S3 sends it to the intake queue), `attributes.ApproximateReceiveCount` its receives so far.
+ */
+export function sqsEvent(records: { body: unknown; id?: string; receives?: number }[]): { Records: unknown[] } {
+    return {
+        Records: records.map((r, i) => ({
+            messageId: r.id ?? `msg-${i}`,
+            receiptHandle: `handle-${i}`,
+            body: typeof r.body === "string" ? r.body : JSON.stringify(r.body),
+            attributes: { ApproximateReceiveCount: String(r.receives ?? 1), SentTimestamp: "1767225600000", SenderId: "AIDAEXAMPLE", ApproximateFirstReceiveTimestamp: "1767225600001" },
+            messageAttributes: {},
+            md5OfBody: "0",
+            eventSource: "aws:sqs",
+            eventSourceARN: "arn:aws:sqs:us-east-1:123456789012:render-intake",
+            awsRegion: "us-east-1",
+        })),
+    };
+}

@@ -1,8 +1,10 @@
 /**
- * A launcher's world in moto: upload bucket with an S3 → SQS notification (to capture REAL S3 event messages), work
- * queue, dead-letter queue, ECS cluster and a registered Fargate task definition, plus the default VPC's subnet and
- * security group (read through the EC2 query API: the repo has no EC2 SDK client).
+ * A launcher's world in moto: upload bucket with an S3 → SQS notification (to capture REAL S3 event messages: the
+ * launcher's intake), work queue, dead-letter queue, the launcher's coordination table, ECS cluster and a registered
+ * Fargate task definition, plus the default VPC's subnet and security group (read through the EC2 query API: the repo
+ * has no EC2 SDK client).
  */
+import { CreateTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { CreateClusterCommand, DescribeTasksCommand, ECSClient, ListTasksCommand, RegisterTaskDefinitionCommand, Task } from "@aws-sdk/client-ecs";
 import { CreateBucketCommand, PutBucketNotificationConfigurationCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import {
@@ -25,6 +27,8 @@ export interface LauncherWorld {
     dlqUrl: string;
     clusterArn: string;
     taskDefinitionArn: string;
+    /** The launcher's coordination table (issue #19). */
+    stateTable: string;
     subnetId: string;
     securityGroupId: string;
 }
@@ -68,6 +72,10 @@ export async function createLauncherWorld(moto: Moto, name: string, containerNam
         }),
     );
 
+    const stateTable = `${name}-launcher-state`;
+    await new DynamoDBClient(cfg).send(
+        new CreateTableCommand({ TableName: stateTable, BillingMode: "PAY_PER_REQUEST", KeySchema: [{ AttributeName: "id", KeyType: "HASH" }], AttributeDefinitions: [{ AttributeName: "id", AttributeType: "S" }] }),
+    );
     const cluster = await ecs.send(new CreateClusterCommand({ clusterName: `${name}-cluster` }));
     const td = await ecs.send(
         new RegisterTaskDefinitionCommand({
@@ -89,6 +97,7 @@ export async function createLauncherWorld(moto: Moto, name: string, containerNam
         dlqUrl,
         clusterArn: cluster.cluster!.clusterArn!,
         taskDefinitionArn: td.taskDefinition!.taskDefinitionArn!,
+        stateTable,
         subnetId,
         securityGroupId,
     };
