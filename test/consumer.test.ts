@@ -105,7 +105,7 @@ import "./index";
         expect(archive.paths).to.deep.equal(["__index.js"]);
         expect(archive.bytes).to.be.at.most(32 * 1024);
         const requires = [...new Set([...(archive.indexJs as string).matchAll(/require\("([^"]+)"\)/g)].map((m) => m[1]))].sort();
-        expect(requires).to.deep.equal(["@aws-sdk/client-ecs", "@aws-sdk/client-eventbridge", "@aws-sdk/client-sqs", "crypto"]);
+        expect(requires).to.deep.equal(["@aws-sdk/client-dynamodb", "@aws-sdk/client-ecs", "@aws-sdk/client-eventbridge", "@aws-sdk/client-sqs", "crypto"]);
         const context = path.join(fs.realpathSync(dir), "node_modules", "lambda-ecs-worker", "worker-image");
         const [runtime, worker] = images;
         expect(runtime.name).to.equal("wordcount-runtime-image");
