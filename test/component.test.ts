@@ -891,7 +891,12 @@ describe("validateLambdaEcsWorkerArgs", () => {
         ["input prefix under the output prefix", { inputPrefix: "jobs/in/", outputPrefix: "jobs/" }, /^outputPrefix: must not contain inputPrefix \("jobs\/in\/"\)/],
         ["oldest job alarm", { oldestJobAlarmSeconds: 10 }, /^oldestJobAlarmSeconds: must be an integer from 60 to 1209600/],
         ["visibility", { visibilityTimeoutSeconds: 5 }, /^visibilityTimeoutSeconds: must be an integer from 30 to 43200/],
-        ["maxReceiveCount", { maxReceiveCount: 0 }, /^maxReceiveCount: must be an integer from 1 to 1000/],
+        ["maxReceiveCount", { maxReceiveCount: 0 }, /^maxReceiveCount: must be an integer from 1 to 999/],
+        ["maxReceiveCount whose safety-net redrive would pass SQS's 1000", { maxReceiveCount: 1000 }, /^maxReceiveCount: must be an integer from 1 to 999, got 1000/],
+        ["a job timeout that cannot finish within SQS's 12 h (drain)", { jobTimeoutSeconds: 43200 }, /^jobTimeoutSeconds: with launchMode "drain" must be at most 39600 \(SQS hides a received job at most 43200 s, 12 h, from its receipt; 3600 s are kept for the download, the uploads and the heartbeats\), got 43200$/],
+        ["a job timeout that cannot finish within SQS's 12 h (service)", { launchMode: "service", jobTimeoutSeconds: 39601 }, /^jobTimeoutSeconds: with launchMode "service" must be at most 39600 .*got 39601$/],
+        ["DLQ retention not longer than the work queue's", { messageRetentionSeconds: 1209600 }, /^deadLetterRetentionSeconds: must be greater than messageRetentionSeconds \(SQS keeps a dead-lettered job's original enqueue time, so the dead-letter queue must keep messages longer than the work queue\), got deadLetterRetentionSeconds 1209600 \(the default\) and messageRetentionSeconds 1209600$/],
+        ["DLQ retention shorter than the work queue's", { messageRetentionSeconds: 86400, deadLetterRetentionSeconds: 3600 }, /^deadLetterRetentionSeconds: must be greater than messageRetentionSeconds .*got deadLetterRetentionSeconds 3600 and messageRetentionSeconds 86400$/],
         ["retention", { messageRetentionSeconds: 30 }, /^messageRetentionSeconds: must be an integer from 60 to 1209600/],
         ["dlq retention", { deadLetterRetentionSeconds: 2000000 }, /^deadLetterRetentionSeconds: must be an integer from 60 to 1209600/],
         ["log retention", { logRetentionDays: 10 }, /^logRetentionDays: must be one of 1, 3, 5, 7, 14, 30/],
@@ -951,6 +956,14 @@ describe("validateLambdaEcsWorkerArgs", () => {
         expect(
             validateLambdaEcsWorkerArgs({ ...MINIMAL, launchMode: "service", acceptableWaitSeconds: 600, expectedJobSeconds: 30, eventBusName: "jobs" }),
         ).to.deep.equal([]);
+    });
+
+    it("accepts the queue limits at their edges: 39600 s jobs in the queue modes, 43200 s per job, a DLQ that keeps messages one second longer", () => {
+        expect(validateLambdaEcsWorkerArgs({ ...MINIMAL, jobTimeoutSeconds: 39600 })).to.deep.equal([]);
+        expect(validateLambdaEcsWorkerArgs({ ...MINIMAL, launchMode: "service", jobTimeoutSeconds: 39600 })).to.deep.equal([]);
+        expect(validateLambdaEcsWorkerArgs({ ...MINIMAL, launchMode: "per-job", jobTimeoutSeconds: 43200 })).to.deep.equal([]);
+        expect(validateLambdaEcsWorkerArgs({ ...MINIMAL, messageRetentionSeconds: 86400, deadLetterRetentionSeconds: 86401 })).to.deep.equal([]);
+        expect(validateLambdaEcsWorkerArgs({ ...MINIMAL, maxReceiveCount: 999 })).to.deep.equal([]);
     });
 
     it("accepts arm64 on on-demand FARGATE, amd64 on Spot, a valid bucket name and 50 tags", () => {
