@@ -275,6 +275,44 @@ describe("worker runtime units", function () {
             expect(ticks.map((t) => t.ms)).to.deep.equal([1000]);
         });
 
+        it("never asks SQS to hide a message past 12 h from its receipt: shortened to what is left, then no heartbeat (SQS refuses, it does not clamp)", async function () {
+            // SQS as documented: ChangeMessageVisibility may hide a message at most 12 h from its receipt in total;
+            // asking more is an error (InvalidParameterValue), never clamped to what is left.
+            let clock = 1_000_000_000;
+            const receipt = clock;
+            sqs.on(ChangeMessageVisibilityCommand).callsFake(async (input) => {
+                if (clock + input.VisibilityTimeout * 1000 > receipt + 43200 * 1000) {
+                    throw awsError("InvalidParameterValue", 400);
+                }
+                order.push(`visibility ${input.VisibilityTimeout}`);
+                return {};
+            });
+            queue.visibilityTimeout = 300;
+            const s = new Settler(CFG, { s3: s3Client, sqs: sqsClient, log: rec.log, queue, processorName: "fake", now: () => clock });
+            // The worker notes the receipt when it starts handling the message: a little after SQS's own.
+            const f: InFlight = { ...flight(), receivedAt: receipt + 2000 };
+            const at = (seconds: number) => (clock = receipt + seconds * 1000);
+            // The mock answers as SQS: the full extension near the end is refused.
+            at(43200 - 100);
+            const asked = await sqsClient.send(new ChangeMessageVisibilityCommand({ QueueUrl: QUEUE_URL, ReceiptHandle: "rh-1", VisibilityTimeout: 300 })).catch((e) => e);
+            expect(asked.name).to.equal("InvalidParameterValue");
+
+            at(3600);
+            await s.heartbeat(f, "m-1");
+            at(43200 - 120);
+            await s.heartbeat(f, "m-1");
+            // 2 s after the worker's receipt, less the 30 s margin: 4 s left, asked for 4.
+            at(43200 - 32);
+            await s.heartbeat(f, "m-1");
+            at(43200 - 28);
+            await s.heartbeat(f, "m-1");
+            await s.heartbeat(f, "m-1");
+            expect(order).to.deep.equal(["visibility 300", "visibility 92", "visibility 4"]);
+            expect(rec.events()).to.deep.equal(["heartbeat", "heartbeat", "heartbeat", "visibility_limit"]);
+            expect(rec.lines[1]).to.deep.equal({ event: "heartbeat", messageId: "m-1", visibilityTimeout: 92 });
+            expect(rec.lines[3]).to.deep.include({ event: "visibility_limit", messageId: "m-1", maxSeconds: 43200 });
+        });
+
         it("sends no heartbeat for a settled message or once the worker is stopping", async function () {
             const s = settler();
             const settled = flight();

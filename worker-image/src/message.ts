@@ -16,7 +16,7 @@ export type RunJob = (job: Job, signal: AbortSignal, receiveCount: number, proce
 
 export interface MessageHandlerDeps {
     runJob: RunJob;
-    settler: Pick<Settler, "startHeartbeat" | "deleteMessage" | "release"> & {
+    settler: Pick<Settler, "startHeartbeat" | "deleteMessage" | "release"> & Partial<Pick<Settler, "now">> & {
         /** Resolves to true when the jobs have ended (see Settler.settleFailures). */
         settleFailures(...a: Parameters<Settler["settleFailures"]>): Promise<boolean | void>;
     };
@@ -36,7 +36,7 @@ export class MessageHandler {
     async handle(msg: Message, signal: AbortSignal, processed?: () => void): Promise<void> {
         const { runJob, settler, log } = this.deps;
         const receiveCount = Number(msg.Attributes?.ApproximateReceiveCount ?? "1") || 1;
-        const flight: InFlight = { receiptHandle: msg.ReceiptHandle!, signal, settled: false };
+        const flight: InFlight = { receiptHandle: msg.ReceiptHandle!, receivedAt: settler.now?.() ?? Date.now(), signal, settled: false };
         log("received", { messageId: msg.MessageId, receiveCount });
         const stopHeartbeat = settler.startHeartbeat(flight, msg.MessageId);
         try {

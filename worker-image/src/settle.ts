@@ -59,15 +59,31 @@ export async function resolveQueueSettings(
     }
 }
 
+/**
+ * SQS keeps a received message hidden at most 12 h from its receipt: a ChangeMessageVisibility that would hide it
+ * longer is refused (an error, not clamped), so the heartbeat never asks past it.
+ */
+export const SQS_MAX_VISIBILITY_SECONDS = 43200;
+
+/**
+ * Seconds the heartbeat keeps from SQS's 12 h: the receipt is measured when the worker starts handling the message,
+ * a moment after SQS received it (the answer's way back).
+ */
+export const RECEIPT_MARGIN_SECONDS = 30;
+
 /** A received message while its jobs run. */
 export interface InFlight {
     receiptHandle: string;
+    /** When the message was received (ms, the Settler's clock); unset: the 12 h limit is not watched. */
+    receivedAt?: number;
     /** Aborted when the worker stops: no heartbeat starts after that. */
     signal: AbortSignal;
     /** Set as soon as settling (release/delete) begins: no new heartbeat starts after that. */
     settled: boolean;
     /** Heartbeats sent and not answered yet: settling waits for them, so that none lands after a release. */
     heartbeats?: Set<Promise<void>>;
+    /** Set once SQS's 12 h limit left no time for another heartbeat (logged once). */
+    limitReached?: boolean;
 }
 
 /** Longest wait for in-flight heartbeats before releasing a message anyway. */
@@ -95,6 +111,8 @@ export interface SettlerDeps {
     processorName: string;
     /** Calls `fn` every `ms` until the returned function is called. Default: setInterval. */
     every?: (fn: () => void, ms: number) => () => void;
+    /** The clock of `InFlight.receivedAt` (ms). Default: Date.now. */
+    now?: () => number;
 }
 
 function every(fn: () => void, ms: number): () => void {
@@ -109,6 +127,7 @@ export class Settler {
     private readonly queue: QueueSettings;
     private readonly processorName: string;
     private readonly every: (fn: () => void, ms: number) => () => void;
+    readonly now: () => number;
 
     constructor(
         private readonly cfg: SettleConfig,
@@ -120,6 +139,7 @@ export class Settler {
         this.queue = deps.queue;
         this.processorName = deps.processorName;
         this.every = deps.every ?? every;
+        this.now = deps.now ?? Date.now;
     }
 
     /** Heartbeats every third of the visibility timeout (at least 1 s) until the returned function is called. */
@@ -128,13 +148,28 @@ export class Settler {
         return this.every(() => void this.heartbeat(flight, messageId), heartbeatMs);
     }
 
-    /** Extends the message's visibility by the visibility timeout, unless it is settled or the worker is stopping. */
+    /**
+     * Extends the message's visibility by the visibility timeout, unless it is settled or the worker is stopping; never
+     * past SQS's 12 h from the receipt (less RECEIPT_MARGIN_SECONDS): shortened to what is left, none once nothing is.
+     */
     heartbeat(flight: InFlight, messageId?: string): Promise<void> {
         if (flight.settled || flight.signal.aborted) return Promise.resolve();
+        const visibilityTimeout = Math.min(this.queue.visibilityTimeout, this.visibilityLeft(flight));
+        if (visibilityTimeout <= 0) {
+            if (!flight.limitReached) this.log("visibility_limit", { messageId, maxSeconds: SQS_MAX_VISIBILITY_SECONDS, action: "no further heartbeat" });
+            flight.limitReached = true;
+            return Promise.resolve();
+        }
         const pending = (flight.heartbeats ??= new Set());
-        const call = this.sendHeartbeat(flight, messageId).finally(() => pending.delete(call));
+        const call = this.sendHeartbeat(flight, visibilityTimeout, messageId).finally(() => pending.delete(call));
         pending.add(call);
         return call;
+    }
+
+    /** Whole seconds the message may still be hidden within SQS's 12 h from its receipt (Infinity: receipt unknown). */
+    visibilityLeft(flight: Pick<InFlight, "receivedAt">): number {
+        if (flight.receivedAt === undefined) return Infinity;
+        return Math.floor(SQS_MAX_VISIBILITY_SECONDS - RECEIPT_MARGIN_SECONDS - (this.now() - flight.receivedAt) / 1000);
     }
 
     /** Waits (boundedly) for heartbeats already sent, so that a late one cannot re-hide a released message. */
@@ -148,8 +183,7 @@ export class Settler {
         clearTimeout(timer);
     }
 
-    private async sendHeartbeat(flight: InFlight, messageId?: string): Promise<void> {
-        const visibilityTimeout = this.queue.visibilityTimeout;
+    private async sendHeartbeat(flight: InFlight, visibilityTimeout: number, messageId?: string): Promise<void> {
         try {
             await this.sqs.send(
                 new ChangeMessageVisibilityCommand({
