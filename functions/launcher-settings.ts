@@ -94,6 +94,20 @@ export const ROUTED_EVENTS = {
 } as const;
 
 /**
+ * The per-job worker's exit codes (worker-image/src/exit-codes.ts, a test keeps both equal): whether the worker in a
+ * per-job task settled its job. 0: ended with its outputs, or nothing to do (its input was replaced or deleted); 3:
+ * failed, and the worker wrote its error report, dead-lettered it and published `Job Failed`; 4: stopped (SIGTERM)
+ * before it finished, and the worker dead-lettered it (and published `Job Failed`). Any other exit code (1 crash, 2
+ * configuration error, 137 SIGKILL or out of memory, 143 forced exit after SIGTERM, or a dead-letter send that
+ * failed) or none at all: the job is not settled, and the launcher ends it when ECS reports the task stopped
+ * ({@link ROUTED_EVENTS} `ecsTaskStopped`).
+ */
+export const WORKER_EXIT_CODES = { done: 0, failed: 3, stopped: 4 } as const;
+
+/** The exit codes of a per-job worker container that settled its job (see {@link WORKER_EXIT_CODES}). */
+export const SETTLED_EXIT_CODES: readonly number[] = [WORKER_EXIT_CODES.done, WORKER_EXIT_CODES.failed, WORKER_EXIT_CODES.stopped];
+
+/**
  * The metrics (CloudWatch Embedded Metric Format lines) the worker and the launcher write, which the component's
  * dashboard and alarms read. The worker's names are in worker-image/src/metrics.ts (a test keeps both equal).
  */

@@ -273,7 +273,8 @@ export function chunk<T>(items: readonly T[], size: number): T[][] {
 }
 
 /**
- * The RunTask request: `count` tasks, or (with `job`, per-job mode) one task with the job in its container environment.
+ * The RunTask request: `count` tasks, or (with `job`, per-job mode) one task with the job in its container environment
+ * (`JOB_BUCKET`, `JOB_KEY`, in this order, and the event's `JOB_ETAG`, so that the worker binds to that version).
  * A non-empty capacity provider strategy replaces the launch type (ECS rejects both at once). `clientToken` makes the
  * call idempotent (see {@link runTaskToken}); `strategy` overrides the settings' (the on-demand fallback).
  */
@@ -285,7 +286,7 @@ export function buildRunTaskInput(
     capacityProviderStrategy = s.capacityProviderStrategy,
 ): RunTaskCommandInput {
     const { subnets, securityGroups, assignPublicIp } = s;
-    const environment = job && [{ name: "JOB_BUCKET", value: job.bucket }, { name: "JOB_KEY", value: job.key }];
+    const environment = job && [{ name: "JOB_BUCKET", value: job.bucket }, { name: "JOB_KEY", value: job.key }, ...(job.etag ? [{ name: "JOB_ETAG", value: job.etag }] : [])];
     return {
         cluster: s.cluster,
         taskDefinition: s.taskDefinition,

@@ -13,8 +13,9 @@ import { GetQueueAttributesCommand, SendMessageBatchCommand, SQSClient } from "@
 import { mockClient } from "aws-sdk-client-mock";
 
 import { createHandler, launcherJobId, launcherMetrics, parseLauncherSettings, routedFailures, spotFallback } from "../functions/launcher";
-import { METRICS, ROUTED_EVENTS } from "../functions/launcher-settings";
+import { METRICS, ROUTED_EVENTS, SETTLED_EXIT_CODES, WORKER_EXIT_CODES } from "../functions/launcher-settings";
 import { jobId } from "../worker-image/src/binding";
+import { EXIT_CODES, SETTLED_EXIT_CODES as WORKER_SETTLED_EXIT_CODES } from "../worker-image/src/exit-codes";
 import { s3Event, s3Record } from "./helpers/launcher-events";
 
 const REGION = { region: "us-east-1", credentials: { accessKeyId: "test", secretAccessKey: "test" } };
@@ -240,6 +241,13 @@ describe("launcher (issue #11): clientToken, Spot fallback, service wake, job ev
         for (const etag of [undefined, "abc", '"abc"', 'W/"abc"']) {
             expect(launcherJobId({ bucket: "b", key: "k", etag })).to.equal(jobId({ bucket: "b", key: "k", etag }));
         }
+    });
+
+    it("the per-job worker's exit codes are the launcher's contract: 0 done, 3 failed and settled, 4 stopped and dead-lettered; 1, 2, 143 not settled", function () {
+        expect(WORKER_EXIT_CODES).to.deep.equal({ done: EXIT_CODES.done, failed: EXIT_CODES.failed, stopped: EXIT_CODES.stopped });
+        expect([...SETTLED_EXIT_CODES]).to.deep.equal([...WORKER_SETTLED_EXIT_CODES]);
+        expect([...SETTLED_EXIT_CODES]).to.deep.equal([0, 3, 4]);
+        for (const unsettled of [EXIT_CODES.crashed, EXIT_CODES.configuration, EXIT_CODES.forced, 137]) expect(SETTLED_EXIT_CODES).not.to.include(unsettled);
     });
 
     describe("service wake", function () {

@@ -22,6 +22,7 @@ import {
 import { AwsClientStub, mockClient } from "aws-sdk-client-mock";
 
 import { jobId } from "../worker-image/src/binding";
+import { FinishedJob } from "../worker-image/src/events";
 import { AbortedError, JobTimeoutError, PermanentError } from "../worker-image/src/errors";
 import { JobConfig, JobRunner, Outcome } from "../worker-image/src/job";
 import { Job } from "../worker-image/src/keys";
@@ -830,13 +831,16 @@ describe("worker runtime units", function () {
             return outcome;
         };
         const job: Job = { bucket: "b", key: "one/shot.zip" };
-        const oneShot = (runJob: RunJob, s = settler(), withDlq = true) =>
-            runOneShot({ scratchDir: scratch, dlqUrl: withDlq ? DLQ_URL : undefined }, { runJob, settler: s, stopper, log: rec.log }, "b", job.key);
+        const oneShot = (runJob: RunJob, s = settler(), withDlq = true, jobEtag?: string) =>
+            runOneShot({ scratchDir: scratch, dlqUrl: withDlq ? DLQ_URL : undefined, jobEtag }, { runJob, settler: s, stopper, log: rec.log, finished }, "b", job.key);
+        let ended: FinishedJob[];
+        const finished = async (jobs: FinishedJob[]) => void ended.push(...jobs);
 
         beforeEach(function () {
             rec = recorder();
             stopper = new Stopper(rec.log);
             calls = [];
+            ended = [];
             scratch = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "runtime-units-oneshot-")), "scratch");
         });
         afterEach(function () {
@@ -848,33 +852,56 @@ describe("worker runtime units", function () {
             expect(code).to.equal(0);
             expect(calls).to.deep.equal([["runJob", job, false]]);
             expect(fs.existsSync(scratch)).to.equal(true);
+            expect(ended.map((f) => f.failure)).to.deep.equal([undefined]);
         });
 
-        it("any failure is final: error report, then {bucket,key} to the DLQ with the reason, exit 1", async function () {
+        it("binds the job to JOB_ETAG (the S3 event's, quotes dropped), so that its jobId is the launcher's", async function () {
+            await oneShot(result({ status: "ok" }), settler(), true, '"0123abcd"');
+            expect(calls).to.deep.equal([["runJob", { ...job, etag: "0123abcd" }, false]]);
+            expect(rec.lines[0]).to.deep.include({ event: "received", etag: "0123abcd", jobId: jobId({ ...job, etag: "0123abcd" }) });
+        });
+
+        it("exits 0 with nothing dead-lettered or published when the input was replaced or deleted (stale)", async function () {
+            const code = await oneShot(result({ status: "stale", job, reason: "input deleted: s3://b/one/shot.zip" }));
+            expect(code).to.equal(0);
+            expect(calls.map((c) => c[0])).to.deep.equal(["runJob"]);
+            expect(ended).to.deep.equal([]);
+        });
+
+        it("any failure is final: error report, then {bucket,key} to the DLQ with the reason, one Job Failed, exit 3 (settled)", async function () {
             const code = await oneShot(result({ status: "transient", job, reason: "503" }));
-            expect(code).to.equal(1);
+            expect(code).to.equal(3);
             expect(calls.slice(1)).to.deep.equal([
                 ["errorReport", job, "503", 1],
                 ["dlq", { bucket: "b", key: "one/shot.zip" }, "503", 1, ["one/shot.zip"]],
             ]);
+            expect(ended.map((f) => f.failure)).to.deep.equal([{ failureClass: "transient", reason: "503", errorReport: true }]);
         });
 
-        it("without DLQ_URL only the error report; a DLQ that cannot be reached is logged, still exit 1", async function () {
+        it("a failure not dead-lettered (no DLQ_URL, or the DLQ cannot be reached) is not settled: exit 1 and no Job Failed (the launcher ends it)", async function () {
             const failed = result({ status: "permanent", job, reason: "no scene" });
             expect(await oneShot(failed, settler(), false)).to.equal(1);
             expect(calls.map((c) => c[0])).to.deep.equal(["runJob", "errorReport"]);
             expect(await oneShot(failed, settler(true))).to.equal(1);
             expect(rec.lines).to.deep.include({ event: "dlq_send_failed", key: "one/shot.zip", reason: "DLQ down" });
+            expect(ended).to.deep.equal([]);
         });
 
-        it("stopped before the job finished: dead-letters it with the stop reason (no error report) and exits 143", async function () {
+        it("stopped before the job finished: dead-letters it with the stop reason (no error report), one Job Failed, exit 4", async function () {
             stopper.stop("SIGTERM");
             const code = await oneShot(result({ status: "aborted" }));
-            expect(code).to.equal(143);
+            expect(code).to.equal(4);
             expect(calls).to.deep.equal([
                 ["runJob", job, true],
                 ["dlq", { bucket: "b", key: "one/shot.zip" }, "interrupted (SIGTERM) before the job finished", 1, ["one/shot.zip"]],
             ]);
+            expect(ended.map((f) => f.failure)).to.deep.equal([{ failureClass: "interrupted", reason: "interrupted (SIGTERM) before the job finished", errorReport: false }]);
+        });
+
+        it("stopped, and the dead-letter send failed: exit 143 (not settled), no Job Failed", async function () {
+            stopper.stop("SIGTERM");
+            expect(await oneShot(result({ status: "aborted" }), settler(true))).to.equal(143);
+            expect(ended).to.deep.equal([]);
         });
     });
 });

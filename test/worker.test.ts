@@ -616,14 +616,14 @@ describe("worker (moto + povray)", function () {
             expect(w.logs.map((l) => l.event)).to.not.include("receive_failed");
         });
 
-        it("one-shot mode: SIGTERM mid-render dead-letters {bucket,key,reason} (no queue would redeliver it) and exits 143", async function () {
+        it("one-shot mode: SIGTERM mid-render dead-letters {bucket,key,reason} (no queue would redeliver it) and exits 4 (stopped, settled)", async function () {
             const { bucket, dlqUrl } = await setup();
             await aws.put(bucket, "one/slow.zip", await makeZip([{ name: "slow.pov", data: scene("slow.pov") }]));
             const w = startChildWorker(workerEnv(moto, { JOB_BUCKET: bucket, JOB_KEY: "one/slow.zip", DLQ_URL: dlqUrl }));
             await w.waitFor((l) => l.event === "scene");
             w.proc.kill("SIGTERM");
             const { code } = await w.exited;
-            expect(code, w.stderr()).to.equal(143);
+            expect(code, w.stderr()).to.equal(4);
             expect(w.logs.map((l) => l.event)).to.include("dead_lettered");
             const dlq = await aws.drain(dlqUrl);
             expect(dlq).to.have.length(1);
@@ -633,12 +633,12 @@ describe("worker (moto + povray)", function () {
             expect(await aws.get(bucket, "one/slow.png")).to.equal(undefined);
         });
 
-        it("one-shot mode: a permanent failure writes the error report, dead-letters {bucket,key,reason} and exits non-zero", async function () {
+        it("one-shot mode: a permanent failure writes the error report, dead-letters {bucket,key,reason} and exits 3 (failed, settled)", async function () {
             const { bucket, dlqUrl } = await setup();
             await aws.put(bucket, "one/broken.zip", await makeZip([{ name: "broken.pov", data: scene("parse-error.pov") }]));
             const w = startChildWorker(workerEnv(moto, { JOB_BUCKET: bucket, JOB_KEY: "one/broken.zip", DLQ_URL: dlqUrl }));
             const { code } = await w.exited;
-            expect(code).to.not.equal(0);
+            expect(code, w.stderr()).to.equal(3);
             const report = JSON.parse((await aws.get(bucket, "one/broken.error.json"))!.toString());
             expect(report.reason).to.match(/Parse Error/i);
             const dlq = await aws.drain(dlqUrl);

@@ -27,6 +27,7 @@ export const RESERVED_ENVIRONMENT = [
     "WORKER_SCRATCH_DIR",
     "JOB_BUCKET",
     "JOB_KEY",
+    "JOB_ETAG",
     // Job events and metrics (worker-image/src/events.ts, metrics.ts), task protection (protection.ts).
     "EVENT_BUS_NAME",
     "EVENT_SOURCE",

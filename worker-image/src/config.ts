@@ -27,6 +27,8 @@ export interface WorkerConfig {
     /** One-shot mode when both are set. */
     jobBucket?: string;
     jobKey?: string;
+    /** One-shot: the input's ETag its S3 event named (JOB_ETAG, set by the launcher): the job is bound to that version. */
+    jobEtag?: string;
 }
 
 export const DEFAULTS = {
@@ -119,6 +121,7 @@ export function configFromEnv(env: Env = process.env): WorkerConfig {
         outputSuffixes: parseOutputSuffixes(env.OUTPUT_SUFFIXES),
         jobBucket: str(env, "JOB_BUCKET"),
         jobKey: env.JOB_KEY !== undefined && env.JOB_KEY !== "" ? env.JOB_KEY : undefined,
+        jobEtag: str(env, "JOB_ETAG"),
     };
     if (!(cfg.jobBucket && cfg.jobKey) && !cfg.queueUrl) {
         throw new Error("QUEUE_URL is required (or JOB_BUCKET and JOB_KEY for one-shot mode)");
