@@ -354,16 +354,24 @@ export function jobFailedEntry(s: LauncherSettings, { job, reason, failureClass,
 
 /**
  * The jobs an event routed to the launcher ended ({@link ROUTED_EVENTS}; a test keeps these literals equal to it), or
- * undefined for any other event: ECS's TaskFailedToStart of a per-job task (its JOB_BUCKET/JOB_KEY overrides; any other
- * stop: none), or Lambda's on-failure record of one of its own invocations (the S3 notification in `requestPayload`).
+ * undefined for any other event: a per-job task's stop (ECS's "ECS Task State Change", its job in the JOB_BUCKET,
+ * JOB_KEY and JOB_ETAG overrides), or Lambda's on-failure record of one of its own invocations (the S3 notification in
+ * `requestPayload`). A task that failed to start (stopCode TaskFailedToStart; its rule dead-letters the job):
+ * failureClass `not-started`. Any other stop whose worker container (CONTAINER_NAME) did not exit with one of
+ * {@link SETTLED_EXIT_CODES} (0, 3, 4: it settled its job): `task-stopped`, the reason naming ECS's stoppedReason, the
+ * stop code, the exit code and the container's reason (e.g. OutOfMemoryError), for the handler to dead-letter too; a
+ * settled one: none.
  */
 export function routedFailures(event: any, s: LauncherSettings): FailedJob[] | undefined {
     const d = event?.detail ?? {};
     const kind = `${event?.source} ${event?.["detail-type"]}`;
     if (kind === "aws.ecs ECS Task State Change") {
-        const all = d.stopCode === "TaskFailedToStart" ? d.overrides?.containerOverrides ?? [] : [];
-        const env = all.map((o: any) => Object.fromEntries((o?.environment ?? []).map((e: any) => [e?.name, e?.value])));
-        const job = (e: any) => ({ job: { bucket: e.JOB_BUCKET, key: e.JOB_KEY }, reason: `task failed to start: ${d.stoppedReason}`, failureClass: "not-started", attempts: 1 });
+        const start = d.stopCode === "TaskFailedToStart";
+        const c = d.containers?.find((x: any) => x?.name === s.containerName) ?? {};
+        if (!start && [0, 3, 4].includes(c.exitCode)) return [];
+        const reason = start ? `task failed to start: ${d.stoppedReason}` : `the task running it stopped without finishing: ${d.stoppedReason} (stop code ${d.stopCode}, exit code ${c.exitCode ?? "none"}${c.reason ? `, ${c.reason}` : ""})`;
+        const env = (d.overrides?.containerOverrides ?? []).map((o: any) => Object.fromEntries((o?.environment ?? []).map((e: any) => [e?.name, e?.value])));
+        const job = (e: any) => ({ job: { bucket: e.JOB_BUCKET, key: e.JOB_KEY, ...(e.JOB_ETAG && { etag: e.JOB_ETAG }) }, reason, failureClass: start ? "not-started" : "task-stopped", attempts: 1 });
         return env.filter((e: any) => e.JOB_BUCKET && e.JOB_KEY).map(job);
     }
     if (kind !== "lambda Lambda Function Invocation Result - Failure") return undefined;
@@ -458,6 +466,9 @@ export type LauncherHandler = (event: any, context?: any) => Promise<LaunchSumma
  * Lambda context of the invocation in progress (Lambda runs one invocation at a time per instance). `recent` holds the
  * tasks this instance started in the last minute: ECS is eventually consistent, and until ListTasks lists them they
  * count as running and still starting.
+ *
+ * A routed event ({@link routedFailures}): a per-job task that stopped without settling its job is dead-lettered first
+ * (a failed send throws, for Lambda's retry), then every job it ended gets its Job Failed; nothing is queued or started.
  *
  * Once the jobs are queued (or, per job, dead-lettered), a task that could not be started is left to the reconcile
  * schedule, not to Lambda's async retry, which would queue the whole event again (duplicate renders) and then hand an
@@ -594,10 +605,11 @@ export function createHandler(s: LauncherSettings, clients?: Partial<LauncherCli
         context = invocation;
         const routed = routedFailures(event, s);
         if (routed) {
-            // A per-job task ECS failed to start, or a dead-lettered invocation of this launcher: Job Failed, never a throw.
             log({ msg: "routed failure", source: event.source, detailType: event["detail-type"], jobs: routed.length });
+            const dead = routed.filter((f) => f.failureClass === "task-stopped").map((f) => ({ ...f.job, jobId: launcherJobId(f.job), reason: f.reason }));
+            if (dead.length > 0) await sendAll(s.deadLetterQueueUrl, dead);
             await publish(routed);
-            return { mode: s.mode, accepted: 0, ignored: 0, queued: 0, tasksStarted: 0, failures: 0, notStarted: 0, deadLettered: 0 };
+            return { mode: s.mode, accepted: 0, ignored: 0, queued: 0, tasksStarted: 0, failures: 0, notStarted: 0, deadLettered: dead.length };
         }
         const tick = event?.["detail-type"] === "Scheduled Event";
         const { jobs, ignored } = extractJobs(event, s);

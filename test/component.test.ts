@@ -791,6 +791,34 @@ describe("LambdaEcsWorker", () => {
             });
         });
 
+        it("THEN every other stop of its tasks (any stop code but TaskFailedToStart, or none) reaches the launcher, which ends a job its worker did not settle", () => {
+            const rule = one(resources, T.eventRule, "job-task-stopped").inputs;
+            expect(JSON.parse(rule.eventPattern)).to.deep.equal({
+                source: ["aws.ecs"],
+                "detail-type": ["ECS Task State Change"],
+                detail: {
+                    clusterArn: [arn("ecs", "cluster/job-cluster")],
+                    startedBy: ["lew-job"],
+                    lastStatus: ["STOPPED"],
+                    $or: [{ stopCode: [{ "anything-but": ["TaskFailedToStart"] }] }, { stopCode: [{ exists: false }] }],
+                },
+            });
+            const targets = resources.filter((r) => r.type === T.eventTarget && r.inputs.rule === "job-task-stopped-0000000");
+            expect(targets.map((t) => [t.name, t.inputs.arn, t.inputs.inputTransformer])).to.deep.equal([
+                ["job-task-stopped-launcher-target", arn("lambda", "function:job-launcher-0000000"), undefined],
+            ]);
+            expect(one(resources, T.permission, "job-task-stopped-permission").inputs).to.include({
+                action: "lambda:InvokeFunction",
+                principal: "events.amazonaws.com",
+                function: "job-launcher-0000000",
+                sourceArn: `arn:aws:events:${FAKE_REGION}:${FAKE_ACCOUNT}:rule/job-task-stopped-0000000`,
+            });
+            // The launcher knows the job by JOB_BUCKET, JOB_KEY and JOB_ETAG (the event's ETag: the worker's jobId).
+            const settings = parseLauncherSettings(one(resources, T.fn, "job-launcher").inputs.environment.variables);
+            const env = buildRunTaskInput(settings, 1, { bucket: "b", key: "k", etag: "e" }).overrides!.containerOverrides![0].environment!;
+            expect(env.map((e) => e.name)).to.deep.equal(["JOB_BUCKET", "JOB_KEY", "JOB_ETAG"]);
+        });
+
         it("THEN the start-failure alarm adds the launcher's TasksNotStarted and the rule's matches", () => {
             const alarm = one(resources, T.alarm, "job-start-failures-alarm").inputs;
             expect(alarm).to.include({ comparisonOperator: "GreaterThanThreshold", threshold: 0, evaluationPeriods: 1 });
