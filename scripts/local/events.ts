@@ -1,7 +1,9 @@
 /**
  * Event delivery to the launcher's code, as Lambda does it: the bucket's S3 events (which land in the emulator's
- * events queue) and the stack's EventBridge schedules, one invocation at a time, each failed invocation retried
- * `maximumRetryAttempts` times, then Lambda's on-failure record sent to the dead-letter queue (the destination).
+ * events queue), the stack's EventBridge schedules, and what the stack's rules with the launcher as their target
+ * matched on the emulator's bus (their stand-in queues, e.g. ECS's task state changes the local run emits, see
+ * ecs-events.ts), one invocation at a time, each failed invocation retried `maximumRetryAttempts` times, then
+ * Lambda's on-failure record sent to the dead-letter queue (the destination).
  */
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import * as crypto from "crypto";
@@ -64,6 +66,8 @@ export interface DeliveryDeps {
     sqs: Pick<SQSClient, "send">;
     /** The emulator's stand-in for the launcher as the bucket notification's target. */
     eventsQueueUrl: string;
+    /** The stand-ins for the launcher as the target of the stack's EventBridge rules (appliers.ts). */
+    ruleQueueUrls?: string[];
     /** The launcher's on-failure destination. */
     dlqUrl: string;
     functionName: string;
@@ -77,6 +81,8 @@ export interface DeliveryDeps {
 export class EventDelivery {
     /** Launcher invocations so far (retries included). */
     invocations = 0;
+    /** Passes of loop() over every queue that found nothing. */
+    private emptyRounds = 0;
 
     constructor(private readonly d: DeliveryDeps) {}
 
@@ -104,21 +110,37 @@ export class EventDelivery {
         }
     }
 
+    /**
+     * Resolves once loop() has made a whole pass over its queues that began after this call and found nothing (what
+     * was in them then has been handed to the launcher), or at `until` (epoch ms).
+     */
+    async idle(until: number): Promise<void> {
+        const from = this.emptyRounds;
+        while (this.emptyRounds < from + 2 && Date.now() < until && !this.d.stopped()) await sleep(100);
+    }
+
     /** Fires a scheduled event in the background (invocations are serialized by the launcher anyway). */
     fireScheduled(rule: string, region: string): void {
         void this.handle(JSON.stringify(scheduledEvent(rule, region)));
     }
 
-    /** Hands the events queue's messages to the launcher, each deleted once handled, while `keepGoing()`. */
+    /** Hands the events queue's (and the rules' queues') messages to the launcher, each deleted once handled, while `keepGoing()`. */
     async loop(keepGoing: () => boolean): Promise<void> {
         const { sqs, eventsQueueUrl } = this.d;
+        const queues = [eventsQueueUrl, ...(this.d.ruleQueueUrls ?? [])];
         while (keepGoing()) {
             try {
-                const r = await sqs.send(new ReceiveMessageCommand({ QueueUrl: eventsQueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
-                for (const m of r.Messages ?? []) {
-                    await this.handle(m.Body ?? "");
-                    await sqs.send(new DeleteMessageBatchCommand({ QueueUrl: eventsQueueUrl, Entries: [{ Id: "0", ReceiptHandle: m.ReceiptHandle! }] }));
+                let got = 0;
+                for (const QueueUrl of queues) {
+                    const r = await sqs.send(new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: queues.length === 1 ? 1 : 0 }));
+                    for (const m of r.Messages ?? []) {
+                        got++;
+                        await this.handle(m.Body ?? "");
+                        await sqs.send(new DeleteMessageBatchCommand({ QueueUrl, Entries: [{ Id: "0", ReceiptHandle: m.ReceiptHandle! }] }));
+                    }
                 }
+                if (got === 0) this.emptyRounds++;
+                if (got === 0 && queues.length > 1) await sleep(300);
             } catch (e) {
                 if (this.d.stopped()) break;
                 this.d.log(`events queue: ${errText(e)} (retrying)`);
