@@ -1,10 +1,11 @@
 /**
  * AWS requests per job, launcher + worker, in each launch mode (issue #11): the IAM test's scenario (harness/iam/
- * scenarios.ts: the serialized launcher and the worker against a recording moto_server, three jobs — one that
- * renders, one that fails for good, one whose worker is stopped mid-job — plus the mode's reconcile/wake steps),
+ * scenarios.ts: the serialized launcher and the worker against a recording moto_server, four jobs — one that
+ * renders, one that fails for good, one whose worker is stopped mid-job, one whose input was deleted — plus the
+ * mode's reconcile/wake steps),
  * with every request attributed to its role by its access key. Prints figures; never passes or fails.
  *
- *   requests_per_job_<mode>: (launcher + worker requests) / 3 jobs
+ *   requests_per_job_<mode>: (launcher + worker requests) / 4 jobs
  *   launcher_requests_<mode>, worker_requests_<mode>: the totals behind it
  */
 import "../harness/mocks";
@@ -15,7 +16,7 @@ import { runScenario } from "../harness/iam/scenarios";
 import { stackPolicies } from "../harness/iam/stack-policies";
 import { IMAGE_URI } from "../harness/launcher-package";
 
-const JOBS = 3;
+const JOBS = 4;
 
 async function main(): Promise<void> {
     const rec = await startRecordingMoto();

@@ -262,6 +262,7 @@ describe("LambdaEcsWorker", () => {
         it("THEN the task role may read inputs, write outputs and work the queue (no GetQueueAttributes: the component sets its settings), nothing more", () => {
             expect(statements(resources, "render-task-policy")).to.deep.equal([
                 { Effect: "Allow", Action: "s3:GetObject", Resource: "arn:aws:s3:::render-bucket-0000000/*" },
+                { Effect: "Allow", Action: "s3:ListBucket", Resource: "arn:aws:s3:::render-bucket-0000000", Condition: { StringLike: { "s3:prefix": "*" } } },
                 {
                     Effect: "Allow",
                     Action: "s3:PutObject",
@@ -506,7 +507,9 @@ describe("LambdaEcsWorker", () => {
         it("THEN the task role reads the inbox and writes only output files under the output prefix", () => {
             const s = statements(resources, "scan-task-policy");
             expect(s[0]).to.deep.equal({ Effect: "Allow", Action: "s3:GetObject", Resource: "arn:aws:s3:::shared-bucket/inbox/*" });
-            expect(s[1].Resource).to.deep.equal([
+            // Listing only the inbox: to tell a deleted input from an unreadable one (S3 answers 403 for both without it).
+            expect(s[1]).to.deep.equal({ Effect: "Allow", Action: "s3:ListBucket", Resource: "arn:aws:s3:::shared-bucket", Condition: { StringLike: { "s3:prefix": "inbox/*" } } });
+            expect(s[2].Resource).to.deep.equal([
                 "arn:aws:s3:::shared-bucket/results/*.png",
                 "arn:aws:s3:::shared-bucket/results/*.log",
                 "arn:aws:s3:::shared-bucket/results/*.error.json",
@@ -692,6 +695,7 @@ describe("LambdaEcsWorker", () => {
         it("THEN the service's task role works the queue like drain's", () => {
             expect(statements(resources, "svc-task-policy").map((s) => [s.Action, s.Resource])).to.deep.equal([
                 ["s3:GetObject", "arn:aws:s3:::svc-bucket-0000000/*"],
+                ["s3:ListBucket", "arn:aws:s3:::svc-bucket-0000000"],
                 ["s3:PutObject", ["arn:aws:s3:::svc-bucket-0000000/*.png", "arn:aws:s3:::svc-bucket-0000000/*.log", "arn:aws:s3:::svc-bucket-0000000/*.error.json"]],
                 ["s3:DeleteObject", "arn:aws:s3:::svc-bucket-0000000/*.error.json"],
                 [["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"], queueArn("svc-queue-0000000")],
@@ -844,6 +848,7 @@ describe("LambdaEcsWorker", () => {
         it("THEN the per-job task role has no permission on the work queue (its one job comes from its environment)", () => {
             expect(statements(resources, "job-task-policy")).to.deep.equal([
                 { Effect: "Allow", Action: "s3:GetObject", Resource: "arn:aws:s3:::job-bucket-0000000/*" },
+                { Effect: "Allow", Action: "s3:ListBucket", Resource: "arn:aws:s3:::job-bucket-0000000", Condition: { StringLike: { "s3:prefix": "*" } } },
                 {
                     Effect: "Allow",
                     Action: "s3:PutObject",

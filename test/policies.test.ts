@@ -119,6 +119,7 @@ const cases: { what: string; document: PolicyDocument; statements: object[] }[] 
         document: taskRolePolicy({ launchMode: "drain", bucketArn: BUCKET, inputPrefix: "", outputPrefix: "", queueArn: QUEUE, deadLetterQueueArn: DLQ, ...EVENTS }),
         statements: [
             { Effect: "Allow", Action: "s3:GetObject", Resource: `${BUCKET}/*` },
+            { Effect: "Allow", Action: "s3:ListBucket", Resource: BUCKET, Condition: { StringLike: { "s3:prefix": "*" } } },
             { Effect: "Allow", Action: "s3:PutObject", Resource: [`${BUCKET}/*.png`, `${BUCKET}/*.log`, `${BUCKET}/*.error.json`] },
             { Effect: "Allow", Action: "s3:DeleteObject", Resource: `${BUCKET}/*.error.json` },
             { Effect: "Allow", Action: QUEUE_CONSUMER, Resource: QUEUE },
@@ -131,6 +132,7 @@ const cases: { what: string; document: PolicyDocument; statements: object[] }[] 
         document: taskRolePolicy({ launchMode: "drain", bucketArn: BUCKET, inputPrefix: "in/", outputPrefix: "out/", queueArn: QUEUE, deadLetterQueueArn: DLQ, ...EVENTS }),
         statements: [
             { Effect: "Allow", Action: "s3:GetObject", Resource: `${BUCKET}/in/*` },
+            { Effect: "Allow", Action: "s3:ListBucket", Resource: BUCKET, Condition: { StringLike: { "s3:prefix": "in/*" } } },
             { Effect: "Allow", Action: "s3:PutObject", Resource: [`${BUCKET}/out/*.png`, `${BUCKET}/out/*.log`, `${BUCKET}/out/*.error.json`] },
             { Effect: "Allow", Action: "s3:DeleteObject", Resource: `${BUCKET}/out/*.error.json` },
             { Effect: "Allow", Action: QUEUE_CONSUMER, Resource: QUEUE },
@@ -143,6 +145,7 @@ const cases: { what: string; document: PolicyDocument; statements: object[] }[] 
         document: taskRolePolicy({ launchMode: "drain", bucketArn: BUCKET, inputPrefix: "in/", outputPrefix: "", queueArn: QUEUE, deadLetterQueueArn: DLQ, ...EVENTS }),
         statements: [
             { Effect: "Allow", Action: "s3:GetObject", Resource: `${BUCKET}/in/*` },
+            { Effect: "Allow", Action: "s3:ListBucket", Resource: BUCKET, Condition: { StringLike: { "s3:prefix": "in/*" } } },
             { Effect: "Allow", Action: "s3:PutObject", Resource: [`${BUCKET}/in/*.png`, `${BUCKET}/in/*.log`, `${BUCKET}/in/*.error.json`] },
             { Effect: "Allow", Action: "s3:DeleteObject", Resource: `${BUCKET}/in/*.error.json` },
             { Effect: "Allow", Action: QUEUE_CONSUMER, Resource: QUEUE },
@@ -155,6 +158,7 @@ const cases: { what: string; document: PolicyDocument; statements: object[] }[] 
         document: taskRolePolicy({ launchMode: "per-job", bucketArn: BUCKET, inputPrefix: "", outputPrefix: "", queueArn: QUEUE, deadLetterQueueArn: DLQ, ...EVENTS }),
         statements: [
             { Effect: "Allow", Action: "s3:GetObject", Resource: `${BUCKET}/*` },
+            { Effect: "Allow", Action: "s3:ListBucket", Resource: BUCKET, Condition: { StringLike: { "s3:prefix": "*" } } },
             { Effect: "Allow", Action: "s3:PutObject", Resource: [`${BUCKET}/*.png`, `${BUCKET}/*.log`, `${BUCKET}/*.error.json`] },
             { Effect: "Allow", Action: "s3:DeleteObject", Resource: `${BUCKET}/*.error.json` },
             DLQ_SEND,
@@ -179,6 +183,7 @@ const cases: { what: string; document: PolicyDocument; statements: object[] }[] 
         }),
         statements: [
             { Effect: "Allow", Action: "s3:GetObject", Resource: `${BUCKET}/*` },
+            { Effect: "Allow", Action: "s3:ListBucket", Resource: BUCKET, Condition: { StringLike: { "s3:prefix": "*" } } },
             { Effect: "Allow", Action: "s3:PutObject", Resource: [`${BUCKET}/*.png`, `${BUCKET}/*.log`, `${BUCKET}/*.error.json`] },
             { Effect: "Allow", Action: "s3:DeleteObject", Resource: `${BUCKET}/*.error.json` },
             { Effect: "Allow", Action: QUEUE_CONSUMER, Resource: QUEUE },

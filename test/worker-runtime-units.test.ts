@@ -9,7 +9,7 @@ import * as os from "os";
 import * as path from "path";
 import { Readable } from "stream";
 
-import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import {
     ChangeMessageVisibilityCommand,
     DeleteMessageCommand,
@@ -541,13 +541,78 @@ describe("worker runtime units", function () {
             expect(s3.commandCalls(PutObjectCommand)).to.have.length(0);
         });
 
+        /** ListObjectsV2 answering as S3 does for Prefix = the key: the key (and what follows it) or nothing. */
+        function listing(keys: string[] | Error) {
+            s3.on(ListObjectsV2Command).callsFake(async (input) => {
+                order.push(`ListObjectsV2 ${input.Prefix} ${input.MaxKeys}`);
+                if (keys instanceof Error) throw keys;
+                const found = keys.filter((k) => k.startsWith(input.Prefix)).sort().slice(0, input.MaxKeys);
+                return { Name: input.Bucket, Prefix: input.Prefix, KeyCount: found.length, IsTruncated: false, ...(found.length ? { Contents: found.map((Key) => ({ Key })) } : {}) };
+            });
+        }
+        /** S3's answer to a HeadObject it refuses: 403 without a body, so the SDK names it after the status. */
+        const headForbidden = () => Object.assign(new Error("UnknownError"), { name: "Forbidden", $fault: "client", $metadata: { httpStatusCode: 403 } });
+
+        const deletedInputs: Array<[string, () => void]> = [
+            ["403 AccessDenied, as S3 answers a missing key to a caller without s3:ListBucket", () => s3.on(GetObjectCommand).rejects(awsError("AccessDenied", 403))],
+            ["404 NoSuchKey", () => s3.on(GetObjectCommand).rejects(awsError("NoSuchKey", 404))],
+        ];
+        for (const [what, arrange] of deletedInputs) {
+            it(`a download answered ${what}, of a key the listing does not show: deleted, no failure (stale), without calling the processor`, async function () {
+                arrange();
+                listing(["in/scene.zip.bak", "in/scenes/other.zip"]);
+                const processor = fakeProcessor();
+                const outcome = await runner(processor).runJob(job, live(), 1);
+                expect(withoutStats(outcome)).to.deep.equal({ status: "stale", job, reason: "input deleted: s3://b/in/scene.zip no longer exists" });
+                expect(processor.inputs).to.have.length(0);
+                expect(order).to.deep.equal(["ListObjectsV2 in/scene.zip 1"]);
+                expect(s3.commandCalls(ListObjectsV2Command)[0].args[0].input).to.deep.equal({ Bucket: "b", Prefix: "in/scene.zip", MaxKeys: 1 });
+                expect(rec.lines.find((l) => l.event === "stale")).to.include({ key: "in/scene.zip", action: "nothing written" });
+            });
+        }
+
+        it("a download refused (403 AccessDenied) of a key that exists: a permanent failure naming AccessDenied, bucketKmsKeyArn and the bucket policy", async function () {
+            s3.on(GetObjectCommand).rejects(awsError("AccessDenied", 403));
+            listing(["in/scene.zip"]);
+            const outcome = await runner(fakeProcessor()).runJob(job, live(), 1);
+            expect(withoutStats(outcome)).to.deep.equal({
+                status: "permanent",
+                job,
+                reason:
+                    "input not readable: s3://b/in/scene.zip exists but reading it was refused (AccessDenied): for an SSE-KMS bucket set " +
+                    "bucketKmsKeyArn (the task role needs kms:Decrypt on its key), and check the bucket policy",
+            });
+        });
+
+        it("a download refused (403) whose listing is refused too: a permanent failure naming s3:ListBucket", async function () {
+            s3.on(GetObjectCommand).rejects(awsError("AccessDenied", 403));
+            listing(awsError("AccessDenied", 403));
+            const outcome = await runner(fakeProcessor()).runJob(job, live(), 1);
+            expect(outcome.status).to.equal("permanent");
+            expect((outcome as { reason: string }).reason).to.match(/^input not readable: s3:\/\/b\/in\/scene\.zip: AccessDenied, and listing it .* failed: AccessDenied \(403\) \(the task role needs s3:ListBucket/);
+        });
+
+        it("an input deleted while it renders (the version check's HeadObject: 403 without a body, not listed): nothing uploaded, stale", async function () {
+            await serveZip();
+            s3.on(HeadObjectCommand).rejects(headForbidden());
+            listing([]);
+            const outcome = await runner(fakeProcessor()).runJob({ ...job, etag: "etag-1" }, live(), 1);
+            expect(withoutStats(outcome)).to.deep.equal({ status: "stale", job: bound, reason: "input deleted: s3://b/in/scene.zip (ETag etag-1) no longer exists" });
+            expect(order).to.deep.equal(["GetObject", "process", "ListObjectsV2 in/scene.zip 1"]);
+            expect(s3.commandCalls(PutObjectCommand)).to.have.length(0);
+        });
+
+        it("a version check refused (HeadObject 403 without a body) of an input that exists: permanent AccessDenied, nothing uploaded", async function () {
+            await serveZip();
+            s3.on(HeadObjectCommand).rejects(headForbidden());
+            listing(["in/scene.zip"]);
+            const outcome = await runner(fakeProcessor()).runJob({ ...job, etag: "etag-1" }, live(), 1);
+            expect(outcome.status).to.equal("permanent");
+            expect((outcome as { reason: string }).reason).to.match(/exists but reading it was refused \(AccessDenied\)/);
+            expect(s3.commandCalls(PutObjectCommand)).to.have.length(0);
+        });
+
         const downloadFailures: Array<[string, () => void, string]> = [
-            ["a missing key (404)", () => s3.on(GetObjectCommand).rejects(awsError("NoSuchKey", 404)), "input not found: s3://b/in/scene.zip"],
-            [
-                "403 AccessDenied (a missing key without s3:ListBucket)",
-                () => s3.on(GetObjectCommand).rejects(awsError("AccessDenied", 403)),
-                "input not found or not readable: s3://b/in/scene.zip",
-            ],
             [
                 "an input over MAX_INPUT_BYTES",
                 () => s3.on(GetObjectCommand).resolves({ Body: Readable.from([Buffer.alloc(10)]) as any, ContentLength: 2 * 1024 * 1024 }),

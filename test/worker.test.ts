@@ -2,7 +2,7 @@
  * The worker (worker-image/src) against moto_server and the real povray: the runtime in-process for most cases,
  * as a child process (`node -r ts-node/register/transpile-only worker-image/src/main.ts`) for exit codes and signals.
  */
-import { S3Client } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { expect } from "chai";
 import { createHash } from "crypto";
@@ -507,21 +507,83 @@ describe("worker (moto + povray)", function () {
         expect(await aws.depth(queueUrl)).to.equal(1);
     });
 
-    it("treats 403 AccessDenied on the input (a missing key without s3:ListBucket) as permanent: report + DLQ, not redriven", async function () {
+    it("a job whose input is gone answers 403 AccessDenied on AWS without s3:ListBucket: listed, not found, it ends as deleted: nothing written, no DLQ, message deleted", async function () {
         const { bucket, queueUrl, dlqUrl } = await setup();
         await aws.send(queueUrl, { bucket, key: "gone/a.zip" });
+        // S3's answer to a GetObject of a missing key for a caller without s3:ListBucket (moto would answer 404).
+        const s3 = flakyS3(moto, "GetObjectCommand", Infinity, () =>
+            Object.assign(new Error("Access Denied"), { name: "AccessDenied", $fault: "client", $metadata: { httpStatusCode: 403 } }),
+        );
+        const { code, logs } = await runWorkerInProcess(workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl }), { s3 });
+        expect(code).to.equal(0);
+        expect(events(logs, "failed")).to.deep.equal([]);
+        expect(events(logs, "stale").map((l) => l.reason)).to.deep.equal([`input deleted: s3://${bucket}/gone/a.zip no longer exists`]);
+        expect(events(logs, "job_metrics")).to.deep.equal([]);
+        expect(await aws.get(bucket, "gone/a.error.json")).to.equal(undefined);
+        expect(await aws.depth(dlqUrl)).to.equal(0);
+        expect(await aws.depth(queueUrl)).to.equal(0);
+    });
+
+    it("an input that exists but cannot be read (403 AccessDenied, e.g. a missing KMS grant) stays a loud permanent failure: report + DLQ naming AccessDenied and what to check", async function () {
+        const { bucket, queueUrl, dlqUrl } = await setup();
+        await aws.put(bucket, "locked/a.zip", await tinyJobZip("a"));
+        await aws.send(queueUrl, { bucket, key: "locked/a.zip" });
         const s3 = flakyS3(moto, "GetObjectCommand", Infinity, () =>
             Object.assign(new Error("Access Denied"), { name: "AccessDenied", $fault: "client", $metadata: { httpStatusCode: 403 } }),
         );
         const { code, logs } = await runWorkerInProcess(workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl }), { s3 });
         expect(code).to.equal(0);
         expect(events(logs, "failed").map((l) => l.status)).to.deep.equal(["permanent"]);
-        expect(events(logs, "retrying")).to.be.empty;
-        const report = JSON.parse((await aws.get(bucket, "gone/a.error.json"))!.toString());
-        expect(report.reason).to.equal(`input not found or not readable: s3://${bucket}/gone/a.zip`);
+        const report = JSON.parse((await aws.get(bucket, "locked/a.error.json"))!.toString());
+        expect(report.reason).to.equal(
+            `input not readable: s3://${bucket}/locked/a.zip exists but reading it was refused (AccessDenied): for an SSE-KMS bucket set ` +
+                "bucketKmsKeyArn (the task role needs kms:Decrypt on its key), and check the bucket policy",
+        );
         const dlq = await aws.drain(dlqUrl);
         expect(dlq).to.have.length(1);
-        expect(JSON.parse(dlq[0].Body!).reason).to.include("input not found or not readable");
+        expect(JSON.parse(dlq[0].Body!).reason).to.include("AccessDenied");
+        expect(await aws.depth(queueUrl)).to.equal(0);
+    });
+
+    it("an input deleted before the worker got to it (moto's 404): listed, not found, ends as deleted: nothing written, no DLQ, message deleted", async function () {
+        const { bucket, queueUrl, dlqUrl } = await setup();
+        const etag = await aws.put(bucket, "early/scene.zip", await tinyJobZip("scene"));
+        await aws.send(queueUrl, s3Event(bucket, ["early/scene.zip"]).replace('"size":1', `"size":1,"eTag":"${etag.replace(/"/g, "")}"`));
+        await aws.s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: "early/scene.zip" }));
+        const { code, logs } = await runWorkerInProcess(workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl }));
+        expect(code).to.equal(0);
+        expect(events(logs, "failed")).to.deep.equal([]);
+        expect(events(logs, "stale")).to.have.length(1);
+        expect(events(logs, "deleted")).to.have.length(1);
+        expect(await aws.get(bucket, "early/scene.error.json")).to.equal(undefined);
+        expect(await aws.depth(dlqUrl)).to.equal(0);
+        expect(await aws.depth(queueUrl)).to.equal(0);
+    });
+
+    it("an input deleted while it renders: nothing uploaded, no error report, no DLQ, no job event, the message deleted (moto's 404, then the listing)", async function () {
+        const { bucket, queueUrl, dlqUrl } = await setup();
+        const key = "del/scene.zip";
+        const etag = await aws.put(bucket, key, await tinyJobZip("scene"));
+        await aws.send(queueUrl, { bucket, key, etag: etag.replace(/"/g, "") });
+        const povray = new PovrayProcessor();
+        const deleting: Processor = {
+            name: povray.name,
+            async process(input) {
+                const result = await povray.process(input);
+                await aws.s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+                return result;
+            },
+        };
+        const { code, logs } = await runWorkerInProcess(workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl }), { processor: deleting });
+        expect(code).to.equal(0);
+        expect(events(logs, "rendered")).to.have.length(1);
+        expect(events(logs, "stale").map((l) => l.reason)).to.deep.equal([`input deleted: s3://${bucket}/${key} (ETag ${etag.replace(/"/g, "")}) no longer exists`]);
+        expect(events(logs, "uploaded")).to.deep.equal([]);
+        expect(events(logs, "job_metrics")).to.deep.equal([]);
+        expect(events(logs, "deleted")).to.have.length(1);
+        expect(await aws.get(bucket, "del/scene.png")).to.equal(undefined);
+        expect(await aws.get(bucket, "del/scene.error.json")).to.equal(undefined);
+        expect(await aws.depth(dlqUrl)).to.equal(0);
         expect(await aws.depth(queueUrl)).to.equal(0);
     });
 

@@ -118,8 +118,10 @@ async function agentStandIn(taskArn: string) {
 /**
  * Create the stack's world in moto (after a reset), then run every step of the stack's launch mode. Inputs are
  * `<inputPrefix>scenes/good.zip` (renders), `<inputPrefix>scenes/bad.zip` (no scene: permanent failure, .error.json
- * and DLQ) and `<inputPrefix>scenes/stopped.zip` (the worker is stopped mid-job: released, or dead-lettered in
- * per-job mode); a stale `.error.json` of the good input exists, so a success deletes it.
+ * and DLQ), `<inputPrefix>scenes/stopped.zip` (the worker is stopped mid-job: released, or dead-lettered in
+ * per-job mode) and `<inputPrefix>scenes/deleted.zip`, a job whose input was deleted before the worker got it (the
+ * download's 404, then the listing that tells a deleted input from an unreadable one); a stale `.error.json` of the
+ * good input exists, so a success deletes it.
  */
 export async function runScenario(rec: RecordingMoto, sp: StackPolicies): Promise<ScenarioRun> {
     const moto = rec.moto;
@@ -236,6 +238,7 @@ export async function runScenario(rec: RecordingMoto, sp: StackPolicies): Promis
             await runWorker({ JOB_BUCKET: sp.bucket, JOB_KEY: key("good") });
             await runWorker({ JOB_BUCKET: sp.bucket, JOB_KEY: key("bad") });
             await runWorker({ JOB_BUCKET: sp.bucket, JOB_KEY: key("stopped") }, "stopped.zip");
+            await runWorker({ JOB_BUCKET: sp.bucket, JOB_KEY: key("deleted") }); // never uploaded: deleted, nothing to do
             // A task ECS cannot start: the job goes to the DLQ with the reason. moto answers RunTask with the
             // component's own capacityProviderStrategy with HTTP 500 (its bug, here our failure after the retries).
             const strategy = String(fn.inputs.environment.variables[LAUNCHER_ENV.capacityProviderStrategy]);
@@ -246,6 +249,8 @@ export async function runScenario(rec: RecordingMoto, sp: StackPolicies): Promis
             if (mode === "drain") await invoke(tick); // tasks exist now: ListTasks + DescribeTasks
             await aws.send(queueUrl, { bucket: sp.bucket, key: key("stopped") });
             await runWorker({}, "stopped.zip"); // stopped mid-job: released
+            await aws.send(queueUrl, { bucket: sp.bucket, key: key("deleted") });
+            await runWorker({}); // never uploaded: deleted, its message deleted
         }
         // Lambda's on-failure event of a launcher invocation that failed for good, as the launcher-failure-events
         // rule hands it over: the launcher publishes Job Failed for its jobs.

@@ -4,7 +4,7 @@
  * input (or under OUTPUT_PREFIX), in a private scratch dir removed afterwards. `runJob` classifies
  * how it went (an Outcome) for the caller to settle the message; it never throws.
  */
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { createHash, randomBytes } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
@@ -149,13 +149,13 @@ export class JobRunner {
                     : err instanceof JobTimeoutError
                       ? "timeout"
                       : "transient";
-            // A final failure of an input replaced since is none to report (no error report, no DLQ): the newer
-            // upload has its own job. (A deleted input keeps its failure, e.g. "input not found".)
+            // A final failure of an input replaced or deleted since is none to report (no error report, no DLQ): the
+            // newer upload has its own job, and a deleted input is no job any more.
             const stale =
                 err instanceof StaleInputError
                     ? err
                     : status !== "transient"
-                      ? await this.staleSince(job, signal).then((e) => (e?.deleted ? undefined : e), () => undefined)
+                      ? await this.staleSince(job, signal).catch(() => undefined)
                       : undefined;
             if (stale) {
                 this.log("stale", { bucket: job.bucket, key: job.key, etag: job.etag, jobId: jobId(job), reason: stale.message, action: "nothing written" });
@@ -350,12 +350,48 @@ export class JobRunner {
             if (isPreconditionFailed(err)) {
                 return new StaleInputError(`input changed: s3://${job.bucket}/${job.key} no longer has ETag ${etag} (newer upload)`);
             }
-            const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
-            if (e.name === "NotFound" || e.name === "NoSuchKey" || e.$metadata?.httpStatusCode === 404) {
-                return new StaleInputError(`input deleted: s3://${job.bucket}/${job.key} (ETag ${etag}) no longer exists`, true);
-            }
-            throw err;
+            // 404, or 403 (a missing key without s3:ListBucket): deleted (stale), or unreadable (thrown).
+            const gone = await this.inputGone(job, err, signal);
+            if (gone instanceof StaleInputError) return gone;
+            throw gone ?? err;
         }
+    }
+
+    /**
+     * After a GetObject or HeadObject of the input failed: the StaleInputError (deleted) of an input that no longer
+     * exists, or the error to end the job with, or undefined when `err` is not a 404 or 403. S3 answers a missing key
+     * with 404 only to a caller allowed s3:ListBucket, else 403 AccessDenied (and a HeadObject's 403 has no body): so
+     * both are told apart by listing the key (ListObjectsV2, Prefix = the key, MaxKeys 1; the task role may list
+     * exactly the input prefix). Absent: deleted. Present after a 403: the input exists and cannot be read, a
+     * permanent failure naming AccessDenied and what to check. Present after a 404: it was just re-created, tried again.
+     */
+    private async inputGone(job: Job, err: unknown, signal: AbortSignal): Promise<Error | undefined> {
+        const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+        const status = e.$metadata?.httpStatusCode;
+        const where = `s3://${job.bucket}/${job.key}`;
+        if (e.name === "NoSuchBucket") return new PermanentError(`input not found: bucket ${job.bucket} does not exist (${where})`);
+        const notFound = e.name === "NotFound" || e.name === "NoSuchKey" || status === 404;
+        const denied = e.name === "AccessDenied" || e.name === "Forbidden" || status === 403;
+        if (!notFound && !denied) return undefined;
+        let listed;
+        try {
+            listed = await retry(this.log, "input listing", signal, () =>
+                this.s3.send(new ListObjectsV2Command({ Bucket: job.bucket, Prefix: job.key, MaxKeys: 1 }), { abortSignal: signal }),
+            );
+        } catch (listErr) {
+            if (!isPermanentServiceError(listErr)) throw listErr;
+            return new PermanentError(
+                `input not readable: ${where}: ${notFound ? "NotFound" : "AccessDenied"}, and listing it (to tell a deleted input from an ` +
+                    `unreadable one) failed: ${errorMessage(listErr)} (the task role needs s3:ListBucket on the bucket for the input prefix)`,
+            );
+        }
+        const exists = (listed.Contents ?? []).some((o) => o.Key === job.key);
+        if (!exists) return new StaleInputError(`input deleted: ${where}${job.etag ? ` (ETag ${bareEtag(job.etag)})` : ""} no longer exists`, true);
+        if (notFound) return new Error(`input ${where} answered 404 but is listed: re-created meanwhile`);
+        return new PermanentError(
+            `input not readable: ${where} exists but reading it was refused (AccessDenied): for an SSE-KMS bucket set ` +
+                `bucketKmsKeyArn (the task role needs kms:Decrypt on its key), and check the bucket policy`,
+        );
     }
 
     /**
@@ -375,15 +411,8 @@ export class JobRunner {
             if (etag !== undefined && isPreconditionFailed(err)) {
                 throw new StaleInputError(`input changed: s3://${job.bucket}/${job.key} no longer has ETag ${etag} (newer upload)`);
             }
-            const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
-            if (e.name === "NoSuchKey" || e.name === "NoSuchBucket" || e.$metadata?.httpStatusCode === 404) {
-                throw new PermanentError(`input not found: s3://${job.bucket}/${job.key}`);
-            }
-            // Without s3:ListBucket, S3 answers a missing key with 403 AccessDenied instead of 404.
-            if (e.name === "AccessDenied" || e.$metadata?.httpStatusCode === 403) {
-                throw new PermanentError(`input not found or not readable: s3://${job.bucket}/${job.key}`);
-            }
-            throw err;
+            // 404, or 403 (S3's answer for a missing key to a caller without s3:ListBucket): deleted, or unreadable.
+            throw (await this.inputGone(job, err, signal)) ?? err;
         }
         if (res.ContentLength !== undefined && res.ContentLength > max) {
             (res.Body as Readable | undefined)?.destroy?.();
