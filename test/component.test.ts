@@ -214,15 +214,17 @@ describe("LambdaEcsWorker", () => {
             ]);
         });
 
-        it("THEN both queues are encrypted and the work queue redrives to the DLQ after 3 receives", () => {
+        it("THEN both queues are encrypted; the worker dead-letters a job's 3rd failed attempt itself, and the work queue redrives to the DLQ one receive later (safety net)", () => {
             const queue = one(resources, T.queue, "render-queue").inputs;
             const dlq = one(resources, T.queue, "render-dlq").inputs;
             expect(queue.sqsManagedSseEnabled).to.equal(true);
             expect(dlq.sqsManagedSseEnabled).to.equal(true);
             expect(JSON.parse(queue.redrivePolicy)).to.deep.equal({
                 deadLetterTargetArn: queueArn("render-dlq-0000000"),
-                maxReceiveCount: 3,
+                maxReceiveCount: 4,
             });
+            const env = JSON.parse(one(resources, "aws:ecs/taskDefinition:TaskDefinition", "render-task").inputs.containerDefinitions)[0].environment;
+            expect(env.find((e: { name: string }) => e.name === "WORKER_MAX_RECEIVE_COUNT")).to.deep.equal({ name: "WORKER_MAX_RECEIVE_COUNT", value: "3" });
             expect(dlq.messageRetentionSeconds).to.equal(14 * 24 * 3600);
             const alarm = one(resources, T.alarm, "render-dlq-alarm").inputs;
             expect(alarm).to.include({
@@ -275,7 +277,7 @@ describe("LambdaEcsWorker", () => {
                 { Effect: "Allow", Action: "s3:DeleteObject", Resource: "arn:aws:s3:::render-bucket-0000000/*.error.json" },
                 {
                     Effect: "Allow",
-                    Action: ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"],
+                    Action: ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:SendMessage"],
                     Resource: queueArn("render-queue-0000000"),
                 },
                 { Effect: "Allow", Action: "sqs:SendMessage", Resource: queueArn("render-dlq-0000000") },
@@ -698,7 +700,7 @@ describe("LambdaEcsWorker", () => {
                 ["s3:ListBucket", "arn:aws:s3:::svc-bucket-0000000"],
                 ["s3:PutObject", ["arn:aws:s3:::svc-bucket-0000000/*.png", "arn:aws:s3:::svc-bucket-0000000/*.log", "arn:aws:s3:::svc-bucket-0000000/*.error.json"]],
                 ["s3:DeleteObject", "arn:aws:s3:::svc-bucket-0000000/*.error.json"],
-                [["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"], queueArn("svc-queue-0000000")],
+                [["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:SendMessage"], queueArn("svc-queue-0000000")],
                 ["sqs:SendMessage", queueArn("svc-dlq-0000000")],
                 ["events:PutEvents", arn("events", "event-bus/default")],
                 ["ecs:UpdateTaskProtection", arn("ecs", "task/svc-cluster/*")],

@@ -177,7 +177,7 @@ for (const mode of ["drain", "per-job", "service"] as const) {
                     `input deleted: s3://${sp.bucket}/${sp.containerEnv.INPUT_PREFIX ?? ""}scenes/deleted.zip no longer exists`,
                 ]);
                 expect(events, title).not.to.include("job_event_failed");
-                if (mode !== "per-job") expect(events, title).to.include.members(["deleted", "released"]);
+                if (mode !== "per-job") expect(events, title).to.include.members(["deleted", "heartbeat", "requeued"]);
                 // The component sets the visibility timeout and maxReceiveCount: the worker never reads queue attributes.
                 expect(events, title).not.to.include("queue_attributes_failed");
             }
@@ -370,7 +370,7 @@ async function negatives(sp: StackPolicies, authz: Authz[]): Promise<Array<{ wha
     }
     if (mode === "per-job") {
         out.push({ what: "another mode: launcher SendMessage to the work queue", authz: variant(launcher, { action: "sqs:SendMessage", resource: sp.queue.arn, context: {} }) });
-        for (const action of ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]) {
+        for (const action of ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:SendMessage"]) {
             out.push({ what: `another mode: worker ${action} on the work queue`, authz: variant(task, { action, resource: sp.queue.arn, context: {} }) });
         }
     }

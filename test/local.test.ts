@@ -118,9 +118,10 @@ describe("npm run local --plan: the emulator holds what the stack declares", fun
         const endpoint: string = plan.endpoint;
         expect(plan.queue.url.startsWith(endpoint)).to.equal(true);
         expect(plan.queue.attributes.VisibilityTimeout).to.equal("120");
+        // The worker dead-letters the 5th failed attempt itself; the redrive, one receive later, is the safety net.
         expect(JSON.parse(plan.queue.attributes.RedrivePolicy)).to.deep.equal({
             deadLetterTargetArn: plan.deadLetterQueue.attributes.QueueArn,
-            maxReceiveCount: 5,
+            maxReceiveCount: 6,
         });
         expect(plan.deadLetterQueue.attributes.MessageRetentionPeriod).to.equal("1209600");
         // drain mode: the launcher's reconcile schedule is emulated

@@ -321,7 +321,7 @@ describe("worker (moto + povray)", function () {
         expect(fs.readdirSync(env.WORKER_SCRATCH_DIR)).to.deep.equal([]);
     });
 
-    it("retries a job past JOB_TIMEOUT_SECONDS until maxReceiveCount, then error report + DLQ with the reason", async function () {
+    it("retries a job past JOB_TIMEOUT_SECONDS until its maxReceiveCount-th attempt, then error report + DLQ with the reason", async function () {
         const { bucket, queueUrl, dlqUrl } = await setup(2, 30);
         await aws.put(bucket, "slow/forever.zip", await makeZip([{ name: "forever.pov", data: scene("forever.pov") }]));
         await aws.send(queueUrl, s3Event(bucket, ["slow/forever.zip"]));
@@ -329,7 +329,8 @@ describe("worker (moto + povray)", function () {
             workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl, JOB_TIMEOUT_SECONDS: "1", WORKER_MAX_RECEIVE_COUNT: "2" }),
         );
         expect(code).to.equal(0);
-        expect(events(logs, "received").map((l) => l.receiveCount)).to.deep.equal([1, 2]);
+        // The timed-out attempt is re-sent as a copy (receive count 1 again) carrying it: SQS's count never sees it.
+        expect(events(logs, "received").map((l) => [l.receiveCount, l.attempt])).to.deep.equal([[1, undefined], [1, 2]]);
         expect(events(logs, "retry_later")).to.have.length(1);
         const report = JSON.parse((await aws.get(bucket, "slow/forever.error.json"))!.toString());
         expect(report.reason).to.match(/timed out after 1 s/);
@@ -445,21 +446,22 @@ describe("worker (moto + povray)", function () {
         expect(await aws.depth(queueUrl)).to.equal(0);
     });
 
-    it("a heartbeat still in flight never lands after the release (visibility 0) and re-hides the message", async function () {
-        const { bucket, queueUrl, dlqUrl } = await setup(2, 3);
+    it("a heartbeat still in flight lands before a timed-out job's message is re-sent and deleted (none lands on it afterwards)", async function () {
+        const { bucket, queueUrl, dlqUrl } = await setup(3, 3);
         await aws.put(bucket, "hb/late.zip", await makeZip([{ name: "forever.pov", data: scene("forever.pov") }]));
         await aws.send(queueUrl, { bucket, key: "hb/late.zip" });
-        // Heartbeats (visibility 3 s, one per second) take 1.5 s to be answered, so one is always in flight when
-        // the render times out and the message is released; record the order in which the calls land.
+        // Heartbeats (visibility 3 s, one per second) take 1.5 s to be answered, so one is always in flight when the
+        // render times out and the message is re-sent; record the order in which the calls land.
         const sqs = new SQSClient({ region: "us-east-1", endpoint: moto.endpoint });
         const send = sqs.send.bind(sqs) as (...a: unknown[]) => Promise<unknown>;
-        const landed: Array<{ handle: string; seconds: number }> = [];
+        const landed: Array<{ call: string; handle?: string; seconds?: number }> = [];
         (sqs as unknown as { send: unknown }).send = async (...args: unknown[]) => {
-            const cmd = args[0] as { constructor: { name: string }; input: { ReceiptHandle: string; VisibilityTimeout: number } };
-            if (cmd.constructor.name !== "ChangeMessageVisibilityCommand") return send(...args);
+            const cmd = args[0] as { constructor: { name: string }; input: { QueueUrl: string; ReceiptHandle: string; VisibilityTimeout: number } };
+            const name = cmd.constructor.name;
+            if (cmd.input.QueueUrl !== queueUrl || !["ChangeMessageVisibilityCommand", "DeleteMessageCommand", "SendMessageCommand"].includes(name)) return send(...args);
             if (cmd.input.VisibilityTimeout === 3) await new Promise((r) => setTimeout(r, 1500));
             const res = await send(...args);
-            landed.push({ handle: cmd.input.ReceiptHandle, seconds: cmd.input.VisibilityTimeout });
+            landed.push({ call: name.replace("Command", ""), handle: cmd.input.ReceiptHandle, seconds: cmd.input.VisibilityTimeout });
             return res;
         };
         const env = workerEnv(moto, {
@@ -472,12 +474,18 @@ describe("worker (moto + povray)", function () {
         });
         const { code, logs } = await runWorkerInProcess(env, { sqs });
         expect(code).to.equal(0);
-        const released = events(logs, "released");
-        expect(released.map((l) => l.visibleInSeconds)).to.deep.equal([0]);
-        const first = landed.filter((l) => l.handle === landed.find((x) => x.seconds === 0)!.handle);
+        expect(events(logs, "requeued")).to.have.length(1);
+        const firstHandle = landed.find((l) => l.call === "ChangeMessageVisibility")!.handle;
+        const first = landed.filter((l) => l.handle === firstHandle);
         expect(first.filter((l) => l.seconds === 3).length, "a heartbeat was in flight").to.be.at.least(1);
-        expect(first[first.length - 1].seconds, JSON.stringify(first)).to.equal(0);
-        expect(events(logs, "received").map((l) => l.receiveCount)).to.deep.equal([1, 2]);
+        expect(first.at(-1)?.call, JSON.stringify(landed)).to.equal("DeleteMessage");
+        // The copy was sent once every heartbeat on the original had landed, before the original was deleted.
+        const sentAt = landed.findIndex((l) => l.call === "SendMessage");
+        expect(sentAt).to.be.greaterThan(landed.lastIndexOf(first.filter((l) => l.seconds === 3).at(-1)!));
+        // The copy is a fresh message (receive count 1) carrying the failed attempt: its timeout is the last attempt.
+        expect(events(logs, "received").map((l) => [l.receiveCount, l.attempt])).to.deep.equal([[1, undefined], [1, 2]]);
+        expect(await aws.drain(dlqUrl)).to.have.length(1);
+        expect(await aws.depth(queueUrl)).to.equal(0);
     });
 
     it("retries transient S3 failures with backoff and then succeeds", async function () {
@@ -492,7 +500,7 @@ describe("worker (moto + povray)", function () {
         expect(await aws.depth(queueUrl)).to.equal(0);
     });
 
-    it("leaves a job whose S3 failures persist for redelivery: no DLQ, no error report, not deleted", async function () {
+    it("re-sends a job whose S3 failures persist for another attempt after a back-off: a delayed copy carrying attempt 1 and the reason, no DLQ, no error report", async function () {
         const { bucket, queueUrl, dlqUrl } = await setup();
         await aws.put(bucket, "flaky/b.zip", await tinyJobZip("b"));
         await aws.send(queueUrl, { bucket, key: "flaky/b.zip" });
@@ -500,11 +508,16 @@ describe("worker (moto + povray)", function () {
         const { code, logs } = await runWorkerInProcess(workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl }), { s3 });
         expect(code).to.equal(0);
         expect(events(logs, "failed").map((l) => l.status)).to.deep.equal(["transient"]);
-        expect(events(logs, "deleted")).to.be.empty;
-        expect(events(logs, "released")).to.have.length(1);
+        expect(events(logs, "requeued").map((l) => [l.visibleInSeconds, l.attempts, l.interruptions])).to.deep.equal([[10, 1, 0]]);
+        expect(events(logs, "released")).to.be.empty;
         expect(await aws.get(bucket, "flaky/b.error.json")).to.equal(undefined);
         expect(await aws.depth(dlqUrl)).to.equal(0);
-        expect(await aws.depth(queueUrl)).to.equal(1);
+        // The copy waits out its DelaySeconds, then carries the failed attempt (the original is gone).
+        const attrs = await new Promise<Record<string, string | undefined>>((resolve) => setTimeout(async () => {
+            const [copy] = await aws.drain(queueUrl);
+            resolve({ receives: copy?.Attributes?.ApproximateReceiveCount, attempts: copy?.MessageAttributes?.attempts?.StringValue, lastReason: copy?.MessageAttributes?.lastReason?.StringValue });
+        }, 11000));
+        expect(attrs).to.deep.equal({ receives: "1", attempts: "1", lastReason: "Service Unavailable (injected)" });
     });
 
     it("a job whose input is gone answers 403 AccessDenied on AWS without s3:ListBucket: listed, not found, it ends as deleted: nothing written, no DLQ, message deleted", async function () {
@@ -641,7 +654,7 @@ describe("worker (moto + povray)", function () {
             expect(String(w.logs[0].reason)).to.match(/QUEUE_URL is required/);
         });
 
-        it("on SIGTERM mid-render releases the message at once; a second worker completes it exactly once", async function () {
+        it("on SIGTERM mid-render re-sends the message at once (interruptions 1, no receive counted); a second worker completes it exactly once", async function () {
             const { bucket, queueUrl, dlqUrl } = await setup(3, 60);
             await aws.put(bucket, "term/slow.zip", await makeZip([{ name: "slow.pov", data: scene("slow.pov") }]));
             await aws.send(queueUrl, { bucket, key: "term/slow.zip" });
@@ -652,15 +665,16 @@ describe("worker (moto + povray)", function () {
             const exitA = await a.exited;
             expect(exitA.code, a.stderr()).to.equal(0);
             const eventsA = a.logs.map((l) => l.event);
-            expect(eventsA).to.include("released");
+            expect(eventsA).to.include("requeued");
             expect(eventsA).to.not.include("uploaded");
-            expect(eventsA).to.not.include("deleted");
+            expect(eventsA).to.not.include("dead_lettered");
             expect(await aws.get(bucket, "term/slow.png")).to.equal(undefined);
-            // Visibility was reset to 0, so a second worker gets it now, not after the 60 s visibility timeout.
+            // A visible copy was sent, so a second worker gets it now, not after the 60 s visibility timeout; it is a new
+            // message (receive count 1) that says it was interrupted once.
             const b = startChildWorker(workerEnv(moto, { ...env, WORKER_IDLE_EXIT: "1" }));
             const exitB = await b.exited;
             expect(exitB.code, b.stderr()).to.equal(0);
-            expect(b.logs.filter((l) => l.event === "received").map((l) => l.receiveCount)).to.deep.equal([2]);
+            expect(b.logs.filter((l) => l.event === "received").map((l) => [l.receiveCount, l.interruptions])).to.deep.equal([[1, 1]]);
             expect(b.logs.filter((l) => l.event === "deleted")).to.have.length(1);
             const png = await aws.get(bucket, "term/slow.png");
             expect(pngSize(png!).width).to.be.greaterThan(0);

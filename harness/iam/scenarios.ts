@@ -15,6 +15,8 @@
  *  - service mode's WORKER_IDLE_EXIT=0 (run forever) is set to 1 so that the worker exits once the queue is empty.
  *  - service mode: the ECS service is created in moto under the stack's name (the launcher's SERVICE_NAME), desired
  *    count 0, so that the launcher's wake (DescribeServices, UpdateService) runs against it; moto starts no task for it.
+ *  - drain and service modes: the run of the job stopped mid-job has WORKER_VISIBILITY_TIMEOUT 3 (the stack's is 300 s),
+ *    so that its heartbeat (ChangeMessageVisibility, every second) happens before it is stopped, 1.5 s into its render.
  *  - service mode: the worker's ECS_AGENT_URI points at a local stand-in for the ECS agent's task protection endpoint
  *    (moto has no UpdateTaskProtection): it records each PUT and answers as the agent does on success; each recorded
  *    PUT becomes the agent's ecs:UpdateTaskProtection of the task with the task role (platform.ts
@@ -37,7 +39,7 @@ import { LAUNCHER_ENV } from "../../functions/launcher-settings";
 import { invokeInFreshNode, Invocation, writeLauncherModule } from "../launcher-package";
 import { motoClientConfig } from "../moto";
 import { launcherArchive, one } from "../stack";
-import { Aws, makeZip, runWorkerInProcess, s3Event, tinyJobZip } from "../worker-env";
+import { Aws, makeZip, runWorkerInProcess, s3Event, scene, tinyJobZip } from "../worker-env";
 import { PovrayProcessor } from "../../worker-image/src/povray";
 import { onFailureRecord } from "../../scripts/local/events";
 import { agentTaskProtectionCall } from "./platform";
@@ -171,7 +173,8 @@ export async function runScenario(rec: RecordingMoto, sp: StackPolicies): Promis
     const outBase = (n: string) => `${outputPrefix === "" ? inputPrefix : outputPrefix}scenes/${n}`;
     await aws.put(sp.bucket, key("good"), await tinyJobZip("good"));
     await aws.put(sp.bucket, key("bad"), await makeZip([{ name: "readme.txt", data: "no scene here" }]));
-    await aws.put(sp.bucket, key("stopped"), await tinyJobZip("stopped"));
+    // A render of several seconds: the worker is stopped while it runs.
+    await aws.put(sp.bucket, key("stopped"), await makeZip([{ name: "stopped.pov", data: scene("slow.pov") }]));
     await aws.put(sp.bucket, `${outBase("good")}.error.json`, "{}");
     await rec.clear();
 
@@ -222,7 +225,7 @@ export async function runScenario(rec: RecordingMoto, sp: StackPolicies): Promis
                 processor: new PovrayProcessor({ threads: 1 }),
                 eventBridge,
                 onLog: (line, worker) => {
-                    if (stopOn !== undefined && line.event === "downloaded" && String(line.key).endsWith(stopOn)) worker.stop("SIGTERM");
+                    if (stopOn !== undefined && line.event === "scene" && String(line.key).endsWith(stopOn)) setTimeout(() => worker.stop("SIGTERM"), 1500);
                 },
             });
             workerLogs.push(...logs);
@@ -247,10 +250,10 @@ export async function runScenario(rec: RecordingMoto, sp: StackPolicies): Promis
             await invoke(event); // queue both jobs (drain: count tasks, read the backlog, start tasks)
             await runWorker({}); // good renders, bad fails for good
             if (mode === "drain") await invoke(tick); // tasks exist now: ListTasks + DescribeTasks
-            await aws.send(queueUrl, { bucket: sp.bucket, key: key("stopped") });
-            await runWorker({}, "stopped.zip"); // stopped mid-job: released
             await aws.send(queueUrl, { bucket: sp.bucket, key: key("deleted") });
             await runWorker({}); // never uploaded: deleted, its message deleted
+            await aws.send(queueUrl, { bucket: sp.bucket, key: key("stopped") });
+            await runWorker({ WORKER_VISIBILITY_TIMEOUT: "3" }, "stopped.zip"); // stopped mid-render: heartbeats, then re-sent
         }
         // Lambda's on-failure event of a launcher invocation that failed for good, as the launcher-failure-events
         // rule hands it over: the launcher publishes Job Failed for its jobs.

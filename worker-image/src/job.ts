@@ -125,7 +125,7 @@ export class JobRunner {
     }
 
     /** One job: download, unpack, process, upload. Never throws: returns how it went. */
-    async runJob(unbound: Job, signal: AbortSignal, receiveCount: number, processed?: () => void): Promise<Outcome> {
+    async runJob(unbound: Job, signal: AbortSignal, attempt: number, processed?: () => void): Promise<Outcome> {
         const started = Date.now();
         const stats: JobStats = { seconds: 0, bytesIn: 0, bytesOut: 0, outputs: [] };
         const measured = () => ((stats.seconds = (Date.now() - started) / 1000), stats);
@@ -161,7 +161,7 @@ export class JobRunner {
                 this.log("stale", { bucket: job.bucket, key: job.key, etag: job.etag, jobId: jobId(job), reason: stale.message, action: "nothing written" });
                 return { status: "stale", job, reason: stale.message, stats: measured() };
             }
-            this.log("failed", { bucket: job.bucket, key: job.key, jobId: jobId(job), status, reason, receiveCount });
+            this.log("failed", { bucket: job.bucket, key: job.key, jobId: jobId(job), status, reason, attempt });
             return { status, job, reason, stats: measured() };
         }
     }

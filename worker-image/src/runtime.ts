@@ -135,8 +135,8 @@ export class Worker {
     }
 
     /** One job: download, unpack, process, upload. Never throws: returns how it went. */
-    runJob(job: Job, signal: AbortSignal, receiveCount: number, processed?: () => void): Promise<Outcome> {
-        return this.jobs.runJob(job, signal, receiveCount, processed);
+    runJob(job: Job, signal: AbortSignal, attempt: number, processed?: () => void): Promise<Outcome> {
+        return this.jobs.runJob(job, signal, attempt, processed);
     }
 
     /** One-shot mode (JOB_BUCKET + JOB_KEY): process one job from the environment, no queue. */
