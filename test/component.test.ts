@@ -370,6 +370,7 @@ describe("LambdaEcsWorker", () => {
                 WORKER_MAX_RECEIVE_COUNT: "3",
                 WORKER_VISIBILITY_TIMEOUT: "300",
                 WORKER_SCRATCH_DIR: "/scratch",
+                WORKER_STOP_TIMEOUT_SECONDS: "120",
                 EVENT_BUS_NAME: "default",
                 EVENT_SOURCE: "lambda-ecs-worker.render",
                 WORKER_NAME: "render",

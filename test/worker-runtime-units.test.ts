@@ -402,7 +402,7 @@ describe("worker runtime units", function () {
             expect(rec.lines[3]).to.deep.include({ event: "visibility_limit", messageId: "m-1", maxSeconds: 43200 });
         });
 
-        it("sends no heartbeat for a settled message or once the worker is stopping", async function () {
+        it("sends no heartbeat for a settled message, but keeps a stopping worker's unsettled one hidden (its outputs may still be uploading)", async function () {
             const s = settler();
             const settled = flight();
             await s.release(settled, "m-1", 0, "test");
@@ -410,7 +410,7 @@ describe("worker runtime units", function () {
             const stopping = new AbortController();
             stopping.abort();
             await s.heartbeat(flight(stopping.signal));
-            expect(sqs.commandCalls(ChangeMessageVisibilityCommand).map((c) => c.args[0].input.VisibilityTimeout)).to.deep.equal([0]);
+            expect(sqs.commandCalls(ChangeMessageVisibilityCommand).map((c) => c.args[0].input.VisibilityTimeout)).to.deep.equal([0, 30]);
         });
 
         it("a failed heartbeat is logged and not thrown", async function () {

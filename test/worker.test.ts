@@ -637,6 +637,67 @@ describe("worker (moto + povray)", function () {
         expect(await aws.depth(queueUrl)).to.equal(0);
     });
 
+    describe("SIGTERM after the render: the outputs still upload (issue #17 item 6)", function () {
+        /** An S3 client on moto whose PutObject of a `.png` takes `ms` (or until its abort signal fires). */
+        function slowPngUploads(ms: number): S3Client {
+            const client = new S3Client({ region: "us-east-1", endpoint: moto.endpoint, forcePathStyle: true });
+            const send = client.send.bind(client) as (...a: unknown[]) => Promise<unknown>;
+            (client as unknown as { send: unknown }).send = async (...args: unknown[]) => {
+                const cmd = args[0] as { constructor: { name: string }; input: { Key?: string } };
+                const signal = (args[1] as { abortSignal?: AbortSignal } | undefined)?.abortSignal;
+                if (cmd.constructor.name === "PutObjectCommand" && String(cmd.input.Key).endsWith(".png")) {
+                    await new Promise<void>((resolve, reject) => {
+                        const t = setTimeout(resolve, ms);
+                        signal?.addEventListener("abort", () => (clearTimeout(t), reject(Object.assign(new Error("aborted"), { name: "AbortError" }))), { once: true });
+                    });
+                }
+                return send(...args);
+            };
+            return client;
+        }
+        const stopWhenRendered = (l: LogLine, worker: { stop(reason?: string): void }) => {
+            if (l.event === "rendered") worker.stop("SIGTERM");
+        };
+
+        it("GIVEN a SIGTERM while a finished render uploads THEN its outputs are uploaded, its message deleted, and no second render happens", async function () {
+            const { bucket, queueUrl, dlqUrl } = await setup();
+            await aws.put(bucket, "fin/a.zip", await tinyJobZip("a"));
+            await aws.send(queueUrl, { bucket, key: "fin/a.zip" });
+            const env = workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl, WORKER_IDLE_EXIT: "0" });
+            const { code, logs } = await runWorkerInProcess(env, { s3: slowPngUploads(1500), onLog: stopWhenRendered });
+            expect(code).to.equal(0);
+            const order = logs.map((l) => l.event);
+            expect(order.indexOf("stopping")).to.be.greaterThan(order.indexOf("rendered"));
+            expect(order.indexOf("stopping")).to.be.lessThan(order.lastIndexOf("uploaded"));
+            expect(events(logs, "uploaded").map((l) => l.key).sort()).to.deep.equal(["fin/a.log", "fin/a.png"]);
+            expect(events(logs, "deleted")).to.have.length(1);
+            expect(events(logs, "aborted")).to.deep.equal([]);
+            expect(events(logs, "requeued")).to.deep.equal([]);
+            expect(pngSize((await aws.get(bucket, "fin/a.png"))!)).to.deep.equal({ width: 32, height: 24 });
+            expect(await aws.depth(queueUrl)).to.equal(0);
+            // Nothing left to render again.
+            const again = await runWorkerInProcess(workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl }));
+            expect(events(again.logs, "received")).to.deep.equal([]);
+            expect(await aws.depth(dlqUrl)).to.equal(0);
+        });
+
+        it("GIVEN uploads still running at the deadline before the task's SIGKILL (WORKER_STOP_TIMEOUT_SECONDS) THEN they are aborted and the job goes back as an interruption", async function () {
+            const { bucket, queueUrl, dlqUrl } = await setup();
+            await aws.put(bucket, "fin/b.zip", await tinyJobZip("b"));
+            await aws.send(queueUrl, { bucket, key: "fin/b.zip" });
+            // stopTimeout 16 s: the uploads may run 1 s after SIGTERM (16 - 5 forced-exit margin - 10 to settle).
+            const env = workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl, WORKER_IDLE_EXIT: "0", WORKER_STOP_TIMEOUT_SECONDS: "16" });
+            const { code, logs } = await runWorkerInProcess(env, { s3: slowPngUploads(30000), onLog: stopWhenRendered });
+            expect(code).to.equal(0);
+            expect(events(logs, "aborted").map((l) => l.while)).to.deep.equal(["uploading"]);
+            expect(events(logs, "requeued").map((l) => l.interruptions)).to.deep.equal([1]);
+            expect(events(logs, "deleted")).to.deep.equal([]);
+            expect(await aws.get(bucket, "fin/b.png")).to.equal(undefined);
+            expect(await aws.depth(dlqUrl)).to.equal(0);
+            expect(await aws.depth(queueUrl)).to.equal(1);
+        });
+    });
+
     describe("as a process (worker-image/src/main.ts)", function () {
         it("drains and exits 0 on an empty queue (WORKER_IDLE_EXIT=1)", async function () {
             const { queueUrl } = await setup();

@@ -70,6 +70,11 @@ export interface JobRunnerDeps {
     s3: S3Client;
     processor: Processor;
     log: Logger;
+    /**
+     * Aborts the uploads of a job whose processor has finished (the Stopper's deadline after a SIGTERM): a stop does
+     * not abort them (the job's own signal aborts only what comes before). Default: never aborted.
+     */
+    finishing?: AbortSignal;
 }
 
 function toMetadataValue(v: string): string {
@@ -112,6 +117,7 @@ export class JobRunner {
     private readonly s3: S3Client;
     private readonly processor: Processor;
     private readonly log: Logger;
+    private readonly finishing: AbortSignal;
     /** Job directories (absolute) in use by this worker: everything else under the scratch dir is swept. */
     private readonly liveJobDirs = new Set<string>();
 
@@ -122,6 +128,7 @@ export class JobRunner {
         this.s3 = deps.s3;
         this.processor = deps.processor;
         this.log = deps.log;
+        this.finishing = deps.finishing ?? new AbortController().signal;
     }
 
     /** One job: download, unpack, process, upload. Never throws: returns how it went. */
@@ -132,13 +139,15 @@ export class JobRunner {
         // Bound to the event's ETag now, or to the downloaded one by processJob.
         const { etag: eventEtag, ...unversioned } = unbound;
         const job: Job = bareEtag(eventEtag) ? { ...unversioned, etag: bareEtag(eventEtag) } : unversioned;
+        const phase = { finishing: false };
         try {
-            await this.processJob(job, signal, processed, stats);
+            await this.processJob(job, signal, processed, stats, phase);
             this.log("job_done", { bucket: job.bucket, key: job.key, jobId: jobId(job), seconds: (Date.now() - started) / 1000 });
             return { status: "ok", job, stats: measured() };
         } catch (err) {
-            if (signal.aborted || err instanceof AbortedError) {
-                this.log("aborted", { bucket: job.bucket, key: job.key });
+            // Once the processor has finished, only the finishing deadline stops the job (not the stop itself).
+            if ((phase.finishing ? this.finishing.aborted : signal.aborted) || err instanceof AbortedError) {
+                this.log("aborted", { bucket: job.bucket, key: job.key, ...(phase.finishing ? { while: "uploading" } : {}) });
                 return { status: "aborted", stats: measured() };
             }
             const reason = errorMessage(err);
@@ -170,9 +179,10 @@ export class JobRunner {
      * Download -> unpack -> process -> upload, in a private scratch dir removed afterwards. Throws on failure;
      * StaleInputError when the input is no longer the version `job.etag` names (at the download or before the
      * uploads). A job without an ETag is bound to the downloaded one (`job.etag` is set).
-     * `processed` is called once the processor has finished (before the uploads).
+     * `processed` is called once the processor has finished (before the uploads). From then on (`phase.finishing`) the
+     * version check and the uploads run under the finishing signal, not `signal`: a SIGTERM lets them complete.
      */
-    async processJob(job: Job, signal: AbortSignal, processed?: () => void, stats?: JobStats): Promise<void> {
+    async processJob(job: Job, signal: AbortSignal, processed?: () => void, stats?: JobStats, phase: { finishing: boolean } = { finishing: false }): Promise<void> {
         const keys = outputKeys(job.key, { inputPrefix: this.cfg.inputPrefix, outputPrefix: this.cfg.outputPrefix });
         await fs.promises.mkdir(this.cfg.scratchDir, { recursive: true });
         // Named and registered before it exists, so that a concurrent sweep never removes it.
@@ -222,15 +232,17 @@ export class JobRunner {
             // which may run in the background while the next job downloads and runs.
             await fs.promises.rm(inputDir, { recursive: true, force: true });
             processed?.();
-            if (signal.aborted) throw new AbortedError();
+            // The render is done: a stop from now on lets its outputs upload, until the finishing deadline.
+            phase.finishing = true;
+            const finishing = this.finishing;
 
             // Bound to a version: outputs of an input that changed meanwhile would overwrite the newer render's.
-            const stale = await this.staleSince(job, signal);
+            const stale = await this.staleSince(job, finishing);
             if (stale) throw stale;
             // `source-etag` as S3 answers it (quoted), as before.
-            await this.uploadOutputs(job, keys, result, job.etag && ifMatch(job.etag), signal, stats);
+            await this.uploadOutputs(job, keys, result, job.etag && ifMatch(job.etag), finishing, stats);
         } catch (err) {
-            if (signal.aborted) throw new AbortedError();
+            if (phase.finishing ? this.finishing.aborted : signal.aborted) throw new AbortedError();
             throw err;
         } finally {
             await fs.promises.rm(jobDir, { recursive: true, force: true }).catch(() => undefined);

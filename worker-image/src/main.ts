@@ -1,5 +1,5 @@
 /** Entry point: reads the environment, starts the worker, handles SIGTERM/SIGINT. */
-import { configFromEnv } from "./config";
+import { configFromEnv, stopDeadlines } from "./config";
 import { EXIT_CODES } from "./exit-codes";
 import { createLogger } from "./log";
 import { Worker } from "./runtime";
@@ -24,11 +24,11 @@ async function main(): Promise<number> {
     const forcedExitCode = EXIT_CODES.forced;
     const onSignal = (sig: NodeJS.Signals) => {
         worker.stop(sig);
-        // Well within ECS's stopTimeout even if something hangs.
+        // A few seconds before ECS's SIGKILL (WORKER_STOP_TIMEOUT_SECONDS), even if something hangs.
         setTimeout(() => {
             log("exiting", { reason: `forced exit after ${sig}`, code: forcedExitCode });
             process.exit(forcedExitCode);
-        }, 20000).unref();
+        }, stopDeadlines(cfg.stopTimeoutSeconds).forcedExitMs).unref();
     };
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);

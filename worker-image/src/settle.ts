@@ -131,7 +131,7 @@ export interface InFlight {
     receiptHandle: string;
     /** When the message was received (ms, the Settler's clock); unset: the 12 h limit is not watched. */
     receivedAt?: number;
-    /** Aborted when the worker stops: no heartbeat starts after that. */
+    /** Aborted when the worker stops (its jobs are interrupted, unless their outputs are already uploading). */
     signal: AbortSignal;
     /** Set as soon as settling (release/delete) begins: no new heartbeat starts after that. */
     settled: boolean;
@@ -216,11 +216,12 @@ export class Settler {
     }
 
     /**
-     * Extends the message's visibility by the visibility timeout, unless it is settled or the worker is stopping; never
-     * past SQS's 12 h from the receipt (less RECEIPT_MARGIN_SECONDS): shortened to what is left, none once nothing is.
+     * Extends the message's visibility by the visibility timeout until it is settled (also while a stopping worker still
+     * uploads a finished job's outputs); never past SQS's 12 h from the receipt (less RECEIPT_MARGIN_SECONDS): shortened
+     * to what is left, none once nothing is.
      */
     heartbeat(flight: InFlight, messageId?: string): Promise<void> {
-        if (flight.settled || flight.signal.aborted) return Promise.resolve();
+        if (flight.settled) return Promise.resolve();
         const visibilityTimeout = Math.min(this.queue.visibilityTimeout, this.visibilityLeft(flight));
         if (visibilityTimeout <= 0) {
             if (!flight.limitReached) this.log("visibility_limit", { messageId, maxSeconds: SQS_MAX_VISIBILITY_SECONDS, action: "no further heartbeat" });
