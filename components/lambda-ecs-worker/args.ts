@@ -143,7 +143,12 @@ export interface LambdaEcsWorkerArgs {
     environment?: Record<string, pulumi.Input<string>>;
     /** Task ephemeral storage in GiB, 21-200 (the scratch space for inputs and renders). @default 21 */
     ephemeralStorageGiB?: number;
-    /** Seconds between SIGTERM and SIGKILL when a task is stopped, 2-120. @default 120 */
+    /**
+     * Seconds between SIGTERM and SIGKILL when a task is stopped, 2-120; passed to the worker as
+     * `WORKER_STOP_TIMEOUT_SECONDS`: a job whose render has finished keeps uploading its outputs until 15 s before the
+     * SIGKILL, and the worker exits 5 s before it at the latest.
+     * @default 120
+     */
     stopTimeout?: number;
     /**
      * Hard limit on one job's processor run in seconds, 1-43200; passed as `JOB_TIMEOUT_SECONDS`. In the queue modes
