@@ -79,6 +79,7 @@ export interface LauncherSettings {
 
 /**
  * Parse and validate the launcher's environment. Throws one Error listing every problem, each naming its variable.
+ * OUTPUT_SUFFIXES always gains `.error.json` (the failure report is an output of every worker).
  * Defaults: LAUNCH_MODE drain, MAX_TASKS 1, ASSIGN_PUBLIC_IP DISABLED, no prefixes, any suffix, launch type FARGATE.
  */
 export function parseLauncherSettings(env: Record<string, string | undefined>): LauncherSettings {
@@ -145,7 +146,6 @@ export function parseLauncherSettings(env: Record<string, string | undefined>): 
             if (typeof x === "string" && x !== "") s.outputSuffixes.push(x.toLowerCase());
             else bad(E.outputSuffixes, "a JSON array of non-empty strings");
         }
-        // The failure report is an output of every worker.
         if (!s.outputSuffixes.includes(ERROR_REPORT_SUFFIX)) s.outputSuffixes.push(ERROR_REPORT_SUFFIX);
     }
     for (const x of jsonArray(E.inputSuffixes)) {
@@ -462,7 +462,13 @@ export type LauncherHandler = (event: any, context?: any) => Promise<LaunchSumma
  * Inside the handler: `backoff` sleeps before the next attempt (false when out of attempts, or when the Lambda
  * `context` says the function would time out); `call` retries one call on transient errors; `sendAll` sends message
  * bodies ≤ 10 per call and retries the failed entries (sender faults are not retried), throwing unless all were sent;
- * `runTasks` starts ≤ 10 tasks, retrying transient errors and transient `failures`, and never throws. `context` is the
+ * `runTasks` starts ≤ 10 tasks, retrying transient errors and transient `failures`, and never throws; its clientToken
+ * base is per job, or per drain decision (a fresh one per RunTask batch; see {@link sha256Hex}), and a Spot capacity
+ * shortage retries the rest of a start at once on FARGATE (once). `publish` sends the Job Failed events, PutEvents ≤ 10
+ * entries a call, failed entries retried; logged, never thrown. `wake` (service mode) raises the service's desired
+ * count to what the backlog needs (≤ MAX_TASKS, never lowered); a failure is logged (the jobs are queued; the
+ * service's own scaling still starts tasks, only later). (These notes live here, not in the body: comments inside it
+ * count toward the serialized package's 32 KiB.) `context` is the
  * Lambda context of the invocation in progress (Lambda runs one invocation at a time per instance). `recent` holds the
  * tasks this instance started in the last minute: ECS is eventually consistent, and until ListTasks lists them they
  * count as running and still starting.
@@ -527,7 +533,6 @@ export function createHandler(s: LauncherSettings, clients?: Partial<LauncherCli
         if (problems.length > 0) throw new Error(`${problems.length} of ${bodies.length} message(s) not sent to ${QueueUrl}: ${problems.join("; ")}`);
         return bodies.length;
     };
-    // A start's token base: per job, or per drain decision (a fresh one per RunTask batch); see runTaskToken.
     const runTasks = async (count: number, job?: Job, base = job ? "j" + sha256Hex([job.bucket, job.key, job.etag ?? "", job.eventTime ?? ""]).slice(0, 40) : "d" + require("crypto").randomBytes(16).toString("hex")) => {
         const r = { started: 0, notStarted: count, failures: 0, reason: "", fallbacks: 0 };
         let strategy = s.capacityProviderStrategy;
@@ -545,7 +550,6 @@ export function createHandler(s: LauncherSettings, clients?: Partial<LauncherCli
                 r.failures += fails.length;
                 r.reason = fails.map((f) => `${f.reason}${f.detail ? ` (${f.detail})` : ""}`).join(", ") || "fewer tasks than requested";
                 retryable = fails.length > 0 && fails.every((f) => isRetryableFailureReason(f.reason));
-                // Spot short of capacity: the rest of this start at once on FARGATE (once).
                 const onDemand = strategy === s.capacityProviderStrategy && spotFallback(s, strategy, fails);
                 if (onDemand && r.notStarted > 0) {
                     log({ msg: "spot fallback", count: r.notStarted, reason: r.reason, key: job?.key, clientToken: input.clientToken });
@@ -563,7 +567,6 @@ export function createHandler(s: LauncherSettings, clients?: Partial<LauncherCli
         }
         return r;
     };
-    // Job Failed events: PutEvents ≤ 10 entries a call, failed entries retried; logged, never thrown.
     let events = clients?.events;
     const publish = async (failed: FailedJob[]) => {
         for (const batch of s.eventBusName ? chunk(failed.map((f) => jobFailedEntry(s, f)), 10) : []) {
@@ -582,8 +585,6 @@ export function createHandler(s: LauncherSettings, clients?: Partial<LauncherCli
             log({ msg: "job events", published: batch.length - Entries.length, of: batch.length });
         }
     };
-    // Service mode: raise the service's desired count to what the backlog needs (≤ MAX_TASKS, never lowered); a
-    // failure is logged (the jobs are queued; the service's own scaling still starts tasks, only later).
     const wake = async (queued: number) => {
         try {
             const AttributeNames = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"] as const;
