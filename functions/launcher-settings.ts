@@ -110,6 +110,13 @@ export const JOB_EVENT_DETAIL_TYPES = { succeeded: "Job Succeeded", failed: "Job
  *  - `ecsStartFailure`: ECS's "ECS Task State Change" (source `aws.ecs`, stopCode TaskFailedToStart) of a per-job
  *    task, from the rule `${name}-start-failures` (whose other target dead-letters the job). Job: the container
  *    override's JOB_BUCKET/JOB_KEY; reason: `detail.stoppedReason`; failureClass `not-started`; attempts 1.
+ *  - `ecsTaskStopped`: the same event of a per-job task that stopped with any other stop code (the worker exited, was
+ *    OOM-killed, or was killed after `stopTimeout`), from the rule `${name}-task-stopped`. When the worker container's
+ *    exit code is not one of {@link SETTLED_EXIT_CODES} (or it has none), the job is not settled: the launcher sends
+ *    `{ bucket, key, etag, jobId, reason }` to the dead-letter queue (reason: ECS's `stoppedReason`, the stop code, the
+ *    container's exit code and its `reason`, e.g. `OutOfMemoryError: ...`), then publishes `Job Failed`, failureClass
+ *    `task-stopped`, attempts 1; a settled one causes nothing (logged). A failed send fails the invocation (Lambda
+ *    retries it; then its on-failure record is dead-lettered).
  *  - `launcherFailure`: Lambda's on-failure destination event of the launcher itself (source `lambda`, the record in
  *    `detail`; the destination is the event bus, and the rule `${name}-launcher-failures` dead-letters the record),
  *    from the rule `${name}-launcher-failure-events`, which matches only records whose `requestPayload` has no
@@ -119,8 +126,23 @@ export const JOB_EVENT_DETAIL_TYPES = { succeeded: "Job Succeeded", failed: "Job
  */
 export const ROUTED_EVENTS = {
     ecsStartFailure: { source: "aws.ecs", detailType: "ECS Task State Change", failureClass: "not-started" },
+    ecsTaskStopped: { source: "aws.ecs", detailType: "ECS Task State Change", failureClass: "task-stopped" },
     launcherFailure: { source: "lambda", detailType: "Lambda Function Invocation Result - Failure", failureClass: "launcher" },
 } as const;
+
+/**
+ * The per-job worker's exit codes (worker-image/src/exit-codes.ts, a test keeps both equal): whether the worker in a
+ * per-job task settled its job. 0: ended with its outputs, or nothing to do (its input was replaced or deleted); 3:
+ * failed, and the worker wrote its error report, dead-lettered it and published `Job Failed`; 4: stopped (SIGTERM)
+ * before it finished, and the worker dead-lettered it (and published `Job Failed`). Any other exit code (1 crash, 2
+ * configuration error, 137 SIGKILL or out of memory, 143 forced exit after SIGTERM, or a dead-letter send that
+ * failed) or none at all: the job is not settled, and the launcher ends it when ECS reports the task stopped
+ * ({@link ROUTED_EVENTS} `ecsTaskStopped`).
+ */
+export const WORKER_EXIT_CODES = { done: 0, failed: 3, stopped: 4 } as const;
+
+/** The exit codes of a per-job worker container that settled its job (see {@link WORKER_EXIT_CODES}). */
+export const SETTLED_EXIT_CODES: readonly number[] = [WORKER_EXIT_CODES.done, WORKER_EXIT_CODES.failed, WORKER_EXIT_CODES.stopped];
 
 /**
  * The metrics (CloudWatch Embedded Metric Format lines) the worker and the launcher write, which the component's

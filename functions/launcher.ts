@@ -98,6 +98,7 @@ export interface LauncherSettings {
 
 /**
  * Parse and validate the launcher's environment. Throws one Error listing every problem, each naming its variable.
+ * OUTPUT_SUFFIXES always gains `.error.json` (the failure report is an output of every worker).
  * Defaults: LAUNCH_MODE drain, MAX_TASKS 1, ASSIGN_PUBLIC_IP DISABLED, no prefixes, any suffix, launch type FARGATE.
  */
 export function parseLauncherSettings(env: Record<string, string | undefined>): LauncherSettings {
@@ -289,7 +290,8 @@ export function chunk<T>(items: readonly T[], size: number): T[][] {
 }
 
 /**
- * The RunTask request: `count` tasks, or (with `job`, per-job mode) one task with the job in its container environment.
+ * The RunTask request: `count` tasks, or (with `job`, per-job mode) one task with the job in its container environment
+ * (`JOB_BUCKET`, `JOB_KEY`, in this order, and the event's `JOB_ETAG`, so that the worker binds to that version).
  * A non-empty capacity provider strategy replaces the launch type (ECS rejects both at once). `clientToken` makes the
  * call idempotent (see {@link runTaskToken}); `strategy` overrides the settings' (the on-demand fallback).
  */
@@ -301,7 +303,7 @@ export function buildRunTaskInput(
     capacityProviderStrategy = s.capacityProviderStrategy,
 ): RunTaskCommandInput {
     const { subnets, securityGroups, assignPublicIp } = s;
-    const environment = job && [{ name: "JOB_BUCKET", value: job.bucket }, { name: "JOB_KEY", value: job.key }];
+    const environment = job && [{ name: "JOB_BUCKET", value: job.bucket }, { name: "JOB_KEY", value: job.key }, ...(job.etag ? [{ name: "JOB_ETAG", value: job.etag }] : [])];
     return {
         cluster: s.cluster,
         taskDefinition: s.taskDefinition,
@@ -369,19 +371,39 @@ export function jobFailedEntry(s: LauncherSettings, { job, reason, failureClass,
 
 /**
  * The jobs an event routed to the launcher ended ({@link ROUTED_EVENTS}; a test keeps these literals equal to it), or
- * undefined for any other event: ECS's TaskFailedToStart of a per-job task (its JOB_BUCKET/JOB_KEY overrides; any other
- * stop: none), or Lambda's on-failure record of one of its own invocations (the S3 notification in `requestPayload`).
+ * undefined for any other event: {@link taskStateFailures} (per-job) or {@link launcherFailureJobs} (every mode).
  */
 export function routedFailures(event: any, s: LauncherSettings): FailedJob[] | undefined {
+    return taskStateFailures(event, s) ?? launcherFailureJobs(event, s);
+}
+
+/**
+ * Per-job mode's routed events: a per-job task's stop (ECS's "ECS Task State Change", its job in the JOB_BUCKET,
+ * JOB_KEY and JOB_ETAG overrides), or undefined for any other event. A task that failed to start (stopCode
+ * TaskFailedToStart; its rule dead-letters the job): failureClass `not-started`. Any other stop whose worker container
+ * (CONTAINER_NAME) did not exit with one of {@link SETTLED_EXIT_CODES} (0, 3, 4: it settled its job): `task-stopped`,
+ * the reason naming ECS's stoppedReason, the stop code, the exit code and the container's reason (e.g.
+ * OutOfMemoryError), for the handler to dead-letter too; a settled one: none. (Only the per-job package holds it.)
+ */
+export function taskStateFailures(event: any, s: LauncherSettings): FailedJob[] | undefined {
     const d = event?.detail ?? {};
-    const kind = `${event?.source} ${event?.["detail-type"]}`;
-    if (kind === "aws.ecs ECS Task State Change") {
-        const all = d.stopCode === "TaskFailedToStart" ? d.overrides?.containerOverrides ?? [] : [];
-        const env = all.map((o: any) => Object.fromEntries((o?.environment ?? []).map((e: any) => [e?.name, e?.value])));
-        const job = (e: any) => ({ job: { bucket: e.JOB_BUCKET, key: e.JOB_KEY }, reason: `task failed to start: ${d.stoppedReason}`, failureClass: "not-started", attempts: 1 });
-        return env.filter((e: any) => e.JOB_BUCKET && e.JOB_KEY).map(job);
-    }
-    if (kind !== "lambda Lambda Function Invocation Result - Failure") return undefined;
+    if (`${event?.source} ${event?.["detail-type"]}` !== "aws.ecs ECS Task State Change") return undefined;
+    const start = d.stopCode === "TaskFailedToStart";
+    const c = d.containers?.find((x: any) => x?.name === s.containerName) ?? {};
+    if (!start && [0, 3, 4].includes(c.exitCode)) return [];
+    const reason = start ? `task failed to start: ${d.stoppedReason}` : `the task running it stopped without finishing: ${d.stoppedReason} (stop code ${d.stopCode}, exit code ${c.exitCode ?? "none"}${c.reason ? `, ${c.reason}` : ""})`;
+    const env = (d.overrides?.containerOverrides ?? []).map((o: any) => Object.fromEntries((o?.environment ?? []).map((e: any) => [e?.name, e?.value])));
+    const job = (e: any) => ({ job: { bucket: e.JOB_BUCKET, key: e.JOB_KEY, ...(e.JOB_ETAG && { etag: e.JOB_ETAG }) }, reason, failureClass: start ? "not-started" : "task-stopped", attempts: 1 });
+    return env.filter((e: any) => e.JOB_BUCKET && e.JOB_KEY).map(job);
+}
+
+/**
+ * Every mode's routed event: Lambda's on-failure record of one of the launcher's own asynchronous invocations (the S3
+ * notification in `requestPayload`): its jobs, failureClass `launcher`; undefined for any other event.
+ */
+export function launcherFailureJobs(event: any, s: LauncherSettings): FailedJob[] | undefined {
+    const d = event?.detail ?? {};
+    if (`${event?.source} ${event?.["detail-type"]}` !== "lambda Lambda Function Invocation Result - Failure") return undefined;
     const reason = `launcher failed: ${d.responsePayload?.errorMessage ?? d.requestContext?.condition}`;
     const attempts = +d.requestContext?.approximateInvokeCount || 1;
     return extractJobs(d.requestPayload, s).jobs.map((job) => ({ job, reason, failureClass: "launcher", attempts }));
@@ -479,6 +501,8 @@ export interface LaunchKit {
     text: (e: unknown) => string;
     runTasks: (count: number, job?: Job) => Promise<{ started: number; notStarted: number; failures: number; reason: string; fallbacks: number }>;
     sleep: (ms: number) => Promise<void>;
+    /** Sends message bodies (≤ 10 a call, in parallel, failed entries retried); answers per body why it was not sent ("" = sent). */
+    send: (QueueUrl: string, bodies: object[]) => Promise<string[]>;
 }
 
 /** One accepted job of an invocation: its intake record's id and receive count; why it was left (not queued, not started). */
@@ -499,6 +523,11 @@ export interface LaunchStep {
     start?: (k: LaunchKit, items: IntakeItem[], add: AddStarts) => Promise<void>;
     /** The decision behind the gate, given the state item; answers drain's new `starts` ledger (undefined: none). */
     decide?: (k: LaunchKit, summary: LaunchSummary, add: AddStarts, item?: any) => Promise<string | void>;
+    /**
+     * The mode's own routed events (per-job: {@link perJobRouted}), besides every mode's {@link launcherFailureJobs}:
+     * the jobs they ended (undefined: not one of them), after dead-lettering those that need it.
+     */
+    routed?: (k: LaunchKit, event: any) => Promise<FailedJob[] | undefined>;
 }
 
 export type LauncherHandler = (event: any, context?: any) => Promise<LaunchSummary>;
@@ -551,6 +580,10 @@ const PENDING_S = 30;
  * (`nxt`, a conditional write): the invocation that gets it sleeps until that window and claims it; the others are
  * done, as that decision begins after their enqueue. Past GATE_BUDGET_MS, the reconcile schedule decides. When the
  * table fails, the jobs stay queued and only the reconcile decides (uncoordinated, logged).
+ *
+ * A routed event (the step's own, {@link perJobRouted}, or {@link launcherFailureJobs}): every job it ended gets its
+ * Job Failed (per-job: a task that stopped without settling its job is dead-lettered first, a failed send throws, for
+ * Lambda's retry); nothing is queued or started.
  */
 export function createHandler(s: LauncherSettings, clients?: Partial<LauncherClients>, o: HandlerOptions = {}): LauncherHandler {
     const SQS: typeof import("@aws-sdk/client-sqs") = require("@aws-sdk/client-sqs");
@@ -668,14 +701,15 @@ export function createHandler(s: LauncherSettings, clients?: Partial<LauncherCli
         }
         return decide();
     };
-    const kit: LaunchKit = { s, sqs, ecs, SQS, ECS, call, log, text, runTasks, sleep };
+    const kit: LaunchKit = { s, sqs, ecs, SQS, ECS, call, log, text, runTasks, sleep, send };
     return async (event: any, invocation?: any): Promise<LaunchSummary> => {
         context = invocation;
-        const routed = routedFailures(event, s);
+        const routed = (await o.step?.routed?.(kit, event)) ?? launcherFailureJobs(event, s);
         const summary: LaunchSummary = { mode: s.mode, accepted: 0, ignored: 0, queued: 0, tasksStarted: 0, failures: 0, notStarted: 0, deadLettered: 0 };
         if (routed) {
             log({ msg: "routed failure", source: event.source, detailType: event["detail-type"], jobs: routed.length });
             await publish(routed);
+            summary.deadLettered = routed.filter((f) => f.failureClass === "task-stopped").length;
             return summary;
         }
         const tick = event?.["detail-type"] === "Scheduled Event";
@@ -745,6 +779,19 @@ export async function perJobStarts({ s, runTasks, sleep }: LaunchKit, items: Int
 }
 
 /**
+ * Per-job mode's routed events ({@link taskStateFailures}): the jobs of tasks that stopped without settling them are
+ * dead-lettered first, and a send that fails throws (Lambda retries the event, then its on-failure record reaches the
+ * DLQ); answers the jobs to publish `Job Failed` for.
+ */
+export async function perJobRouted({ s, send }: LaunchKit, event: any): Promise<FailedJob[] | undefined> {
+    const routed = taskStateFailures(event, s);
+    const dead = (routed ?? []).filter((f) => f.failureClass === "task-stopped").map((f) => ({ ...f.job, jobId: launcherJobId(f.job), reason: f.reason }));
+    const unsent = dead.length > 0 ? (await send(s.deadLetterQueueUrl, dead)).filter(Boolean) : [];
+    if (unsent.length > 0) throw new Error(`${unsent.length} stopped task job(s) not dead-lettered: ${unsent.join("; ")}`);
+    return routed;
+}
+
+/**
  * Drain mode's decision (behind the gate, at most one a second): live tasks = DescribeClusters' runningTasksCount +
  * pendingTasksCount (ECS counts tasks in RUNNING and in PENDING only) + this worker's starts of the last LEDGER_S
  * seconds (the state item's `starts`, "second:count ..."; a new task is PROVISIONING, in neither count, until ECS has
@@ -800,7 +847,7 @@ export async function serviceWake({ s, sqs, ecs, SQS, ECS, call, log, text }: La
 
 /** Each launch mode's part of the handler (tests and {@link launcherFactory}; the component uses each mode's own factory). */
 export function launchStep(mode: LaunchMode): LaunchStep {
-    return mode === "per-job" ? { start: perJobStarts } : { decide: mode === "drain" ? drainDecision : serviceWake };
+    return mode === "per-job" ? { start: perJobStarts, routed: perJobRouted } : { decide: mode === "drain" ? drainDecision : serviceWake };
 }
 
 /**
@@ -822,7 +869,7 @@ export function drainLauncherFactory(): LauncherHandler {
 
 /** The component's `callbackFactory` in per-job mode (its part only, see {@link drainLauncherFactory}). */
 export function perJobLauncherFactory(): LauncherHandler {
-    return createHandler(parseLauncherSettings(process.env), undefined, { step: { start: perJobStarts } });
+    return createHandler(parseLauncherSettings(process.env), undefined, { step: { start: perJobStarts, routed: perJobRouted } });
 }
 
 /** The component's `callbackFactory` in service mode (its part only, see {@link drainLauncherFactory}). */

@@ -2,7 +2,7 @@
  * Units for issue #12: ETag forms and the stable jobId (worker-image/src/binding.ts), the version binding in JobRunner
  * (aws-sdk-client-mock), how a tool is tied to its worker (parent-death.ts), and npm run local's DLQ reading.
  */
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { mockClient } from "aws-sdk-client-mock";
 import { expect } from "chai";
 import * as fs from "fs";
@@ -180,11 +180,12 @@ describe("issue #12 units", function () {
             expect(s3.commandCalls(PutObjectCommand)).to.have.length(0);
         });
 
-        it("an input deleted before the download keeps its failure (input not found), not stale", async function () {
+        it("an input deleted before the download (404, and not listed) ends as deleted: stale, nothing written (issue #17: a deleted input is no failure)", async function () {
             s3.on(GetObjectCommand).rejects(Object.assign(new Error("NoSuchKey"), { name: "NoSuchKey", $metadata: { httpStatusCode: 404 } }));
             s3.on(HeadObjectCommand).rejects(Object.assign(new Error("NotFound"), { name: "NotFound", $metadata: { httpStatusCode: 404 } }));
+            s3.on(ListObjectsV2Command).resolves({ KeyCount: 0, IsTruncated: false });
             const outcome = await runner().runJob({ bucket: "b", key: "in/s.zip", etag: "v1" }, live(), 1);
-            expect(outcome).to.deep.include({ status: "permanent", reason: "input not found: s3://b/in/s.zip" });
+            expect(outcome).to.deep.include({ status: "stale", reason: "input deleted: s3://b/in/s.zip (ETag v1) no longer exists" });
         });
     });
 

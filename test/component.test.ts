@@ -253,15 +253,17 @@ describe("LambdaEcsWorker", () => {
             ]);
         });
 
-        it("THEN the queues are encrypted, the work queue redrives to the DLQ after 3 receives, the intake after 10", () => {
+        it("THEN the queues are encrypted; the worker dead-letters a job's 3rd failed attempt itself, the work queue redrives to the DLQ one receive later (safety net), the intake after 10", () => {
             const queue = one(resources, T.queue, "render-queue").inputs;
             const dlq = one(resources, T.queue, "render-dlq").inputs;
             expect(queue.sqsManagedSseEnabled).to.equal(true);
             expect(dlq.sqsManagedSseEnabled).to.equal(true);
             expect(JSON.parse(queue.redrivePolicy)).to.deep.equal({
                 deadLetterTargetArn: queueArn("render-dlq-0000000"),
-                maxReceiveCount: 3,
+                maxReceiveCount: 4,
             });
+            const env = JSON.parse(one(resources, "aws:ecs/taskDefinition:TaskDefinition", "render-task").inputs.containerDefinitions)[0].environment;
+            expect(env.find((e: { name: string }) => e.name === "WORKER_MAX_RECEIVE_COUNT")).to.deep.equal({ name: "WORKER_MAX_RECEIVE_COUNT", value: "3" });
             expect(dlq.messageRetentionSeconds).to.equal(14 * 24 * 3600);
             const alarm = one(resources, T.alarm, "render-dlq-alarm").inputs;
             expect(alarm).to.include({
@@ -325,6 +327,7 @@ describe("LambdaEcsWorker", () => {
         it("THEN the task role may read inputs, write outputs and work the queue (no GetQueueAttributes: the component sets its settings), nothing more", () => {
             expect(statements(resources, "render-task-policy")).to.deep.equal([
                 { Effect: "Allow", Action: "s3:GetObject", Resource: "arn:aws:s3:::render-bucket-0000000/*" },
+                { Effect: "Allow", Action: "s3:ListBucket", Resource: "arn:aws:s3:::render-bucket-0000000", Condition: { StringLike: { "s3:prefix": "*" } } },
                 {
                     Effect: "Allow",
                     Action: "s3:PutObject",
@@ -337,7 +340,7 @@ describe("LambdaEcsWorker", () => {
                 { Effect: "Allow", Action: "s3:DeleteObject", Resource: "arn:aws:s3:::render-bucket-0000000/*.error.json" },
                 {
                     Effect: "Allow",
-                    Action: ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"],
+                    Action: ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:SendMessage"],
                     Resource: queueArn("render-queue-0000000"),
                 },
                 { Effect: "Allow", Action: "sqs:SendMessage", Resource: queueArn("render-dlq-0000000") },
@@ -427,6 +430,7 @@ describe("LambdaEcsWorker", () => {
                 WORKER_MAX_RECEIVE_COUNT: "3",
                 WORKER_VISIBILITY_TIMEOUT: "300",
                 WORKER_SCRATCH_DIR: "/scratch",
+                WORKER_STOP_TIMEOUT_SECONDS: "120",
                 EVENT_BUS_NAME: "default",
                 EVENT_SOURCE: "lambda-ecs-worker.render",
                 WORKER_NAME: "render",
@@ -572,7 +576,9 @@ describe("LambdaEcsWorker", () => {
         it("THEN the task role reads the inbox and writes only output files under the output prefix", () => {
             const s = statements(resources, "scan-task-policy");
             expect(s[0]).to.deep.equal({ Effect: "Allow", Action: "s3:GetObject", Resource: "arn:aws:s3:::shared-bucket/inbox/*" });
-            expect(s[1].Resource).to.deep.equal([
+            // Listing only the inbox: to tell a deleted input from an unreadable one (S3 answers 403 for both without it).
+            expect(s[1]).to.deep.equal({ Effect: "Allow", Action: "s3:ListBucket", Resource: "arn:aws:s3:::shared-bucket", Condition: { StringLike: { "s3:prefix": "inbox/*" } } });
+            expect(s[2].Resource).to.deep.equal([
                 "arn:aws:s3:::shared-bucket/results/*.png",
                 "arn:aws:s3:::shared-bucket/results/*.log",
                 "arn:aws:s3:::shared-bucket/results/*.error.json",
@@ -760,9 +766,10 @@ describe("LambdaEcsWorker", () => {
         it("THEN the service's task role works the queue like drain's", () => {
             expect(statements(resources, "svc-task-policy").map((s) => [s.Action, s.Resource])).to.deep.equal([
                 ["s3:GetObject", "arn:aws:s3:::svc-bucket-0000000/*"],
+                ["s3:ListBucket", "arn:aws:s3:::svc-bucket-0000000"],
                 ["s3:PutObject", ["arn:aws:s3:::svc-bucket-0000000/*.png", "arn:aws:s3:::svc-bucket-0000000/*.log", "arn:aws:s3:::svc-bucket-0000000/*.error.json"]],
                 ["s3:DeleteObject", "arn:aws:s3:::svc-bucket-0000000/*.error.json"],
-                [["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"], queueArn("svc-queue-0000000")],
+                [["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:SendMessage"], queueArn("svc-queue-0000000")],
                 ["sqs:SendMessage", queueArn("svc-dlq-0000000")],
                 ["events:PutEvents", arn("events", "event-bus/default")],
                 ["ecs:UpdateTaskProtection", arn("ecs", "task/svc-cluster/*")],
@@ -859,6 +866,34 @@ describe("LambdaEcsWorker", () => {
             });
         });
 
+        it("THEN every other stop of its tasks (any stop code but TaskFailedToStart, or none) reaches the launcher, which ends a job its worker did not settle", () => {
+            const rule = one(resources, T.eventRule, "job-task-stopped").inputs;
+            expect(JSON.parse(rule.eventPattern)).to.deep.equal({
+                source: ["aws.ecs"],
+                "detail-type": ["ECS Task State Change"],
+                detail: {
+                    clusterArn: [arn("ecs", "cluster/job-cluster")],
+                    startedBy: ["lew-job"],
+                    lastStatus: ["STOPPED"],
+                    $or: [{ stopCode: [{ "anything-but": ["TaskFailedToStart"] }] }, { stopCode: [{ exists: false }] }],
+                },
+            });
+            const targets = resources.filter((r) => r.type === T.eventTarget && r.inputs.rule === "job-task-stopped-0000000");
+            expect(targets.map((t) => [t.name, t.inputs.arn, t.inputs.inputTransformer])).to.deep.equal([
+                ["job-task-stopped-launcher-target", arn("lambda", "function:job-launcher-0000000"), undefined],
+            ]);
+            expect(one(resources, T.permission, "job-task-stopped-permission").inputs).to.include({
+                action: "lambda:InvokeFunction",
+                principal: "events.amazonaws.com",
+                function: "job-launcher-0000000",
+                sourceArn: `arn:aws:events:${FAKE_REGION}:${FAKE_ACCOUNT}:rule/job-task-stopped-0000000`,
+            });
+            // The launcher knows the job by JOB_BUCKET, JOB_KEY and JOB_ETAG (the event's ETag: the worker's jobId).
+            const settings = parseLauncherSettings(one(resources, T.fn, "job-launcher").inputs.environment.variables);
+            const env = buildRunTaskInput(settings, 1, { bucket: "b", key: "k", etag: "e" }).overrides!.containerOverrides![0].environment!;
+            expect(env.map((e) => e.name)).to.deep.equal(["JOB_BUCKET", "JOB_KEY", "JOB_ETAG"]);
+        });
+
         it("THEN the start-failure alarm adds the launcher's TasksNotStarted and the rule's matches", () => {
             const alarm = one(resources, T.alarm, "job-start-failures-alarm").inputs;
             expect(alarm).to.include({ comparisonOperator: "GreaterThanThreshold", threshold: 0, evaluationPeriods: 1 });
@@ -881,6 +916,7 @@ describe("LambdaEcsWorker", () => {
         it("THEN the per-job task role has no permission on the work queue (its one job comes from its environment)", () => {
             expect(statements(resources, "job-task-policy")).to.deep.equal([
                 { Effect: "Allow", Action: "s3:GetObject", Resource: "arn:aws:s3:::job-bucket-0000000/*" },
+                { Effect: "Allow", Action: "s3:ListBucket", Resource: "arn:aws:s3:::job-bucket-0000000", Condition: { StringLike: { "s3:prefix": "*" } } },
                 {
                     Effect: "Allow",
                     Action: "s3:PutObject",
@@ -969,7 +1005,12 @@ describe("validateLambdaEcsWorkerArgs", () => {
         ["input prefix under the output prefix", { inputPrefix: "jobs/in/", outputPrefix: "jobs/" }, /^outputPrefix: must not contain inputPrefix \("jobs\/in\/"\)/],
         ["oldest job alarm", { oldestJobAlarmSeconds: 10 }, /^oldestJobAlarmSeconds: must be an integer from 60 to 1209600/],
         ["visibility", { visibilityTimeoutSeconds: 5 }, /^visibilityTimeoutSeconds: must be an integer from 30 to 43200/],
-        ["maxReceiveCount", { maxReceiveCount: 0 }, /^maxReceiveCount: must be an integer from 1 to 1000/],
+        ["maxReceiveCount", { maxReceiveCount: 0 }, /^maxReceiveCount: must be an integer from 1 to 999/],
+        ["maxReceiveCount whose safety-net redrive would pass SQS's 1000", { maxReceiveCount: 1000 }, /^maxReceiveCount: must be an integer from 1 to 999, got 1000/],
+        ["a job timeout that cannot finish within SQS's 12 h (drain)", { jobTimeoutSeconds: 43200 }, /^jobTimeoutSeconds: with launchMode "drain" must be at most 39600 \(SQS hides a received job at most 43200 s, 12 h, from its receipt; 3600 s are kept for the download, the uploads and the heartbeats\), got 43200$/],
+        ["a job timeout that cannot finish within SQS's 12 h (service)", { launchMode: "service", jobTimeoutSeconds: 39601 }, /^jobTimeoutSeconds: with launchMode "service" must be at most 39600 .*got 39601$/],
+        ["DLQ retention not longer than the work queue's", { messageRetentionSeconds: 1209600 }, /^deadLetterRetentionSeconds: must be greater than messageRetentionSeconds \(SQS keeps a dead-lettered job's original enqueue time, so the dead-letter queue must keep messages longer than the work queue\), got deadLetterRetentionSeconds 1209600 \(the default\) and messageRetentionSeconds 1209600$/],
+        ["DLQ retention shorter than the work queue's", { messageRetentionSeconds: 86400, deadLetterRetentionSeconds: 3600 }, /^deadLetterRetentionSeconds: must be greater than messageRetentionSeconds .*got deadLetterRetentionSeconds 3600 and messageRetentionSeconds 86400$/],
         ["retention", { messageRetentionSeconds: 30 }, /^messageRetentionSeconds: must be an integer from 60 to 1209600/],
         ["dlq retention", { deadLetterRetentionSeconds: 2000000 }, /^deadLetterRetentionSeconds: must be an integer from 60 to 1209600/],
         ["log retention", { logRetentionDays: 10 }, /^logRetentionDays: must be one of 1, 3, 5, 7, 14, 30/],
@@ -1032,6 +1073,14 @@ describe("validateLambdaEcsWorkerArgs", () => {
         expect(
             validateLambdaEcsWorkerArgs({ ...MINIMAL, launchMode: "service", acceptableWaitSeconds: 600, expectedJobSeconds: 30, eventBusName: "jobs" }),
         ).to.deep.equal([]);
+    });
+
+    it("accepts the queue limits at their edges: 39600 s jobs in the queue modes, 43200 s per job, a DLQ that keeps messages one second longer", () => {
+        expect(validateLambdaEcsWorkerArgs({ ...MINIMAL, jobTimeoutSeconds: 39600 })).to.deep.equal([]);
+        expect(validateLambdaEcsWorkerArgs({ ...MINIMAL, launchMode: "service", jobTimeoutSeconds: 39600 })).to.deep.equal([]);
+        expect(validateLambdaEcsWorkerArgs({ ...MINIMAL, launchMode: "per-job", jobTimeoutSeconds: 43200 })).to.deep.equal([]);
+        expect(validateLambdaEcsWorkerArgs({ ...MINIMAL, messageRetentionSeconds: 86400, deadLetterRetentionSeconds: 86401 })).to.deep.equal([]);
+        expect(validateLambdaEcsWorkerArgs({ ...MINIMAL, maxReceiveCount: 999 })).to.deep.equal([]);
     });
 
     it("accepts arm64 on on-demand FARGATE, amd64 on Spot, a valid bucket name and 50 tags", () => {

@@ -140,6 +140,11 @@ describe("IAM mapping of recorded requests (pure)", () => {
         ["S3 DeleteObject", s3("DELETE", "/bkt/a.error.json?x-id=DeleteObject"), [{ action: "s3:DeleteObject", resource: "arn:aws:s3:::bkt/a.error.json", context: TLS }]],
         ["S3 virtual-hosted style", { ...s3("GET", "/k/x.zip"), url: "https://bkt.s3.us-east-1.amazonaws.com/k/x.zip" }, [{ action: "s3:GetObject", resource: "arn:aws:s3:::bkt/k/x.zip", context: TLS }]],
         ["S3 ListObjectsV2 → s3:ListBucket with s3:prefix", s3("GET", "/bkt?list-type=2&prefix=inbox%2F"), [{ action: "s3:ListBucket", resource: "arn:aws:s3:::bkt", context: { ...TLS, "s3:prefix": "inbox/" } }]],
+        [
+            "S3 ListObjectsV2 of one key (the worker's deleted-input check: max-keys 1, the key as prefix) → s3:ListBucket with that s3:prefix",
+            s3("GET", "/bkt?list-type=2&max-keys=1&prefix=inbox%2Fa%20b.zip"),
+            [{ action: "s3:ListBucket", resource: "arn:aws:s3:::bkt", context: { ...TLS, "s3:prefix": "inbox/a b.zip" } }],
+        ],
         ["S3 over plain HTTP → aws:SecureTransport false", s3("GET", "/bkt/a.zip", {}, "http"), [{ action: "s3:GetObject", resource: "arn:aws:s3:::bkt/a.zip", context: { "aws:SecureTransport": "false" } }]],
         [
             "Logs CreateLogStream → the new stream's ARN",

@@ -105,21 +105,21 @@ const VARIANTS: Array<[string, Partial<LambdaEcsWorkerArgs>]> = [
 const EXPECTED_ACTIONS: Record<string, Record<Who, string[]>> = {
     drain: {
         launcher: ["dynamodb:UpdateItem", "ecs:DescribeClusters", "ecs:RunTask", "ecs:TagResource", "events:PutEvents", "iam:PassRole", "logs:CreateLogStream", "logs:PutLogEvents", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:SendMessage"],
-        task: ["events:PutEvents", "s3:DeleteObject", "s3:GetObject", "s3:PutObject", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage", "sqs:SendMessage"],
+        task: ["events:PutEvents", "s3:DeleteObject", "s3:GetObject", "s3:ListBucket", "s3:PutObject", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage", "sqs:SendMessage"],
         execution: ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetAuthorizationToken", "ecr:GetDownloadUrlForLayer", "logs:CreateLogStream", "logs:PutLogEvents"],
         events: ["sqs:SendMessage"],
         s3: ["sqs:SendMessage"],
     },
     "per-job": {
         launcher: ["ecs:RunTask", "ecs:TagResource", "events:PutEvents", "iam:PassRole", "logs:CreateLogStream", "logs:PutLogEvents", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:SendMessage"],
-        task: ["events:PutEvents", "s3:DeleteObject", "s3:GetObject", "s3:PutObject", "sqs:SendMessage"],
+        task: ["events:PutEvents", "s3:DeleteObject", "s3:GetObject", "s3:ListBucket", "s3:PutObject", "sqs:SendMessage"],
         execution: ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetAuthorizationToken", "ecr:GetDownloadUrlForLayer", "logs:CreateLogStream", "logs:PutLogEvents"],
         events: ["sqs:SendMessage"],
         s3: ["sqs:SendMessage"],
     },
     service: {
         launcher: ["dynamodb:UpdateItem", "ecs:DescribeServices", "ecs:UpdateService", "events:PutEvents", "logs:CreateLogStream", "logs:PutLogEvents", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:SendMessage"],
-        task: ["ecs:UpdateTaskProtection", "events:PutEvents", "s3:DeleteObject", "s3:GetObject", "s3:PutObject", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage", "sqs:SendMessage"],
+        task: ["ecs:UpdateTaskProtection", "events:PutEvents", "s3:DeleteObject", "s3:GetObject", "s3:ListBucket", "s3:PutObject", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage", "sqs:SendMessage"],
         execution: ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetAuthorizationToken", "ecr:GetDownloadUrlForLayer", "logs:CreateLogStream", "logs:PutLogEvents"],
         events: ["sqs:SendMessage"],
         s3: ["sqs:SendMessage"],
@@ -151,7 +151,7 @@ for (const mode of ["drain", "per-job", "service"] as const) {
         });
 
         it("ran the launcher and the worker along their paths (each invocation ended as designed)", () => {
-            for (const { title, run } of stacks) {
+            for (const { title, sp, run } of stacks) {
                 const results = run.invocations.map((i) => i.error ?? i.result);
                 // Last: Lambda's on-failure event of a launcher invocation (one job): Job Failed published, nothing else.
                 const routed = run.invocations[run.invocations.length - 1];
@@ -178,8 +178,12 @@ for (const mode of ["drain", "per-job", "service"] as const) {
                 }
                 const events = run.workerLogs.map((l) => l.event);
                 for (const e of ["uploaded", "error_report_written", "dead_lettered", "job_event_published"]) expect(events, `${title}: ${e}`).to.include(e);
+                // The input never uploaded ended as deleted (listed, not found): nothing written, no failure.
+                expect(run.workerLogs.filter((l) => l.event === "stale").map((l) => String(l.reason)), title).to.deep.equal([
+                    `input deleted: s3://${sp.bucket}/${sp.containerEnv.INPUT_PREFIX ?? ""}scenes/deleted.zip no longer exists`,
+                ]);
                 expect(events, title).not.to.include("job_event_failed");
-                if (mode !== "per-job") expect(events, title).to.include.members(["deleted", "released"]);
+                if (mode !== "per-job") expect(events, title).to.include.members(["deleted", "heartbeat", "requeued"]);
                 // The component sets the visibility timeout and maxReceiveCount: the worker never reads queue attributes.
                 expect(events, title).not.to.include("queue_attributes_failed");
             }
@@ -246,7 +250,8 @@ for (const mode of ["drain", "per-job", "service"] as const) {
                 expect(names).to.include.members(["PutObject over an input", "plain HTTP", "another queue", "PutEvents with another source", "PutEvents on another bus", "EventBridge to the DLQ from another rule", "S3 to the intake from another bucket", "S3 to the intake for another account"]);
                 if (mode !== "per-job") expect(names).to.include("another table");
                 if (mode === "service") expect(names).to.include.members(["UpdateService on another service", "another cluster"]);
-                if (title !== "no prefixes") expect(names).to.include("GetObject outside inputPrefix");
+                if (title !== "no prefixes") expect(names).to.include.members(["GetObject outside inputPrefix", "ListBucket outside inputPrefix"]);
+                expect(names).to.include.members(["ListBucket without a prefix", "ListBucket of another bucket"]);
             }
         });
 
@@ -328,6 +333,13 @@ async function negatives(sp: StackPolicies, authz: Authz[]): Promise<Array<{ wha
         if (inputPrefix !== "") out.push({ what: "GetObject outside inputPrefix", authz: variant(get, { resource: `arn:aws:s3:::${sp.bucket}/elsewhere/scene.zip` }) });
         if (sp.bucketPolicy) out.push({ what: "plain HTTP: GetObject", authz: variant(get, { context: { "aws:SecureTransport": "false" } }) });
     }
+    const list = first("task", "s3:ListBucket");
+    if (list) {
+        const { "s3:prefix": _prefix, ...withoutPrefix } = list.req.context;
+        out.push({ what: "ListBucket without a prefix", authz: { ...list, req: { ...list.req, context: withoutPrefix } } });
+        if (inputPrefix !== "") out.push({ what: "ListBucket outside inputPrefix", authz: variant(list, { context: { "s3:prefix": "elsewhere/scene.zip" } }) });
+        out.push({ what: "ListBucket of another bucket", authz: variant(list, { resource: "arn:aws:s3:::another-bucket" }) });
+    }
     const otherQueue = `arn:aws:sqs:us-east-1:${ACCOUNT}:another-queue`;
     for (const [who, action] of [["task", "sqs:ReceiveMessage"], ["task", "sqs:SendMessage"], ["launcher", "sqs:SendMessage"]] as const) {
         const a = first(who, action);
@@ -373,7 +385,7 @@ async function negatives(sp: StackPolicies, authz: Authz[]): Promise<Array<{ wha
     }
     if (mode === "per-job") {
         out.push({ what: "another mode: launcher SendMessage to the work queue", authz: variant(launcher, { action: "sqs:SendMessage", resource: sp.queue.arn, context: {} }) });
-        for (const action of ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]) {
+        for (const action of ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:SendMessage"]) {
             out.push({ what: `another mode: worker ${action} on the work queue`, authz: variant(task, { action, resource: sp.queue.arn, context: {} }) });
         }
     }

@@ -13,8 +13,9 @@ import { GetQueueAttributesCommand, SendMessageBatchCommand, SQSClient } from "@
 import { mockClient } from "aws-sdk-client-mock";
 
 import { createHandler, launcherJobId, launcherMetrics, launchStep, parseLauncherSettings, routedFailures, spotFallback } from "../functions/launcher";
-import { METRICS, ROUTED_EVENTS } from "../functions/launcher-settings";
+import { METRICS, ROUTED_EVENTS, SETTLED_EXIT_CODES, WORKER_EXIT_CODES } from "../functions/launcher-settings";
 import { jobId } from "../worker-image/src/binding";
+import { EXIT_CODES, SETTLED_EXIT_CODES as WORKER_SETTLED_EXIT_CODES } from "../worker-image/src/exit-codes";
 import { s3Event, s3Record } from "./helpers/launcher-events";
 
 const REGION = { region: "us-east-1", credentials: { accessKeyId: "test", secretAccessKey: "test" } };
@@ -174,23 +175,43 @@ describe("launcher (issue #11): clientToken, Spot fallback, service wake, job ev
         expect(w.logs.find((l) => l.msg === "job events")).to.include({ published: 0, of: 1 });
     });
 
-    it("ROUTED: ECS TaskFailedToStart → Job Failed per job (not-started, ECS's reason); other stops → none; never queues or starts", async function () {
-        const w = world({ LAUNCH_MODE: "per-job" });
-        const ecsEvent = (stopCode: string) => ({
-            source: "aws.ecs",
-            "detail-type": "ECS Task State Change",
-            detail: {
-                stopCode,
-                stoppedReason: "CannotPullContainerError: pull access denied",
-                overrides: { containerOverrides: [{ name: "worker", environment: [{ name: "JOB_BUCKET", value: "b" }, { name: "JOB_KEY", value: "in/x.zip" }] }] },
+    /** ECS's "ECS Task State Change" of a stopped per-job task, shaped as ECS sends it (Amazon ECS Developer Guide, "Amazon ECS task state change events"). */
+    const ecsEvent = (stopCode: string, container: Record<string, unknown> = {}, stoppedReason = "CannotPullContainerError: pull access denied") => ({
+        version: "0",
+        id: "3317b2af-7005-947d-b652-f55e762e571a",
+        "detail-type": "ECS Task State Change",
+        source: "aws.ecs",
+        account: "123456789012",
+        time: "2026-01-01T00:00:00Z",
+        region: "us-east-1",
+        resources: ["arn:aws:ecs:us-east-1:123456789012:task/render/0123456789abcdef0123456789abcdef"],
+        detail: {
+            clusterArn: ENV.CLUSTER,
+            taskArn: "arn:aws:ecs:us-east-1:123456789012:task/render/0123456789abcdef0123456789abcdef",
+            taskDefinitionArn: ENV.TASK_DEFINITION,
+            startedBy: "lew-render",
+            launchType: "FARGATE",
+            lastStatus: "STOPPED",
+            desiredStatus: "STOPPED",
+            stopCode,
+            stoppedReason,
+            containers: [{ containerArn: "arn:aws:ecs:us-east-1:123456789012:container/render/0123/c", lastStatus: "STOPPED", name: "worker", ...container }],
+            overrides: {
+                containerOverrides: [
+                    { name: "worker", environment: [{ name: "JOB_BUCKET", value: "b" }, { name: "JOB_KEY", value: "in/x.zip" }, { name: "JOB_ETAG", value: "0123abcd" }] },
+                ],
             },
-        });
-        await w.handler(ecsEvent("TaskFailedToStart"));
-        await w.handler(ecsEvent("EssentialContainerExited"));
+        },
+    });
+
+    it("ROUTED: ECS TaskFailedToStart → Job Failed per job (not-started, ECS's reason; its rule dead-letters it); never queues or starts", async function () {
+        const w = world({ LAUNCH_MODE: "per-job" });
+        const summary = await w.handler(ecsEvent("TaskFailedToStart"));
         const events = w.events();
         const work = w.ecs.commandCalls(RunTaskCommand).length + w.sqs.commandCalls(SendMessageBatchCommand).length;
         w.restore();
         expect(work).to.equal(0);
+        expect(summary).to.include({ deadLettered: 0, tasksStarted: 0, queued: 0 });
         expect(events.map((e) => JSON.parse(e.Detail!))).to.deep.equal([
             {
                 worker: "render",
@@ -201,9 +222,58 @@ describe("launcher (issue #11): clientToken, Spot fallback, service wake, job ev
                 attempts: 1,
                 reason: "task failed to start: CannotPullContainerError: pull access denied",
                 failureClass: "not-started",
-                jobId: jobId({ bucket: "b", key: "in/x.zip" }),
+                jobId: jobId({ bucket: "b", key: "in/x.zip", etag: "0123abcd" }),
             },
         ]);
+    });
+
+    it("ROUTED: a per-job task stopped without settling its job (OOM, exit 137) → one dead-letter entry naming ECS's reason, stop code, exit code and container reason, then one Job Failed (task-stopped)", async function () {
+        const w = world({ LAUNCH_MODE: "per-job" });
+        const oom = ecsEvent("EssentialContainerExited", { exitCode: 137, reason: "OutOfMemoryError: Container killed due to memory usage" }, "Essential container in task exited");
+        const summary = await w.handler(oom);
+        const events = w.events();
+        const sends = w.sqs.commandCalls(SendMessageBatchCommand).map((c) => c.args[0].input);
+        const starts = w.ecs.commandCalls(RunTaskCommand).length;
+        w.restore();
+        const id = jobId({ bucket: "b", key: "in/x.zip", etag: "0123abcd" });
+        const reason =
+            "the task running it stopped without finishing: Essential container in task exited (stop code EssentialContainerExited, exit code 137, OutOfMemoryError: Container killed due to memory usage)";
+        expect(starts).to.equal(0);
+        expect(summary).to.include({ deadLettered: 1, queued: 0, tasksStarted: 0 });
+        expect(sends).to.have.length(1);
+        expect(sends[0].QueueUrl).to.equal(ENV.DLQ_URL);
+        expect(sends[0].Entries!.map((e) => JSON.parse(e.MessageBody!))).to.deep.equal([{ bucket: "b", key: "in/x.zip", etag: "0123abcd", jobId: id, reason }]);
+        expect(events.map((e) => [e.DetailType, JSON.parse(e.Detail!)])).to.deep.equal([
+            ["Job Failed", { worker: "render", bucket: "b", key: "in/x.zip", outputs: [], seconds: 0, attempts: 1, reason, failureClass: "task-stopped", jobId: id }],
+        ]);
+    });
+
+    it("ROUTED: a stopped per-job task whose worker settled its job (exit 0, 3 or 4) causes nothing; any other exit code, or none, ends the job", async function () {
+        const s = parseLauncherSettings({ ...ENV, LAUNCH_MODE: "per-job" });
+        for (const exitCode of SETTLED_EXIT_CODES) {
+            for (const stopCode of ["EssentialContainerExited", "UserInitiated", "SpotInterruption"]) {
+                expect(routedFailures(ecsEvent(stopCode, { exitCode }), s), `${stopCode} ${exitCode}`).to.deep.equal([]);
+            }
+        }
+        for (const container of [{ exitCode: 1 }, { exitCode: 2 }, { exitCode: 143 }, { exitCode: 137 }, {}]) {
+            const failed = routedFailures(ecsEvent("UserInitiated", container, "Task stopped by user"), s)!;
+            expect(failed.map((f) => [f.failureClass, f.job]), JSON.stringify(container)).to.deep.equal([["task-stopped", { bucket: "b", key: "in/x.zip", etag: "0123abcd" }]]);
+            expect(failed[0].reason).to.equal(`the task running it stopped without finishing: Task stopped by user (stop code UserInitiated, exit code ${container.exitCode ?? "none"})`);
+        }
+        // Another container's exit code says nothing about the worker's.
+        const sidecar = ecsEvent("EssentialContainerExited", {}, "Essential container in task exited");
+        sidecar.detail.containers.push({ containerArn: "arn:aws:ecs:us-east-1:123456789012:container/render/0123/s", lastStatus: "STOPPED", name: "sidecar", exitCode: 0 } as any);
+        expect(routedFailures(sidecar, s)!.map((f) => f.failureClass)).to.deep.equal(["task-stopped"]);
+    });
+
+    it("ROUTED: a dead-letter send that fails fails the invocation (Lambda retries it) and publishes no Job Failed", async function () {
+        const w = world({ LAUNCH_MODE: "per-job" });
+        w.sqs.on(SendMessageBatchCommand).rejects(Object.assign(new Error("denied"), { name: "AccessDenied", $metadata: { httpStatusCode: 403 } }));
+        const err = await w.handler(ecsEvent("EssentialContainerExited", { exitCode: 137 })).then(() => undefined, (e) => e);
+        const events = w.events();
+        w.restore();
+        expect(err?.message).to.equal("1 stopped task job(s) not dead-lettered: AccessDenied: denied");
+        expect(events).to.deep.equal([]);
     });
 
     it("ROUTED: Lambda's on-failure event of a launcher invocation → Job Failed per job of its S3 event (launcher)", async function () {
@@ -225,8 +295,9 @@ describe("launcher (issue #11): clientToken, Spot fallback, service wake, job ev
     });
 
     it("the literals match the contracts: ROUTED_EVENTS, METRICS, and the worker's jobId", function () {
-        expect([ROUTED_EVENTS.ecsStartFailure, ROUTED_EVENTS.launcherFailure].map((r) => [r.source, r.detailType, r.failureClass])).to.deep.equal([
+        expect([ROUTED_EVENTS.ecsStartFailure, ROUTED_EVENTS.ecsTaskStopped, ROUTED_EVENTS.launcherFailure].map((r) => [r.source, r.detailType, r.failureClass])).to.deep.equal([
             ["aws.ecs", "ECS Task State Change", "not-started"],
+            ["aws.ecs", "ECS Task State Change", "task-stopped"],
             ["lambda", "Lambda Function Invocation Result - Failure", "launcher"],
         ]);
         const rec = launcherMetrics({ metricsNamespace: METRICS.namespace, workerName: "w" }, { [METRICS.tasksNotStarted]: 2, [METRICS.spotFallbacks]: 1 }, 1234.5);
@@ -243,6 +314,13 @@ describe("launcher (issue #11): clientToken, Spot fallback, service wake, job ev
         for (const etag of [undefined, "abc", '"abc"', 'W/"abc"']) {
             expect(launcherJobId({ bucket: "b", key: "k", etag })).to.equal(jobId({ bucket: "b", key: "k", etag }));
         }
+    });
+
+    it("the per-job worker's exit codes are the launcher's contract: 0 done, 3 failed and settled, 4 stopped and dead-lettered; 1, 2, 143 not settled", function () {
+        expect(WORKER_EXIT_CODES).to.deep.equal({ done: EXIT_CODES.done, failed: EXIT_CODES.failed, stopped: EXIT_CODES.stopped });
+        expect([...SETTLED_EXIT_CODES]).to.deep.equal([...WORKER_SETTLED_EXIT_CODES]);
+        expect([...SETTLED_EXIT_CODES]).to.deep.equal([0, 3, 4]);
+        for (const unsettled of [EXIT_CODES.crashed, EXIT_CODES.configuration, EXIT_CODES.forced, 137]) expect(SETTLED_EXIT_CODES).not.to.include(unsettled);
     });
 
     describe("service wake", function () {

@@ -21,6 +21,7 @@ import * as path from "path";
 
 import { RunTaskCommand } from "@aws-sdk/client-ecs";
 import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
+import { HeadObjectCommand } from "@aws-sdk/client-s3";
 
 import { sqsRecord } from "../cli/local/intake";
 import { parseLauncherSettings } from "../functions/launcher";
@@ -236,7 +237,7 @@ describe("launcher: the serialized package against moto", function () {
             if (perJobModule) fs.rmSync(path.dirname(perJobModule), { recursive: true, force: true });
         });
 
-        it("starts one task per job with JOB_BUCKET/JOB_KEY overrides and queues nothing", async () => {
+        it("starts one task per job with JOB_BUCKET/JOB_KEY/JOB_ETAG (the event's ETag) overrides and queues nothing", async () => {
             expect(perJob.env[LAUNCHER_ENV.launchMode]).to.equal("per-job");
             const container = perJob.env[LAUNCHER_ENV.containerName];
             const w = await createLauncherWorld(moto, "perjob", container);
@@ -254,11 +255,15 @@ describe("launcher: the serialized package against moto", function () {
                 expect(t.overrides!.containerOverrides![0].name).to.equal(container);
                 return t.overrides!.containerOverrides![0].environment;
             });
+            const etag = async (key: string) => (await w.s3.send(new HeadObjectCommand({ Bucket: w.bucket, Key: key }))).ETag!.replace(/"/g, "");
             expect(envs).to.have.deep.members(
-                jobs.map((key) => [
-                    { name: "JOB_BUCKET", value: w.bucket },
-                    { name: "JOB_KEY", value: key },
-                ]),
+                await Promise.all(
+                    jobs.map(async (key) => [
+                        { name: "JOB_BUCKET", value: w.bucket },
+                        { name: "JOB_KEY", value: key },
+                        { name: "JOB_ETAG", value: await etag(key) },
+                    ]),
+                ),
             );
         });
 

@@ -410,6 +410,15 @@ describe("launcher: pure logic", () => {
             });
         });
 
+        it("passes the S3 event's ETag as JOB_ETAG after JOB_BUCKET and JOB_KEY, so that the worker binds to that version (per-job)", () => {
+            const input = buildRunTaskInput(settings({ LAUNCH_MODE: "per-job" }), 1, { bucket: "b", key: "k.zip", etag: "0123abcd" });
+            expect(input.overrides?.containerOverrides?.[0].environment).to.deep.equal([
+                { name: "JOB_BUCKET", value: "b" },
+                { name: "JOB_KEY", value: "k.zip" },
+                { name: "JOB_ETAG", value: "0123abcd" },
+            ]);
+        });
+
         it("omits securityGroups when none is configured", () => {
             const input = buildRunTaskInput(settings({ SECURITY_GROUPS: "" }), 1);
             expect(input.networkConfiguration?.awsvpcConfiguration).to.deep.equal({ subnets: ["subnet-a", "subnet-b"], assignPublicIp: "ENABLED" });
@@ -797,10 +806,12 @@ describe("launcher: handler against mocked SDK clients", () => {
             [
                 { name: "JOB_BUCKET", value: "bucket" },
                 { name: "JOB_KEY", value: "inbox/a b.zip" },
+                { name: "JOB_ETAG", value: "etag" },
             ],
             [
                 { name: "JOB_BUCKET", value: "bucket" },
                 { name: "JOB_KEY", value: "inbox/🎨.zip" },
+                { name: "JOB_ETAG", value: "etag" },
             ],
         ]);
         for (const i of inputs) {

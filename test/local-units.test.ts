@@ -16,6 +16,7 @@ import { buildSummary } from "../cli/local/summary";
 import { errorLine, exitKind, LineTail, StartFailures, startFailureVerdict, TookJobWatch, WorkerExit } from "../cli/local/start-failures";
 import { containerEnvironment, serviceTasksWanted, TaskExit, TaskFleet, taskEnvironment, taskIdOf } from "../cli/local/tasks";
 import { deadLetteredJobs, jobOutcome } from "../cli/local/watch";
+import { taskStoppedDetail, taskStoppedEntry } from "../cli/local/ecs-events";
 
 describe("npm run local: reading the dead-letter queue (deadLetteredJobs)", () => {
     const s3Event = (...keys: string[]) => ({
@@ -608,5 +609,47 @@ describe("npm run local: the applier table (appliers.ts)", () => {
             { c: {} as any, endpoint: "http://127.0.0.1:1", region: "us-east-1", replacements: [], vpcId: "vpc-1", subnets: [], notes: [] },
         );
         expect(out.map((r) => [r.name, r.status])).to.deep.equal([["render", "applied"], ["render-queue", "applied"]]);
+    });
+});
+
+describe("npm run local: ECS's task state change events (ecs-events.ts)", () => {
+    const task = {
+        taskArn: "arn:aws:ecs:us-east-1:123456789012:task/c/t1",
+        clusterArn: "arn:aws:ecs:us-east-1:123456789012:cluster/c",
+        taskDefinitionArn: "arn:aws:ecs:us-east-1:123456789012:task-definition/f:1",
+        startedBy: "lew-render",
+        lastStatus: "RUNNING",
+        desiredStatus: "RUNNING",
+        createdAt: new Date("2026-01-01T00:00:00Z"),
+        version: 2,
+        containers: [{ name: "worker", containerArn: "arn:c", lastStatus: "RUNNING", exitCode: 0, environment: [{ name: "QUEUE_URL", value: "q" }], command: ["x"] }],
+        overrides: { containerOverrides: [{ name: "worker", environment: [{ name: "JOB_BUCKET", value: "b" }, { name: "JOB_KEY", value: "k.zip" }] }] },
+    } as any;
+
+    it("GIVEN a task whose worker exited THEN the event is ECS's: source aws.ecs, the task ARN as resource, the task STOPPED with EssentialContainerExited and the worker's exit code, its overrides kept", () => {
+        const now = new Date("2026-01-01T00:05:00Z");
+        const entry = taskStoppedEntry(task, "worker", 137, now);
+        expect(entry).to.deep.include({ Source: "aws.ecs", DetailType: "ECS Task State Change", Resources: [task.taskArn], Time: now });
+        const detail = JSON.parse(entry.Detail);
+        expect(detail).to.deep.include({
+            taskArn: task.taskArn,
+            clusterArn: task.clusterArn,
+            startedBy: "lew-render",
+            lastStatus: "STOPPED",
+            desiredStatus: "STOPPED",
+            stopCode: "EssentialContainerExited",
+            stoppedReason: "Essential container in task exited",
+            createdAt: "2026-01-01T00:00:00.000Z",
+            stoppedAt: "2026-01-01T00:05:00.000Z",
+            overrides: task.overrides,
+            version: 5,
+        });
+        // An event's containers carry no environment or command; the worker's has its exit code.
+        expect(detail.containers).to.deep.equal([{ name: "worker", containerArn: "arn:c", lastStatus: "STOPPED", exitCode: 137 }]);
+    });
+
+    it("GIVEN no described container of that name THEN the worker's container is added with its exit code", () => {
+        const detail = taskStoppedDetail({ ...task, containers: [] }, "worker", 1);
+        expect(detail.containers).to.deep.equal([{ name: "worker", taskArn: task.taskArn, lastStatus: "STOPPED", exitCode: 1 }]);
     });
 });

@@ -42,8 +42,16 @@ interface Run {
     stderr: string;
 }
 
-/** Runs `cli/main.ts local` as a child process (`env` added to ours); `onStdout` sees the stdout so far after each chunk. */
-function runLocal(args: string[], onStdout?: (stdout: string, child: ReturnType<typeof spawn>) => void, env: Record<string, string> = {}): Promise<Run> {
+/**
+ * Runs `cli/main.ts local` as a child process (`env` added to ours); `onStdout` sees the stdout so far after each chunk,
+ * `onStderr` the stderr so far (where the progress goes with --json).
+ */
+function runLocal(
+    args: string[],
+    onStdout?: (stdout: string, child: ReturnType<typeof spawn>) => void,
+    env: Record<string, string> = {},
+    onStderr?: (stderr: string, child: ReturnType<typeof spawn>) => void,
+): Promise<Run> {
     return new Promise((resolve) => {
         const child = spawn(process.execPath, ["-r", "ts-node/register/transpile-only", "cli/main.ts", "local", ...args], {
             cwd: ROOT,
@@ -56,7 +64,10 @@ function runLocal(args: string[], onStdout?: (stdout: string, child: ReturnType<
             stdout += d;
             onStdout?.(stdout, child);
         });
-        child.stderr.on("data", (d) => (stderr += d));
+        child.stderr.on("data", (d) => {
+            stderr += d;
+            onStderr?.(stderr, child);
+        });
         child.on("exit", (code) => resolve({ code, stdout, stderr }));
     });
 }
@@ -107,9 +118,10 @@ describe("npm run local --plan: the emulator holds what the stack declares", fun
         const endpoint: string = plan.endpoint;
         expect(plan.queue.url.startsWith(endpoint)).to.equal(true);
         expect(plan.queue.attributes.VisibilityTimeout).to.equal("120");
+        // The worker dead-letters the 5th failed attempt itself; the redrive, one receive later, is the safety net.
         expect(JSON.parse(plan.queue.attributes.RedrivePolicy)).to.deep.equal({
             deadLetterTargetArn: plan.deadLetterQueue.attributes.QueueArn,
-            maxReceiveCount: 5,
+            maxReceiveCount: 6,
         });
         expect(plan.deadLetterQueue.attributes.MessageRetentionPeriod).to.equal("1209600");
         // drain mode: the launcher's reconcile schedule is emulated
@@ -273,6 +285,76 @@ describe("npm run local (cli/main.ts local), end to end on moto_server", functio
             expect(fs.existsSync(path.join(out, `slow-${signal}.png`))).to.equal(false);
         });
     }
+});
+
+describe("npm run local, launchMode per-job: a task that stops without settling its job (ECS's task state change, emulated)", function () {
+    this.timeout(240000);
+    let dir: string;
+
+    before(() => {
+        dir = fs.mkdtempSync(path.join(os.tmpdir(), "local-perjob-test-"));
+    });
+    after(() => {
+        fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    /** The launcher's "routed failure" log lines of a run (its launcher.log). */
+    function routedLines(logsDir: string): any[] {
+        return fs
+            .readFileSync(path.join(logsDir, "launcher.log"), "utf8")
+            .split("\n")
+            .filter((l) => l.includes('"routed failure"'))
+            .map((l) => JSON.parse(l));
+    }
+
+    it("GIVEN a worker SIGKILLed mid-render THEN the job ends in the DLQ with a reason naming exit code 137, one Job Failed, and the run reports it failed (not timed out)", async () => {
+        const slow = path.join(dir, "killed.zip");
+        // Parses for a long while: the worker is busy rendering when it is killed.
+        const pov = "#declare I = 0;\n#while (I < 100000000)\n  #declare I = I + 1;\n#end\ncamera { location <0,1,-3> look_at 0 }\nsphere { 0, 1 pigment { rgb 1 } }\n";
+        await zip({ "killed.pov": pov }, slow);
+        const out = path.join(dir, "out-killed");
+        let killed = false;
+        let watching = false;
+        const run = await runLocal(["--json", slow, "--out", out, "--runner", "process", "--config", "launchMode=per-job", "--timeout", "180"], undefined, {}, (stderr) => {
+            const run = /· run (\w+) ·/.exec(stderr);
+            const task = /task (\S+) started \(process pid (\d+)\)/.exec(stderr);
+            if (watching || !run || !task) return;
+            watching = true;
+            // SIGKILL once the worker renders (its log names the scene), as the kernel's OOM killer would.
+            const log = path.join(out, ".logs", run[1], `task-${task[1]}.log`);
+            const poll = setInterval(() => {
+                const text = fs.existsSync(log) ? fs.readFileSync(log, "utf8") : "";
+                if (!text.includes('"event":"scene"')) return;
+                clearInterval(poll);
+                process.kill(Number(task[2]), "SIGKILL");
+                killed = true;
+            }, 100);
+        });
+        expect(killed, run.stderr).to.equal(true);
+        expect(run.code, run.stderr).to.equal(1);
+        const summary = JSON.parse(run.stdout);
+        expect(summary.jobs).to.have.length(1);
+        const job = summary.jobs[0];
+        expect(job.status).to.equal("failed");
+        expect(job.reason).to.match(/^the task running it stopped without finishing: Essential container in task exited \(stop code EssentialContainerExited, exit code 137\)$/);
+        expect(job.reason).not.to.match(/timed out/);
+        expect(summary.notes).to.include("job events: 1 of 1 job(s) ended in exactly one event");
+        expect(routedLines(summary.logsDir)).to.deep.include({ msg: "routed failure", source: "aws.ecs", detailType: "ECS Task State Change", jobs: 1 });
+        expect(fs.existsSync(path.join(out, "killed.png"))).to.equal(false);
+        await expectNothingLeft(summary.runId, summary.endpoint);
+    });
+
+    it("GIVEN a worker that settles its job (exit 0) THEN its task's stop reaches the launcher, which does nothing more: no dead-letter, one event", async () => {
+        const a = await tinySceneZip(dir, "settled");
+        const run = await runLocal([a, "--json", "--out", path.join(dir, "out-settled"), "--runner", "process", "--config", "launchMode=per-job", "--timeout", "180"]);
+        expect(run.code, run.stderr).to.equal(0);
+        const summary = JSON.parse(run.stdout);
+        expect(summary.jobs.map((j: any) => [j.job, j.status])).to.deep.equal([["settled", "done"]]);
+        expect(routedLines(summary.logsDir)).to.deep.equal([{ msg: "routed failure", source: "aws.ecs", detailType: "ECS Task State Change", jobs: 0 }]);
+        expect(summary.notes).to.include("job events: 1 of 1 job(s) ended in exactly one event");
+        expect(summary.notes.filter((n: string) => /dead-lettered after|duplicate dead-letter/.test(n))).to.deep.equal([]);
+        await expectNothingLeft(summary.runId, summary.endpoint);
+    });
 });
 
 describe("npm run local: a worker that cannot start fails the run at once (exit 1, the runner's error), not at the timeout", function () {

@@ -33,6 +33,7 @@ describe("outputSuffixes", function () {
                 .Statement.filter((s: any) => String(s.Action).startsWith("s3:"));
             expect(s3).to.deep.equal([
                 { Effect: "Allow", Action: "s3:GetObject", Resource: "arn:aws:s3:::geo-bucket-0000000/in/*" },
+                { Effect: "Allow", Action: "s3:ListBucket", Resource: "arn:aws:s3:::geo-bucket-0000000", Condition: { StringLike: { "s3:prefix": "in/*" } } },
                 {
                     Effect: "Allow",
                     Action: "s3:PutObject",

@@ -32,7 +32,7 @@ const EXEC_ROLE = "arn:aws:iam::123456789012:role/render-execution-role";
 const RULE = "arn:aws:events:us-east-1:123456789012:rule/render-start-failures";
 const FAILURES_RULE = "arn:aws:events:us-east-1:123456789012:rule/render-launcher-failures";
 const LOGS_STATEMENT = { Effect: "Allow", Action: ["logs:CreateLogStream", "logs:PutLogEvents"], Resource: `${LOGS}:*` };
-const QUEUE_CONSUMER = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"];
+const QUEUE_CONSUMER = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:SendMessage"];
 const DLQ_SEND = { Effect: "Allow", Action: "sqs:SendMessage", Resource: DLQ };
 const BUS = "arn:aws:events:us-east-1:123456789012:event-bus/default";
 const SOURCE = "lambda-ecs-worker.render";
@@ -126,6 +126,7 @@ const cases: { what: string; document: PolicyDocument; statements: object[] }[] 
         document: taskRolePolicy({ launchMode: "drain", bucketArn: BUCKET, inputPrefix: "", outputPrefix: "", queueArn: QUEUE, deadLetterQueueArn: DLQ, ...EVENTS }),
         statements: [
             { Effect: "Allow", Action: "s3:GetObject", Resource: `${BUCKET}/*` },
+            { Effect: "Allow", Action: "s3:ListBucket", Resource: BUCKET, Condition: { StringLike: { "s3:prefix": "*" } } },
             { Effect: "Allow", Action: "s3:PutObject", Resource: [`${BUCKET}/*.png`, `${BUCKET}/*.log`, `${BUCKET}/*.error.json`] },
             { Effect: "Allow", Action: "s3:DeleteObject", Resource: `${BUCKET}/*.error.json` },
             { Effect: "Allow", Action: QUEUE_CONSUMER, Resource: QUEUE },
@@ -138,6 +139,7 @@ const cases: { what: string; document: PolicyDocument; statements: object[] }[] 
         document: taskRolePolicy({ launchMode: "drain", bucketArn: BUCKET, inputPrefix: "in/", outputPrefix: "out/", queueArn: QUEUE, deadLetterQueueArn: DLQ, ...EVENTS }),
         statements: [
             { Effect: "Allow", Action: "s3:GetObject", Resource: `${BUCKET}/in/*` },
+            { Effect: "Allow", Action: "s3:ListBucket", Resource: BUCKET, Condition: { StringLike: { "s3:prefix": "in/*" } } },
             { Effect: "Allow", Action: "s3:PutObject", Resource: [`${BUCKET}/out/*.png`, `${BUCKET}/out/*.log`, `${BUCKET}/out/*.error.json`] },
             { Effect: "Allow", Action: "s3:DeleteObject", Resource: `${BUCKET}/out/*.error.json` },
             { Effect: "Allow", Action: QUEUE_CONSUMER, Resource: QUEUE },
@@ -150,6 +152,7 @@ const cases: { what: string; document: PolicyDocument; statements: object[] }[] 
         document: taskRolePolicy({ launchMode: "drain", bucketArn: BUCKET, inputPrefix: "in/", outputPrefix: "", queueArn: QUEUE, deadLetterQueueArn: DLQ, ...EVENTS }),
         statements: [
             { Effect: "Allow", Action: "s3:GetObject", Resource: `${BUCKET}/in/*` },
+            { Effect: "Allow", Action: "s3:ListBucket", Resource: BUCKET, Condition: { StringLike: { "s3:prefix": "in/*" } } },
             { Effect: "Allow", Action: "s3:PutObject", Resource: [`${BUCKET}/in/*.png`, `${BUCKET}/in/*.log`, `${BUCKET}/in/*.error.json`] },
             { Effect: "Allow", Action: "s3:DeleteObject", Resource: `${BUCKET}/in/*.error.json` },
             { Effect: "Allow", Action: QUEUE_CONSUMER, Resource: QUEUE },
@@ -162,6 +165,7 @@ const cases: { what: string; document: PolicyDocument; statements: object[] }[] 
         document: taskRolePolicy({ launchMode: "per-job", bucketArn: BUCKET, inputPrefix: "", outputPrefix: "", queueArn: QUEUE, deadLetterQueueArn: DLQ, ...EVENTS }),
         statements: [
             { Effect: "Allow", Action: "s3:GetObject", Resource: `${BUCKET}/*` },
+            { Effect: "Allow", Action: "s3:ListBucket", Resource: BUCKET, Condition: { StringLike: { "s3:prefix": "*" } } },
             { Effect: "Allow", Action: "s3:PutObject", Resource: [`${BUCKET}/*.png`, `${BUCKET}/*.log`, `${BUCKET}/*.error.json`] },
             { Effect: "Allow", Action: "s3:DeleteObject", Resource: `${BUCKET}/*.error.json` },
             DLQ_SEND,
@@ -186,6 +190,7 @@ const cases: { what: string; document: PolicyDocument; statements: object[] }[] 
         }),
         statements: [
             { Effect: "Allow", Action: "s3:GetObject", Resource: `${BUCKET}/*` },
+            { Effect: "Allow", Action: "s3:ListBucket", Resource: BUCKET, Condition: { StringLike: { "s3:prefix": "*" } } },
             { Effect: "Allow", Action: "s3:PutObject", Resource: [`${BUCKET}/*.png`, `${BUCKET}/*.log`, `${BUCKET}/*.error.json`] },
             { Effect: "Allow", Action: "s3:DeleteObject", Resource: `${BUCKET}/*.error.json` },
             { Effect: "Allow", Action: QUEUE_CONSUMER, Resource: QUEUE },

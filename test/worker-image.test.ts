@@ -87,7 +87,7 @@ describe(`worker container image ${WORKER_IMAGE} (pending when the image is not 
         expect(await aws.depth(dlqUrl)).to.equal(0);
     });
 
-    it("forwards SIGTERM through tini: the render is killed, the message released, exit 0", async function () {
+    it("forwards SIGTERM through tini: the render is killed, the message re-sent (an interruption), exit 0", async function () {
         const bucket = await aws.bucket("image-test-term");
         const { queueUrl, dlqUrl } = await aws.queues("image-test-term", 3, 60);
         await aws.put(bucket, "slow.zip", await makeZip([{ name: "slow.pov", data: scene("slow.pov") }]));
@@ -100,12 +100,14 @@ describe(`worker container image ${WORKER_IMAGE} (pending when the image is not 
         const code = await c.exited;
         expect(code, c.stderr()).to.equal(0);
         const events = c.logs.map((l) => l.event);
-        expect(events).to.include("released");
-        expect(events).to.not.include("deleted");
-        // Released with visibility 0: visible again right away.
+        expect(events).to.include("requeued");
+        expect(events).to.not.include("uploaded");
+        // A copy, visible right away, says it was interrupted once; no receive of it counted yet.
         const again = await aws.drain(queueUrl);
         expect(again).to.have.length(1);
         expect(JSON.parse(again[0].Body!)).to.deep.equal({ bucket, key: "slow.zip" });
+        expect(again[0].MessageAttributes?.interruptions?.StringValue).to.equal("1");
+        expect(again[0].Attributes?.ApproximateReceiveCount).to.equal("1");
     });
 });
 

@@ -9,7 +9,7 @@ import * as os from "os";
 import * as path from "path";
 import { Readable } from "stream";
 
-import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import {
     ChangeMessageVisibilityCommand,
     DeleteMessageCommand,
@@ -22,6 +22,7 @@ import {
 import { AwsClientStub, mockClient } from "aws-sdk-client-mock";
 
 import { jobId } from "../worker-image/src/binding";
+import { FinishedJob } from "../worker-image/src/events";
 import { AbortedError, JobTimeoutError, PermanentError } from "../worker-image/src/errors";
 import { JobConfig, JobRunner, Outcome } from "../worker-image/src/job";
 import { Job } from "../worker-image/src/keys";
@@ -31,6 +32,7 @@ import { runOneShot } from "../worker-image/src/one-shot";
 import { Processor, ProcessorInput } from "../worker-image/src/processor";
 import { ReceiveLoop, Stopper } from "../worker-image/src/receive-loop";
 import {
+    Delivery,
     HEARTBEAT_SETTLE_WAIT_MS,
     InFlight,
     QueueSettings,
@@ -155,45 +157,74 @@ describe("worker runtime units", function () {
             expect(rec.lines).to.deep.equal([{ event: "deleted", messageId: "m-1", jobs: 1 }]);
         });
 
-        it("releases a transient failure after 10 s x 2^(receiveCount-1), at most the visibility timeout; no DLQ, no delete", async function () {
+        /** A delivery: this receive count, the attempts and interruptions its attributes carry. */
+        const d = (receiveCount: number, attempts = 0, interruptions = 0, lastReason?: string): Delivery => ({ receiveCount, attempts, interruptions, ...(lastReason ? { lastReason } : {}) });
+        const sends = () => sqs.commandCalls(SendMessageCommand).map((c) => c.args[0].input);
+
+        it("re-sends a transient failure as a copy (attempts + 1, the reason, a 10 s x 2^(attempt-1) delay) and deletes the original: no release, no DLQ", async function () {
             const failures: Outcome[] = [{ status: "transient", job, reason: "503" }];
-            await settler().settleFailures(msg(job), flight(), 1, failures);
-            await settler().settleFailures(msg(job), flight(), 2, failures);
-            queue.visibilityTimeout = 25;
-            await settler().settleFailures(msg(job), flight(), 3, failures);
-            expect(sqs.commandCalls(ChangeMessageVisibilityCommand).map((c) => c.args[0].input.VisibilityTimeout)).to.deep.equal([10, 20, 25]);
-            expect(order).to.deep.equal(["ChangeMessageVisibility", "ChangeMessageVisibility", "ChangeMessageVisibility"]);
-            expect(rec.events()).to.deep.equal(["released", "released", "released"]);
+            await settler().settleFailures(msg(job), flight(), d(1), failures);
+            await settler().settleFailures(msg(job), flight(), d(1, 1), failures);
+            expect(order).to.deep.equal(["SendMessage", "DeleteMessage", "SendMessage", "DeleteMessage"]);
+            expect(sends()).to.deep.equal([
+                {
+                    QueueUrl: QUEUE_URL,
+                    MessageBody: JSON.stringify(job),
+                    DelaySeconds: 10,
+                    MessageAttributes: {
+                        attempts: { DataType: "Number", StringValue: "1" },
+                        interruptions: { DataType: "Number", StringValue: "0" },
+                        lastReason: { DataType: "String", StringValue: "503" },
+                    },
+                },
+                {
+                    QueueUrl: QUEUE_URL,
+                    MessageBody: JSON.stringify(job),
+                    DelaySeconds: 20,
+                    MessageAttributes: {
+                        attempts: { DataType: "Number", StringValue: "2" },
+                        interruptions: { DataType: "Number", StringValue: "0" },
+                        lastReason: { DataType: "String", StringValue: "503" },
+                    },
+                },
+            ]);
+            expect(sqs.commandCalls(DeleteMessageCommand).map((c) => c.args[0].input)).to.deep.equal([
+                { QueueUrl: QUEUE_URL, ReceiptHandle: "rh-1" },
+                { QueueUrl: QUEUE_URL, ReceiptHandle: "rh-1" },
+            ]);
+            expect(rec.events()).to.deep.equal(["retry_later", "requeued", "retry_later", "requeued"]);
         });
 
-        it("a transient failure wins over a permanent one in the same message: released, not dead-lettered", async function () {
+        it("a transient failure wins over a permanent one in the same message: re-sent, not dead-lettered", async function () {
             const failures: Outcome[] = [
                 { status: "permanent", job, reason: "no scene" },
                 { status: "transient", job: { bucket: "b", key: "in/other.zip" }, reason: "503" },
             ];
-            await settler().settleFailures(msg(job), flight(), 1, failures);
-            expect(order).to.deep.equal(["ChangeMessageVisibility"]);
+            await settler().settleFailures(msg(job), flight(), d(1), failures);
+            expect(order).to.deep.equal(["SendMessage", "DeleteMessage"]);
+            expect(sends()[0].QueueUrl).to.equal(QUEUE_URL);
         });
 
-        it("releases a timed-out job at once (visibility 0) while receives remain", async function () {
-            await settler().settleFailures(msg(job), flight(), 2, [{ status: "timeout", job, reason: "render took more than 1 s" }]);
-            expect(sqs.commandCalls(ChangeMessageVisibilityCommand).map((c) => c.args[0].input)).to.deep.equal([
-                { QueueUrl: QUEUE_URL, ReceiptHandle: "rh-1", VisibilityTimeout: 0 },
-            ]);
+        it("re-sends a timed-out job at once (DelaySeconds 0) while attempts remain, counting this receive's crashes too", async function () {
+            // attempts 0 carried, received twice (one crash): attempt 2 of 3.
+            await settler().settleFailures(msg(job), flight(), d(2), [{ status: "timeout", job, reason: "render took more than 1 s" }]);
+            expect(sends()[0]).to.deep.include({ DelaySeconds: 0 });
+            expect(sends()[0].MessageAttributes!.attempts).to.deep.equal({ DataType: "Number", StringValue: "2" });
             expect(rec.lines[0]).to.deep.equal({
                 event: "retry_later",
                 messageId: "m-1",
-                receiveCount: 2,
+                attempt: 2,
                 maxReceiveCount: 3,
                 reason: "render took more than 1 s",
+                inSeconds: 0,
             });
-            expect(order).to.deep.equal(["ChangeMessageVisibility"]);
+            expect(order).to.deep.equal(["SendMessage", "DeleteMessage"]);
         });
 
         it("dead-letters a permanent failure: error report, then the DLQ with the reason, then delete", async function () {
             const body = { bucket: "b", key: "in/scene.zip", size: 10 };
             const f = flight();
-            await settler().settleFailures(msg(body), f, 2, [{ status: "permanent", job, reason: "no scene" }]);
+            await settler().settleFailures(msg(body), f, d(2), [{ status: "permanent", job, reason: "no scene" }]);
             expect(order).to.deep.equal(["PutObject", "SendMessage", "DeleteMessage"]);
 
             const put = s3.commandCalls(PutObjectCommand)[0].args[0].input;
@@ -218,17 +249,75 @@ describe("worker runtime units", function () {
             expect(rec.events()).to.deep.equal(["error_report_written", "dead_lettered", "deleted"]);
         });
 
-        it("a timeout on the last allowed receive is permanent, its reason naming the attempt", async function () {
-            await settler().settleFailures(msg(job), flight(), 3, [{ status: "timeout", job, reason: "too slow" }]);
+        it("a timeout or a transient failure on the last attempt (attempts carried + receives) is dead-lettered by the worker, its reason naming the attempt", async function () {
+            expect(await settler().settleFailures(msg(job), flight(), d(1, 2), [{ status: "timeout", job, reason: "too slow" }])).to.equal(true);
+            expect(await settler().settleFailures(msg(job), flight(), d(2, 1), [{ status: "transient", job, reason: "503" }])).to.equal(true);
+            expect(order).to.deep.equal(["PutObject", "SendMessage", "DeleteMessage", "PutObject", "SendMessage", "DeleteMessage"]);
+            expect(sends().map((i) => [i.QueueUrl, JSON.parse(i.MessageBody!).reason])).to.deep.equal([
+                [DLQ_URL, "in/scene.zip: too slow (attempt 3 of 3)"],
+                [DLQ_URL, "in/scene.zip: 503 (attempt 3 of 3)"],
+            ]);
+        });
+
+        it("an interruption is re-sent at once with interruptions + 1, its own attributes kept and its crashes carried as attempts; the 6th in a row is dead-lettered saying so", async function () {
+            const m: Message = {
+                ...msg(job),
+                MessageAttributes: {
+                    team: { DataType: "String", StringValue: "render" },
+                    attempts: { DataType: "Number", StringValue: "1" },
+                    interruptions: { DataType: "Number", StringValue: "4" },
+                },
+            };
+            // Received twice: once by a worker that crashed, now interrupted.
+            expect(await settler().interrupted(m, flight(), d(2, 1, 4), [job])).to.equal(false);
+            expect(sends()).to.deep.equal([
+                {
+                    QueueUrl: QUEUE_URL,
+                    MessageBody: JSON.stringify(job),
+                    DelaySeconds: 0,
+                    MessageAttributes: {
+                        team: { DataType: "String", StringValue: "render" },
+                        attempts: { DataType: "Number", StringValue: "2" },
+                        interruptions: { DataType: "Number", StringValue: "5" },
+                    },
+                },
+            ]);
+            expect(order).to.deep.equal(["SendMessage", "DeleteMessage"]);
+            expect(await settler().interrupted(m, flight(), d(1, 2, 5), [job])).to.equal(true);
+            expect(order.slice(2)).to.deep.equal(["PutObject", "SendMessage", "DeleteMessage"]);
+            const reason = "interrupted 6 times in a row: the task running it was stopped (SIGTERM: Spot reclaim, scale-in, deploy) before it finished each time";
+            expect(JSON.parse(sends()[1].MessageBody!)).to.include({ reason: `in/scene.zip: ${reason}` });
+            expect(sends()[1].QueueUrl).to.equal(DLQ_URL);
+            expect(JSON.parse(String(s3.commandCalls(PutObjectCommand)[0].args[0].input.Body)).reason).to.equal(reason);
+        });
+
+        it("attempts used up by crashes (receives that ended without the worker settling them): dead-lettered with the crash reason, error report first", async function () {
+            const s = settler();
+            expect([s.attemptsUsedUp(d(1)), s.attemptsUsedUp(d(3)), s.attemptsUsedUp(d(4)), s.attemptsUsedUp(d(2, 2)), s.attemptsUsedUp(d(1, 3))]).to.deep.equal([false, false, true, true, false]);
+            const reason = await s.deadLetterStopped(msg(job), flight(), d(4), [job]);
+            expect(reason).to.equal("the task running it stopped 3 times without finishing: its worker was killed (SIGKILL, out of memory) or crashed before it could settle the job");
             expect(order).to.deep.equal(["PutObject", "SendMessage", "DeleteMessage"]);
-            expect(JSON.parse(sqs.commandCalls(SendMessageCommand)[0].args[0].input.MessageBody!).reason).to.equal(
-                "in/scene.zip: too slow (attempt 3 of 3)",
+            expect(JSON.parse(sends()[0].MessageBody!)).to.include({ reason: `in/scene.zip: ${reason}`, attempts: 3 });
+            expect(await s.deadLetterStopped(msg(job), flight(), d(2, 2, 0, "503"), [job])).to.equal(
+                "the task running it stopped 1 time without finishing: its worker was killed (SIGKILL, out of memory) or crashed before it could settle the job; earlier attempts failed: 503",
             );
+        });
+
+        it("a copy that cannot be sent: the original is released instead (its receive then counts); a copy sent whose original cannot be deleted is logged (two copies)", async function () {
+            sqs.on(SendMessageCommand).rejects(awsError("AccessDenied", 403));
+            await settler().requeue(msg(job), flight(), { attempts: 1, interruptions: 0 }, 10, "transient failure");
+            expect(sqs.commandCalls(ChangeMessageVisibilityCommand).map((c) => c.args[0].input.VisibilityTimeout)).to.deep.equal([10]);
+            expect(rec.events()).to.deep.equal(["requeue_failed", "released"]);
+
+            sqs.on(SendMessageCommand).resolves({ MessageId: "copy-1" });
+            sqs.on(DeleteMessageCommand).rejects(awsError("ReceiptHandleIsInvalid", 400));
+            await settler().requeue(msg(job), flight(), { attempts: 1, interruptions: 0 }, 0, "timeout, retrying");
+            expect(rec.lines.at(-1)).to.include({ event: "requeue_delete_failed", messageId: "m-1", copyId: "copy-1" });
         });
 
         it("dead-letters an unparseable message with its raw body and the reason alone (no job: no error report)", async function () {
             const m: Message = { MessageId: "m-2", ReceiptHandle: "rh-1", Body: "not json" };
-            await settler().settleFailures(m, flight(), 1, [{ status: "permanent", reason: "unrecognised message: \u0001" }]);
+            await settler().settleFailures(m, flight(), d(1), [{ status: "permanent", reason: "unrecognised message: \u0001" }]);
             expect(order).to.deep.equal(["SendMessage", "DeleteMessage"]);
             const send = sqs.commandCalls(SendMessageCommand)[0].args[0].input;
             // The control character SQS rejects becomes U+FFFD, in the body and in the attribute.
@@ -238,7 +327,7 @@ describe("worker runtime units", function () {
         });
 
         it("without DLQ_URL writes the error report and leaves the message to the queue's redrive policy", async function () {
-            await settler({ ...CFG, dlqUrl: undefined }).settleFailures(msg(job), flight(), 1, [{ status: "permanent", job, reason: "no scene" }]);
+            await settler({ ...CFG, dlqUrl: undefined }).settleFailures(msg(job), flight(), d(1), [{ status: "permanent", job, reason: "no scene" }]);
             expect(order).to.deep.equal(["PutObject"]);
             expect(rec.lines.at(-1)).to.include({ event: "failed", action: "left for the queue's redrive policy (no DLQ_URL)" });
         });
@@ -247,7 +336,7 @@ describe("worker runtime units", function () {
             sqs.on(SendMessageCommand).rejects(awsError("AccessDenied", 403));
             let thrown: unknown;
             await settler()
-                .settleFailures(msg(job), flight(), 1, [{ status: "permanent", job, reason: "no scene" }])
+                .settleFailures(msg(job), flight(), d(1), [{ status: "permanent", job, reason: "no scene" }])
                 .catch((e) => (thrown = e));
             expect((thrown as Error)?.name).to.equal("AccessDenied");
             expect(sqs.commandCalls(DeleteMessageCommand)).to.have.length(0);
@@ -275,7 +364,45 @@ describe("worker runtime units", function () {
             expect(ticks.map((t) => t.ms)).to.deep.equal([1000]);
         });
 
-        it("sends no heartbeat for a settled message or once the worker is stopping", async function () {
+        it("never asks SQS to hide a message past 12 h from its receipt: shortened to what is left, then no heartbeat (SQS refuses, it does not clamp)", async function () {
+            // SQS as documented: ChangeMessageVisibility may hide a message at most 12 h from its receipt in total;
+            // asking more is an error (InvalidParameterValue), never clamped to what is left.
+            let clock = 1_000_000_000;
+            const receipt = clock;
+            sqs.on(ChangeMessageVisibilityCommand).callsFake(async (input) => {
+                if (clock + input.VisibilityTimeout * 1000 > receipt + 43200 * 1000) {
+                    throw awsError("InvalidParameterValue", 400);
+                }
+                order.push(`visibility ${input.VisibilityTimeout}`);
+                return {};
+            });
+            queue.visibilityTimeout = 300;
+            const s = new Settler(CFG, { s3: s3Client, sqs: sqsClient, log: rec.log, queue, processorName: "fake", now: () => clock });
+            // The worker notes the receipt when it starts handling the message: a little after SQS's own.
+            const f: InFlight = { ...flight(), receivedAt: receipt + 2000 };
+            const at = (seconds: number) => (clock = receipt + seconds * 1000);
+            // The mock answers as SQS: the full extension near the end is refused.
+            at(43200 - 100);
+            const asked = await sqsClient.send(new ChangeMessageVisibilityCommand({ QueueUrl: QUEUE_URL, ReceiptHandle: "rh-1", VisibilityTimeout: 300 })).catch((e) => e);
+            expect(asked.name).to.equal("InvalidParameterValue");
+
+            at(3600);
+            await s.heartbeat(f, "m-1");
+            at(43200 - 120);
+            await s.heartbeat(f, "m-1");
+            // 2 s after the worker's receipt, less the 30 s margin: 4 s left, asked for 4.
+            at(43200 - 32);
+            await s.heartbeat(f, "m-1");
+            at(43200 - 28);
+            await s.heartbeat(f, "m-1");
+            await s.heartbeat(f, "m-1");
+            expect(order).to.deep.equal(["visibility 300", "visibility 92", "visibility 4"]);
+            expect(rec.events()).to.deep.equal(["heartbeat", "heartbeat", "heartbeat", "visibility_limit"]);
+            expect(rec.lines[1]).to.deep.equal({ event: "heartbeat", messageId: "m-1", visibilityTimeout: 92 });
+            expect(rec.lines[3]).to.deep.include({ event: "visibility_limit", messageId: "m-1", maxSeconds: 43200 });
+        });
+
+        it("sends no heartbeat for a settled message, but keeps a stopping worker's unsettled one hidden (its outputs may still be uploading)", async function () {
             const s = settler();
             const settled = flight();
             await s.release(settled, "m-1", 0, "test");
@@ -283,7 +410,7 @@ describe("worker runtime units", function () {
             const stopping = new AbortController();
             stopping.abort();
             await s.heartbeat(flight(stopping.signal));
-            expect(sqs.commandCalls(ChangeMessageVisibilityCommand).map((c) => c.args[0].input.VisibilityTimeout)).to.deep.equal([0]);
+            expect(sqs.commandCalls(ChangeMessageVisibilityCommand).map((c) => c.args[0].input.VisibilityTimeout)).to.deep.equal([0, 30]);
         });
 
         it("a failed heartbeat is logged and not thrown", async function () {
@@ -488,7 +615,7 @@ describe("worker runtime units", function () {
                     jobId: jobId(bound),
                     status,
                     reason: err.message,
-                    receiveCount: 2,
+                    attempt: 2,
                 });
             });
         }
@@ -502,13 +629,78 @@ describe("worker runtime units", function () {
             expect(s3.commandCalls(PutObjectCommand)).to.have.length(0);
         });
 
+        /** ListObjectsV2 answering as S3 does for Prefix = the key: the key (and what follows it) or nothing. */
+        function listing(keys: string[] | Error) {
+            s3.on(ListObjectsV2Command).callsFake(async (input) => {
+                order.push(`ListObjectsV2 ${input.Prefix} ${input.MaxKeys}`);
+                if (keys instanceof Error) throw keys;
+                const found = keys.filter((k) => k.startsWith(input.Prefix)).sort().slice(0, input.MaxKeys);
+                return { Name: input.Bucket, Prefix: input.Prefix, KeyCount: found.length, IsTruncated: false, ...(found.length ? { Contents: found.map((Key) => ({ Key })) } : {}) };
+            });
+        }
+        /** S3's answer to a HeadObject it refuses: 403 without a body, so the SDK names it after the status. */
+        const headForbidden = () => Object.assign(new Error("UnknownError"), { name: "Forbidden", $fault: "client", $metadata: { httpStatusCode: 403 } });
+
+        const deletedInputs: Array<[string, () => void]> = [
+            ["403 AccessDenied, as S3 answers a missing key to a caller without s3:ListBucket", () => s3.on(GetObjectCommand).rejects(awsError("AccessDenied", 403))],
+            ["404 NoSuchKey", () => s3.on(GetObjectCommand).rejects(awsError("NoSuchKey", 404))],
+        ];
+        for (const [what, arrange] of deletedInputs) {
+            it(`a download answered ${what}, of a key the listing does not show: deleted, no failure (stale), without calling the processor`, async function () {
+                arrange();
+                listing(["in/scene.zip.bak", "in/scenes/other.zip"]);
+                const processor = fakeProcessor();
+                const outcome = await runner(processor).runJob(job, live(), 1);
+                expect(withoutStats(outcome)).to.deep.equal({ status: "stale", job, reason: "input deleted: s3://b/in/scene.zip no longer exists" });
+                expect(processor.inputs).to.have.length(0);
+                expect(order).to.deep.equal(["ListObjectsV2 in/scene.zip 1"]);
+                expect(s3.commandCalls(ListObjectsV2Command)[0].args[0].input).to.deep.equal({ Bucket: "b", Prefix: "in/scene.zip", MaxKeys: 1 });
+                expect(rec.lines.find((l) => l.event === "stale")).to.include({ key: "in/scene.zip", action: "nothing written" });
+            });
+        }
+
+        it("a download refused (403 AccessDenied) of a key that exists: a permanent failure naming AccessDenied, bucketKmsKeyArn and the bucket policy", async function () {
+            s3.on(GetObjectCommand).rejects(awsError("AccessDenied", 403));
+            listing(["in/scene.zip"]);
+            const outcome = await runner(fakeProcessor()).runJob(job, live(), 1);
+            expect(withoutStats(outcome)).to.deep.equal({
+                status: "permanent",
+                job,
+                reason:
+                    "input not readable: s3://b/in/scene.zip exists but reading it was refused (AccessDenied): for an SSE-KMS bucket set " +
+                    "bucketKmsKeyArn (the task role needs kms:Decrypt on its key), and check the bucket policy",
+            });
+        });
+
+        it("a download refused (403) whose listing is refused too: a permanent failure naming s3:ListBucket", async function () {
+            s3.on(GetObjectCommand).rejects(awsError("AccessDenied", 403));
+            listing(awsError("AccessDenied", 403));
+            const outcome = await runner(fakeProcessor()).runJob(job, live(), 1);
+            expect(outcome.status).to.equal("permanent");
+            expect((outcome as { reason: string }).reason).to.match(/^input not readable: s3:\/\/b\/in\/scene\.zip: AccessDenied, and listing it .* failed: AccessDenied \(403\) \(the task role needs s3:ListBucket/);
+        });
+
+        it("an input deleted while it renders (the version check's HeadObject: 403 without a body, not listed): nothing uploaded, stale", async function () {
+            await serveZip();
+            s3.on(HeadObjectCommand).rejects(headForbidden());
+            listing([]);
+            const outcome = await runner(fakeProcessor()).runJob({ ...job, etag: "etag-1" }, live(), 1);
+            expect(withoutStats(outcome)).to.deep.equal({ status: "stale", job: bound, reason: "input deleted: s3://b/in/scene.zip (ETag etag-1) no longer exists" });
+            expect(order).to.deep.equal(["GetObject", "process", "ListObjectsV2 in/scene.zip 1"]);
+            expect(s3.commandCalls(PutObjectCommand)).to.have.length(0);
+        });
+
+        it("a version check refused (HeadObject 403 without a body) of an input that exists: permanent AccessDenied, nothing uploaded", async function () {
+            await serveZip();
+            s3.on(HeadObjectCommand).rejects(headForbidden());
+            listing(["in/scene.zip"]);
+            const outcome = await runner(fakeProcessor()).runJob({ ...job, etag: "etag-1" }, live(), 1);
+            expect(outcome.status).to.equal("permanent");
+            expect((outcome as { reason: string }).reason).to.match(/exists but reading it was refused \(AccessDenied\)/);
+            expect(s3.commandCalls(PutObjectCommand)).to.have.length(0);
+        });
+
         const downloadFailures: Array<[string, () => void, string]> = [
-            ["a missing key (404)", () => s3.on(GetObjectCommand).rejects(awsError("NoSuchKey", 404)), "input not found: s3://b/in/scene.zip"],
-            [
-                "403 AccessDenied (a missing key without s3:ListBucket)",
-                () => s3.on(GetObjectCommand).rejects(awsError("AccessDenied", 403)),
-                "input not found or not readable: s3://b/in/scene.zip",
-            ],
             [
                 "an input over MAX_INPUT_BYTES",
                 () => s3.on(GetObjectCommand).resolves({ Body: Readable.from([Buffer.alloc(10)]) as any, ContentLength: 2 * 1024 * 1024 }),
@@ -539,21 +731,31 @@ describe("worker runtime units", function () {
         let rec: ReturnType<typeof recorder>;
         let heartbeatStopped: boolean;
 
-        function handler(runJob: RunJob, settlerFails = false): MessageHandler {
+        let ended: FinishedJob[];
+        function handler(runJob: RunJob, settlerFails = false, o: { usedUp?: boolean; interruptedEnds?: boolean } = {}): MessageHandler {
             const settler: MessageHandlerDeps["settler"] = {
                 startHeartbeat: (f) => {
                     calls.push(["startHeartbeat", f.receiptHandle]);
                     return () => void (heartbeatStopped = true);
                 },
                 deleteMessage: async (_f, id, fields) => void calls.push(["delete", id, fields]),
-                release: async (_f, id, seconds, reason) => void calls.push(["release", id, seconds, reason]),
-                settleFailures: async (_m, _f, receiveCount, failures) => {
+                settleFailures: async (_m, _f, delivery, failures) => {
                     if (settlerFails) throw new Error("SQS down");
-                    calls.push(["settleFailures", receiveCount, failures]);
+                    calls.push(["settleFailures", delivery, failures]);
+                },
+                interrupted: async (m, _f, delivery, jobs) => {
+                    calls.push(["interrupted", m.MessageId, delivery, jobs.map((j) => j.key)]);
+                    return o.interruptedEnds === true;
+                },
+                attemptsUsedUp: () => o.usedUp === true,
+                deadLetterStopped: async (m, _f, delivery, jobs) => {
+                    calls.push(["deadLetterStopped", m.MessageId, delivery, jobs.map((j) => j.key)]);
+                    return "the task running it stopped 3 times without finishing";
                 },
             };
-            return new MessageHandler({ runJob, settler, log: rec.log });
+            return new MessageHandler({ runJob, settler, log: rec.log, finished: async (jobs) => void ended.push(...jobs) });
         }
+        const delivery = (receiveCount: number, attempts = 0, interruptions = 0) => ({ receiveCount, attempts, interruptions });
         const ok: RunJob = async (job, _s, _r, processed) => {
             calls.push(["runJob", job.key, processed !== undefined]);
             processed?.();
@@ -561,15 +763,17 @@ describe("worker runtime units", function () {
         };
         const s3Event = (...keys: string[]) =>
             JSON.stringify({ Records: keys.map((key) => ({ eventSource: "aws:s3", s3: { bucket: { name: "b" }, object: { key } } })) });
-        const message = (body: string, receiveCount = "1"): Message => ({
+        const message = (body: string, receiveCount = "1", attributes: Record<string, string> = {}): Message => ({
             MessageId: "m-1",
             ReceiptHandle: "rh-1",
             Body: body,
             Attributes: { ApproximateReceiveCount: receiveCount },
+            MessageAttributes: Object.fromEntries(Object.entries(attributes).map(([k, v]) => [k, { DataType: "Number", StringValue: v }])),
         });
 
         beforeEach(function () {
             calls = [];
+            ended = [];
             rec = recorder();
             heartbeatStopped = false;
         });
@@ -596,24 +800,29 @@ describe("worker runtime units", function () {
         it("hands an unparseable message to settleFailures as permanent, with the parse error as the reason", async function () {
             await handler(ok).handle(message("{not json", "2"), new AbortController().signal);
             expect(calls.slice(1)).to.deep.equal([
-                ["settleFailures", 2, [{ status: "permanent", reason: 'unrecognised message: body is not JSON: "{not json"' }]],
+                ["settleFailures", delivery(2), [{ status: "permanent", reason: 'unrecognised message: body is not JSON: "{not json"' }]],
             ]);
         });
 
-        it("hands only the failed jobs' outcomes to settleFailures, with the receive count", async function () {
-            const failing: RunJob = async (job) =>
-                job.key === "in/bad.zip" ? { status: "permanent", job, reason: "no scene" } : { status: "ok" };
-            await handler(failing).handle(message(s3Event("in/good.zip", "in/bad.zip"), "3"), new AbortController().signal);
+        it("hands only the failed jobs' outcomes to settleFailures, with the delivery; runs each job as attempt attempts + receive count", async function () {
+            const attempts: number[] = [];
+            const failing: RunJob = async (job, _s, attempt) => {
+                attempts.push(attempt);
+                return job.key === "in/bad.zip" ? { status: "permanent", job, reason: "no scene" } : { status: "ok" };
+            };
+            await handler(failing).handle(message(s3Event("in/good.zip", "in/bad.zip"), "3", { attempts: "1", interruptions: "2" }), new AbortController().signal);
+            expect(attempts).to.deep.equal([4, 4]);
+            expect(rec.lines[0]).to.deep.equal({ event: "received", messageId: "m-1", receiveCount: 3, attempt: 4, interruptions: 2 });
             expect(calls.slice(1)).to.deep.equal([
                 [
                     "settleFailures",
-                    3,
+                    delivery(3, 1, 2),
                     [{ status: "permanent", job: { bucket: "b", key: "in/bad.zip", etag: undefined, size: undefined }, reason: "no scene" }],
                 ],
             ]);
         });
 
-        it("releases the message at once when a job is aborted, running no further job", async function () {
+        it("hands an aborted job's message to interrupted (re-sent, not released), running no further job", async function () {
             const stopping = new AbortController();
             const abortFirst: RunJob = async (job) => {
                 calls.push(["runJob", job.key]);
@@ -621,14 +830,27 @@ describe("worker runtime units", function () {
                 return { status: "aborted" };
             };
             await handler(abortFirst).handle(message(s3Event("in/a.zip", "in/b.zip")), stopping.signal);
-            expect(calls.slice(1)).to.deep.equal([["runJob", "in/a.zip"], ["release", "m-1", 0, "worker stopping"]]);
+            expect(calls.slice(1)).to.deep.equal([["runJob", "in/a.zip"], ["interrupted", "m-1", delivery(1), ["in/a.zip", "in/b.zip"]]]);
+            expect(ended).to.deep.equal([]);
         });
 
-        it("a message received while stopping runs nothing and is released", async function () {
+        it("a message received while stopping runs nothing and goes to interrupted; one dead-lettered there (6th in a row) ends its jobs as interrupted", async function () {
             const stopping = new AbortController();
             stopping.abort();
             await handler(ok).handle(message(s3Event("in/a.zip")), stopping.signal);
-            expect(calls.slice(1)).to.deep.equal([["release", "m-1", 0, "worker stopping"]]);
+            expect(calls.slice(1)).to.deep.equal([["interrupted", "m-1", delivery(1), ["in/a.zip"]]]);
+            await handler(ok, false, { interruptedEnds: true }).handle(message(s3Event("in/a.zip"), "1", { interruptions: "5" }), stopping.signal);
+            expect(ended.map((f) => [f.job.key, f.failure?.failureClass, f.failure?.reason])).to.deep.equal([
+                ["in/a.zip", "interrupted", "interrupted 6 times in a row: the task running it was stopped (SIGTERM: Spot reclaim, scale-in, deploy) before it finished each time"],
+            ]);
+        });
+
+        it("attempts used up by crashes before this receive: dead-letters without running it, one Job Failed per job (task-stopped)", async function () {
+            await handler(ok, false, { usedUp: true }).handle(message(s3Event("in/a.zip"), "4"), new AbortController().signal);
+            expect(calls.slice(1)).to.deep.equal([["deadLetterStopped", "m-1", delivery(4), ["in/a.zip"]]]);
+            expect(ended.map((f) => [f.job.key, f.attempts, f.failure])).to.deep.equal([
+                ["in/a.zip", 3, { failureClass: "task-stopped", reason: "the task running it stopped 3 times without finishing", errorReport: true }],
+            ]);
         });
 
         it("never throws: a failure while settling leaves the message for redelivery and stops the heartbeat", async function () {
@@ -792,13 +1014,16 @@ describe("worker runtime units", function () {
             return outcome;
         };
         const job: Job = { bucket: "b", key: "one/shot.zip" };
-        const oneShot = (runJob: RunJob, s = settler(), withDlq = true) =>
-            runOneShot({ scratchDir: scratch, dlqUrl: withDlq ? DLQ_URL : undefined }, { runJob, settler: s, stopper, log: rec.log }, "b", job.key);
+        const oneShot = (runJob: RunJob, s = settler(), withDlq = true, jobEtag?: string) =>
+            runOneShot({ scratchDir: scratch, dlqUrl: withDlq ? DLQ_URL : undefined, jobEtag }, { runJob, settler: s, stopper, log: rec.log, finished }, "b", job.key);
+        let ended: FinishedJob[];
+        const finished = async (jobs: FinishedJob[]) => void ended.push(...jobs);
 
         beforeEach(function () {
             rec = recorder();
             stopper = new Stopper(rec.log);
             calls = [];
+            ended = [];
             scratch = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "runtime-units-oneshot-")), "scratch");
         });
         afterEach(function () {
@@ -810,33 +1035,56 @@ describe("worker runtime units", function () {
             expect(code).to.equal(0);
             expect(calls).to.deep.equal([["runJob", job, false]]);
             expect(fs.existsSync(scratch)).to.equal(true);
+            expect(ended.map((f) => f.failure)).to.deep.equal([undefined]);
         });
 
-        it("any failure is final: error report, then {bucket,key} to the DLQ with the reason, exit 1", async function () {
+        it("binds the job to JOB_ETAG (the S3 event's, quotes dropped), so that its jobId is the launcher's", async function () {
+            await oneShot(result({ status: "ok" }), settler(), true, '"0123abcd"');
+            expect(calls).to.deep.equal([["runJob", { ...job, etag: "0123abcd" }, false]]);
+            expect(rec.lines[0]).to.deep.include({ event: "received", etag: "0123abcd", jobId: jobId({ ...job, etag: "0123abcd" }) });
+        });
+
+        it("exits 0 with nothing dead-lettered or published when the input was replaced or deleted (stale)", async function () {
+            const code = await oneShot(result({ status: "stale", job, reason: "input deleted: s3://b/one/shot.zip" }));
+            expect(code).to.equal(0);
+            expect(calls.map((c) => c[0])).to.deep.equal(["runJob"]);
+            expect(ended).to.deep.equal([]);
+        });
+
+        it("any failure is final: error report, then {bucket,key} to the DLQ with the reason, one Job Failed, exit 3 (settled)", async function () {
             const code = await oneShot(result({ status: "transient", job, reason: "503" }));
-            expect(code).to.equal(1);
+            expect(code).to.equal(3);
             expect(calls.slice(1)).to.deep.equal([
                 ["errorReport", job, "503", 1],
                 ["dlq", { bucket: "b", key: "one/shot.zip" }, "503", 1, ["one/shot.zip"]],
             ]);
+            expect(ended.map((f) => f.failure)).to.deep.equal([{ failureClass: "transient", reason: "503", errorReport: true }]);
         });
 
-        it("without DLQ_URL only the error report; a DLQ that cannot be reached is logged, still exit 1", async function () {
+        it("a failure not dead-lettered (no DLQ_URL, or the DLQ cannot be reached) is not settled: exit 1 and no Job Failed (the launcher ends it)", async function () {
             const failed = result({ status: "permanent", job, reason: "no scene" });
             expect(await oneShot(failed, settler(), false)).to.equal(1);
             expect(calls.map((c) => c[0])).to.deep.equal(["runJob", "errorReport"]);
             expect(await oneShot(failed, settler(true))).to.equal(1);
             expect(rec.lines).to.deep.include({ event: "dlq_send_failed", key: "one/shot.zip", reason: "DLQ down" });
+            expect(ended).to.deep.equal([]);
         });
 
-        it("stopped before the job finished: dead-letters it with the stop reason (no error report) and exits 143", async function () {
+        it("stopped before the job finished: dead-letters it with the stop reason (no error report), one Job Failed, exit 4", async function () {
             stopper.stop("SIGTERM");
             const code = await oneShot(result({ status: "aborted" }));
-            expect(code).to.equal(143);
+            expect(code).to.equal(4);
             expect(calls).to.deep.equal([
                 ["runJob", job, true],
                 ["dlq", { bucket: "b", key: "one/shot.zip" }, "interrupted (SIGTERM) before the job finished", 1, ["one/shot.zip"]],
             ]);
+            expect(ended.map((f) => f.failure)).to.deep.equal([{ failureClass: "interrupted", reason: "interrupted (SIGTERM) before the job finished", errorReport: false }]);
+        });
+
+        it("stopped, and the dead-letter send failed: exit 143 (not settled), no Job Failed", async function () {
+            stopper.stop("SIGTERM");
+            expect(await oneShot(result({ status: "aborted" }), settler(true))).to.equal(143);
+            expect(ended).to.deep.equal([]);
         });
     });
 });

@@ -3,7 +3,7 @@ import { expect } from "chai";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { configFromEnv } from "../worker-image/src/config";
+import { configFromEnv, stopDeadlines } from "../worker-image/src/config";
 import { AbortedError, PermanentError, isPermanentServiceError, isTransient } from "../worker-image/src/errors";
 import { jobBaseName, outputKeys, parseMessage } from "../worker-image/src/keys";
 import { MAX_DROPPED_LOG_LINES, MAX_INI_BYTES, PovrayProcessor, buildRenderIni, findScene, sanitizeIni } from "../worker-image/src/povray";
@@ -386,6 +386,15 @@ describe("worker units", function () {
                     /^JOB_TIMEOUT_SECONDS must be an integer between 1 and 43200, got/,
                 );
             }
+        });
+        it("WORKER_STOP_TIMEOUT_SECONDS (the task's stopTimeout, 2-120, default 25) sets the deadlines after SIGTERM: uploads until 15 s before SIGKILL, a forced exit 5 s before it", function () {
+            expect(configFromEnv({ QUEUE_URL: "q" }).stopTimeoutSeconds).to.equal(25);
+            expect(configFromEnv({ QUEUE_URL: "q", WORKER_STOP_TIMEOUT_SECONDS: "120" }).stopTimeoutSeconds).to.equal(120);
+            expect(() => configFromEnv({ QUEUE_URL: "q", WORKER_STOP_TIMEOUT_SECONDS: "121" })).to.throw(/^WORKER_STOP_TIMEOUT_SECONDS must be an integer between 2 and 120, got "121"/);
+            // The standalone default keeps the forced exit of 20 s; the component's 120 s gives the uploads 105 s.
+            expect(stopDeadlines(25)).to.deep.equal({ finishWithinMs: 10000, forcedExitMs: 20000 });
+            expect(stopDeadlines(120)).to.deep.equal({ finishWithinMs: 105000, forcedExitMs: 115000 });
+            expect(stopDeadlines(2)).to.deep.equal({ finishWithinMs: 0, forcedExitMs: 1000 });
         });
         it("reads RENDER_TIMEOUT_SECONDS as the former name of JOB_TIMEOUT_SECONDS, which wins when both are set", function () {
             expect(configFromEnv({ QUEUE_URL: "q", RENDER_TIMEOUT_SECONDS: "60" }).jobTimeoutSeconds).to.equal(60);

@@ -2,7 +2,7 @@
  * The worker (worker-image/src) against moto_server and the real povray: the runtime in-process for most cases,
  * as a child process (`node -r ts-node/register/transpile-only worker-image/src/main.ts`) for exit codes and signals.
  */
-import { S3Client } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { expect } from "chai";
 import { createHash } from "crypto";
@@ -321,7 +321,7 @@ describe("worker (moto + povray)", function () {
         expect(fs.readdirSync(env.WORKER_SCRATCH_DIR)).to.deep.equal([]);
     });
 
-    it("retries a job past JOB_TIMEOUT_SECONDS until maxReceiveCount, then error report + DLQ with the reason", async function () {
+    it("retries a job past JOB_TIMEOUT_SECONDS until its maxReceiveCount-th attempt, then error report + DLQ with the reason", async function () {
         const { bucket, queueUrl, dlqUrl } = await setup(2, 30);
         await aws.put(bucket, "slow/forever.zip", await makeZip([{ name: "forever.pov", data: scene("forever.pov") }]));
         await aws.send(queueUrl, s3Event(bucket, ["slow/forever.zip"]));
@@ -329,7 +329,8 @@ describe("worker (moto + povray)", function () {
             workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl, JOB_TIMEOUT_SECONDS: "1", WORKER_MAX_RECEIVE_COUNT: "2" }),
         );
         expect(code).to.equal(0);
-        expect(events(logs, "received").map((l) => l.receiveCount)).to.deep.equal([1, 2]);
+        // The timed-out attempt is re-sent as a copy (receive count 1 again) carrying it: SQS's count never sees it.
+        expect(events(logs, "received").map((l) => [l.receiveCount, l.attempt])).to.deep.equal([[1, undefined], [1, 2]]);
         expect(events(logs, "retry_later")).to.have.length(1);
         const report = JSON.parse((await aws.get(bucket, "slow/forever.error.json"))!.toString());
         expect(report.reason).to.match(/timed out after 1 s/);
@@ -445,21 +446,22 @@ describe("worker (moto + povray)", function () {
         expect(await aws.depth(queueUrl)).to.equal(0);
     });
 
-    it("a heartbeat still in flight never lands after the release (visibility 0) and re-hides the message", async function () {
-        const { bucket, queueUrl, dlqUrl } = await setup(2, 3);
+    it("a heartbeat still in flight lands before a timed-out job's message is re-sent and deleted (none lands on it afterwards)", async function () {
+        const { bucket, queueUrl, dlqUrl } = await setup(3, 3);
         await aws.put(bucket, "hb/late.zip", await makeZip([{ name: "forever.pov", data: scene("forever.pov") }]));
         await aws.send(queueUrl, { bucket, key: "hb/late.zip" });
-        // Heartbeats (visibility 3 s, one per second) take 1.5 s to be answered, so one is always in flight when
-        // the render times out and the message is released; record the order in which the calls land.
+        // Heartbeats (visibility 3 s, one per second) take 1.5 s to be answered, so one is always in flight when the
+        // render times out and the message is re-sent; record the order in which the calls land.
         const sqs = new SQSClient({ region: "us-east-1", endpoint: moto.endpoint });
         const send = sqs.send.bind(sqs) as (...a: unknown[]) => Promise<unknown>;
-        const landed: Array<{ handle: string; seconds: number }> = [];
+        const landed: Array<{ call: string; handle?: string; seconds?: number }> = [];
         (sqs as unknown as { send: unknown }).send = async (...args: unknown[]) => {
-            const cmd = args[0] as { constructor: { name: string }; input: { ReceiptHandle: string; VisibilityTimeout: number } };
-            if (cmd.constructor.name !== "ChangeMessageVisibilityCommand") return send(...args);
+            const cmd = args[0] as { constructor: { name: string }; input: { QueueUrl: string; ReceiptHandle: string; VisibilityTimeout: number } };
+            const name = cmd.constructor.name;
+            if (cmd.input.QueueUrl !== queueUrl || !["ChangeMessageVisibilityCommand", "DeleteMessageCommand", "SendMessageCommand"].includes(name)) return send(...args);
             if (cmd.input.VisibilityTimeout === 3) await new Promise((r) => setTimeout(r, 1500));
             const res = await send(...args);
-            landed.push({ handle: cmd.input.ReceiptHandle, seconds: cmd.input.VisibilityTimeout });
+            landed.push({ call: name.replace("Command", ""), handle: cmd.input.ReceiptHandle, seconds: cmd.input.VisibilityTimeout });
             return res;
         };
         const env = workerEnv(moto, {
@@ -472,12 +474,18 @@ describe("worker (moto + povray)", function () {
         });
         const { code, logs } = await runWorkerInProcess(env, { sqs });
         expect(code).to.equal(0);
-        const released = events(logs, "released");
-        expect(released.map((l) => l.visibleInSeconds)).to.deep.equal([0]);
-        const first = landed.filter((l) => l.handle === landed.find((x) => x.seconds === 0)!.handle);
+        expect(events(logs, "requeued")).to.have.length(1);
+        const firstHandle = landed.find((l) => l.call === "ChangeMessageVisibility")!.handle;
+        const first = landed.filter((l) => l.handle === firstHandle);
         expect(first.filter((l) => l.seconds === 3).length, "a heartbeat was in flight").to.be.at.least(1);
-        expect(first[first.length - 1].seconds, JSON.stringify(first)).to.equal(0);
-        expect(events(logs, "received").map((l) => l.receiveCount)).to.deep.equal([1, 2]);
+        expect(first.at(-1)?.call, JSON.stringify(landed)).to.equal("DeleteMessage");
+        // The copy was sent once every heartbeat on the original had landed, before the original was deleted.
+        const sentAt = landed.findIndex((l) => l.call === "SendMessage");
+        expect(sentAt).to.be.greaterThan(landed.lastIndexOf(first.filter((l) => l.seconds === 3).at(-1)!));
+        // The copy is a fresh message (receive count 1) carrying the failed attempt: its timeout is the last attempt.
+        expect(events(logs, "received").map((l) => [l.receiveCount, l.attempt])).to.deep.equal([[1, undefined], [1, 2]]);
+        expect(await aws.drain(dlqUrl)).to.have.length(1);
+        expect(await aws.depth(queueUrl)).to.equal(0);
     });
 
     it("retries transient S3 failures with backoff and then succeeds", async function () {
@@ -492,7 +500,7 @@ describe("worker (moto + povray)", function () {
         expect(await aws.depth(queueUrl)).to.equal(0);
     });
 
-    it("leaves a job whose S3 failures persist for redelivery: no DLQ, no error report, not deleted", async function () {
+    it("re-sends a job whose S3 failures persist for another attempt after a back-off: a delayed copy carrying attempt 1 and the reason, no DLQ, no error report", async function () {
         const { bucket, queueUrl, dlqUrl } = await setup();
         await aws.put(bucket, "flaky/b.zip", await tinyJobZip("b"));
         await aws.send(queueUrl, { bucket, key: "flaky/b.zip" });
@@ -500,28 +508,95 @@ describe("worker (moto + povray)", function () {
         const { code, logs } = await runWorkerInProcess(workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl }), { s3 });
         expect(code).to.equal(0);
         expect(events(logs, "failed").map((l) => l.status)).to.deep.equal(["transient"]);
-        expect(events(logs, "deleted")).to.be.empty;
-        expect(events(logs, "released")).to.have.length(1);
+        expect(events(logs, "requeued").map((l) => [l.visibleInSeconds, l.attempts, l.interruptions])).to.deep.equal([[10, 1, 0]]);
+        expect(events(logs, "released")).to.be.empty;
         expect(await aws.get(bucket, "flaky/b.error.json")).to.equal(undefined);
         expect(await aws.depth(dlqUrl)).to.equal(0);
-        expect(await aws.depth(queueUrl)).to.equal(1);
+        // The copy waits out its DelaySeconds, then carries the failed attempt (the original is gone).
+        const attrs = await new Promise<Record<string, string | undefined>>((resolve) => setTimeout(async () => {
+            const [copy] = await aws.drain(queueUrl);
+            resolve({ receives: copy?.Attributes?.ApproximateReceiveCount, attempts: copy?.MessageAttributes?.attempts?.StringValue, lastReason: copy?.MessageAttributes?.lastReason?.StringValue });
+        }, 11000));
+        expect(attrs).to.deep.equal({ receives: "1", attempts: "1", lastReason: "Service Unavailable (injected)" });
     });
 
-    it("treats 403 AccessDenied on the input (a missing key without s3:ListBucket) as permanent: report + DLQ, not redriven", async function () {
+    it("a job whose input is gone answers 403 AccessDenied on AWS without s3:ListBucket: listed, not found, it ends as deleted: nothing written, no DLQ, message deleted", async function () {
         const { bucket, queueUrl, dlqUrl } = await setup();
         await aws.send(queueUrl, { bucket, key: "gone/a.zip" });
+        // S3's answer to a GetObject of a missing key for a caller without s3:ListBucket (moto would answer 404).
+        const s3 = flakyS3(moto, "GetObjectCommand", Infinity, () =>
+            Object.assign(new Error("Access Denied"), { name: "AccessDenied", $fault: "client", $metadata: { httpStatusCode: 403 } }),
+        );
+        const { code, logs } = await runWorkerInProcess(workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl }), { s3 });
+        expect(code).to.equal(0);
+        expect(events(logs, "failed")).to.deep.equal([]);
+        expect(events(logs, "stale").map((l) => l.reason)).to.deep.equal([`input deleted: s3://${bucket}/gone/a.zip no longer exists`]);
+        expect(events(logs, "job_metrics")).to.deep.equal([]);
+        expect(await aws.get(bucket, "gone/a.error.json")).to.equal(undefined);
+        expect(await aws.depth(dlqUrl)).to.equal(0);
+        expect(await aws.depth(queueUrl)).to.equal(0);
+    });
+
+    it("an input that exists but cannot be read (403 AccessDenied, e.g. a missing KMS grant) stays a loud permanent failure: report + DLQ naming AccessDenied and what to check", async function () {
+        const { bucket, queueUrl, dlqUrl } = await setup();
+        await aws.put(bucket, "locked/a.zip", await tinyJobZip("a"));
+        await aws.send(queueUrl, { bucket, key: "locked/a.zip" });
         const s3 = flakyS3(moto, "GetObjectCommand", Infinity, () =>
             Object.assign(new Error("Access Denied"), { name: "AccessDenied", $fault: "client", $metadata: { httpStatusCode: 403 } }),
         );
         const { code, logs } = await runWorkerInProcess(workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl }), { s3 });
         expect(code).to.equal(0);
         expect(events(logs, "failed").map((l) => l.status)).to.deep.equal(["permanent"]);
-        expect(events(logs, "retrying")).to.be.empty;
-        const report = JSON.parse((await aws.get(bucket, "gone/a.error.json"))!.toString());
-        expect(report.reason).to.equal(`input not found or not readable: s3://${bucket}/gone/a.zip`);
+        const report = JSON.parse((await aws.get(bucket, "locked/a.error.json"))!.toString());
+        expect(report.reason).to.equal(
+            `input not readable: s3://${bucket}/locked/a.zip exists but reading it was refused (AccessDenied): for an SSE-KMS bucket set ` +
+                "bucketKmsKeyArn (the task role needs kms:Decrypt on its key), and check the bucket policy",
+        );
         const dlq = await aws.drain(dlqUrl);
         expect(dlq).to.have.length(1);
-        expect(JSON.parse(dlq[0].Body!).reason).to.include("input not found or not readable");
+        expect(JSON.parse(dlq[0].Body!).reason).to.include("AccessDenied");
+        expect(await aws.depth(queueUrl)).to.equal(0);
+    });
+
+    it("an input deleted before the worker got to it (moto's 404): listed, not found, ends as deleted: nothing written, no DLQ, message deleted", async function () {
+        const { bucket, queueUrl, dlqUrl } = await setup();
+        const etag = await aws.put(bucket, "early/scene.zip", await tinyJobZip("scene"));
+        await aws.send(queueUrl, s3Event(bucket, ["early/scene.zip"]).replace('"size":1', `"size":1,"eTag":"${etag.replace(/"/g, "")}"`));
+        await aws.s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: "early/scene.zip" }));
+        const { code, logs } = await runWorkerInProcess(workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl }));
+        expect(code).to.equal(0);
+        expect(events(logs, "failed")).to.deep.equal([]);
+        expect(events(logs, "stale")).to.have.length(1);
+        expect(events(logs, "deleted")).to.have.length(1);
+        expect(await aws.get(bucket, "early/scene.error.json")).to.equal(undefined);
+        expect(await aws.depth(dlqUrl)).to.equal(0);
+        expect(await aws.depth(queueUrl)).to.equal(0);
+    });
+
+    it("an input deleted while it renders: nothing uploaded, no error report, no DLQ, no job event, the message deleted (moto's 404, then the listing)", async function () {
+        const { bucket, queueUrl, dlqUrl } = await setup();
+        const key = "del/scene.zip";
+        const etag = await aws.put(bucket, key, await tinyJobZip("scene"));
+        await aws.send(queueUrl, { bucket, key, etag: etag.replace(/"/g, "") });
+        const povray = new PovrayProcessor();
+        const deleting: Processor = {
+            name: povray.name,
+            async process(input) {
+                const result = await povray.process(input);
+                await aws.s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+                return result;
+            },
+        };
+        const { code, logs } = await runWorkerInProcess(workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl }), { processor: deleting });
+        expect(code).to.equal(0);
+        expect(events(logs, "rendered")).to.have.length(1);
+        expect(events(logs, "stale").map((l) => l.reason)).to.deep.equal([`input deleted: s3://${bucket}/${key} (ETag ${etag.replace(/"/g, "")}) no longer exists`]);
+        expect(events(logs, "uploaded")).to.deep.equal([]);
+        expect(events(logs, "job_metrics")).to.deep.equal([]);
+        expect(events(logs, "deleted")).to.have.length(1);
+        expect(await aws.get(bucket, "del/scene.png")).to.equal(undefined);
+        expect(await aws.get(bucket, "del/scene.error.json")).to.equal(undefined);
+        expect(await aws.depth(dlqUrl)).to.equal(0);
         expect(await aws.depth(queueUrl)).to.equal(0);
     });
 
@@ -562,6 +637,67 @@ describe("worker (moto + povray)", function () {
         expect(await aws.depth(queueUrl)).to.equal(0);
     });
 
+    describe("SIGTERM after the render: the outputs still upload (issue #17 item 6)", function () {
+        /** An S3 client on moto whose PutObject of a `.png` takes `ms` (or until its abort signal fires). */
+        function slowPngUploads(ms: number): S3Client {
+            const client = new S3Client({ region: "us-east-1", endpoint: moto.endpoint, forcePathStyle: true });
+            const send = client.send.bind(client) as (...a: unknown[]) => Promise<unknown>;
+            (client as unknown as { send: unknown }).send = async (...args: unknown[]) => {
+                const cmd = args[0] as { constructor: { name: string }; input: { Key?: string } };
+                const signal = (args[1] as { abortSignal?: AbortSignal } | undefined)?.abortSignal;
+                if (cmd.constructor.name === "PutObjectCommand" && String(cmd.input.Key).endsWith(".png")) {
+                    await new Promise<void>((resolve, reject) => {
+                        const t = setTimeout(resolve, ms);
+                        signal?.addEventListener("abort", () => (clearTimeout(t), reject(Object.assign(new Error("aborted"), { name: "AbortError" }))), { once: true });
+                    });
+                }
+                return send(...args);
+            };
+            return client;
+        }
+        const stopWhenRendered = (l: LogLine, worker: { stop(reason?: string): void }) => {
+            if (l.event === "rendered") worker.stop("SIGTERM");
+        };
+
+        it("GIVEN a SIGTERM while a finished render uploads THEN its outputs are uploaded, its message deleted, and no second render happens", async function () {
+            const { bucket, queueUrl, dlqUrl } = await setup();
+            await aws.put(bucket, "fin/a.zip", await tinyJobZip("a"));
+            await aws.send(queueUrl, { bucket, key: "fin/a.zip" });
+            const env = workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl, WORKER_IDLE_EXIT: "0" });
+            const { code, logs } = await runWorkerInProcess(env, { s3: slowPngUploads(1500), onLog: stopWhenRendered });
+            expect(code).to.equal(0);
+            const order = logs.map((l) => l.event);
+            expect(order.indexOf("stopping")).to.be.greaterThan(order.indexOf("rendered"));
+            expect(order.indexOf("stopping")).to.be.lessThan(order.lastIndexOf("uploaded"));
+            expect(events(logs, "uploaded").map((l) => l.key).sort()).to.deep.equal(["fin/a.log", "fin/a.png"]);
+            expect(events(logs, "deleted")).to.have.length(1);
+            expect(events(logs, "aborted")).to.deep.equal([]);
+            expect(events(logs, "requeued")).to.deep.equal([]);
+            expect(pngSize((await aws.get(bucket, "fin/a.png"))!)).to.deep.equal({ width: 32, height: 24 });
+            expect(await aws.depth(queueUrl)).to.equal(0);
+            // Nothing left to render again.
+            const again = await runWorkerInProcess(workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl }));
+            expect(events(again.logs, "received")).to.deep.equal([]);
+            expect(await aws.depth(dlqUrl)).to.equal(0);
+        });
+
+        it("GIVEN uploads still running at the deadline before the task's SIGKILL (WORKER_STOP_TIMEOUT_SECONDS) THEN they are aborted and the job goes back as an interruption", async function () {
+            const { bucket, queueUrl, dlqUrl } = await setup();
+            await aws.put(bucket, "fin/b.zip", await tinyJobZip("b"));
+            await aws.send(queueUrl, { bucket, key: "fin/b.zip" });
+            // stopTimeout 16 s: the uploads may run 1 s after SIGTERM (16 - 5 forced-exit margin - 10 to settle).
+            const env = workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl, WORKER_IDLE_EXIT: "0", WORKER_STOP_TIMEOUT_SECONDS: "16" });
+            const { code, logs } = await runWorkerInProcess(env, { s3: slowPngUploads(30000), onLog: stopWhenRendered });
+            expect(code).to.equal(0);
+            expect(events(logs, "aborted").map((l) => l.while)).to.deep.equal(["uploading"]);
+            expect(events(logs, "requeued").map((l) => l.interruptions)).to.deep.equal([1]);
+            expect(events(logs, "deleted")).to.deep.equal([]);
+            expect(await aws.get(bucket, "fin/b.png")).to.equal(undefined);
+            expect(await aws.depth(dlqUrl)).to.equal(0);
+            expect(await aws.depth(queueUrl)).to.equal(1);
+        });
+    });
+
     describe("as a process (worker-image/src/main.ts)", function () {
         it("drains and exits 0 on an empty queue (WORKER_IDLE_EXIT=1)", async function () {
             const { queueUrl } = await setup();
@@ -579,7 +715,7 @@ describe("worker (moto + povray)", function () {
             expect(String(w.logs[0].reason)).to.match(/QUEUE_URL is required/);
         });
 
-        it("on SIGTERM mid-render releases the message at once; a second worker completes it exactly once", async function () {
+        it("on SIGTERM mid-render re-sends the message at once (interruptions 1, no receive counted); a second worker completes it exactly once", async function () {
             const { bucket, queueUrl, dlqUrl } = await setup(3, 60);
             await aws.put(bucket, "term/slow.zip", await makeZip([{ name: "slow.pov", data: scene("slow.pov") }]));
             await aws.send(queueUrl, { bucket, key: "term/slow.zip" });
@@ -590,15 +726,16 @@ describe("worker (moto + povray)", function () {
             const exitA = await a.exited;
             expect(exitA.code, a.stderr()).to.equal(0);
             const eventsA = a.logs.map((l) => l.event);
-            expect(eventsA).to.include("released");
+            expect(eventsA).to.include("requeued");
             expect(eventsA).to.not.include("uploaded");
-            expect(eventsA).to.not.include("deleted");
+            expect(eventsA).to.not.include("dead_lettered");
             expect(await aws.get(bucket, "term/slow.png")).to.equal(undefined);
-            // Visibility was reset to 0, so a second worker gets it now, not after the 60 s visibility timeout.
+            // A visible copy was sent, so a second worker gets it now, not after the 60 s visibility timeout; it is a new
+            // message (receive count 1) that says it was interrupted once.
             const b = startChildWorker(workerEnv(moto, { ...env, WORKER_IDLE_EXIT: "1" }));
             const exitB = await b.exited;
             expect(exitB.code, b.stderr()).to.equal(0);
-            expect(b.logs.filter((l) => l.event === "received").map((l) => l.receiveCount)).to.deep.equal([2]);
+            expect(b.logs.filter((l) => l.event === "received").map((l) => [l.receiveCount, l.interruptions])).to.deep.equal([[1, 1]]);
             expect(b.logs.filter((l) => l.event === "deleted")).to.have.length(1);
             const png = await aws.get(bucket, "term/slow.png");
             expect(pngSize(png!).width).to.be.greaterThan(0);
@@ -616,14 +753,14 @@ describe("worker (moto + povray)", function () {
             expect(w.logs.map((l) => l.event)).to.not.include("receive_failed");
         });
 
-        it("one-shot mode: SIGTERM mid-render dead-letters {bucket,key,reason} (no queue would redeliver it) and exits 143", async function () {
+        it("one-shot mode: SIGTERM mid-render dead-letters {bucket,key,reason} (no queue would redeliver it) and exits 4 (stopped, settled)", async function () {
             const { bucket, dlqUrl } = await setup();
             await aws.put(bucket, "one/slow.zip", await makeZip([{ name: "slow.pov", data: scene("slow.pov") }]));
             const w = startChildWorker(workerEnv(moto, { JOB_BUCKET: bucket, JOB_KEY: "one/slow.zip", DLQ_URL: dlqUrl }));
             await w.waitFor((l) => l.event === "scene");
             w.proc.kill("SIGTERM");
             const { code } = await w.exited;
-            expect(code, w.stderr()).to.equal(143);
+            expect(code, w.stderr()).to.equal(4);
             expect(w.logs.map((l) => l.event)).to.include("dead_lettered");
             const dlq = await aws.drain(dlqUrl);
             expect(dlq).to.have.length(1);
@@ -633,12 +770,12 @@ describe("worker (moto + povray)", function () {
             expect(await aws.get(bucket, "one/slow.png")).to.equal(undefined);
         });
 
-        it("one-shot mode: a permanent failure writes the error report, dead-letters {bucket,key,reason} and exits non-zero", async function () {
+        it("one-shot mode: a permanent failure writes the error report, dead-letters {bucket,key,reason} and exits 3 (failed, settled)", async function () {
             const { bucket, dlqUrl } = await setup();
             await aws.put(bucket, "one/broken.zip", await makeZip([{ name: "broken.pov", data: scene("parse-error.pov") }]));
             const w = startChildWorker(workerEnv(moto, { JOB_BUCKET: bucket, JOB_KEY: "one/broken.zip", DLQ_URL: dlqUrl }));
             const { code } = await w.exited;
-            expect(code).to.not.equal(0);
+            expect(code, w.stderr()).to.equal(3);
             const report = JSON.parse((await aws.get(bucket, "one/broken.error.json"))!.toString());
             expect(report.reason).to.match(/Parse Error/i);
             const dlq = await aws.drain(dlqUrl);

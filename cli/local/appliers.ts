@@ -36,6 +36,8 @@ export interface ApplyContext {
     subnets: string[];
     /** Where the applier table departs from AWS (stand-ins), for the run's notes. */
     notes: string[];
+    /** The stand-in SQS queues of the EventBridge rules' Lambda targets (filled in by the EventTarget applier). */
+    lambdaTargetQueues?: string[];
 }
 
 type Applier = (r: DeclaredResource, x: ApplyContext) => Promise<void>;
@@ -293,6 +295,7 @@ export const APPLIERS: Record<string, Applier> = {
             const url = (await x.c.sqs.send(new CreateQueueCommand({ QueueName: `${String(i.rule).slice(0, 60)}-lambda-target` }))).QueueUrl!;
             arn = (await x.c.sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn"] }))).Attributes!.QueueArn!;
             x.notes.push(`EventBridge target ${r.name} (Lambda ${i.arn}) → stand-in SQS queue ${arn} (moto can't target Lambda)`);
+            x.lambdaTargetQueues?.push(url);
         }
         await events(x).send(
             new PutTargetsCommand({

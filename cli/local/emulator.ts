@@ -42,6 +42,11 @@ export interface Provisioned {
     replacements: [string, string][];
     /** One record per declared resource: applied to the emulator or not (see appliers.ts). */
     applied: AppliedRecord[];
+    /**
+     * The stand-in queues of the stack's EventBridge rules whose target is a Lambda function (the launcher): what a
+     * rule matches lands there, and the local run hands it to the launcher (events.ts).
+     */
+    lambdaTargetQueues: string[];
 }
 
 /** Replaces every fake value in strings, deeply (objects, arrays, JSON text). */
@@ -196,7 +201,8 @@ export async function provision(c: Clients, endpoint: string, region: string, d:
             if (name === d.intakeQueue.name) ids.push([r.id, intake.url]);
         }
     }
-    const applied = await applyDeclared(d.resources, { c, endpoint, region, replacements: [...ids, ...replacements], vpcId, subnets, notes });
+    const lambdaTargetQueues: string[] = [];
+    const applied = await applyDeclared(d.resources, { c, endpoint, region, replacements: [...ids, ...replacements], vpcId, subnets, notes, lambdaTargetQueues });
     return {
         bucket,
         queueUrl: queue.url,
@@ -211,5 +217,6 @@ export async function provision(c: Clients, endpoint: string, region: string, d:
         notes,
         replacements,
         applied,
+        lambdaTargetQueues,
     };
 }

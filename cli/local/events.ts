@@ -1,12 +1,16 @@
 /**
- * Asynchronous event delivery to the launcher's code, as Lambda does it: the stack's EventBridge schedules, each
- * failed invocation retried `maximumRetryAttempts` times, then Lambda's on-failure record sent to the dead-letter
- * queue (the destination). (The bucket's notifications reach the launcher through the intake: intake.ts.)
+ * Asynchronous event delivery to the launcher's code, as Lambda does it: the stack's EventBridge schedules, and what
+ * the stack's rules with the launcher as their target matched on the emulator's bus (their stand-in queues, e.g. ECS's
+ * task state changes the local run emits, see ecs-events.ts), each failed invocation retried `maximumRetryAttempts`
+ * times, then Lambda's on-failure record sent to the dead-letter queue (the destination). (The bucket's notifications
+ * reach the launcher through the intake: intake.ts.)
  */
-import { SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import * as crypto from "crypto";
 
 import { InvokeResult } from "./launcher";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export const errText = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
@@ -61,6 +65,8 @@ export class Schedules {
 export interface DeliveryDeps {
     launcher: { invoke(event: unknown): Promise<InvokeResult> };
     sqs: Pick<SQSClient, "send">;
+    /** The stand-ins for the launcher as the target of the stack's EventBridge rules (appliers.ts). */
+    ruleQueueUrls?: string[];
     /** The launcher's on-failure destination. */
     dlqUrl: string;
     functionName: string;
@@ -74,6 +80,8 @@ export interface DeliveryDeps {
 export class EventDelivery {
     /** Launcher invocations so far (retries included). */
     invocations = 0;
+    /** Passes of loop() over every queue that found nothing. */
+    private emptyRounds = 0;
 
     constructor(private readonly d: DeliveryDeps) {}
 
@@ -101,8 +109,45 @@ export class EventDelivery {
         }
     }
 
+    /**
+     * Resolves once loop() has made a whole pass over its queues that began after this call and found nothing (what
+     * was in them then has been handed to the launcher), or at `until` (epoch ms).
+     */
+    async idle(until: number): Promise<void> {
+        if (!this.d.ruleQueueUrls?.length) return;
+        const from = this.emptyRounds;
+        while (this.emptyRounds < from + 2 && Date.now() < until && !this.d.stopped()) await sleep(100);
+    }
+
     /** Fires a scheduled event in the background (invocations are serialized by the launcher anyway). */
     fireScheduled(rule: string, region: string): void {
         void this.handle(JSON.stringify(scheduledEvent(rule, region)));
+    }
+
+    /** Hands the rules' stand-in queues' messages to the launcher, each deleted once handled, while `keepGoing()`. */
+    async loop(keepGoing: () => boolean): Promise<void> {
+        const { sqs } = this.d;
+        const queues = this.d.ruleQueueUrls ?? [];
+        while (keepGoing() && queues.length > 0) {
+            try {
+                let got = 0;
+                for (const QueueUrl of queues) {
+                    const r = await sqs.send(new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }));
+                    for (const m of r.Messages ?? []) {
+                        got++;
+                        await this.handle(m.Body ?? "");
+                        await sqs.send(new DeleteMessageBatchCommand({ QueueUrl, Entries: [{ Id: "0", ReceiptHandle: m.ReceiptHandle! }] }));
+                    }
+                }
+                if (got === 0) {
+                    this.emptyRounds++;
+                    await sleep(300);
+                }
+            } catch (e) {
+                if (this.d.stopped()) break;
+                this.d.log(`rule queues: ${errText(e)} (retrying)`);
+                await sleep(1000);
+            }
+        }
     }
 }

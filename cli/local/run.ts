@@ -24,11 +24,14 @@ import { StartFailures } from "./start-failures";
 import { buildSummary, LocalSummary } from "./summary";
 import { containerEnvironment, TaskFleet } from "./tasks";
 import { jobEventsNote, JobEventFeed } from "./job-events";
+import { EcsEvents } from "./ecs-events";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { motoClientConfig } from "./moto";
 
 /** Service mode's CloudWatch path: jobs wait this long with no task before the scale-out alarm starts one. */
 const SERVICE_ALARM_DELAY_MS = 60000;
+/** Per-job: once every job settled, how long the run waits for the tasks to exit and their stop events to be handled. */
+const PER_JOB_TAIL_MS = 20000;
 import { JobWatcher } from "./watch";
 
 export { cleanup } from "./cleanup";
@@ -126,18 +129,27 @@ async function settleJobs(s: LocalSetup, o: LocalOptions, progress: Progress, at
     });
     // Each job's event (Job Succeeded / Job Failed), read through a rule on the bus to a queue, as a user would.
     const containerEnv = containerEnvironment(container, p.replacements);
+    const events = new EventBridgeClient({ ...motoClientConfig(moto.endpoint), region: s.region });
     const jobEvents = new JobEventFeed(
-        { sqs: c.sqs, events: new EventBridgeClient({ ...motoClientConfig(moto.endpoint), region: s.region }) },
+        { sqs: c.sqs, events },
         { busName: containerEnv.EVENT_BUS_NAME || "default", source: containerEnv.EVENT_SOURCE || "lambda-ecs-worker", name: `lew-local-job-events-${Date.now()}`, log },
     );
     await jobEvents.start().catch((e) => s.notes.push(`job events not shown: ${errText(e)}`));
     // A worker that exits before taking a job is reported at once; when every task so far did, the run stops (exit 1).
     const starts = new StartFailures(log);
     fleet.onExit((e) => starts.record(e, fleet.started, book.pending().length));
+    // ECS puts a task state change event on the bus when a task stops: the stack's rules route it (per-job: to the
+    // launcher, which ends a job its worker did not settle). Not for the tasks the run stops at its end.
+    const ecsEvents = new EcsEvents(events, container.name, log);
+    fleet.onExit((e) => {
+        const task = fleet.describedTask(e.arn);
+        if (!e.stopping && task) void ecsEvents.taskStopped(task, e.code);
+    });
     const stopped = () => stopping || !!cleanup.interrupted;
     const delivery = new EventDelivery({
         launcher: s.launcher,
         sqs: c.sqs,
+        ruleQueueUrls: p.lambdaTargetQueues,
         dlqUrl: p.dlqUrl,
         functionName: declared.launcher.name,
         maximumRetryAttempts: declared.launcher.maximumRetryAttempts,
@@ -152,8 +164,10 @@ async function settleJobs(s: LocalSetup, o: LocalOptions, progress: Progress, at
 
     let settledAt = 0;
     // The bucket's notifications land in the intake; its event source mapping (emulated) hands them to the launcher.
+    // The stack's rules that target the launcher (per-job: ECS's task state changes) reach it through their stand-ins.
     const mapping = new IntakeMapping({ sqs: c.sqs, queueUrl: p.intakeQueueUrl, queueArn: p.intakeQueueArn, region: s.region, config: declared.mapping, instances: s.intake, log, stopped });
-    const eventsLoop = mapping.run(() => !book.settled() && Date.now() < at.deadline);
+    let ended = false;
+    const eventsLoop = Promise.all([mapping.run(() => !book.settled() && Date.now() < at.deadline), delivery.loop(() => !ended && Date.now() < at.deadline && !stopped())]);
     try {
         await pollUntil(() => book.settled() || Date.now() >= at.deadline || !!cleanup.interrupted || starts.error !== undefined, progress, async () => {
             await fleet.poll();
@@ -169,7 +183,17 @@ async function settleJobs(s: LocalSetup, o: LocalOptions, progress: Progress, at
                 await fleet.scaleService({ ...p, maxTasks: p.launcherEnv.MAX_TASKS, serviceName: p.launcherEnv.SERVICE_NAME }, depth.visible, depth.inFlight);
             }
         }, () => progress.update(counts()));
+        // Per-job: a task's stop is part of its job's life (its worker's exit code says whether it settled the job): let
+        // the tasks exit and their events reach the launcher, which must then do nothing more for a settled job.
+        if (p.launcherEnv.LAUNCH_MODE === "per-job" && book.settled() && !stopped() && starts.error === undefined) {
+            const until = Math.min(at.deadline, Date.now() + PER_JOB_TAIL_MS);
+            while (fleet.running > 0 && Date.now() < until && !stopped()) await sleep(100);
+            await ecsEvents.idle();
+            await delivery.idle(until);
+            await watcher.pollDlq().catch(() => undefined);
+        }
     } finally {
+        ended = true;
         stopping = true;
         settledAt = Date.now();
         book.failPending(cleanup.interrupted ? `interrupted (${cleanup.interrupted})` : starts.error ?? "timed out");
@@ -186,6 +210,7 @@ async function settleJobs(s: LocalSetup, o: LocalOptions, progress: Progress, at
             const secs = ((fleet.firstServiceTask.at - fleet.firstWaitingAt) / 1000).toFixed(1);
             s.notes.push(`service: first task requested ${secs} s after jobs waited (${fleet.firstServiceTask.by === "wake" ? "the launcher's wake" : "the CloudWatch path"})`);
         }
+        for (const late of watcher.lateDeadLetters) s.notes.push(`dead-lettered after it was done: ${late}`);
         if (watcher.dlqDuplicates > 0) {
             s.notes.push(`${watcher.dlqDuplicates} duplicate dead-letter message(s) counted once (same jobId: the DLQ is at-least-once)`);
         }

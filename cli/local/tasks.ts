@@ -4,7 +4,7 @@
  * worker exits, the task is stopped in the emulator and the exit is reported to `onExit` listeners. In launchMode
  * "service" this also stands in for the ECS service's queue-depth scaling.
  */
-import { DescribeServicesCommand, DescribeTasksCommand, ECSClient, ListTasksCommand, RunTaskCommand, StopTaskCommand } from "@aws-sdk/client-ecs";
+import { DescribeServicesCommand, DescribeTasksCommand, ECSClient, ListTasksCommand, RunTaskCommand, StopTaskCommand, Task } from "@aws-sdk/client-ecs";
 import * as path from "path";
 
 import { Runner, RunningTask } from "./runners";
@@ -108,12 +108,19 @@ export class TaskFleet {
     firstServiceTask?: { at: number; by: "wake" | "alarm" };
     private waitingSince?: number;
     private readonly seen = new Set<string>();
+    /** Each started task as the emulator described it (ECS's task state change events carry it). */
+    private readonly described = new Map<string, Task>();
     private readonly exitListeners: ((e: TaskExit) => void)[] = [];
 
     constructor(private readonly d: FleetDeps) {}
 
     get running(): number {
         return this.d.tasks.size;
+    }
+
+    /** The task as the emulator described it when its worker started (undefined: not started by poll()). */
+    describedTask(arn: string): Task | undefined {
+        return this.described.get(arn);
     }
 
     /** Called with every worker's exit, after the task is stopped in the emulator. */
@@ -137,6 +144,7 @@ export class TaskFleet {
             for (const t of desc.tasks ?? []) {
                 if (this.seen.has(t.taskArn!)) continue;
                 this.seen.add(t.taskArn!);
+                this.described.set(t.taskArn!, t);
                 if (!this.d.stopping()) this.start(t.taskArn!, t.overrides);
             }
         }

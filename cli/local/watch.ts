@@ -73,6 +73,8 @@ export class JobWatcher {
     readonly dlqJobIds = new Set<string>();
     /** Dead-letter messages that were copies of one already read (same jobId): counted once. */
     dlqDuplicates = 0;
+    /** `<key>: <reason>` of dead-letter messages naming a job already done (it produced its outputs): a job ended twice. */
+    readonly lateDeadLetters: string[] = [];
 
     constructor(private readonly t: WatchTarget, private readonly book: JobBook) {}
 
@@ -93,6 +95,7 @@ export class JobWatcher {
             for (const k of keys) {
                 const j = this.book.byKey.get(k);
                 if (j && !j.result) this.dlqReasons.set(j.key, reason);
+                else if (j?.result?.status === "done") this.lateDeadLetters.push(`${k}: ${reason}`);
             }
         }
         if (msgs.length > 0) {

@@ -198,11 +198,17 @@ export interface LambdaEcsWorkerArgs {
     environment?: Record<string, pulumi.Input<string>>;
     /** Task ephemeral storage in GiB, 21-200 (the scratch space for inputs and renders). @default 21 */
     ephemeralStorageGiB?: number;
-    /** Seconds between SIGTERM and SIGKILL when a task is stopped, 2-120. @default 120 */
+    /**
+     * Seconds between SIGTERM and SIGKILL when a task is stopped, 2-120; passed to the worker as
+     * `WORKER_STOP_TIMEOUT_SECONDS`: a job whose render has finished keeps uploading its outputs until 15 s before the
+     * SIGKILL, and the worker exits 5 s before it at the latest.
+     * @default 120
+     */
     stopTimeout?: number;
     /**
-     * Hard limit on one job's processor run in seconds, 1-43200 (SQS keeps a message hidden at most 12 h); passed as
-     * `JOB_TIMEOUT_SECONDS`.
+     * Hard limit on one job's processor run in seconds, 1-43200; passed as `JOB_TIMEOUT_SECONDS`. In the queue modes
+     * (drain, service) at most 39600: SQS keeps a received message hidden at most 12 h from its receipt, and an hour
+     * is kept for the download, the uploads and the heartbeats.
      * @default 900
      */
     jobTimeoutSeconds?: number;
@@ -239,11 +245,20 @@ export interface LambdaEcsWorkerArgs {
      * @default 300
      */
     visibilityTimeoutSeconds?: number;
-    /** Deliveries of a job before SQS moves it to the dead-letter queue, 1-1000. @default 3 */
+    /**
+     * Attempts of a job, 1-999: a job that failed (transiently, or past `jobTimeoutSeconds`) or whose task stopped
+     * without finishing it (SIGKILL, out of memory) this many times is dead-lettered by the worker, with its reason, an
+     * error report and a `Job Failed` event. Interruptions (SIGTERM: Spot reclaim, scale-in, deploy) do not count. The
+     * work queue's redrive policy moves a message after `maxReceiveCount + 1` receives, a safety net only.
+     * @default 3
+     */
     maxReceiveCount?: number;
     /** Seconds a message stays in the work queue, 60-1209600. @default 345600 (4 days) */
     messageRetentionSeconds?: number;
-    /** Seconds a message stays in the dead-letter queue, 60-1209600. @default 1209600 (14 days) */
+    /**
+     * Seconds a message stays in the dead-letter queue, 60-1209600, more than `messageRetentionSeconds` (SQS keeps a
+     * redriven message's original enqueue time). @default 1209600 (14 days)
+     */
     deadLetterRetentionSeconds?: number;
 
     /**

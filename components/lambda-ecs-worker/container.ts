@@ -25,8 +25,10 @@ export const RESERVED_ENVIRONMENT = [
     "WORKER_MAX_RECEIVE_COUNT",
     "WORKER_VISIBILITY_TIMEOUT",
     "WORKER_SCRATCH_DIR",
+    "WORKER_STOP_TIMEOUT_SECONDS",
     "JOB_BUCKET",
     "JOB_KEY",
+    "JOB_ETAG",
     // Job events and metrics (worker-image/src/events.ts, metrics.ts), task protection (protection.ts).
     "EVENT_BUS_NAME",
     "EVENT_SOURCE",

@@ -90,9 +90,10 @@ export function executionRolePolicy(p: { repositoryArn: string | undefined; logG
 }
 
 /**
- * The task role (the worker's code): read inputs under `inputPrefix`, write its declared outputs (`outputSuffixes`,
+ * The task role (the worker's code): read inputs under `inputPrefix` (and list keys there, to tell a deleted input from
+ * an unreadable one), write its declared outputs (`outputSuffixes`,
  * default POV-Ray's) and its failure report (and delete a stale `.error.json`), dead-letter to the dead-letter queue; in drain and service modes also consume the work queue (receive,
- * delete, extend or release a message). The component sets the visibility timeout and maxReceiveCount, so the worker
+ * delete, extend or release a message, and re-send one for another attempt). The component sets the visibility timeout and maxReceiveCount, so the worker
  * never reads the queue's attributes; a per-job task gets its one job from its environment and never reads the queue.
  */
 export function taskRolePolicy(p: {
@@ -119,10 +120,14 @@ export function taskRolePolicy(p: {
     const outputObject = (suffix: string) => str`${p.bucketArn}/${p.outputPrefix === "" ? p.inputPrefix : p.outputPrefix}*${suffix}`;
     return policy(
         allow("s3:GetObject", str`${p.bucketArn}/${p.inputPrefix}*`),
+        // S3 answers a missing key with 403 AccessDenied, not 404, to a caller without s3:ListBucket: the worker lists
+        // an input it cannot read (Prefix = its key) to tell a deleted input from an unreadable one; only there.
+        allow("s3:ListBucket", p.bucketArn, { StringLike: { "s3:prefix": `${p.inputPrefix}*` } }),
         allow("s3:PutObject", writtenSuffixes(p.outputSuffixes ?? DEFAULT_OUTPUT_SUFFIXES).map(outputObject)),
         // A success removes the failure report an earlier attempt left.
         allow("s3:DeleteObject", outputObject(ERROR_REPORT_SUFFIX)),
-        ...(p.launchMode === "per-job" ? [] : [allow(["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"], p.queueArn)]),
+        // Consume the work queue; SendMessage re-sends a job for another attempt (an interruption, a retried failure).
+        ...(p.launchMode === "per-job" ? [] : [allow(["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:SendMessage"], p.queueArn)]),
         allow("sqs:SendMessage", p.deadLetterQueueArn),
         putJobEvents(p.eventBusArn, p.eventSource, [JOB_EVENT_DETAIL_TYPES.succeeded, JOB_EVENT_DETAIL_TYPES.failed]),
         // An SSE-KMS bucket: GetObject needs kms:Decrypt, PutObject kms:GenerateDataKey, on exactly that key and only

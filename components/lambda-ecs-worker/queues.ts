@@ -46,7 +46,9 @@ export function createQueues(name: string, r: ResolvedLambdaEcsWorkerArgs, { par
             messageRetentionSeconds: r.messageRetentionSeconds,
             receiveWaitTimeSeconds: 20,
             sqsManagedSseEnabled: true,
-            redrivePolicy: pulumi.jsonStringify({ deadLetterTargetArn: deadLetterQueue.arn, maxReceiveCount: r.maxReceiveCount }),
+            // The worker dead-letters a job's last attempt itself (WORKER_MAX_RECEIVE_COUNT, with its reason): SQS's redrive,
+            // one receive later, is only the safety net for a worker that dies while doing so.
+            redrivePolicy: pulumi.jsonStringify({ deadLetterTargetArn: deadLetterQueue.arn, maxReceiveCount: r.maxReceiveCount + 1 }),
             tags: r.tags,
         },
         { parent },

@@ -133,6 +133,8 @@ function workerContainer(
                 WORKER_MAX_RECEIVE_COUNT: String(r.maxReceiveCount),
                 WORKER_VISIBILITY_TIMEOUT: String(r.visibilityTimeoutSeconds),
                 WORKER_SCRATCH_DIR: SCRATCH_DIR,
+                // The worker's deadlines after SIGTERM: finished renders upload until a few seconds before ECS's SIGKILL.
+                WORKER_STOP_TIMEOUT_SECONDS: String(r.stopTimeout),
                 EVENT_BUS_NAME: eventBusName,
                 EVENT_SOURCE: eventSourceOf(name, r),
                 WORKER_NAME: name,

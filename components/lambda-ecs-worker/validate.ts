@@ -29,6 +29,7 @@ export function validateLambdaEcsWorkerArgs(args: LambdaEcsWorkerArgs, name?: st
     checkNetworkAndEnvironment(args, r, errors);
     checkEventsAndScaling(args, r, errors);
     checkAwsLimits(args, r, errors);
+    checkQueueLimits(args, r, errors);
     return errors;
 }
 
@@ -223,7 +224,8 @@ function checkSizesAndLimits(args: LambdaEcsWorkerArgs, { cpu, memory, logRetent
     intIn(errors, "stopTimeout", args.stopTimeout, 2, 120);
     intIn(errors, "jobTimeoutSeconds", args.jobTimeoutSeconds, 1, 43200);
     intIn(errors, "visibilityTimeoutSeconds", args.visibilityTimeoutSeconds, 30, 43200);
-    intIn(errors, "maxReceiveCount", args.maxReceiveCount, 1, 1000);
+    // The work queue's redrive allows one receive more than the worker (a safety net): SQS's maximum is 1000.
+    intIn(errors, "maxReceiveCount", args.maxReceiveCount, 1, 999);
     intIn(errors, "messageRetentionSeconds", args.messageRetentionSeconds, 60, 1209600);
     intIn(errors, "deadLetterRetentionSeconds", args.deadLetterRetentionSeconds, 60, 1209600);
     intIn(errors, "oldestJobAlarmSeconds", args.oldestJobAlarmSeconds, 60, 1209600);
@@ -301,6 +303,42 @@ function checkEventsAndScaling(args: LambdaEcsWorkerArgs, r: ResolvedLambdaEcsWo
         if (typeof args.spotFallback !== "boolean") errors.push(`spotFallback: must be true or false, got ${JSON.stringify(args.spotFallback)}`);
         if (!usesSpot(r.capacity)) errors.push("spotFallback: applies only when capacity includes FARGATE_SPOT");
         else if (r.launchMode === "service") errors.push('spotFallback: applies only with launchMode "drain" or "per-job" (a service keeps an on-demand base)');
+    }
+}
+
+/** SQS's limit on a message's visibility: 12 h from its receipt (ChangeMessageVisibility refuses to extend it further). */
+export const SQS_MAX_VISIBILITY_SECONDS = 43200;
+
+/**
+ * What a queued job needs besides its processor run within SQS's 12 h from the receipt: the download and unpacking
+ * before it, the uploads and settling after it, and the heartbeats' own slack (one extension every third of the
+ * visibility timeout). One hour.
+ */
+export const QUEUE_JOB_MARGIN_SECONDS = 3600;
+
+/**
+ * SQS's rules on the queues (Amazon SQS Developer Guide): a received message stays hidden at most 12 h from its
+ * receipt, so in the queue modes a job's processor run plus {@link QUEUE_JOB_MARGIN_SECONDS} must fit in 12 h (a
+ * per-job task has no message); and a dead-letter queue keeps a redriven message's original enqueue timestamp, so it
+ * must keep messages longer than the work queue or a moved job may expire at once.
+ */
+function checkQueueLimits(args: LambdaEcsWorkerArgs, r: ResolvedLambdaEcsWorkerArgs, errors: Problems): void {
+    const inRange = (v: unknown, min: number, max: number) => isInteger(v) && v >= min && v <= max;
+    const most = SQS_MAX_VISIBILITY_SECONDS - QUEUE_JOB_MARGIN_SECONDS;
+    if (r.launchMode !== "per-job" && inRange(r.jobTimeoutSeconds, 1, SQS_MAX_VISIBILITY_SECONDS) && r.jobTimeoutSeconds > most) {
+        errors.push(
+            `jobTimeoutSeconds: with launchMode "${r.launchMode}" must be at most ${most} (SQS hides a received job at most ${SQS_MAX_VISIBILITY_SECONDS} s, 12 h, ` +
+                `from its receipt; ${QUEUE_JOB_MARGIN_SECONDS} s are kept for the download, the uploads and the heartbeats), got ${r.jobTimeoutSeconds}`,
+        );
+    }
+    const work = r.messageRetentionSeconds;
+    const dead = r.deadLetterRetentionSeconds;
+    if (inRange(work, 60, 1209600) && inRange(dead, 60, 1209600) && dead <= work) {
+        const given = (arg: keyof LambdaEcsWorkerArgs, v: number) => `${arg} ${v}${args[arg] === undefined ? " (the default)" : ""}`;
+        errors.push(
+            `deadLetterRetentionSeconds: must be greater than messageRetentionSeconds (SQS keeps a dead-lettered job's original enqueue time, ` +
+                `so the dead-letter queue must keep messages longer than the work queue), got ${given("deadLetterRetentionSeconds", dead)} and ${given("messageRetentionSeconds", work)}`,
+        );
     }
 }
 

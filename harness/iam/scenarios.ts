@@ -15,6 +15,8 @@
  *  - service mode's WORKER_IDLE_EXIT=0 (run forever) is set to 1 so that the worker exits once the queue is empty.
  *  - service mode: the ECS service is created in moto under the stack's name (the launcher's SERVICE_NAME), desired
  *    count 0, so that the launcher's wake (DescribeServices, UpdateService) runs against it; moto starts no task for it.
+ *  - drain and service modes: the run of the job stopped mid-job has WORKER_VISIBILITY_TIMEOUT 3 (the stack's is 300 s),
+ *    so that its heartbeat (ChangeMessageVisibility, every second) happens before it is stopped, 1.5 s into its render.
  *  - service mode: the worker's ECS_AGENT_URI points at a local stand-in for the ECS agent's task protection endpoint
  *    (moto has no UpdateTaskProtection): it records each PUT and answers as the agent does on success; each recorded
  *    PUT becomes the agent's ecs:UpdateTaskProtection of the task with the task role (platform.ts
@@ -46,7 +48,7 @@ import { LAUNCHER_ENV } from "../../functions/launcher-settings";
 import { invokeInFreshNode, Invocation, writeLauncherModule } from "../launcher-package";
 import { motoClientConfig } from "../moto";
 import { launcherArchive, one } from "../stack";
-import { Aws, makeZip, runWorkerInProcess, s3Event, tinyJobZip } from "../worker-env";
+import { Aws, makeZip, runWorkerInProcess, s3Event, scene, tinyJobZip } from "../worker-env";
 import { PovrayProcessor } from "../../worker-image/src/povray";
 import { onFailureRecord } from "../../cli/local/events";
 import { handledIds, sqsRecord } from "../../cli/local/intake";
@@ -128,8 +130,10 @@ async function agentStandIn(taskArn: string) {
 /**
  * Create the stack's world in moto (after a reset), then run every step of the stack's launch mode. Inputs are
  * `<inputPrefix>scenes/good.zip` (renders), `<inputPrefix>scenes/bad.zip` (no scene: permanent failure, .error.json
- * and DLQ) and `<inputPrefix>scenes/stopped.zip` (the worker is stopped mid-job: released, or dead-lettered in
- * per-job mode); a stale `.error.json` of the good input exists, so a success deletes it.
+ * and DLQ), `<inputPrefix>scenes/stopped.zip` (the worker is stopped mid-job: released, or dead-lettered in
+ * per-job mode) and `<inputPrefix>scenes/deleted.zip`, a job whose input was deleted before the worker got it (the
+ * download's 404, then the listing that tells a deleted input from an unreadable one); a stale `.error.json` of the
+ * good input exists, so a success deletes it.
  */
 export async function runScenario(rec: RecordingMoto, sp: StackPolicies): Promise<ScenarioRun> {
     const moto = rec.moto;
@@ -185,7 +189,8 @@ export async function runScenario(rec: RecordingMoto, sp: StackPolicies): Promis
     const outBase = (n: string) => `${outputPrefix === "" ? inputPrefix : outputPrefix}scenes/${n}`;
     await aws.put(sp.bucket, key("good"), await tinyJobZip("good"));
     await aws.put(sp.bucket, key("bad"), await makeZip([{ name: "readme.txt", data: "no scene here" }]));
-    await aws.put(sp.bucket, key("stopped"), await tinyJobZip("stopped"));
+    // A render of several seconds: the worker is stopped while it runs.
+    await aws.put(sp.bucket, key("stopped"), await makeZip([{ name: "stopped.pov", data: scene("slow.pov") }]));
     await aws.put(sp.bucket, `${outBase("good")}.error.json`, "{}");
     await rec.clear();
 
@@ -249,7 +254,7 @@ export async function runScenario(rec: RecordingMoto, sp: StackPolicies): Promis
                 processor: new PovrayProcessor({ threads: 1 }),
                 eventBridge,
                 onLog: (line, worker) => {
-                    if (stopOn !== undefined && line.event === "downloaded" && String(line.key).endsWith(stopOn)) worker.stop("SIGTERM");
+                    if (stopOn !== undefined && line.event === "scene" && String(line.key).endsWith(stopOn)) setTimeout(() => worker.stop("SIGTERM"), 1500);
                 },
             });
             workerLogs.push(...logs);
@@ -265,6 +270,7 @@ export async function runScenario(rec: RecordingMoto, sp: StackPolicies): Promis
             await runWorker({ JOB_BUCKET: sp.bucket, JOB_KEY: key("good") });
             await runWorker({ JOB_BUCKET: sp.bucket, JOB_KEY: key("bad") });
             await runWorker({ JOB_BUCKET: sp.bucket, JOB_KEY: key("stopped") }, "stopped.zip");
+            await runWorker({ JOB_BUCKET: sp.bucket, JOB_KEY: key("deleted") }); // never uploaded: deleted, nothing to do
             // A task ECS cannot start: the job goes to the DLQ with the reason. moto answers RunTask with the
             // component's own capacityProviderStrategy with HTTP 500 (its bug, here our failure after the retries).
             const strategy = String(fn.inputs.environment.variables[LAUNCHER_ENV.capacityProviderStrategy]);
@@ -273,8 +279,10 @@ export async function runScenario(rec: RecordingMoto, sp: StackPolicies): Promis
             await deliver(event); // queue both jobs (drain: coordinate, count the cluster's tasks, read the backlog, start tasks)
             await runWorker({}); // good renders, bad fails for good
             if (mode === "drain") await invoke(tick); // the reconcile: the same decision, behind the same gate
+            await aws.send(queueUrl, { bucket: sp.bucket, key: key("deleted") });
+            await runWorker({}); // never uploaded: deleted, its message deleted
             await aws.send(queueUrl, { bucket: sp.bucket, key: key("stopped") });
-            await runWorker({}, "stopped.zip"); // stopped mid-job: released
+            await runWorker({ WORKER_VISIBILITY_TIMEOUT: "3" }, "stopped.zip"); // stopped mid-render: heartbeats, then re-sent
             // An intake record on its last allowed receive whose job the work queue refuses: dead-lettered by the launcher.
             await sqsSetup.send(new SetQueueAttributesCommand({ QueueUrl: queueUrl, Attributes: { MaximumMessageSize: "1024" } }));
             const maxReceives = Number(launcherEnv[LAUNCHER_ENV.intakeMaxReceives]);

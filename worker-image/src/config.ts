@@ -27,6 +27,13 @@ export interface WorkerConfig {
     /** One-shot mode when both are set. */
     jobBucket?: string;
     jobKey?: string;
+    /** One-shot: the input's ETag its S3 event named (JOB_ETAG, set by the launcher): the job is bound to that version. */
+    jobEtag?: string;
+    /**
+     * Seconds between SIGTERM and SIGKILL (WORKER_STOP_TIMEOUT_SECONDS: the task's stopTimeout, set by the component):
+     * the worker's own deadlines after a SIGTERM derive from it (stopDeadlines).
+     */
+    stopTimeoutSeconds: number;
 }
 
 export const DEFAULTS = {
@@ -41,7 +48,26 @@ export const DEFAULTS = {
     maxZipEntries: 10000,
     /** POV-Ray's outputs. */
     outputSuffixes: [".png", ".log"],
+    /** Standalone: a forced exit 20 s after SIGTERM, as before WORKER_STOP_TIMEOUT_SECONDS. */
+    stopTimeoutSeconds: 25,
 };
+
+/** Seconds before the task's SIGKILL at which the worker exits by itself, whatever is left (STOP_EXIT_MARGIN_SECONDS). */
+export const STOP_EXIT_MARGIN_SECONDS = 5;
+/** Seconds kept after the uploads' deadline to settle the message (re-send or dead-letter it) before that exit. */
+export const STOP_SETTLE_SECONDS = 10;
+
+/**
+ * What the worker does within the task's stopTimeout after a SIGTERM: a job whose processor has finished keeps
+ * uploading its outputs (and its message is settled) until `finishWithinMs`, when the uploads are aborted (the job is
+ * then an interruption); the process exits at `forcedExitMs` in any case, STOP_EXIT_MARGIN_SECONDS before ECS's SIGKILL.
+ * With the standalone default (25 s): uploads until 10 s, forced exit at 20 s; with the component's default (120 s):
+ * 105 s and 115 s.
+ */
+export function stopDeadlines(stopTimeoutSeconds: number): { finishWithinMs: number; forcedExitMs: number } {
+    const forced = Math.max(1, stopTimeoutSeconds - STOP_EXIT_MARGIN_SECONDS);
+    return { finishWithinMs: Math.max(0, forced - STOP_SETTLE_SECONDS) * 1000, forcedExitMs: forced * 1000 };
+}
 
 /** The failure report's suffix: always written, never a declared output. */
 export const ERROR_REPORT_SUFFIX = ".error.json";
@@ -119,6 +145,9 @@ export function configFromEnv(env: Env = process.env): WorkerConfig {
         outputSuffixes: parseOutputSuffixes(env.OUTPUT_SUFFIXES),
         jobBucket: str(env, "JOB_BUCKET"),
         jobKey: env.JOB_KEY !== undefined && env.JOB_KEY !== "" ? env.JOB_KEY : undefined,
+        jobEtag: str(env, "JOB_ETAG"),
+        // ECS allows a container's stopTimeout of 2-120 s.
+        stopTimeoutSeconds: int(env, "WORKER_STOP_TIMEOUT_SECONDS", DEFAULTS.stopTimeoutSeconds, 2, 120)!,
     };
     if (!(cfg.jobBucket && cfg.jobKey) && !cfg.queueUrl) {
         throw new Error("QUEUE_URL is required (or JOB_BUCKET and JOB_KEY for one-shot mode)");

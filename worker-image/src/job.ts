@@ -4,7 +4,7 @@
  * input (or under OUTPUT_PREFIX), in a private scratch dir removed afterwards. `runJob` classifies
  * how it went (an Outcome) for the caller to settle the message; it never throws.
  */
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { createHash, randomBytes } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
@@ -70,6 +70,11 @@ export interface JobRunnerDeps {
     s3: S3Client;
     processor: Processor;
     log: Logger;
+    /**
+     * Aborts the uploads of a job whose processor has finished (the Stopper's deadline after a SIGTERM): a stop does
+     * not abort them (the job's own signal aborts only what comes before). Default: never aborted.
+     */
+    finishing?: AbortSignal;
 }
 
 function toMetadataValue(v: string): string {
@@ -112,6 +117,7 @@ export class JobRunner {
     private readonly s3: S3Client;
     private readonly processor: Processor;
     private readonly log: Logger;
+    private readonly finishing: AbortSignal;
     /** Job directories (absolute) in use by this worker: everything else under the scratch dir is swept. */
     private readonly liveJobDirs = new Set<string>();
 
@@ -122,23 +128,26 @@ export class JobRunner {
         this.s3 = deps.s3;
         this.processor = deps.processor;
         this.log = deps.log;
+        this.finishing = deps.finishing ?? new AbortController().signal;
     }
 
     /** One job: download, unpack, process, upload. Never throws: returns how it went. */
-    async runJob(unbound: Job, signal: AbortSignal, receiveCount: number, processed?: () => void): Promise<Outcome> {
+    async runJob(unbound: Job, signal: AbortSignal, attempt: number, processed?: () => void): Promise<Outcome> {
         const started = Date.now();
         const stats: JobStats = { seconds: 0, bytesIn: 0, bytesOut: 0, outputs: [] };
         const measured = () => ((stats.seconds = (Date.now() - started) / 1000), stats);
         // Bound to the event's ETag now, or to the downloaded one by processJob.
         const { etag: eventEtag, ...unversioned } = unbound;
         const job: Job = bareEtag(eventEtag) ? { ...unversioned, etag: bareEtag(eventEtag) } : unversioned;
+        const phase = { finishing: false };
         try {
-            await this.processJob(job, signal, processed, stats);
+            await this.processJob(job, signal, processed, stats, phase);
             this.log("job_done", { bucket: job.bucket, key: job.key, jobId: jobId(job), seconds: (Date.now() - started) / 1000 });
             return { status: "ok", job, stats: measured() };
         } catch (err) {
-            if (signal.aborted || err instanceof AbortedError) {
-                this.log("aborted", { bucket: job.bucket, key: job.key });
+            // Once the processor has finished, only the finishing deadline stops the job (not the stop itself).
+            if ((phase.finishing ? this.finishing.aborted : signal.aborted) || err instanceof AbortedError) {
+                this.log("aborted", { bucket: job.bucket, key: job.key, ...(phase.finishing ? { while: "uploading" } : {}) });
                 return { status: "aborted", stats: measured() };
             }
             const reason = errorMessage(err);
@@ -149,19 +158,19 @@ export class JobRunner {
                     : err instanceof JobTimeoutError
                       ? "timeout"
                       : "transient";
-            // A final failure of an input replaced since is none to report (no error report, no DLQ): the newer
-            // upload has its own job. (A deleted input keeps its failure, e.g. "input not found".)
+            // A final failure of an input replaced or deleted since is none to report (no error report, no DLQ): the
+            // newer upload has its own job, and a deleted input is no job any more.
             const stale =
                 err instanceof StaleInputError
                     ? err
                     : status !== "transient"
-                      ? await this.staleSince(job, signal).then((e) => (e?.deleted ? undefined : e), () => undefined)
+                      ? await this.staleSince(job, signal).catch(() => undefined)
                       : undefined;
             if (stale) {
                 this.log("stale", { bucket: job.bucket, key: job.key, etag: job.etag, jobId: jobId(job), reason: stale.message, action: "nothing written" });
                 return { status: "stale", job, reason: stale.message, stats: measured() };
             }
-            this.log("failed", { bucket: job.bucket, key: job.key, jobId: jobId(job), status, reason, receiveCount });
+            this.log("failed", { bucket: job.bucket, key: job.key, jobId: jobId(job), status, reason, attempt });
             return { status, job, reason, stats: measured() };
         }
     }
@@ -170,9 +179,10 @@ export class JobRunner {
      * Download -> unpack -> process -> upload, in a private scratch dir removed afterwards. Throws on failure;
      * StaleInputError when the input is no longer the version `job.etag` names (at the download or before the
      * uploads). A job without an ETag is bound to the downloaded one (`job.etag` is set).
-     * `processed` is called once the processor has finished (before the uploads).
+     * `processed` is called once the processor has finished (before the uploads). From then on (`phase.finishing`) the
+     * version check and the uploads run under the finishing signal, not `signal`: a SIGTERM lets them complete.
      */
-    async processJob(job: Job, signal: AbortSignal, processed?: () => void, stats?: JobStats): Promise<void> {
+    async processJob(job: Job, signal: AbortSignal, processed?: () => void, stats?: JobStats, phase: { finishing: boolean } = { finishing: false }): Promise<void> {
         const keys = outputKeys(job.key, { inputPrefix: this.cfg.inputPrefix, outputPrefix: this.cfg.outputPrefix });
         await fs.promises.mkdir(this.cfg.scratchDir, { recursive: true });
         // Named and registered before it exists, so that a concurrent sweep never removes it.
@@ -222,15 +232,17 @@ export class JobRunner {
             // which may run in the background while the next job downloads and runs.
             await fs.promises.rm(inputDir, { recursive: true, force: true });
             processed?.();
-            if (signal.aborted) throw new AbortedError();
+            // The render is done: a stop from now on lets its outputs upload, until the finishing deadline.
+            phase.finishing = true;
+            const finishing = this.finishing;
 
             // Bound to a version: outputs of an input that changed meanwhile would overwrite the newer render's.
-            const stale = await this.staleSince(job, signal);
+            const stale = await this.staleSince(job, finishing);
             if (stale) throw stale;
             // `source-etag` as S3 answers it (quoted), as before.
-            await this.uploadOutputs(job, keys, result, job.etag && ifMatch(job.etag), signal, stats);
+            await this.uploadOutputs(job, keys, result, job.etag && ifMatch(job.etag), finishing, stats);
         } catch (err) {
-            if (signal.aborted) throw new AbortedError();
+            if (phase.finishing ? this.finishing.aborted : signal.aborted) throw new AbortedError();
             throw err;
         } finally {
             await fs.promises.rm(jobDir, { recursive: true, force: true }).catch(() => undefined);
@@ -350,12 +362,48 @@ export class JobRunner {
             if (isPreconditionFailed(err)) {
                 return new StaleInputError(`input changed: s3://${job.bucket}/${job.key} no longer has ETag ${etag} (newer upload)`);
             }
-            const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
-            if (e.name === "NotFound" || e.name === "NoSuchKey" || e.$metadata?.httpStatusCode === 404) {
-                return new StaleInputError(`input deleted: s3://${job.bucket}/${job.key} (ETag ${etag}) no longer exists`, true);
-            }
-            throw err;
+            // 404, or 403 (a missing key without s3:ListBucket): deleted (stale), or unreadable (thrown).
+            const gone = await this.inputGone(job, err, signal);
+            if (gone instanceof StaleInputError) return gone;
+            throw gone ?? err;
         }
+    }
+
+    /**
+     * After a GetObject or HeadObject of the input failed: the StaleInputError (deleted) of an input that no longer
+     * exists, or the error to end the job with, or undefined when `err` is not a 404 or 403. S3 answers a missing key
+     * with 404 only to a caller allowed s3:ListBucket, else 403 AccessDenied (and a HeadObject's 403 has no body): so
+     * both are told apart by listing the key (ListObjectsV2, Prefix = the key, MaxKeys 1; the task role may list
+     * exactly the input prefix). Absent: deleted. Present after a 403: the input exists and cannot be read, a
+     * permanent failure naming AccessDenied and what to check. Present after a 404: it was just re-created, tried again.
+     */
+    private async inputGone(job: Job, err: unknown, signal: AbortSignal): Promise<Error | undefined> {
+        const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+        const status = e.$metadata?.httpStatusCode;
+        const where = `s3://${job.bucket}/${job.key}`;
+        if (e.name === "NoSuchBucket") return new PermanentError(`input not found: bucket ${job.bucket} does not exist (${where})`);
+        const notFound = e.name === "NotFound" || e.name === "NoSuchKey" || status === 404;
+        const denied = e.name === "AccessDenied" || e.name === "Forbidden" || status === 403;
+        if (!notFound && !denied) return undefined;
+        let listed;
+        try {
+            listed = await retry(this.log, "input listing", signal, () =>
+                this.s3.send(new ListObjectsV2Command({ Bucket: job.bucket, Prefix: job.key, MaxKeys: 1 }), { abortSignal: signal }),
+            );
+        } catch (listErr) {
+            if (!isPermanentServiceError(listErr)) throw listErr;
+            return new PermanentError(
+                `input not readable: ${where}: ${notFound ? "NotFound" : "AccessDenied"}, and listing it (to tell a deleted input from an ` +
+                    `unreadable one) failed: ${errorMessage(listErr)} (the task role needs s3:ListBucket on the bucket for the input prefix)`,
+            );
+        }
+        const exists = (listed.Contents ?? []).some((o) => o.Key === job.key);
+        if (!exists) return new StaleInputError(`input deleted: ${where}${job.etag ? ` (ETag ${bareEtag(job.etag)})` : ""} no longer exists`, true);
+        if (notFound) return new Error(`input ${where} answered 404 but is listed: re-created meanwhile`);
+        return new PermanentError(
+            `input not readable: ${where} exists but reading it was refused (AccessDenied): for an SSE-KMS bucket set ` +
+                `bucketKmsKeyArn (the task role needs kms:Decrypt on its key), and check the bucket policy`,
+        );
     }
 
     /**
@@ -375,15 +423,8 @@ export class JobRunner {
             if (etag !== undefined && isPreconditionFailed(err)) {
                 throw new StaleInputError(`input changed: s3://${job.bucket}/${job.key} no longer has ETag ${etag} (newer upload)`);
             }
-            const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
-            if (e.name === "NoSuchKey" || e.name === "NoSuchBucket" || e.$metadata?.httpStatusCode === 404) {
-                throw new PermanentError(`input not found: s3://${job.bucket}/${job.key}`);
-            }
-            // Without s3:ListBucket, S3 answers a missing key with 403 AccessDenied instead of 404.
-            if (e.name === "AccessDenied" || e.$metadata?.httpStatusCode === 403) {
-                throw new PermanentError(`input not found or not readable: s3://${job.bucket}/${job.key}`);
-            }
-            throw err;
+            // 404, or 403 (S3's answer for a missing key to a caller without s3:ListBucket): deleted, or unreadable.
+            throw (await this.inputGone(job, err, signal)) ?? err;
         }
         if (res.ContentLength !== undefined && res.ContentLength > max) {
             (res.Body as Readable | undefined)?.destroy?.();

@@ -1,5 +1,6 @@
 /** Entry point: reads the environment, starts the worker, handles SIGTERM/SIGINT. */
-import { configFromEnv } from "./config";
+import { configFromEnv, stopDeadlines } from "./config";
+import { EXIT_CODES } from "./exit-codes";
 import { createLogger } from "./log";
 import { Worker } from "./runtime";
 import { processorFromEnv } from "./select-processor";
@@ -13,21 +14,21 @@ async function main(): Promise<number> {
     } catch (err) {
         createLogger({ worker: process.env.WORKER_PROCESSOR ?? "worker" })("exiting", {
             reason: `configuration error: ${(err as Error).message}`,
-            code: 2,
+            code: EXIT_CODES.configuration,
         });
-        return 2;
+        return EXIT_CODES.configuration;
     }
     const log = createLogger({ worker: processor.name });
     const worker = new Worker(cfg, processor, { log });
-    // One-shot mode has no queue to hand the job back to: stopping it early is a failure (143), as in runOneShot.
-    const forcedExitCode = cfg.jobBucket && cfg.jobKey ? 143 : 0;
+    // Forced: whatever was not settled by then is not (a one-shot job is left to the launcher, which sees 143).
+    const forcedExitCode = EXIT_CODES.forced;
     const onSignal = (sig: NodeJS.Signals) => {
         worker.stop(sig);
-        // Well within ECS's stopTimeout even if something hangs.
+        // A few seconds before ECS's SIGKILL (WORKER_STOP_TIMEOUT_SECONDS), even if something hangs.
         setTimeout(() => {
             log("exiting", { reason: `forced exit after ${sig}`, code: forcedExitCode });
             process.exit(forcedExitCode);
-        }, 20000).unref();
+        }, stopDeadlines(cfg.stopTimeoutSeconds).forcedExitMs).unref();
     };
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
@@ -37,7 +38,7 @@ async function main(): Promise<number> {
 main().then(
     (code) => process.exit(code),
     (err) => {
-        process.stdout.write(JSON.stringify({ time: new Date().toISOString(), event: "exiting", reason: String(err?.stack ?? err), code: 1 }) + "\n");
-        process.exit(1);
+        process.stdout.write(JSON.stringify({ time: new Date().toISOString(), event: "exiting", reason: String(err?.stack ?? err), code: EXIT_CODES.crashed }) + "\n");
+        process.exit(EXIT_CODES.crashed);
     },
 );

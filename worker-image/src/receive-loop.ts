@@ -15,9 +15,25 @@ export class Stopper {
     private stopped = false;
     private stopReason = "SIGTERM";
     private readonly controller = new AbortController();
+    private readonly finishingController = new AbortController();
     private readonly inflight = new Set<AbortController>();
 
-    constructor(private readonly log: Logger) {}
+    /**
+     * @param finishWithinMs after stop(), how long a job whose processor has finished may go on uploading its outputs
+     * before `finishing` aborts them (config.ts stopDeadlines). Default: aborted at once, like the jobs.
+     */
+    constructor(
+        private readonly log: Logger,
+        private readonly finishWithinMs = 0,
+    ) {}
+
+    /**
+     * Aborted `finishWithinMs` after stop(): the deadline of the uploads of jobs whose processor had finished (they are
+     * not aborted by stop() itself, so that a finished render is not lost).
+     */
+    get finishing(): AbortSignal {
+        return this.finishingController.signal;
+    }
 
     get stopping(): boolean {
         return this.stopped;
@@ -41,6 +57,8 @@ export class Stopper {
         this.log("stopping", { reason, inflight: this.inflight.size });
         this.controller.abort();
         for (const c of this.inflight) c.abort();
+        if (this.finishWithinMs <= 0) this.finishingController.abort();
+        else setTimeout(() => this.finishingController.abort(), this.finishWithinMs).unref();
     }
 
     /** A signal for one message or job, aborted by stop() (at once if already stopping); call `done` when finished. */

@@ -14,7 +14,7 @@ import { S3Client } from "@aws-sdk/client-s3";
 import { Message, SQSClient } from "@aws-sdk/client-sqs";
 import * as fs from "fs";
 import { jobId } from "./binding";
-import { WorkerConfig } from "./config";
+import { WorkerConfig, stopDeadlines } from "./config";
 import { JobReporter, eventSettingsFromEnv } from "./events";
 import { JobRunner, Outcome } from "./job";
 import { Job } from "./keys";
@@ -72,9 +72,9 @@ export class Worker {
         const s3 = deps.s3 ?? makeS3(cfg.region);
         this.sqs = deps.sqs ?? makeSqs(cfg.region);
         this.log = deps.log ?? createLogger({ worker: processor.name });
-        this.stopper = new Stopper(this.log);
+        this.stopper = new Stopper(this.log, stopDeadlines(cfg.stopTimeoutSeconds).finishWithinMs);
         this.queue = configuredQueueSettings(cfg);
-        this.jobs = new JobRunner(cfg, { s3, processor, log: this.log });
+        this.jobs = new JobRunner(cfg, { s3, processor, log: this.log, finishing: this.stopper.finishing });
         this.settler = new Settler(cfg, { s3, sqs: this.sqs, log: this.log, queue: this.queue, processorName: processor.name });
         const env = deps.env ?? process.env;
         this.reporter =
@@ -135,8 +135,8 @@ export class Worker {
     }
 
     /** One job: download, unpack, process, upload. Never throws: returns how it went. */
-    runJob(job: Job, signal: AbortSignal, receiveCount: number, processed?: () => void): Promise<Outcome> {
-        return this.jobs.runJob(job, signal, receiveCount, processed);
+    runJob(job: Job, signal: AbortSignal, attempt: number, processed?: () => void): Promise<Outcome> {
+        return this.jobs.runJob(job, signal, attempt, processed);
     }
 
     /** One-shot mode (JOB_BUCKET + JOB_KEY): process one job from the environment, no queue. */

@@ -3,8 +3,12 @@
  * when ECS accepts a task but cannot start it (image pull, ENI or secrets failures: stop code TaskFailedToStart),
  * EventBridge hands ECS's event (on the default bus, where ECS sends its events) to the dead-letter queue as
  * `{ bucket, key, reason, ... }`, taken from the task's `JOB_BUCKET`/`JOB_KEY` overrides and its `stoppedReason`, and
- * to the launcher, which publishes the job's `Job Failed` event (failureClass `not-started`). (The worker dead-letters
- * jobs that fail or are interrupted once it runs, and publishes their events.)
+ * to the launcher, which publishes the job's `Job Failed` event (failureClass `not-started`). The worker dead-letters
+ * jobs that fail or are interrupted once it runs, publishes their events and says so by its exit code; every other
+ * stop of a task (the rule `${name}-task-stopped`: any stop code but TaskFailedToStart, e.g. EssentialContainerExited
+ * after an out-of-memory kill or a crash) goes to the launcher, which dead-letters the job and publishes its
+ * `Job Failed` (failureClass `task-stopped`) unless the worker container's exit code says it settled the job
+ * (`SETTLED_EXIT_CODES`).
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
@@ -35,7 +39,7 @@ export const perJob: LaunchModeSteps = {
         );
         return { startFailureRule: rule };
     },
-    afterLauncher(name, { queues: { deadLetterQueue }, launcher, jobEvents, beforeLauncher }, { parent }) {
+    afterLauncher(name, { r, cluster: { cluster }, queues: { deadLetterQueue }, launcher, jobEvents, beforeLauncher }, { parent }) {
         const rule = beforeLauncher.startFailureRule!;
         // The launcher passes JOB_BUCKET then JOB_KEY as the container's environment overrides.
         const override = "$.detail.overrides.containerOverrides[0].environment";
@@ -57,6 +61,35 @@ export const perJob: LaunchModeSteps = {
             { parent, dependsOn: [jobEvents.deadLetterPolicy] },
         );
         routeToLauncher(name, "start-failures", rule, undefined, launcher.launcher, parent);
+        // Every other stop of this worker's tasks (stopped with any other stop code, or none): the launcher ends the job
+        // unless the worker's exit code says it settled it.
+        const stopped = new aws.cloudwatch.EventRule(
+            `${name}-task-stopped`,
+            {
+                description: `Ends ${name} jobs whose task stopped without settling them`,
+                eventPattern: pulumi.jsonStringify(taskStoppedPattern(cluster.arn, startedByOf(name))),
+                tags: r.tags,
+            },
+            { parent },
+        );
+        routeToLauncher(name, "task-stopped", stopped, undefined, launcher.launcher, parent);
         return {};
     },
 };
+
+/**
+ * ECS's "ECS Task State Change" of a per-job task of this worker that stopped, other than TaskFailedToStart (which the
+ * start-failure rule handles): a stop code of another value, or none at all.
+ */
+export function taskStoppedPattern(clusterArn: pulumi.Input<string>, startedBy: string) {
+    return {
+        source: ["aws.ecs"],
+        "detail-type": ["ECS Task State Change"],
+        detail: {
+            clusterArn: [clusterArn],
+            startedBy: [startedBy],
+            lastStatus: ["STOPPED"],
+            $or: [{ stopCode: [{ "anything-but": ["TaskFailedToStart"] }] }, { stopCode: [{ exists: false }] }],
+        },
+    };
+}
