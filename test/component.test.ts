@@ -949,6 +949,16 @@ describe("LambdaEcsWorker", () => {
     });
 });
 
+describe("the launcher package of each launch mode", () => {
+    for (const launchMode of ["drain", "per-job", "service"] as const) {
+        it(`${launchMode}: the handler alone, within 32 KiB`, async () => {
+            const { paths, bytes } = await launcherArchive((await buildWorker("sized", { image: { imageUri: "public.example/w:1" }, launchMode })).resources);
+            expect(paths).to.deep.equal(["__index.js"]);
+            expect(bytes, `${launchMode} launcher package is ${bytes} bytes`).to.be.at.most(32 * 1024);
+        });
+    }
+});
+
 describe("validateLambdaEcsWorkerArgs", () => {
     const cases: [string, Partial<LambdaEcsWorkerArgs> & Record<string, unknown>, RegExp][] = [
         ["no image", { image: undefined }, /^image: required/],
