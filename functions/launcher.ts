@@ -503,6 +503,8 @@ export interface LaunchKit {
     sleep: (ms: number) => Promise<void>;
     /** Sends message bodies (≤ 10 a call, in parallel, failed entries retried); answers per body why it was not sent ("" = sent). */
     send: (QueueUrl: string, bodies: object[]) => Promise<string[]>;
+    /** The gate's DynamoDB client (created at its first use when not injected). */
+    dynamodb?: DynamoDBClient;
 }
 
 /** One accepted job of an invocation: its intake record's id and receive count; why it was left (not queued, not started). */
@@ -523,6 +525,8 @@ export interface LaunchStep {
     start?: (k: LaunchKit, items: IntakeItem[], add: AddStarts) => Promise<void>;
     /** The decision behind the gate, given the state item; answers drain's new `starts` ledger (undefined: none). */
     decide?: (k: LaunchKit, summary: LaunchSummary, add: AddStarts, item?: any) => Promise<string | void>;
+    /** Runs `decide` at most once a second across invocations ({@link gated}); without one, `decide` runs at once. */
+    gate?: (k: LaunchKit, E: number, tick: boolean, decide: (item?: any) => Promise<string | void>) => Promise<unknown>;
     /**
      * The mode's own routed events (per-job: {@link perJobRouted}), besides every mode's {@link launcherFailureJobs}:
      * the jobs they ended (undefined: not one of them), after dead-lettering those that need it.
@@ -561,25 +565,15 @@ const PENDING_S = 30;
  * not sent ("" = sent); `runTasks` starts ≤ 10 tasks, retrying transient errors and transient `failures` (a Spot
  * capacity shortage: the rest of the start at once on FARGATE, once), and never throws; its clientToken base names the
  * start: per job (per-job mode) or a fresh random one per drain RunTask batch (see {@link sha256Hex}); `publish` puts
- * `Job Failed` events ≤ 10 a call, retrying failed entries, logged and never thrown; `db` is one call on STATE_TABLE's
- * item `gate`. `context` is the Lambda context of the invocation in progress (one invocation at a time per instance).
+ * `Job Failed` events ≤ 10 a call, retrying failed entries, logged and never thrown. `context` is the Lambda context of the invocation in progress (one invocation at a time per instance).
  *
  * The handler turns each intake record (or a direct S3 notification) into items, one per accepted job, and queues
- * their jobs (per-job: the step starts them). It then lets the step decide behind `gate`, and settles the items left:
+ * their jobs (per-job: the step starts them). It then lets the step decide behind its gate ({@link gated}), and settles the items left:
  * one left retryably (not queued; per-job: throttled) from an intake record is retried by the mapping (its record in
  * `batchItemFailures`, visible again after the intake's visibility timeout); on the record's last allowed receive
  * (INTAKE_MAX_RECEIVE_COUNT), from a direct notification, or when not retryable (a task that could not be started),
  * its job goes to the dead-letter queue with the reason and gets a `Job Failed`. A dead-letter that fails leaves the
  * record to the mapping (beyond its last receive: the intake's redrive to the DLQ), and fails a direct invocation.
- *
- * `gate` makes sure a decision begins after the jobs were queued at `E`, at most one a second across every
- * invocation: a conditional UpdateItem claims the current 1-second window (`win`) with a lease (`lease` = now +
- * LEASE_MS, `began` = now), only when the window is newer and no lease is held (ReturnValues: the item, with drain's
- * `starts` ledger); the winner decides and releases the lease (with the new ledger) if it still holds it. A loser
- * whose window was claimed at or after `E` is done: that decision sees its jobs. Else it claims the next window's turn
- * (`nxt`, a conditional write): the invocation that gets it sleeps until that window and claims it; the others are
- * done, as that decision begins after their enqueue. Past GATE_BUDGET_MS, the reconcile schedule decides. When the
- * table fails, the jobs stay queued and only the reconcile decides (uncoordinated, logged).
  *
  * A routed event (the step's own, {@link perJobRouted}, or {@link launcherFailureJobs}): every job it ended gets its
  * Job Failed (per-job: a task that stopped without settling its job is dead-lettered first, a failed send throws, for
@@ -592,8 +586,7 @@ export function createHandler(s: LauncherSettings, clients?: Partial<LauncherCli
     const sleep = o.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
     const log = o.log ?? ((entry: Record<string, unknown>) => console.log(JSON.stringify(entry)));
     const text = (e: any) => `${e?.name ?? "Error"}: ${e?.message ?? e}`;
-    const ccf = (e: any) => e?.name === "ConditionalCheckFailedException";
-    let context: any, dynamo = clients?.dynamodb, events = clients?.events;
+    let context: any, events = clients?.events;
     const backoff = async (what: string, attempt: number, reason: string) => {
         const delayMs = backoffDelayMs(attempt, (o.random ?? Math.random)(), o.baseDelayMs ?? 200, o.maxDelayMs ?? 5000);
         const retry = attempt < (o.maxAttempts ?? 5) && (context?.getRemainingTimeInMillis?.() ?? Infinity) > delayMs + 3000;
@@ -678,30 +671,7 @@ export function createHandler(s: LauncherSettings, clients?: Partial<LauncherCli
             log({ msg: "job events", published: batch.length - Entries.length, of: batch.length });
         }
     };
-    const num = (values: Record<string, number>) => Object.fromEntries(Object.entries(values).map(([k, v]) => [k, { N: String(v) }]));
-    const db = async (input: object): Promise<any> => {
-        const D: typeof import("@aws-sdk/client-dynamodb") = require("@aws-sdk/client-dynamodb");
-        return (dynamo ??= new D.DynamoDBClient({})).send(new D.UpdateItemCommand({ TableName: s.stateTable, Key: { id: { S: "gate" } }, ...input } as any));
-    };
-    const gate = async (E: number, tick: boolean, decide: (item?: any) => Promise<string | void>): Promise<unknown> => {
-        for (let now = Date.now(), w = Math.floor(now / 1000); s.stateTable; now = Date.now(), w = Math.floor(now / 1000)) {
-            const claim = { UpdateExpression: "SET win = :w, lease = :l, began = :n", ConditionExpression: "attribute_not_exists(win) OR (win < :w AND lease < :n)", ReturnValues: "ALL_NEW" };
-            const out = await db({ ...claim, ExpressionAttributeValues: num({ ":w": w, ":l": now + LEASE_MS, ":n": now }), ReturnValuesOnConditionCheckFailure: "ALL_OLD" }).catch((e) => ({ e }));
-            if (!out.e) {
-                const starts = await decide(out.Attributes);
-                const release = { UpdateExpression: `SET lease = :z${starts === undefined ? "" : ", starts = :s"}`, ConditionExpression: "began = :n" };
-                return db({ ...release, ExpressionAttributeValues: { ...num({ ":z": 0, ":n": now }), ...(starts !== undefined && { ":s": { S: starts } }) } }).catch((e) => log({ msg: "lease not released", reason: text(e) }));
-            }
-            const e = out.e, began = +(e.Item?.began?.N ?? 0);
-            if (ccf(e) && began >= E) return log({ msg: "decided by another", began });
-            const turn = ccf(e) && Date.now() < E + GATE_BUDGET_MS && (await db({ UpdateExpression: "SET nxt = :x", ConditionExpression: "attribute_not_exists(nxt) OR nxt < :x", ExpressionAttributeValues: num({ ":x": w + 1 }) }).then(() => true, (e) => e));
-            if (ccf(turn)) return log({ msg: "decided next window", began });
-            if (turn !== true) return log({ msg: "not decided", reason: text(turn || e), decides: tick && !ccf(turn || e) }), tick && !ccf(turn || e) ? decide() : undefined;
-            await sleep((w + 1) * 1000 - Date.now() + 20);
-        }
-        return decide();
-    };
-    const kit: LaunchKit = { s, sqs, ecs, SQS, ECS, call, log, text, runTasks, sleep, send };
+    const kit: LaunchKit = { s, sqs, ecs, SQS, ECS, call, log, text, runTasks, sleep, send, dynamodb: clients?.dynamodb };
     return async (event: any, invocation?: any): Promise<LaunchSummary> => {
         context = invocation;
         const routed = (await o.step?.routed?.(kit, event)) ?? launcherFailureJobs(event, s);
@@ -741,7 +711,8 @@ export function createHandler(s: LauncherSettings, clients?: Partial<LauncherCli
         }
         const E = Date.now();
         (jobs.length > 0 || tick) && log({ msg: tick ? "reconcile" : "queued", count: summary.queued });
-        o.step?.decide && (summary.queued > 0 || tick) && (await gate(E, tick, (item) => o.step!.decide!(kit, summary, add, item)));
+        const decide = (item?: any) => o.step!.decide!(kit, summary, add, item);
+        o.step?.decide && (summary.queued > 0 || tick) && (await (o.step.gate ? o.step.gate(kit, E, tick, decide) : decide()));
 
         const dead = items.filter((x) => x.why && (!records || !x.retry || (s.intakeMaxReceives > 0 && x.n >= s.intakeMaxReceives)));
         const reason = (x: (typeof items)[number]) => x.why + (records && x.retry ? ` (gave up after ${x.n} deliveries)` : "");
@@ -762,6 +733,43 @@ export function createHandler(s: LauncherSettings, clients?: Partial<LauncherCli
         if (lost.length > 0) throw new Error(`${lost.length} job(s) neither started nor dead-lettered: ${lost.join("; ")}`);
         return summary;
     };
+}
+
+/**
+ * Drain's and service's gate: runs `decide` so that a decision begins after the jobs were queued at `E`, at most one a
+ * second across every invocation, with `db` one UpdateItem on STATE_TABLE's item `gate`. A conditional UpdateItem
+ * claims the current 1-second window (`win`) with a lease (`lease` = now + LEASE_MS, `began` = now), only when the
+ * window is newer and no lease is held (ReturnValues: the item, with drain's `starts` ledger); the winner decides and
+ * releases the lease (with the new ledger) if it still holds it. A loser whose window was claimed at or after `E` is
+ * done: that decision sees its jobs. Else it claims the next window's turn (`nxt`, a conditional write): the invocation
+ * that gets it sleeps until that window and claims it; the others are done, as that decision begins after their
+ * enqueue. Past GATE_BUDGET_MS, the reconcile schedule decides. When the table fails, the jobs stay queued and only
+ * the reconcile decides (uncoordinated, logged). (Only the drain and service packages hold it.)
+ */
+export async function gated(kit: LaunchKit, E: number, tick: boolean, decide: (item?: any) => Promise<string | void>): Promise<unknown> {
+    const { s, log, text, sleep } = kit;
+    const num = (values: Record<string, number>) => Object.fromEntries(Object.entries(values).map(([k, v]) => [k, { N: String(v) }]));
+    const db = async (input: object): Promise<any> => {
+        const D: typeof import("@aws-sdk/client-dynamodb") = require("@aws-sdk/client-dynamodb");
+        return (kit.dynamodb ??= new D.DynamoDBClient({})).send(new D.UpdateItemCommand({ TableName: s.stateTable, Key: { id: { S: "gate" } }, ...input } as any));
+    };
+    const ccf = (e: any) => e?.name === "ConditionalCheckFailedException";
+    for (let now = Date.now(), w = Math.floor(now / 1000); s.stateTable; now = Date.now(), w = Math.floor(now / 1000)) {
+        const claim = { UpdateExpression: "SET win = :w, lease = :l, began = :n", ConditionExpression: "attribute_not_exists(win) OR (win < :w AND lease < :n)", ReturnValues: "ALL_NEW" };
+        const out = await db({ ...claim, ExpressionAttributeValues: num({ ":w": w, ":l": now + LEASE_MS, ":n": now }), ReturnValuesOnConditionCheckFailure: "ALL_OLD" }).catch((e) => ({ e }));
+        if (!out.e) {
+            const starts = await decide(out.Attributes);
+            const release = { UpdateExpression: `SET lease = :z${starts === undefined ? "" : ", starts = :s"}`, ConditionExpression: "began = :n" };
+            return db({ ...release, ExpressionAttributeValues: { ...num({ ":z": 0, ":n": now }), ...(starts !== undefined && { ":s": { S: starts } }) } }).catch((e) => log({ msg: "lease not released", reason: text(e) }));
+        }
+        const e = out.e, began = +(e.Item?.began?.N ?? 0);
+        if (ccf(e) && began >= E) return log({ msg: "decided by another", began });
+        const turn = ccf(e) && Date.now() < E + GATE_BUDGET_MS && (await db({ UpdateExpression: "SET nxt = :x", ConditionExpression: "attribute_not_exists(nxt) OR nxt < :x", ExpressionAttributeValues: num({ ":x": w + 1 }) }).then(() => true, (e) => e));
+        if (ccf(turn)) return log({ msg: "decided next window", began });
+        if (turn !== true) return log({ msg: "not decided", reason: text(turn || e), decides: tick && !ccf(turn || e) }), tick && !ccf(turn || e) ? decide() : undefined;
+        await sleep((w + 1) * 1000 - Date.now() + 20);
+    }
+    return decide();
 }
 
 /**
@@ -847,7 +855,7 @@ export async function serviceWake({ s, sqs, ecs, SQS, ECS, call, log, text }: La
 
 /** Each launch mode's part of the handler (tests and {@link launcherFactory}; the component uses each mode's own factory). */
 export function launchStep(mode: LaunchMode): LaunchStep {
-    return mode === "per-job" ? { start: perJobStarts, routed: perJobRouted } : { decide: mode === "drain" ? drainDecision : serviceWake };
+    return mode === "per-job" ? { start: perJobStarts, routed: perJobRouted } : { decide: mode === "drain" ? drainDecision : serviceWake, gate: gated };
 }
 
 /**
@@ -864,7 +872,7 @@ export function launcherFactory(): LauncherHandler {
  * serialized package holds no other mode's code (it is capped at 32 KiB).
  */
 export function drainLauncherFactory(): LauncherHandler {
-    return createHandler(parseLauncherSettings(process.env), undefined, { step: { decide: drainDecision } });
+    return createHandler(parseLauncherSettings(process.env), undefined, { step: { decide: drainDecision, gate: gated } });
 }
 
 /** The component's `callbackFactory` in per-job mode (its part only, see {@link drainLauncherFactory}). */
@@ -874,5 +882,5 @@ export function perJobLauncherFactory(): LauncherHandler {
 
 /** The component's `callbackFactory` in service mode (its part only, see {@link drainLauncherFactory}). */
 export function serviceLauncherFactory(): LauncherHandler {
-    return createHandler(parseLauncherSettings(process.env), undefined, { step: { decide: serviceWake } });
+    return createHandler(parseLauncherSettings(process.env), undefined, { step: { decide: serviceWake, gate: gated } });
 }
