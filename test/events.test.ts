@@ -20,7 +20,7 @@ import { RecordedResource } from "../harness/mocks";
 import { Moto, motoClientConfig, startMoto } from "../harness/moto";
 import { onFailureRecord, scheduledEvent } from "../cli/local/events";
 import { jobEventPattern } from "../cli/local/job-events";
-import { createHandler, parseLauncherSettings } from "../functions/launcher";
+import { createHandler, launchStep, parseLauncherSettings } from "../functions/launcher";
 import { Aws, makeZip, runWorkerInProcess, s3Event, scene, tinyJobZip, useMotoEnv, workerEnv } from "../harness/worker-env";
 
 const RULE = "aws:cloudwatch/eventRule:EventRule";
@@ -256,7 +256,8 @@ describe("job events reach a user's rule with the documented detail (worker and 
                 ...extra,
             }),
             undefined,
-            { log: () => undefined, baseDelayMs: 1, maxDelayMs: 2 },
+            // The per-job package's part, as perJobLauncherFactory serializes it (its routed ECS events among it).
+            { log: () => undefined, baseDelayMs: 1, maxDelayMs: 2, step: launchStep("per-job") },
         );
     }
 
