@@ -4,13 +4,11 @@
  * input (or under OUTPUT_PREFIX), in a private scratch dir removed afterwards. `runJob` classifies
  * how it went (an Outcome) for the caller to settle the message; it never throws.
  */
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, HeadObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { createHash, randomBytes } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { Readable, Transform, TransformCallback } from "stream";
-import { pipeline } from "stream/promises";
 import { StaleInputError, bareEtag, ifMatch, isPreconditionFailed, jobId, sameEtag } from "./binding";
 import { WorkerConfig } from "./config";
 import { AbortedError, JobTimeoutError, PermanentError, errorMessage, isPermanentServiceError } from "./errors";
@@ -19,6 +17,7 @@ import type { JobStats } from "./events";
 import { Logger } from "./log";
 import { Processor, ProcessorResult } from "./processor";
 import { retry } from "./retry";
+import { SpaceProbe, UPLOAD_MIN_PART_BYTES, downloadFile, ensureScratchSpace, formatBytes, scratchFailure, statfsProbe, uploadFile } from "./transfer";
 import { extractZip } from "./unzip";
 
 /**
@@ -70,6 +69,8 @@ export interface JobRunnerDeps {
     s3: S3Client;
     processor: Processor;
     log: Logger;
+    /** The scratch dir's free space (default: statfs); tests inject their own. */
+    space?: SpaceProbe;
 }
 
 function toMetadataValue(v: string): string {
@@ -112,6 +113,7 @@ export class JobRunner {
     private readonly s3: S3Client;
     private readonly processor: Processor;
     private readonly log: Logger;
+    private readonly space: SpaceProbe;
     /** Job directories (absolute) in use by this worker: everything else under the scratch dir is swept. */
     private readonly liveJobDirs = new Set<string>();
 
@@ -122,6 +124,7 @@ export class JobRunner {
         this.s3 = deps.s3;
         this.processor = deps.processor;
         this.log = deps.log;
+        this.space = deps.space ?? statfsProbe;
     }
 
     /** One job: download, unpack, process, upload. Never throws: returns how it went. */
@@ -197,7 +200,7 @@ export class JobRunner {
                 const unpacked = await extractZip(downloadPath, inputDir, {
                     maxEntries: this.cfg.maxZipEntries,
                     maxBytes: this.cfg.maxUnzippedBytes,
-                }, signal);
+                }, signal, (declared) => ensureScratchSpace(this.cfg.scratchDir, declared, `unpacking the input (${formatBytes(declared)} unzipped)`, this.space));
                 await fs.promises.rm(downloadPath, { force: true });
                 this.log("unpacked", { key: job.key, files: unpacked.files, bytes: unpacked.bytes });
             } else {
@@ -231,7 +234,8 @@ export class JobRunner {
             await this.uploadOutputs(job, keys, result, job.etag && ifMatch(job.etag), signal, stats);
         } catch (err) {
             if (signal.aborted) throw new AbortedError();
-            throw err;
+            // Out of scratch space (the download, unzip, the tool): permanent, with the sizes and the way out.
+            throw await scratchFailure(err, this.cfg.scratchDir, this.space);
         } finally {
             await fs.promises.rm(jobDir, { recursive: true, force: true }).catch(() => undefined);
             this.liveJobDirs.delete(jobDir);
@@ -257,25 +261,23 @@ export class JobRunner {
             const made = result.outputs.map((o) => o.suffix).join(", ") || "nothing";
             throw new PermanentError(`the ${this.processor.name} processor made ${made}, none of OUTPUT_SUFFIXES ${this.cfg.outputSuffixes.join(", ")}`);
         }
+        // Outputs up to one part go up at once (one PutObject each); bigger ones (multipart, parts in flight bounded
+        // by transfer.ts) one after another, so that memory stays bounded whatever their number and size.
+        const outputs = result.outputs.filter(declared);
+        const sizes = await Promise.all(outputs.map((o) => fs.promises.stat(o.path).then((st) => st.size)));
+        const upload = async (out: ProcessorResult["outputs"][number]) => {
+            const key = keys.base + out.suffix;
+            const up = await retry(this.log, "upload", signal, () =>
+                uploadFile(this.s3, { bucket: job.bucket, key, file: out.path, contentType: out.contentType, metadata, signal, log: this.log }),
+            );
+            this.log("uploaded", { bucket: job.bucket, key, bytes: up.bytes, ...(up.parts > 0 ? { parts: up.parts } : {}) });
+            if (stats) (stats.bytesOut += up.bytes), stats.outputs.push(key);
+        };
         await Promise.all([
-            ...result.outputs.filter(declared).map(async (out) => {
-                const key = keys.base + out.suffix;
-                const body = await fs.promises.readFile(out.path);
-                await retry(this.log, "upload", signal, () =>
-                    this.s3.send(
-                        new PutObjectCommand({
-                            Bucket: job.bucket,
-                            Key: key,
-                            Body: body,
-                            ContentType: out.contentType,
-                            Metadata: metadata,
-                        }),
-                        { abortSignal: signal },
-                    ),
-                );
-                this.log("uploaded", { bucket: job.bucket, key, bytes: body.length });
-                if (stats) (stats.bytesOut += body.length), stats.outputs.push(key);
-            }),
+            ...outputs.filter((_, i) => sizes[i] <= UPLOAD_MIN_PART_BYTES).map(upload),
+            (async () => {
+                for (const out of outputs.filter((_, i) => sizes[i] > UPLOAD_MIN_PART_BYTES)) await upload(out);
+            })(),
             this.s3
                 .send(new DeleteObjectCommand({ Bucket: job.bucket, Key: keys.error }), { abortSignal: signal })
                 .catch(() => undefined),
@@ -359,18 +361,16 @@ export class JobRunner {
     }
 
     /**
-     * Streams the input to `dest`, at most MAX_INPUT_BYTES; a missing or unreadable input is permanent. With a bound
-     * ETag, asks for that version only (If-Match): a 412 is a StaleInputError.
+     * Downloads the input to `dest` (transfer.ts: one stream, or parallel ranged GETs for a big one), at most
+     * MAX_INPUT_BYTES and only when the scratch dir has room for it; a missing or unreadable input is permanent. With
+     * a bound ETag, asks for that version only (If-Match): a 412 is a StaleInputError.
      */
     private async download(job: Job, dest: string, signal: AbortSignal): Promise<{ etag?: string; bytes: number }> {
         const max = this.cfg.maxInputBytes;
         const etag = bareEtag(job.etag);
-        let res;
         try {
-            res = await this.s3.send(
-                new GetObjectCommand({ Bucket: job.bucket, Key: job.key, ...(etag !== undefined ? { IfMatch: ifMatch(etag) } : {}) }),
-                { abortSignal: signal },
-            );
+            const room = (size: number) => ensureScratchSpace(this.cfg.scratchDir, size, `the input s3://${job.bucket}/${job.key} (${formatBytes(size)})`, this.space);
+            return await downloadFile(this.s3, { bucket: job.bucket, key: job.key, etag, file: dest, maxBytes: max, beforeWrite: room, signal, log: this.log });
         } catch (err) {
             if (etag !== undefined && isPreconditionFailed(err)) {
                 throw new StaleInputError(`input changed: s3://${job.bucket}/${job.key} no longer has ETag ${etag} (newer upload)`);
@@ -385,19 +385,5 @@ export class JobRunner {
             }
             throw err;
         }
-        if (res.ContentLength !== undefined && res.ContentLength > max) {
-            (res.Body as Readable | undefined)?.destroy?.();
-            throw new PermanentError(`input is ${res.ContentLength} bytes, more than MAX_INPUT_BYTES=${max}`);
-        }
-        let bytes = 0;
-        const counter = new Transform({
-            transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
-                bytes += chunk.length;
-                if (bytes > max) cb(new PermanentError(`input is more than MAX_INPUT_BYTES=${max} bytes`));
-                else cb(null, chunk);
-            },
-        });
-        await pipeline(res.Body as Readable, counter, fs.createWriteStream(dest, { mode: 0o600 }));
-        return { etag: res.ETag, bytes };
     }
 }
