@@ -18,6 +18,7 @@ const T = {
     publicAccess: "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
     ownership: "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
     encryption: "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+    lifecycle: "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
     bucketPolicy: "aws:s3/bucketPolicy:BucketPolicy",
     notification: "aws:s3/bucketNotification:BucketNotification",
     queue: "aws:sqs/queue:Queue",
@@ -138,6 +139,7 @@ describe("LambdaEcsWorker", () => {
                     `${T.publicAccess} render-bucket-public-access`,
                     `${T.ownership} render-bucket-ownership`,
                     `${T.encryption} render-bucket-encryption`,
+                    `${T.lifecycle} render-bucket-lifecycle`,
                     `${T.bucketPolicy} render-bucket-policy`,
                     `${T.queue} render-dlq`,
                     `${T.queue} render-queue`,
@@ -179,7 +181,7 @@ describe("LambdaEcsWorker", () => {
 
         it("THEN every child has the component as its parent", () => {
             const children = resources.filter((r) => r.type !== COMPONENT);
-            expect(children).to.have.length(39);
+            expect(children).to.have.length(40);
             for (const r of children) {
                 expect(typeChain(r.urn), r.name).to.equal(`${COMPONENT}$${r.type}`);
             }
@@ -212,6 +214,15 @@ describe("LambdaEcsWorker", () => {
                     Condition: { Bool: { "aws:SecureTransport": "false" } },
                 },
             ]);
+        });
+
+        it("THEN the bucket's lifecycle rule aborts incomplete multipart uploads after a day (a child of the component)", () => {
+            const lifecycle = one(resources, T.lifecycle, "render-bucket-lifecycle");
+            expect(lifecycle.inputs).to.deep.equal({
+                bucket: "render-bucket-id",
+                rules: [{ id: "abort-incomplete-multipart-uploads", status: "Enabled", filter: {}, abortIncompleteMultipartUpload: { daysAfterInitiation: 1 } }],
+            });
+            expect(typeChain(lifecycle.urn)).to.equal(`${COMPONENT}$${T.lifecycle}`);
         });
 
         it("THEN both queues are encrypted and the work queue redrives to the DLQ after 3 receives", () => {
@@ -486,7 +497,7 @@ describe("LambdaEcsWorker", () => {
         });
 
         it("THEN it creates no bucket, repository, image or security group", () => {
-            for (const t of [T.bucket, T.publicAccess, T.bucketPolicy, T.repo, T.image, T.sg]) {
+            for (const t of [T.bucket, T.publicAccess, T.bucketPolicy, T.lifecycle, T.repo, T.image, T.sg]) {
                 expect(resources.filter((r) => r.type === t), t).to.have.length(0);
             }
             // 22 children and the component; with the job-event routing, dashboard and its two alarms.

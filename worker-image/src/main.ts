@@ -18,6 +18,11 @@ async function main(): Promise<number> {
         return 2;
     }
     const log = createLogger({ worker: processor.name });
+    // The worker's peak resident memory (ru_maxrss, KiB), on every way out.
+    process.on("exit", (code) => {
+        const maxRss = process.resourceUsage().maxRSS * 1024;
+        log("resource_usage", { code, maxRssBytes: maxRss, maxRssMiB: Math.round(maxRss / 104857.6) / 10 });
+    });
     const worker = new Worker(cfg, processor, { log });
     // One-shot mode has no queue to hand the job back to: stopping it early is a failure (143), as in runOneShot.
     const forcedExitCode = cfg.jobBucket && cfg.jobKey ? 143 : 0;
