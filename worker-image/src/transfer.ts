@@ -2,9 +2,12 @@
  * Moving files between the scratch dir and S3 in bounded memory, whatever their size (up to S3's 5 TiB object limit):
  *
  * - uploadFile: a file up to one part (UPLOAD_MIN_PART_BYTES) is one PutObject; a bigger one is a multipart upload
- *   (`@aws-sdk/lib-storage`'s Upload) streamed from disk, its part size chosen from the file's size so that 10,000
- *   parts reach the 5 TiB limit, and at most UPLOAD_BUFFER_BYTES of parts in flight. On failure or abort the multipart
- *   upload is aborted once every part request has ended, so that no parts are left (and billed).
+ *   read from disk part by part, its part size chosen from the file's size so that 10,000 parts reach the 5 TiB limit,
+ *   and at most UPLOAD_BUFFER_BYTES of parts in flight. On failure or abort the multipart upload is aborted once every
+ *   part request has ended, so that no parts are left (and billed). (Not `@aws-sdk/lib-storage`'s Upload: its stream
+ *   chunker copies each part twice over (~2.5x the parts in flight, measured: 280 vs 196 MiB peak RSS for the same
+ *   1 GiB upload), its `done()` rejects on abort before its own AbortMultipartUpload is sent, and a failed part does
+ *   not stop the others.)
  * - downloadFile: one GetObject for the first DOWNLOAD_THRESHOLD_BYTES (the whole object when it is no bigger); the
  *   rest of a bigger object as ranged GETs of DOWNLOAD_PART_BYTES, DOWNLOAD_CONCURRENCY at a time, each with If-Match
  *   on the ETag the first answer had (or the job is bound to), written at its offset into the file. The size is
@@ -16,6 +19,7 @@
  */
 import {
     AbortMultipartUploadCommand,
+    CompleteMultipartUploadCommand,
     CreateMultipartUploadCommand,
     GetObjectCommand,
     GetObjectCommandOutput,
@@ -23,7 +27,6 @@ import {
     S3Client,
     UploadPartCommand,
 } from "@aws-sdk/client-s3";
-import { Upload } from "@aws-sdk/lib-storage";
 import * as fs from "fs";
 import { Readable, Writable } from "stream";
 import { pipeline } from "stream/promises";
@@ -127,12 +130,25 @@ export async function uploadFile(s3: S3Client, o: UploadFileOptions): Promise<Up
     return multipartUpload(s3, o, params, size, partSize);
 }
 
+/** Reads `length` bytes at `position` into the start of `buf`. */
+async function readFully(fh: fs.promises.FileHandle, buf: Buffer, length: number, position: number): Promise<void> {
+    let done = 0;
+    while (done < length) {
+        const { bytesRead } = await fh.read(buf, done, length - done, position + done);
+        if (bytesRead === 0) throw new Error(`file ended at byte ${position + done}, expected ${length} bytes from ${position}`);
+        done += bytesRead;
+    }
+}
+
 /**
- * lib-storage's Upload streams the file in `partSize` parts, `queueSize` at a time. Around it, a client that sends
- * each part with this upload's abort signal, so that an abort (the caller's, or the first failed part's) cancels the
- * part requests in flight and stops the others; once every request has ended, this function (not
- * lib-storage: `leavePartsOnError`, because lib-storage's `done()` rejects on abort before its own abort is sent, and
- * a failed part would not stop the others) aborts the multipart upload and waits for S3's answer.
+ * The multipart upload: CreateMultipartUpload (content type, metadata; CRC32 checksums when the client computes them,
+ * as S3 then wants for every part), then `partsInFlight` workers, each reading its next part from the file at its
+ * offset into its own buffer (reused: parts in flight x part size is all the memory the upload holds) and sending it
+ * (UploadPart, retried on transient failures), then CompleteMultipartUpload with every part's ETag. The first failure,
+ * or the caller's abort, cancels the parts in flight and stops the others; once every part request has ended the
+ * upload is aborted (AbortMultipartUpload, awaited), so that no part is left behind or lands after the abort.
+ * CreateMultipartUpload is never cancelled (its UploadId is what the abort needs); a CompleteMultipartUpload under way
+ * finishes (the abort then finds nothing to do).
  */
 async function multipartUpload(
     s3: S3Client,
@@ -141,55 +157,54 @@ async function multipartUpload(
     size: number,
     partSize: number,
 ): Promise<UploadFileResult> {
+    const count = Math.ceil(size / partSize);
+    if (count > S3_MAX_PARTS) throw new PermanentError(`output ${o.key}: ${count} parts of ${partSize} bytes, more than S3's ${S3_MAX_PARTS}`);
+    const inFlight = Math.min(count, o.partsInFlight ?? uploadPartsInFlight(partSize));
+    const checksum = (await s3.config.requestChecksumCalculation()) === "WHEN_SUPPORTED" ? ("CRC32" as const) : undefined;
     const { controller, dispose } = linkedController(o.signal);
-    const pending = new Set<Promise<unknown>>();
-    let uploadId: string | undefined;
+    const created = await s3.send(new CreateMultipartUploadCommand({ ...params, ...(checksum && { ChecksumAlgorithm: checksum }) }));
+    const uploadId = created.UploadId!;
+    const fh = await fs.promises.open(o.file, "r");
+    const parts: Array<{ PartNumber: number; ETag?: string; ChecksumCRC32?: string }> = new Array(count);
+    let next = 0;
     let failure: unknown;
-    let parts = 0;
-    const send = (command: any, options?: { abortSignal?: AbortSignal }) => {
-        // Only the parts are cancelled: CreateMultipartUpload always answers (its UploadId is needed to abort), and a
-        // CompleteMultipartUpload under way may as well finish (the abort then finds nothing to do).
-        const p = s3.send(command, command instanceof UploadPartCommand ? { ...options, abortSignal: controller.signal } : options);
-        pending.add(p);
-        p.then(
-            (out: any) => {
-                if (command instanceof CreateMultipartUploadCommand) uploadId = out?.UploadId;
-                if (command instanceof UploadPartCommand) parts++;
-            },
-            (err) => {
-                // The first failure ends the upload: stop the other parts (lib-storage would go on with them).
+    // Each worker reads its parts into its own buffer, reused once the part's request has ended.
+    const worker = async () => {
+        const buf = Buffer.allocUnsafe(partSize);
+        while (failure === undefined && !controller.signal.aborted && next < count) {
+            const n = next++;
+            const start = n * partSize;
+            const length = Math.min(partSize, size - start);
+            try {
+                await readFully(fh, buf, length, start);
+                const body = buf.subarray(0, length);
+                const out = await retry(o.log ?? (() => undefined), `upload part ${n + 1}`, controller.signal, () =>
+                    s3.send(
+                        new UploadPartCommand({ Bucket: o.bucket, Key: o.key, UploadId: uploadId, PartNumber: n + 1, Body: body, ContentLength: length, ...(checksum && { ChecksumAlgorithm: checksum }) }),
+                        { abortSignal: controller.signal },
+                    ),
+                );
+                parts[n] = { PartNumber: n + 1, ETag: out.ETag, ...(out.ChecksumCRC32 !== undefined && { ChecksumCRC32: out.ChecksumCRC32 }) };
+            } catch (err) {
                 if (!controller.signal.aborted) failure ??= err;
                 controller.abort();
-            },
-        ).finally(() => pending.delete(p));
-        return p;
+            }
+        }
     };
-    const client = new Proxy(s3, { get: (target, prop) => (prop === "send" ? send : Reflect.get(target, prop)) });
-    const body = fs.createReadStream(o.file, { highWaterMark: MiB });
-    // lib-storage's stream reader fails the upload on a read error; keep it from being an unhandled 'error' too.
-    body.on("error", () => undefined);
-    const upload = new Upload({
-        client,
-        params: { ...params, Body: body, ContentLength: size },
-        partSize,
-        queueSize: o.partsInFlight ?? uploadPartsInFlight(partSize),
-        leavePartsOnError: true,
-        abortController: controller,
-    });
     try {
-        const out = await upload.done();
-        o.log?.("multipart_uploaded", { key: o.key, bytes: size, parts, partSize });
-        return { bytes: size, parts, etag: out.ETag };
+        await Promise.all(Array.from({ length: inFlight }, worker));
+        if (o.signal.aborted) throw abortedError(o.signal);
+        if (failure !== undefined) throw failure;
+        const out = await s3.send(new CompleteMultipartUploadCommand({ Bucket: o.bucket, Key: o.key, UploadId: uploadId, MultipartUpload: { Parts: parts } }));
+        o.log?.("multipart_uploaded", { key: o.key, bytes: size, parts: count, partSize });
+        return { bytes: size, parts: count, etag: out.ETag };
     } catch (err) {
-        const cause = o.signal.aborted ? abortedError(o.signal) : (failure ?? err);
-        controller.abort();
-        // Every part request ends (aborted ones at once) before the abort, so that no part lands after it.
-        while (pending.size > 0) await Promise.allSettled([...pending]);
-        if (uploadId !== undefined) await abortMultipart(s3, o, uploadId, errorMessage(cause));
+        const cause = o.signal.aborted ? abortedError(o.signal) : err;
+        await abortMultipart(s3, o, uploadId, errorMessage(cause));
         throw cause;
     } finally {
         dispose();
-        body.destroy();
+        await fh.close().catch(() => undefined);
     }
 }
 
