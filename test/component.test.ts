@@ -282,6 +282,7 @@ describe("LambdaEcsWorker", () => {
                         "arn:aws:s3:::render-bucket-0000000/*.error.json",
                     ],
                 },
+                { Effect: "Allow", Action: "s3:AbortMultipartUpload", Resource: ["arn:aws:s3:::render-bucket-0000000/*.png", "arn:aws:s3:::render-bucket-0000000/*.log"] },
                 { Effect: "Allow", Action: "s3:DeleteObject", Resource: "arn:aws:s3:::render-bucket-0000000/*.error.json" },
                 {
                     Effect: "Allow",
@@ -704,6 +705,7 @@ describe("LambdaEcsWorker", () => {
             expect(statements(resources, "svc-task-policy").map((s) => [s.Action, s.Resource])).to.deep.equal([
                 ["s3:GetObject", "arn:aws:s3:::svc-bucket-0000000/*"],
                 ["s3:PutObject", ["arn:aws:s3:::svc-bucket-0000000/*.png", "arn:aws:s3:::svc-bucket-0000000/*.log", "arn:aws:s3:::svc-bucket-0000000/*.error.json"]],
+                ["s3:AbortMultipartUpload", ["arn:aws:s3:::svc-bucket-0000000/*.png", "arn:aws:s3:::svc-bucket-0000000/*.log"]],
                 ["s3:DeleteObject", "arn:aws:s3:::svc-bucket-0000000/*.error.json"],
                 [["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"], queueArn("svc-queue-0000000")],
                 ["sqs:SendMessage", queueArn("svc-dlq-0000000")],
@@ -832,6 +834,7 @@ describe("LambdaEcsWorker", () => {
                     Action: "s3:PutObject",
                     Resource: ["arn:aws:s3:::job-bucket-0000000/*.png", "arn:aws:s3:::job-bucket-0000000/*.log", "arn:aws:s3:::job-bucket-0000000/*.error.json"],
                 },
+                { Effect: "Allow", Action: "s3:AbortMultipartUpload", Resource: ["arn:aws:s3:::job-bucket-0000000/*.png", "arn:aws:s3:::job-bucket-0000000/*.log"] },
                 { Effect: "Allow", Action: "s3:DeleteObject", Resource: "arn:aws:s3:::job-bucket-0000000/*.error.json" },
                 { Effect: "Allow", Action: "sqs:SendMessage", Resource: queueArn("job-dlq-0000000") },
                 taskPutEvents("job"),

@@ -104,19 +104,19 @@ const VARIANTS: Array<[string, Partial<LambdaEcsWorkerArgs>]> = [
 const EXPECTED_ACTIONS: Record<string, Record<Who, string[]>> = {
     drain: {
         launcher: ["ecs:DescribeTasks", "ecs:ListTasks", "ecs:RunTask", "ecs:TagResource", "events:PutEvents", "iam:PassRole", "logs:CreateLogStream", "logs:PutLogEvents", "sqs:GetQueueAttributes", "sqs:SendMessage"],
-        task: ["events:PutEvents", "s3:DeleteObject", "s3:GetObject", "s3:PutObject", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage", "sqs:SendMessage"],
+        task: ["events:PutEvents", "s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:PutObject", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage", "sqs:SendMessage"],
         execution: ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetAuthorizationToken", "ecr:GetDownloadUrlForLayer", "logs:CreateLogStream", "logs:PutLogEvents"],
         events: ["sqs:SendMessage"],
     },
     "per-job": {
         launcher: ["ecs:RunTask", "ecs:TagResource", "events:PutEvents", "iam:PassRole", "logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage"],
-        task: ["events:PutEvents", "s3:DeleteObject", "s3:GetObject", "s3:PutObject", "sqs:SendMessage"],
+        task: ["events:PutEvents", "s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:PutObject", "sqs:SendMessage"],
         execution: ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetAuthorizationToken", "ecr:GetDownloadUrlForLayer", "logs:CreateLogStream", "logs:PutLogEvents"],
         events: ["sqs:SendMessage"],
     },
     service: {
         launcher: ["ecs:DescribeServices", "ecs:UpdateService", "events:PutEvents", "logs:CreateLogStream", "logs:PutLogEvents", "sqs:GetQueueAttributes", "sqs:SendMessage"],
-        task: ["ecs:UpdateTaskProtection", "events:PutEvents", "s3:DeleteObject", "s3:GetObject", "s3:PutObject", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage", "sqs:SendMessage"],
+        task: ["ecs:UpdateTaskProtection", "events:PutEvents", "s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:PutObject", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage", "sqs:SendMessage"],
         execution: ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetAuthorizationToken", "ecr:GetDownloadUrlForLayer", "logs:CreateLogStream", "logs:PutLogEvents"],
         events: ["sqs:SendMessage"],
     },
@@ -171,7 +171,9 @@ for (const mode of ["drain", "per-job", "service"] as const) {
                     if (mode === "drain") expect(results[1], title).to.include({ accepted: 0, queued: 0 });
                 }
                 const events = run.workerLogs.map((l) => l.event);
-                for (const e of ["uploaded", "error_report_written", "dead_lettered", "job_event_published"]) expect(events, `${title}: ${e}`).to.include(e);
+                for (const e of ["uploaded", "error_report_written", "dead_lettered", "job_event_published", "multipart_uploaded", "multipart_aborted"]) {
+                    expect(events, `${title}: ${e}`).to.include(e);
+                }
                 expect(events, title).not.to.include("job_event_failed");
                 if (mode !== "per-job") expect(events, title).to.include.members(["deleted", "released"]);
                 // The component sets the visibility timeout and maxReceiveCount: the worker never reads queue attributes.

@@ -120,6 +120,7 @@ const cases: { what: string; document: PolicyDocument; statements: object[] }[] 
         statements: [
             { Effect: "Allow", Action: "s3:GetObject", Resource: `${BUCKET}/*` },
             { Effect: "Allow", Action: "s3:PutObject", Resource: [`${BUCKET}/*.png`, `${BUCKET}/*.log`, `${BUCKET}/*.error.json`] },
+            { Effect: "Allow", Action: "s3:AbortMultipartUpload", Resource: [`${BUCKET}/*.png`, `${BUCKET}/*.log`] },
             { Effect: "Allow", Action: "s3:DeleteObject", Resource: `${BUCKET}/*.error.json` },
             { Effect: "Allow", Action: QUEUE_CONSUMER, Resource: QUEUE },
             { Effect: "Allow", Action: "sqs:SendMessage", Resource: DLQ },
@@ -132,6 +133,7 @@ const cases: { what: string; document: PolicyDocument; statements: object[] }[] 
         statements: [
             { Effect: "Allow", Action: "s3:GetObject", Resource: `${BUCKET}/in/*` },
             { Effect: "Allow", Action: "s3:PutObject", Resource: [`${BUCKET}/out/*.png`, `${BUCKET}/out/*.log`, `${BUCKET}/out/*.error.json`] },
+            { Effect: "Allow", Action: "s3:AbortMultipartUpload", Resource: [`${BUCKET}/out/*.png`, `${BUCKET}/out/*.log`] },
             { Effect: "Allow", Action: "s3:DeleteObject", Resource: `${BUCKET}/out/*.error.json` },
             { Effect: "Allow", Action: QUEUE_CONSUMER, Resource: QUEUE },
             { Effect: "Allow", Action: "sqs:SendMessage", Resource: DLQ },
@@ -144,6 +146,7 @@ const cases: { what: string; document: PolicyDocument; statements: object[] }[] 
         statements: [
             { Effect: "Allow", Action: "s3:GetObject", Resource: `${BUCKET}/in/*` },
             { Effect: "Allow", Action: "s3:PutObject", Resource: [`${BUCKET}/in/*.png`, `${BUCKET}/in/*.log`, `${BUCKET}/in/*.error.json`] },
+            { Effect: "Allow", Action: "s3:AbortMultipartUpload", Resource: [`${BUCKET}/in/*.png`, `${BUCKET}/in/*.log`] },
             { Effect: "Allow", Action: "s3:DeleteObject", Resource: `${BUCKET}/in/*.error.json` },
             { Effect: "Allow", Action: QUEUE_CONSUMER, Resource: QUEUE },
             { Effect: "Allow", Action: "sqs:SendMessage", Resource: DLQ },
@@ -156,6 +159,7 @@ const cases: { what: string; document: PolicyDocument; statements: object[] }[] 
         statements: [
             { Effect: "Allow", Action: "s3:GetObject", Resource: `${BUCKET}/*` },
             { Effect: "Allow", Action: "s3:PutObject", Resource: [`${BUCKET}/*.png`, `${BUCKET}/*.log`, `${BUCKET}/*.error.json`] },
+            { Effect: "Allow", Action: "s3:AbortMultipartUpload", Resource: [`${BUCKET}/*.png`, `${BUCKET}/*.log`] },
             { Effect: "Allow", Action: "s3:DeleteObject", Resource: `${BUCKET}/*.error.json` },
             DLQ_SEND,
             TASK_PUT_EVENTS,
@@ -180,6 +184,7 @@ const cases: { what: string; document: PolicyDocument; statements: object[] }[] 
         statements: [
             { Effect: "Allow", Action: "s3:GetObject", Resource: `${BUCKET}/*` },
             { Effect: "Allow", Action: "s3:PutObject", Resource: [`${BUCKET}/*.png`, `${BUCKET}/*.log`, `${BUCKET}/*.error.json`] },
+            { Effect: "Allow", Action: "s3:AbortMultipartUpload", Resource: [`${BUCKET}/*.png`, `${BUCKET}/*.log`] },
             { Effect: "Allow", Action: "s3:DeleteObject", Resource: `${BUCKET}/*.error.json` },
             { Effect: "Allow", Action: QUEUE_CONSUMER, Resource: QUEUE },
             DLQ_SEND,
