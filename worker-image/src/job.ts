@@ -37,6 +37,17 @@ export type Outcome = (
     stats?: JobStats;
 };
 
+/**
+ * The receive loop's hook into a job (ReceiveLoop.start): `ready()` when the job is about to run its processor (its
+ * download and unpacking are done), `processed()` once the processor has finished, which may return when to go on to
+ * the uploads: the loop lets a finished job's uploads wait while its next job is received, downloaded and unpacked.
+ * A plain `() => void` is one too.
+ */
+export interface ProcessedHook {
+    (): void | Promise<void>;
+    ready?: () => void;
+}
+
 /** The settings a job reads. */
 export type JobConfig = Pick<
     WorkerConfig,
@@ -71,6 +82,8 @@ export interface JobRunnerDeps {
     log: Logger;
     /** The scratch dir's free space (default: statfs); tests inject their own. */
     space?: SpaceProbe;
+    /** Runs work no outcome depends on (removing a stale error report) in the background; default: unawaited. */
+    background?: (work: Promise<unknown>) => void;
 }
 
 function toMetadataValue(v: string): string {
@@ -114,6 +127,7 @@ export class JobRunner {
     private readonly processor: Processor;
     private readonly log: Logger;
     private readonly space: SpaceProbe;
+    private readonly background: (work: Promise<unknown>) => void;
     /** Job directories (absolute) in use by this worker: everything else under the scratch dir is swept. */
     private readonly liveJobDirs = new Set<string>();
 
@@ -125,10 +139,11 @@ export class JobRunner {
         this.processor = deps.processor;
         this.log = deps.log;
         this.space = deps.space ?? statfsProbe;
+        this.background = deps.background ?? ((work) => void work);
     }
 
     /** One job: download, unpack, process, upload. Never throws: returns how it went. */
-    async runJob(unbound: Job, signal: AbortSignal, receiveCount: number, processed?: () => void): Promise<Outcome> {
+    async runJob(unbound: Job, signal: AbortSignal, receiveCount: number, processed?: ProcessedHook): Promise<Outcome> {
         const started = Date.now();
         const stats: JobStats = { seconds: 0, bytesIn: 0, bytesOut: 0, outputs: [] };
         const measured = () => ((stats.seconds = (Date.now() - started) / 1000), stats);
@@ -173,9 +188,10 @@ export class JobRunner {
      * Download -> unpack -> process -> upload, in a private scratch dir removed afterwards. Throws on failure;
      * StaleInputError when the input is no longer the version `job.etag` names (at the download or before the
      * uploads). A job without an ETag is bound to the downloaded one (`job.etag` is set).
-     * `processed` is called once the processor has finished (before the uploads).
+     * `processed` is called once the processor has finished (before the uploads; they wait for what it returns), its
+     * `ready` just before the processor starts.
      */
-    async processJob(job: Job, signal: AbortSignal, processed?: () => void, stats?: JobStats): Promise<void> {
+    async processJob(job: Job, signal: AbortSignal, processed?: ProcessedHook, stats?: JobStats): Promise<void> {
         const keys = outputKeys(job.key, { inputPrefix: this.cfg.inputPrefix, outputPrefix: this.cfg.outputPrefix });
         await fs.promises.mkdir(this.cfg.scratchDir, { recursive: true });
         // Named and registered before it exists, so that a concurrent sweep never removes it.
@@ -197,10 +213,13 @@ export class JobRunner {
             await fs.promises.mkdir(workDir, { mode: 0o700 });
             let inputPath = inputDir;
             if (zip) {
+                // Room for MAX_UNZIPPED_BYTES (the cap while inflating): no need to read what the entries declare.
+                const roomy = (await this.space(this.cfg.scratchDir).catch(() => undefined))?.free ?? 0;
+                const room = (declared: number) => ensureScratchSpace(this.cfg.scratchDir, declared, `unpacking the input (${formatBytes(declared)} unzipped)`, this.space);
                 const unpacked = await extractZip(downloadPath, inputDir, {
                     maxEntries: this.cfg.maxZipEntries,
                     maxBytes: this.cfg.maxUnzippedBytes,
-                }, signal, (declared) => ensureScratchSpace(this.cfg.scratchDir, declared, `unpacking the input (${formatBytes(declared)} unzipped)`, this.space));
+                }, signal, roomy >= this.cfg.maxUnzippedBytes ? undefined : room);
                 await fs.promises.rm(downloadPath, { force: true });
                 this.log("unpacked", { key: job.key, files: unpacked.files, bytes: unpacked.bytes });
             } else {
@@ -210,6 +229,7 @@ export class JobRunner {
             }
             if (signal.aborted) throw new AbortedError();
 
+            processed?.ready?.();
             const result = await this.processor.process({
                 inputKind: zip ? "directory" : "file",
                 inputPath,
@@ -224,7 +244,7 @@ export class JobRunner {
             // Only the outputs (in workDir) are needed from here on: free the unpacked input before the uploads,
             // which may run in the background while the next job downloads and runs.
             await fs.promises.rm(inputDir, { recursive: true, force: true });
-            processed?.();
+            await processed?.();
             if (signal.aborted) throw new AbortedError();
 
             // Bound to a version: outputs of an input that changed meanwhile would overwrite the newer render's.
@@ -273,14 +293,13 @@ export class JobRunner {
             this.log("uploaded", { bucket: job.bucket, key, bytes: up.bytes, ...(up.parts > 0 ? { parts: up.parts } : {}) });
             if (stats) (stats.bytesOut += up.bytes), stats.outputs.push(key);
         };
+        // Best effort, and no outcome depends on it: in the background (the worker waits for it before exiting).
+        this.background(this.s3.send(new DeleteObjectCommand({ Bucket: job.bucket, Key: keys.error }), { abortSignal: signal }).catch(() => undefined));
         await Promise.all([
             ...outputs.filter((_, i) => sizes[i] <= UPLOAD_MIN_PART_BYTES).map(upload),
             (async () => {
                 for (const out of outputs.filter((_, i) => sizes[i] > UPLOAD_MIN_PART_BYTES)) await upload(out);
             })(),
-            this.s3
-                .send(new DeleteObjectCommand({ Bucket: job.bucket, Key: keys.error }), { abortSignal: signal })
-                .catch(() => undefined),
         ]);
     }
 
