@@ -330,9 +330,13 @@ export interface ChildWorker {
     stderr(): string;
 }
 
-/** Starts `node -r ts-node/register/transpile-only worker-image/src/main.ts` with exactly `env` (+ PATH/HOME). */
-export function startChildWorker(env: Record<string, string>): ChildWorker {
-    const proc = spawn(process.execPath, ["-r", "ts-node/register/transpile-only", WORKER_MAIN], {
+/**
+ * Starts `node -r ts-node/register/transpile-only worker-image/src/main.ts` with exactly `env` (+ PATH/HOME);
+ * `prefix`: a command line to run it under (e.g. `unshare ... sh -c '...; exec "$@"' sh`).
+ */
+export function startChildWorker(env: Record<string, string>, opts: { prefix?: string[] } = {}): ChildWorker {
+    const argv = [...(opts.prefix ?? []), process.execPath, "-r", "ts-node/register/transpile-only", WORKER_MAIN];
+    const proc = spawn(argv[0], argv.slice(1), {
         cwd: REPO,
         env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? os.tmpdir(), ...env },
         stdio: ["ignore", "pipe", "pipe"],

@@ -21,6 +21,7 @@ const T = {
     publicAccess: "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
     ownership: "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
     encryption: "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+    lifecycle: "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
     bucketPolicy: "aws:s3/bucketPolicy:BucketPolicy",
     notification: "aws:s3/bucketNotification:BucketNotification",
     queue: "aws:sqs/queue:Queue",
@@ -150,6 +151,7 @@ describe("LambdaEcsWorker", () => {
                     `${T.publicAccess} render-bucket-public-access`,
                     `${T.ownership} render-bucket-ownership`,
                     `${T.encryption} render-bucket-encryption`,
+                    `${T.lifecycle} render-bucket-lifecycle`,
                     `${T.bucketPolicy} render-bucket-policy`,
                     `${T.queue} render-dlq`,
                     `${T.queue} render-queue`,
@@ -195,7 +197,7 @@ describe("LambdaEcsWorker", () => {
 
         it("THEN every child has the component as its parent", () => {
             const children = resources.filter((r) => r.type !== COMPONENT);
-            expect(children).to.have.length(43);
+            expect(children).to.have.length(44);
             for (const r of children) {
                 expect(typeChain(r.urn), r.name).to.equal(`${COMPONENT}$${r.type}`);
             }
@@ -251,6 +253,15 @@ describe("LambdaEcsWorker", () => {
                     Condition: { Bool: { "aws:SecureTransport": "false" } },
                 },
             ]);
+        });
+
+        it("THEN the bucket's lifecycle rule aborts incomplete multipart uploads after a day (a child of the component)", () => {
+            const lifecycle = one(resources, T.lifecycle, "render-bucket-lifecycle");
+            expect(lifecycle.inputs).to.deep.equal({
+                bucket: "render-bucket-id",
+                rules: [{ id: "abort-incomplete-multipart-uploads", status: "Enabled", filter: {}, abortIncompleteMultipartUpload: { daysAfterInitiation: 1 } }],
+            });
+            expect(typeChain(lifecycle.urn)).to.equal(`${COMPONENT}$${T.lifecycle}`);
         });
 
         it("THEN the queues are encrypted; the worker dead-letters a job's 3rd failed attempt itself, the work queue redrives to the DLQ one receive later (safety net), the intake after 10", () => {
@@ -337,6 +348,7 @@ describe("LambdaEcsWorker", () => {
                         "arn:aws:s3:::render-bucket-0000000/*.error.json",
                     ],
                 },
+                { Effect: "Allow", Action: "s3:AbortMultipartUpload", Resource: ["arn:aws:s3:::render-bucket-0000000/*.png", "arn:aws:s3:::render-bucket-0000000/*.log"] },
                 { Effect: "Allow", Action: "s3:DeleteObject", Resource: "arn:aws:s3:::render-bucket-0000000/*.error.json" },
                 {
                     Effect: "Allow",
@@ -555,7 +567,7 @@ describe("LambdaEcsWorker", () => {
         });
 
         it("THEN it creates no bucket, repository, image or security group", () => {
-            for (const t of [T.bucket, T.publicAccess, T.bucketPolicy, T.repo, T.image, T.sg]) {
+            for (const t of [T.bucket, T.publicAccess, T.bucketPolicy, T.lifecycle, T.repo, T.image, T.sg]) {
                 expect(resources.filter((r) => r.type === t), t).to.have.length(0);
             }
             // 22 children and the component; with the job-event routing, dashboard and its two alarms; the intake (queue,
@@ -768,6 +780,7 @@ describe("LambdaEcsWorker", () => {
                 ["s3:GetObject", "arn:aws:s3:::svc-bucket-0000000/*"],
                 ["s3:ListBucket", "arn:aws:s3:::svc-bucket-0000000"],
                 ["s3:PutObject", ["arn:aws:s3:::svc-bucket-0000000/*.png", "arn:aws:s3:::svc-bucket-0000000/*.log", "arn:aws:s3:::svc-bucket-0000000/*.error.json"]],
+                ["s3:AbortMultipartUpload", ["arn:aws:s3:::svc-bucket-0000000/*.png", "arn:aws:s3:::svc-bucket-0000000/*.log"]],
                 ["s3:DeleteObject", "arn:aws:s3:::svc-bucket-0000000/*.error.json"],
                 [["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:SendMessage"], queueArn("svc-queue-0000000")],
                 ["sqs:SendMessage", queueArn("svc-dlq-0000000")],
@@ -922,6 +935,7 @@ describe("LambdaEcsWorker", () => {
                     Action: "s3:PutObject",
                     Resource: ["arn:aws:s3:::job-bucket-0000000/*.png", "arn:aws:s3:::job-bucket-0000000/*.log", "arn:aws:s3:::job-bucket-0000000/*.error.json"],
                 },
+                { Effect: "Allow", Action: "s3:AbortMultipartUpload", Resource: ["arn:aws:s3:::job-bucket-0000000/*.png", "arn:aws:s3:::job-bucket-0000000/*.log"] },
                 { Effect: "Allow", Action: "s3:DeleteObject", Resource: "arn:aws:s3:::job-bucket-0000000/*.error.json" },
                 { Effect: "Allow", Action: "sqs:SendMessage", Resource: queueArn("job-dlq-0000000") },
                 taskPutEvents("job"),

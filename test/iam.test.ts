@@ -105,21 +105,21 @@ const VARIANTS: Array<[string, Partial<LambdaEcsWorkerArgs>]> = [
 const EXPECTED_ACTIONS: Record<string, Record<Who, string[]>> = {
     drain: {
         launcher: ["dynamodb:UpdateItem", "ecs:DescribeClusters", "ecs:RunTask", "ecs:TagResource", "events:PutEvents", "iam:PassRole", "logs:CreateLogStream", "logs:PutLogEvents", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:SendMessage"],
-        task: ["events:PutEvents", "s3:DeleteObject", "s3:GetObject", "s3:ListBucket", "s3:PutObject", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage", "sqs:SendMessage"],
+        task: ["events:PutEvents", "s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:ListBucket", "s3:PutObject", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage", "sqs:SendMessage"],
         execution: ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetAuthorizationToken", "ecr:GetDownloadUrlForLayer", "logs:CreateLogStream", "logs:PutLogEvents"],
         events: ["sqs:SendMessage"],
         s3: ["sqs:SendMessage"],
     },
     "per-job": {
         launcher: ["ecs:RunTask", "ecs:TagResource", "events:PutEvents", "iam:PassRole", "logs:CreateLogStream", "logs:PutLogEvents", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:SendMessage"],
-        task: ["events:PutEvents", "s3:DeleteObject", "s3:GetObject", "s3:ListBucket", "s3:PutObject", "sqs:SendMessage"],
+        task: ["events:PutEvents", "s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:ListBucket", "s3:PutObject", "sqs:SendMessage"],
         execution: ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetAuthorizationToken", "ecr:GetDownloadUrlForLayer", "logs:CreateLogStream", "logs:PutLogEvents"],
         events: ["sqs:SendMessage"],
         s3: ["sqs:SendMessage"],
     },
     service: {
         launcher: ["dynamodb:UpdateItem", "ecs:DescribeServices", "ecs:UpdateService", "events:PutEvents", "logs:CreateLogStream", "logs:PutLogEvents", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:SendMessage"],
-        task: ["ecs:UpdateTaskProtection", "events:PutEvents", "s3:DeleteObject", "s3:GetObject", "s3:ListBucket", "s3:PutObject", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage", "sqs:SendMessage"],
+        task: ["ecs:UpdateTaskProtection", "events:PutEvents", "s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:ListBucket", "s3:PutObject", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:ReceiveMessage", "sqs:SendMessage"],
         execution: ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetAuthorizationToken", "ecr:GetDownloadUrlForLayer", "logs:CreateLogStream", "logs:PutLogEvents"],
         events: ["sqs:SendMessage"],
         s3: ["sqs:SendMessage"],
@@ -177,7 +177,9 @@ for (const mode of ["drain", "per-job", "service"] as const) {
                     expect(results[results.length - 2], title).to.deep.include({ accepted: 1, queued: 0, deadLettered: 1, batchItemFailures: [] });
                 }
                 const events = run.workerLogs.map((l) => l.event);
-                for (const e of ["uploaded", "error_report_written", "dead_lettered", "job_event_published"]) expect(events, `${title}: ${e}`).to.include(e);
+                for (const e of ["uploaded", "error_report_written", "dead_lettered", "job_event_published", "multipart_uploaded", "multipart_aborted"]) {
+                    expect(events, `${title}: ${e}`).to.include(e);
+                }
                 // The input never uploaded ended as deleted (listed, not found): nothing written, no failure.
                 expect(run.workerLogs.filter((l) => l.event === "stale").map((l) => String(l.reason)), title).to.deep.equal([
                     `input deleted: s3://${sp.bucket}/${sp.containerEnv.INPUT_PREFIX ?? ""}scenes/deleted.zip no longer exists`,

@@ -28,7 +28,7 @@ describe("outputSuffixes", function () {
             ({ resources } = await buildWorker("geo", GEOJSON));
         });
 
-        it("THEN its task role may put exactly those outputs and the failure report, and delete only the report", function () {
+        it("THEN its task role may put exactly those outputs (and abort their multipart uploads) and the failure report, and delete only the report", function () {
             const s3 = JSON.parse(one(resources, "aws:iam/rolePolicy:RolePolicy", "geo-task-policy").inputs.policy)
                 .Statement.filter((s: any) => String(s.Action).startsWith("s3:"));
             expect(s3).to.deep.equal([
@@ -43,6 +43,11 @@ describe("outputSuffixes", function () {
                         "arn:aws:s3:::geo-bucket-0000000/out/*.log",
                         "arn:aws:s3:::geo-bucket-0000000/out/*.error.json",
                     ],
+                },
+                {
+                    Effect: "Allow",
+                    Action: "s3:AbortMultipartUpload",
+                    Resource: ["arn:aws:s3:::geo-bucket-0000000/out/*.gpkg", "arn:aws:s3:::geo-bucket-0000000/out/*.summary.json", "arn:aws:s3:::geo-bucket-0000000/out/*.log"],
                 },
                 { Effect: "Allow", Action: "s3:DeleteObject", Resource: "arn:aws:s3:::geo-bucket-0000000/out/*.error.json" },
             ]);

@@ -244,7 +244,7 @@ describe("worker units", function () {
             return { err, dir };
         }
 
-        it("lets a full disk (ENOSPC) and other local fs errors through as transient, not as 'zip rejected'", async function () {
+        it("lets a full disk (ENOSPC) and other local fs errors through as they are (the runtime classes them), not as 'zip rejected'", async function () {
             const zip = await makeZip([{ name: "d/a.txt", data: "hello" }]);
             for (const code of ["ENOSPC", "EMFILE", "EIO", "ENOMEM"]) {
                 const real = fs.promises.mkdir;

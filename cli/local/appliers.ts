@@ -6,6 +6,7 @@
  */
 import {
     DeleteBucketPolicyCommand,
+    PutBucketLifecycleConfigurationCommand,
     PutBucketOwnershipControlsCommand,
     PutBucketPolicyCommand,
     PutPublicAccessBlockCommand,
@@ -159,6 +160,24 @@ export const APPLIERS: Record<string, Applier> = {
             new PutBucketOwnershipControlsCommand({
                 Bucket: r.inputs.bucket,
                 OwnershipControls: { Rules: [{ ObjectOwnership: r.inputs.rule?.objectOwnership }] },
+            }),
+        );
+    },
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": async (r, x) => {
+        await x.c.s3.send(
+            new PutBucketLifecycleConfigurationCommand({
+                Bucket: r.inputs.bucket,
+                LifecycleConfiguration: {
+                    Rules: (r.inputs.rules ?? []).map((rule: any) => ({
+                        ID: rule.id,
+                        Status: rule.status,
+                        Filter: rule.filter?.prefix !== undefined ? { Prefix: rule.filter.prefix } : {},
+                        ...(rule.abortIncompleteMultipartUpload && {
+                            AbortIncompleteMultipartUpload: { DaysAfterInitiation: rule.abortIncompleteMultipartUpload.daysAfterInitiation },
+                        }),
+                        ...(rule.expiration?.days !== undefined && { Expiration: { Days: rule.expiration.days } }),
+                    })),
+                },
             }),
         );
     },

@@ -1,9 +1,15 @@
-/** Step "bucket": the given bucket, or a new private, encrypted, TLS-only one. */
+/**
+ * Step "bucket": the given bucket, or a new private, encrypted, TLS-only one whose lifecycle rule aborts incomplete
+ * multipart uploads after INCOMPLETE_UPLOAD_DAYS.
+ */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 
 import { ChildOptions, ResolvedLambdaEcsWorkerArgs } from "./args";
 import { bucketPolicy } from "./policies";
+
+/** Days after which the created bucket's lifecycle rule aborts an incomplete multipart upload (and frees its parts). */
+export const INCOMPLETE_UPLOAD_DAYS = 1;
 
 export interface BucketResources {
     bucketName: pulumi.Output<string>;
@@ -44,6 +50,22 @@ export function createBucket(
         {
             bucket: bucket.id,
             rules: [{ applyServerSideEncryptionByDefault: { sseAlgorithm: "AES256" }, bucketKeyEnabled: true }],
+        },
+        { parent },
+    );
+    // A multipart upload the worker could not abort (a killed task) would keep its parts, billed, forever.
+    new aws.s3.BucketLifecycleConfiguration(
+        `${name}-bucket-lifecycle`,
+        {
+            bucket: bucket.id,
+            rules: [
+                {
+                    id: "abort-incomplete-multipart-uploads",
+                    status: "Enabled",
+                    filter: {},
+                    abortIncompleteMultipartUpload: { daysAfterInitiation: INCOMPLETE_UPLOAD_DAYS },
+                },
+            ],
         },
         { parent },
     );

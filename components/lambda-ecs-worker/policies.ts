@@ -91,9 +91,10 @@ export function executionRolePolicy(p: { repositoryArn: string | undefined; logG
 
 /**
  * The task role (the worker's code): read inputs under `inputPrefix` (and list keys there, to tell a deleted input from
- * an unreadable one), write its declared outputs (`outputSuffixes`,
- * default POV-Ray's) and its failure report (and delete a stale `.error.json`), dead-letter to the dead-letter queue; in drain and service modes also consume the work queue (receive,
- * delete, extend or release a message, and re-send one for another attempt). The component sets the visibility timeout and maxReceiveCount, so the worker
+ * an unreadable one), write its declared outputs (`outputSuffixes`, default POV-Ray's; a big one as a multipart upload,
+ * aborted when it fails) and its failure report (and delete a stale `.error.json`), dead-letter to the dead-letter
+ * queue; in drain and service modes also consume the work queue (receive, delete, extend or release a message, and
+ * re-send one for another attempt). The component sets the visibility timeout and maxReceiveCount, so the worker
  * never reads the queue's attributes; a per-job task gets its one job from its environment and never reads the queue.
  */
 export function taskRolePolicy(p: {
@@ -124,6 +125,9 @@ export function taskRolePolicy(p: {
         // an input it cannot read (Prefix = its key) to tell a deleted input from an unreadable one; only there.
         allow("s3:ListBucket", p.bucketArn, { StringLike: { "s3:prefix": `${p.inputPrefix}*` } }),
         allow("s3:PutObject", writtenSuffixes(p.outputSuffixes ?? DEFAULT_OUTPUT_SUFFIXES).map(outputObject)),
+        // An output over one part is a multipart upload (Create/UploadPart/Complete are s3:PutObject); one that fails
+        // or is stopped is aborted, so that no parts are left. Never the error report (one small PutObject).
+        allow("s3:AbortMultipartUpload", writtenSuffixes(p.outputSuffixes ?? DEFAULT_OUTPUT_SUFFIXES).filter((s) => s !== ERROR_REPORT_SUFFIX).map(outputObject)),
         // A success removes the failure report an earlier attempt left.
         allow("s3:DeleteObject", outputObject(ERROR_REPORT_SUFFIX)),
         // Consume the work queue; SendMessage re-sends a job for another attempt (an interruption, a retried failure).

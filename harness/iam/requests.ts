@@ -235,6 +235,14 @@ function s3Location(u: URL): { bucket: string; key: string } {
         : { bucket: decodeURIComponent(path.slice(0, slash)), key: decodeURIComponent(path.slice(slash + 1)) };
 }
 
+/** The multipart calls by method and subresources (sorted): the action each is authorized as. */
+const MULTIPART: Record<string, { call: string; action: string }> = {
+    "POST uploads": { call: "CreateMultipartUpload", action: "s3:PutObject" },
+    "PUT partNumber&uploadId": { call: "UploadPart", action: "s3:PutObject" },
+    "POST uploadId": { call: "CompleteMultipartUpload", action: "s3:PutObject" },
+    "DELETE uploadId": { call: "AbortMultipartUpload", action: "s3:AbortMultipartUpload" },
+};
+
 function s3(req: HttpRequest, w: IamWorld): IamRequest[] {
     const u = new URL(req.url);
     const { bucket, key } = s3Location(u);
@@ -252,7 +260,13 @@ function s3(req: HttpRequest, w: IamWorld): IamRequest[] {
         }
         throw new Error(`unmapped S3 bucket request ${method} ${u.pathname}${u.search}`);
     }
-    if (sub.length > 0) throw new Error(`unmapped S3 object subresource ${method} ${u.pathname}?${sub.join("&")}`);
+    if (sub.length > 0) {
+        // A multipart upload (S3 API Reference; Service Authorization Reference: Create, UploadPart and Complete are
+        // authorized as s3:PutObject, Abort as s3:AbortMultipartUpload, on the object).
+        const op = MULTIPART[`${method} ${[...sub].sort().join("&")}`];
+        if (op === undefined || header(req, "x-amz-copy-source")) throw new Error(`unmapped S3 object subresource ${method} ${u.pathname}?${sub.join("&")}`);
+        return [{ action: op.action, resource: object, context: ctx, call: `S3 ${op.call}` }];
+    }
     switch (method) {
         case "GET":
         case "HEAD":

@@ -35,7 +35,7 @@
  */
 import { CreateClusterCommand, CreateServiceCommand, ECSClient, RegisterTaskDefinitionCommand } from "@aws-sdk/client-ecs";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
-import { S3Client } from "@aws-sdk/client-s3";
+import { S3Client, UploadPartCommand } from "@aws-sdk/client-s3";
 import { CreateTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { CreateQueueCommand, DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageCommand, SetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
 import * as fs from "fs";
@@ -50,6 +50,7 @@ import { motoClientConfig } from "../moto";
 import { launcherArchive, one } from "../stack";
 import { Aws, makeZip, runWorkerInProcess, s3Event, scene, tinyJobZip } from "../worker-env";
 import { PovrayProcessor } from "../../worker-image/src/povray";
+import { Processor } from "../../worker-image/src/processor";
 import { onFailureRecord } from "../../cli/local/events";
 import { handledIds, sqsRecord } from "../../cli/local/intake";
 import { agentTaskProtectionCall } from "./platform";
@@ -67,6 +68,33 @@ export interface ScenarioRun {
     /** What each step returned, for the test's checks that the paths really ran. */
     invocations: Invocation[];
     workerLogs: { event: string; [k: string]: unknown }[];
+}
+
+/** A processor whose one output (`.png`) is bigger than one upload part: 9 MiB. */
+function bigOutputProcessor(): Processor {
+    return {
+        name: "big-output",
+        async process(input) {
+            const out = path.join(input.workDir, "big.png");
+            fs.writeFileSync(out, Buffer.alloc(9 * 1024 * 1024, 1));
+            return { seconds: 0.01, outputs: [{ suffix: ".png", path: out, contentType: "image/png" }] };
+        },
+    };
+}
+
+/** The worker's S3 client, except that the second part of an upload to a key containing `marker` fails with a 400. */
+function failingSecondPart(s3: S3Client, marker: string): S3Client {
+    return new Proxy(s3, {
+        get(target, prop) {
+            if (prop !== "send") return Reflect.get(target, prop);
+            return async (cmd: { input?: { Key?: string; PartNumber?: number } }, options?: unknown) => {
+                if (cmd instanceof UploadPartCommand && cmd.input.PartNumber === 2 && cmd.input.Key?.includes(marker)) {
+                    throw Object.assign(new Error("injected part failure"), { name: "InvalidArgument", $fault: "client", $metadata: { httpStatusCode: 400 } });
+                }
+                return (target.send as (c: unknown, o?: unknown) => Promise<unknown>)(cmd, options);
+            };
+        },
+    });
 }
 
 async function ec2Query(endpoint: string, action: string): Promise<string> {
@@ -133,9 +161,11 @@ async function agentStandIn(taskArn: string) {
  * and DLQ), `<inputPrefix>scenes/stopped.zip` (the worker is stopped mid-job: released, or dead-lettered in
  * per-job mode) and `<inputPrefix>scenes/deleted.zip`, a job whose input was deleted before the worker got it (the
  * download's 404, then the listing that tells a deleted input from an unreadable one); a stale `.error.json` of the
- * good input exists, so a success deletes it.
+ * good input exists, so a success deletes it. With `multipart` (the default), `scenes/big.zip` and
+ * `scenes/bigfail.zip` get a 9 MiB output: one multipart upload that completes, one that fails at its second part and
+ * is aborted.
  */
-export async function runScenario(rec: RecordingMoto, sp: StackPolicies): Promise<ScenarioRun> {
+export async function runScenario(rec: RecordingMoto, sp: StackPolicies, opts: { multipart?: boolean } = {}): Promise<ScenarioRun> {
     const moto = rec.moto;
     await moto.reset();
     const setup = motoClientConfig(moto.endpoint);
@@ -235,7 +265,7 @@ export async function runScenario(rec: RecordingMoto, sp: StackPolicies): Promis
     const taskArn = `${sp.cluster.arn.replace(":cluster/", ":task/")}/0123456789abcdef0123456789abcdef`;
     const agent = mode === "service" ? await agentStandIn(taskArn) : undefined;
     const workerLogs: ScenarioRun["workerLogs"] = [];
-    const runWorker = async (extra: Record<string, string>, stopOn?: string) => {
+    const runWorker = async (extra: Record<string, string>, stopOn?: string, over: { processor?: Processor; s3?: S3Client } = {}) => {
         const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "iam-worker-"));
         const env = {
             ...sp.containerEnv,
@@ -249,9 +279,9 @@ export async function runScenario(rec: RecordingMoto, sp: StackPolicies): Promis
         };
         try {
             const { logs } = await runWorkerInProcess(env, {
-                s3,
+                s3: over.s3 ?? s3,
                 sqs,
-                processor: new PovrayProcessor({ threads: 1 }),
+                processor: over.processor ?? new PovrayProcessor({ threads: 1 }),
                 eventBridge,
                 onLog: (line, worker) => {
                     if (stopOn !== undefined && line.event === "scene" && String(line.key).endsWith(stopOn)) setTimeout(() => worker.stop("SIGTERM"), 1500);
@@ -287,6 +317,21 @@ export async function runScenario(rec: RecordingMoto, sp: StackPolicies): Promis
             await sqsSetup.send(new SetQueueAttributesCommand({ QueueUrl: queueUrl, Attributes: { MaximumMessageSize: "1024" } }));
             const maxReceives = Number(launcherEnv[LAUNCHER_ENV.intakeMaxReceives]);
             await deliver(JSON.parse(s3Event(sp.bucket, [`${inputPrefix}scenes/${"x".repeat(1000)}.zip`])), {}, maxReceives - 1);
+        }
+        if (opts.multipart !== false) {
+            // Outputs over one part: `big` is a multipart upload (Create, UploadPart, Complete), `bigfail` fails at its
+            // second part (a 400 injected in the client) and is aborted (AbortMultipartUpload), then dead-lettered.
+            const multipart = { processor: bigOutputProcessor(), s3: failingSecondPart(s3, "bigfail") };
+            await aws.put(sp.bucket, key("big"), await tinyJobZip("big"));
+            await aws.put(sp.bucket, key("bigfail"), await tinyJobZip("bigfail"));
+            if (mode === "per-job") {
+                await runWorker({ JOB_BUCKET: sp.bucket, JOB_KEY: key("big") }, undefined, multipart);
+                await runWorker({ JOB_BUCKET: sp.bucket, JOB_KEY: key("bigfail") }, undefined, multipart);
+            } else {
+                await aws.send(queueUrl, { bucket: sp.bucket, key: key("big") });
+                await aws.send(queueUrl, { bucket: sp.bucket, key: key("bigfail") });
+                await runWorker({}, undefined, multipart);
+            }
         }
         // Lambda's on-failure event of a launcher invocation that failed for good, as the launcher-failure-events
         // rule hands it over: the launcher publishes Job Failed for its jobs.

@@ -27,6 +27,24 @@ export class AbortedError extends Error {
     }
 }
 
+/**
+ * Local resources a job uses up, so that the same job on the same task runs out again: permanent, never retried.
+ * ENOSPC (the scratch file system is full), EDQUOT (a disk quota), EFBIG (a file bigger than the file system allows),
+ * ERR_FS_FILE_TOO_LARGE (Node's 2 GiB limit on reading a file whole). Not here, so transient: EMFILE/ENFILE (open
+ * files), ENOMEM, EIO, EAGAIN: the machine's state rather than the job's size; another attempt, on another task, may
+ * well succeed.
+ */
+export const LOCAL_RESOURCE_CODES = new Set(["ENOSPC", "EDQUOT", "EFBIG", "ERR_FS_FILE_TOO_LARGE"]);
+
+/** The local-resource code (LOCAL_RESOURCE_CODES) of an error or of its causes, if any. */
+export function localResourceCode(err: unknown): string | undefined {
+    for (let e = err, depth = 0; e && typeof e === "object" && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+        const code = (e as { code?: unknown }).code;
+        if (typeof code === "string" && LOCAL_RESOURCE_CODES.has(code)) return code;
+    }
+    return undefined;
+}
+
 const TRANSIENT_CODES = new Set([
     "ECONNRESET",
     "ECONNREFUSED",
@@ -60,6 +78,7 @@ export function isTransient(err: unknown): boolean {
     if (!err || typeof err !== "object") return false;
     const e = err as { name?: string; code?: string; $retryable?: unknown; $metadata?: { httpStatusCode?: number } };
     if (e instanceof PermanentError || e instanceof JobTimeoutError || e instanceof AbortedError) return false;
+    if (localResourceCode(err) !== undefined) return false;
     if (e.$retryable) return true;
     const status = e.$metadata?.httpStatusCode;
     if (status !== undefined && (status >= 500 || status === 429 || status === 408)) return true;

@@ -7,7 +7,7 @@
  *
  * Publishing is best effort: a few attempts with backoff, then a `job_event_failed` log line. It never throws, so it
  * never fails, repeats or loses the job; it runs after the message is settled (a crash in between loses the event,
- * never the job).
+ * never the job), in the background of the runtime (runtime.ts), which waits for it before the worker exits.
  *
  * Settings (worker-image/README.md): EVENT_BUS_NAME (bus name or ARN; unset: no events), EVENT_SOURCE (default
  * `lambda-ecs-worker.<WORKER_NAME>`), WORKER_NAME (default: the processor's name), METRICS_NAMESPACE.

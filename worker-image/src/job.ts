@@ -4,13 +4,11 @@
  * input (or under OUTPUT_PREFIX), in a private scratch dir removed afterwards. `runJob` classifies
  * how it went (an Outcome) for the caller to settle the message; it never throws.
  */
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { createHash, randomBytes } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { Readable, Transform, TransformCallback } from "stream";
-import { pipeline } from "stream/promises";
 import { StaleInputError, bareEtag, ifMatch, isPreconditionFailed, jobId, sameEtag } from "./binding";
 import { WorkerConfig } from "./config";
 import { AbortedError, JobTimeoutError, PermanentError, errorMessage, isPermanentServiceError } from "./errors";
@@ -19,6 +17,7 @@ import type { JobStats } from "./events";
 import { Logger } from "./log";
 import { Processor, ProcessorResult } from "./processor";
 import { retry } from "./retry";
+import { SpaceProbe, UPLOAD_MIN_PART_BYTES, downloadFile, ensureScratchSpace, formatBytes, scratchFailure, statfsProbe, uploadFile } from "./transfer";
 import { extractZip } from "./unzip";
 
 /**
@@ -37,6 +36,17 @@ export type Outcome = (
     /** What the job measured (job events and metrics); absent when it never started. */
     stats?: JobStats;
 };
+
+/**
+ * The receive loop's hook into a job (ReceiveLoop.start): `ready()` when the job is about to run its processor (its
+ * download and unpacking are done), `processed()` once the processor has finished, which may return when to go on to
+ * the uploads: the loop lets a finished job's uploads wait while its next job is received, downloaded and unpacked.
+ * A plain `() => void` is one too.
+ */
+export interface ProcessedHook {
+    (): void | Promise<void>;
+    ready?: () => void;
+}
 
 /** The settings a job reads. */
 export type JobConfig = Pick<
@@ -75,6 +85,10 @@ export interface JobRunnerDeps {
      * not abort them (the job's own signal aborts only what comes before). Default: never aborted.
      */
     finishing?: AbortSignal;
+    /** The scratch dir's free space (default: statfs); tests inject their own. */
+    space?: SpaceProbe;
+    /** Runs work no outcome depends on (removing a stale error report) in the background; default: unawaited. */
+    background?: (work: Promise<unknown>) => void;
 }
 
 function toMetadataValue(v: string): string {
@@ -118,6 +132,8 @@ export class JobRunner {
     private readonly processor: Processor;
     private readonly log: Logger;
     private readonly finishing: AbortSignal;
+    private readonly space: SpaceProbe;
+    private readonly background: (work: Promise<unknown>) => void;
     /** Job directories (absolute) in use by this worker: everything else under the scratch dir is swept. */
     private readonly liveJobDirs = new Set<string>();
 
@@ -129,10 +145,12 @@ export class JobRunner {
         this.processor = deps.processor;
         this.log = deps.log;
         this.finishing = deps.finishing ?? new AbortController().signal;
+        this.space = deps.space ?? statfsProbe;
+        this.background = deps.background ?? ((work) => void work);
     }
 
     /** One job: download, unpack, process, upload. Never throws: returns how it went. */
-    async runJob(unbound: Job, signal: AbortSignal, attempt: number, processed?: () => void): Promise<Outcome> {
+    async runJob(unbound: Job, signal: AbortSignal, attempt: number, processed?: ProcessedHook): Promise<Outcome> {
         const started = Date.now();
         const stats: JobStats = { seconds: 0, bytesIn: 0, bytesOut: 0, outputs: [] };
         const measured = () => ((stats.seconds = (Date.now() - started) / 1000), stats);
@@ -179,10 +197,11 @@ export class JobRunner {
      * Download -> unpack -> process -> upload, in a private scratch dir removed afterwards. Throws on failure;
      * StaleInputError when the input is no longer the version `job.etag` names (at the download or before the
      * uploads). A job without an ETag is bound to the downloaded one (`job.etag` is set).
-     * `processed` is called once the processor has finished (before the uploads). From then on (`phase.finishing`) the
-     * version check and the uploads run under the finishing signal, not `signal`: a SIGTERM lets them complete.
+     * `processed` is called once the processor has finished (before the uploads; they wait for what it returns), its
+     * `ready` just before the processor starts. From then on (`phase.finishing`) the version check and the uploads run
+     * under the finishing signal, not `signal`: a SIGTERM lets them complete.
      */
-    async processJob(job: Job, signal: AbortSignal, processed?: () => void, stats?: JobStats, phase: { finishing: boolean } = { finishing: false }): Promise<void> {
+    async processJob(job: Job, signal: AbortSignal, processed?: ProcessedHook, stats?: JobStats, phase: { finishing: boolean } = { finishing: false }): Promise<void> {
         const keys = outputKeys(job.key, { inputPrefix: this.cfg.inputPrefix, outputPrefix: this.cfg.outputPrefix });
         await fs.promises.mkdir(this.cfg.scratchDir, { recursive: true });
         // Named and registered before it exists, so that a concurrent sweep never removes it.
@@ -204,10 +223,13 @@ export class JobRunner {
             await fs.promises.mkdir(workDir, { mode: 0o700 });
             let inputPath = inputDir;
             if (zip) {
+                // Room for MAX_UNZIPPED_BYTES (the cap while inflating): no need to read what the entries declare.
+                const roomy = (await this.space(this.cfg.scratchDir).catch(() => undefined))?.free ?? 0;
+                const room = (declared: number) => ensureScratchSpace(this.cfg.scratchDir, declared, `unpacking the input (${formatBytes(declared)} unzipped)`, this.space);
                 const unpacked = await extractZip(downloadPath, inputDir, {
                     maxEntries: this.cfg.maxZipEntries,
                     maxBytes: this.cfg.maxUnzippedBytes,
-                }, signal);
+                }, signal, roomy >= this.cfg.maxUnzippedBytes ? undefined : room);
                 await fs.promises.rm(downloadPath, { force: true });
                 this.log("unpacked", { key: job.key, files: unpacked.files, bytes: unpacked.bytes });
             } else {
@@ -217,6 +239,7 @@ export class JobRunner {
             }
             if (signal.aborted) throw new AbortedError();
 
+            processed?.ready?.();
             const result = await this.processor.process({
                 inputKind: zip ? "directory" : "file",
                 inputPath,
@@ -231,10 +254,11 @@ export class JobRunner {
             // Only the outputs (in workDir) are needed from here on: free the unpacked input before the uploads,
             // which may run in the background while the next job downloads and runs.
             await fs.promises.rm(inputDir, { recursive: true, force: true });
-            processed?.();
             // The render is done: a stop from now on lets its outputs upload, until the finishing deadline.
             phase.finishing = true;
             const finishing = this.finishing;
+            // The receive loop may let the uploads wait (briefly) while it readies the next job.
+            await processed?.();
 
             // Bound to a version: outputs of an input that changed meanwhile would overwrite the newer render's.
             const stale = await this.staleSince(job, finishing);
@@ -243,7 +267,8 @@ export class JobRunner {
             await this.uploadOutputs(job, keys, result, job.etag && ifMatch(job.etag), finishing, stats);
         } catch (err) {
             if (phase.finishing ? this.finishing.aborted : signal.aborted) throw new AbortedError();
-            throw err;
+            // Out of scratch space (the download, unzip, the tool): permanent, with the sizes and the way out.
+            throw await scratchFailure(err, this.cfg.scratchDir, this.space);
         } finally {
             await fs.promises.rm(jobDir, { recursive: true, force: true }).catch(() => undefined);
             this.liveJobDirs.delete(jobDir);
@@ -269,28 +294,25 @@ export class JobRunner {
             const made = result.outputs.map((o) => o.suffix).join(", ") || "nothing";
             throw new PermanentError(`the ${this.processor.name} processor made ${made}, none of OUTPUT_SUFFIXES ${this.cfg.outputSuffixes.join(", ")}`);
         }
+        // Outputs up to one part go up at once (one PutObject each); bigger ones (multipart, parts in flight bounded
+        // by transfer.ts) one after another, so that memory stays bounded whatever their number and size.
+        const outputs = result.outputs.filter(declared);
+        const sizes = await Promise.all(outputs.map((o) => fs.promises.stat(o.path).then((st) => st.size)));
+        const upload = async (out: ProcessorResult["outputs"][number]) => {
+            const key = keys.base + out.suffix;
+            const up = await retry(this.log, "upload", signal, () =>
+                uploadFile(this.s3, { bucket: job.bucket, key, file: out.path, contentType: out.contentType, metadata, signal, log: this.log }),
+            );
+            this.log("uploaded", { bucket: job.bucket, key, bytes: up.bytes, ...(up.parts > 0 ? { parts: up.parts } : {}) });
+            if (stats) (stats.bytesOut += up.bytes), stats.outputs.push(key);
+        };
+        // Best effort, and no outcome depends on it: in the background (the worker waits for it before exiting).
+        this.background(this.s3.send(new DeleteObjectCommand({ Bucket: job.bucket, Key: keys.error }), { abortSignal: signal }).catch(() => undefined));
         await Promise.all([
-            ...result.outputs.filter(declared).map(async (out) => {
-                const key = keys.base + out.suffix;
-                const body = await fs.promises.readFile(out.path);
-                await retry(this.log, "upload", signal, () =>
-                    this.s3.send(
-                        new PutObjectCommand({
-                            Bucket: job.bucket,
-                            Key: key,
-                            Body: body,
-                            ContentType: out.contentType,
-                            Metadata: metadata,
-                        }),
-                        { abortSignal: signal },
-                    ),
-                );
-                this.log("uploaded", { bucket: job.bucket, key, bytes: body.length });
-                if (stats) (stats.bytesOut += body.length), stats.outputs.push(key);
-            }),
-            this.s3
-                .send(new DeleteObjectCommand({ Bucket: job.bucket, Key: keys.error }), { abortSignal: signal })
-                .catch(() => undefined),
+            ...outputs.filter((_, i) => sizes[i] <= UPLOAD_MIN_PART_BYTES).map(upload),
+            (async () => {
+                for (const out of outputs.filter((_, i) => sizes[i] > UPLOAD_MIN_PART_BYTES)) await upload(out);
+            })(),
         ]);
     }
 
@@ -407,18 +429,16 @@ export class JobRunner {
     }
 
     /**
-     * Streams the input to `dest`, at most MAX_INPUT_BYTES; a missing or unreadable input is permanent. With a bound
-     * ETag, asks for that version only (If-Match): a 412 is a StaleInputError.
+     * Downloads the input to `dest` (transfer.ts: one stream, or parallel ranged GETs for a big one), at most
+     * MAX_INPUT_BYTES and only when the scratch dir has room for it; a missing or unreadable input is permanent. With
+     * a bound ETag, asks for that version only (If-Match): a 412 is a StaleInputError.
      */
     private async download(job: Job, dest: string, signal: AbortSignal): Promise<{ etag?: string; bytes: number }> {
         const max = this.cfg.maxInputBytes;
         const etag = bareEtag(job.etag);
-        let res;
         try {
-            res = await this.s3.send(
-                new GetObjectCommand({ Bucket: job.bucket, Key: job.key, ...(etag !== undefined ? { IfMatch: ifMatch(etag) } : {}) }),
-                { abortSignal: signal },
-            );
+            const room = (size: number) => ensureScratchSpace(this.cfg.scratchDir, size, `the input s3://${job.bucket}/${job.key} (${formatBytes(size)})`, this.space);
+            return await downloadFile(this.s3, { bucket: job.bucket, key: job.key, etag, file: dest, maxBytes: max, beforeWrite: room, signal, log: this.log });
         } catch (err) {
             if (etag !== undefined && isPreconditionFailed(err)) {
                 throw new StaleInputError(`input changed: s3://${job.bucket}/${job.key} no longer has ETag ${etag} (newer upload)`);
@@ -426,19 +446,5 @@ export class JobRunner {
             // 404, or 403 (S3's answer for a missing key to a caller without s3:ListBucket): deleted, or unreadable.
             throw (await this.inputGone(job, err, signal)) ?? err;
         }
-        if (res.ContentLength !== undefined && res.ContentLength > max) {
-            (res.Body as Readable | undefined)?.destroy?.();
-            throw new PermanentError(`input is ${res.ContentLength} bytes, more than MAX_INPUT_BYTES=${max}`);
-        }
-        let bytes = 0;
-        const counter = new Transform({
-            transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
-                bytes += chunk.length;
-                if (bytes > max) cb(new PermanentError(`input is more than MAX_INPUT_BYTES=${max} bytes`));
-                else cb(null, chunk);
-            },
-        });
-        await pipeline(res.Body as Readable, counter, fs.createWriteStream(dest, { mode: 0o600 }));
-        return { etag: res.ETag, bytes };
     }
 }

@@ -19,6 +19,11 @@ async function main(): Promise<number> {
         return EXIT_CODES.configuration;
     }
     const log = createLogger({ worker: processor.name });
+    // The worker's peak resident memory (ru_maxrss, KiB), on every way out.
+    process.on("exit", (code) => {
+        const maxRss = process.resourceUsage().maxRSS * 1024;
+        log("resource_usage", { code, maxRssBytes: maxRss, maxRssMiB: Math.round(maxRss / 104857.6) / 10 });
+    });
     const worker = new Worker(cfg, processor, { log });
     // Forced: whatever was not settled by then is not (a one-shot job is left to the launcher, which sees 143).
     const forcedExitCode = EXIT_CODES.forced;

@@ -7,6 +7,7 @@ import { Message, ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { WorkerConfig } from "./config";
 import { errorMessage } from "./errors";
 import { Logger } from "./log";
+import type { ProcessedHook } from "./job";
 import { sleep } from "./retry";
 import { QueueSettings } from "./settle";
 
@@ -70,6 +71,12 @@ export class Stopper {
     }
 }
 
+/**
+ * Longest a job whose processor has finished waits before its uploads, for the loop's next job to be received,
+ * downloaded and unpacked (see ReceiveLoop.start): the next job's path to its processor goes first.
+ */
+export const FINISH_DEFER_MAX_MS = 250;
+
 /** The settings the loops read. */
 export type ReceiveConfig = Pick<WorkerConfig, "queueUrl" | "waitSeconds" | "idleExit" | "concurrency">;
 
@@ -81,9 +88,10 @@ export interface ReceiveLoopDeps {
     queue: Pick<QueueSettings, "visibilityTimeout">;
     /**
      * Processes and settles one message; never throws. Calls `processed` once the message's last processor run has
-     * finished (the rest, e.g. uploads, may go on in the background), or not at all.
+     * finished (the rest, e.g. uploads, may go on in the background, once what it returns resolves), or not at all;
+     * and `processed.ready` when that job is about to start its processor (a ProcessedHook, job.ts).
      */
-    handle: (msg: Message, processed: () => void) => Promise<void>;
+    handle: (msg: Message, processed: ProcessedHook) => Promise<void>;
 }
 
 export class ReceiveLoop {
@@ -100,7 +108,9 @@ export class ReceiveLoop {
     /**
      * One receive loop: one job is processed at a time per loop. A job's uploads and its message's deletion finish in the
      * background while the loop receives and processes the next job, so the worker's I/O hides behind the processing; at
-     * most one job finishes in the background (the loop waits for it before starting a second).
+     * most one job finishes in the background (the loop waits for it before starting a second). The next job's path to
+     * its processor goes first: a finished job's uploads start once the next job is ready to run its processor, or the
+     * next receive found nothing or failed, or the worker stops, or FINISH_DEFER_MAX_MS have passed.
      */
     private async loop(index: number): Promise<void> {
         const finishing = new Set<Promise<void>>();
@@ -115,26 +125,38 @@ export class ReceiveLoop {
         const { stopper } = this.deps;
         let empty = 0;
         let failures = 0;
-        while (!stopper.stopping) {
-            let messages: Message[];
-            try {
-                messages = await this.receive();
-                failures = 0;
-            } catch (err) {
-                if (stopper.stopping) break;
-                failures++;
-                const delay = Math.min(30000, 500 * 2 ** Math.min(failures, 6));
-                this.deps.log("receive_failed", { loop: index, reason: errorMessage(err), retryInMs: delay });
-                await sleep(delay, stopper.signal);
-                continue;
+        // Lets the last job whose processor finished go on to its uploads (once).
+        let release: () => void = () => undefined;
+        const go = () => {
+            release();
+            release = () => undefined;
+        };
+        try {
+            while (!stopper.stopping) {
+                let messages: Message[];
+                try {
+                    messages = await this.receive();
+                    failures = 0;
+                } catch (err) {
+                    go();
+                    if (stopper.stopping) break;
+                    failures++;
+                    const delay = Math.min(30000, 500 * 2 ** Math.min(failures, 6));
+                    this.deps.log("receive_failed", { loop: index, reason: errorMessage(err), retryInMs: delay });
+                    await sleep(delay, stopper.signal);
+                    continue;
+                }
+                if (messages.length === 0) {
+                    go();
+                    empty++;
+                    if (this.cfg.idleExit > 0 && empty >= this.cfg.idleExit) break;
+                    continue;
+                }
+                empty = 0;
+                for (const m of messages) release = await this.start(m, finishing, go);
             }
-            if (messages.length === 0) {
-                empty++;
-                if (this.cfg.idleExit > 0 && empty >= this.cfg.idleExit) break;
-                continue;
-            }
-            empty = 0;
-            for (const m of messages) await this.start(m, finishing);
+        } finally {
+            go();
         }
     }
 
@@ -154,18 +176,44 @@ export class ReceiveLoop {
         return res.Messages ?? [];
     }
 
-    /** Starts a message and returns once its processor has finished, and no older message is still finishing. */
-    private async start(m: Message, finishing: Set<Promise<void>>): Promise<void> {
-        let processed!: () => void;
-        const jobProcessed = new Promise<void>((resolve) => (processed = resolve));
+    /**
+     * Starts a message and returns once its processor has finished, and no older message is still finishing, with the
+     * function that lets it go on to its uploads. `goPrevious` lets the previous message's job go on: called when this
+     * one's job is ready to run its processor (or has ended without).
+     */
+    private async start(m: Message, finishing: Set<Promise<void>>, goPrevious: () => void): Promise<() => void> {
+        let markProcessed!: () => void;
+        const jobProcessed = new Promise<void>((resolve) => (markProcessed = resolve));
+        let go!: () => void;
+        const mayGoOn = new Promise<void>((resolve) => (go = resolve));
+        let timer: NodeJS.Timeout | undefined;
+        const onStop = () => go();
+        this.deps.stopper.signal.addEventListener("abort", onStop, { once: true });
+        const processed: ProcessedHook = Object.assign(
+            () => {
+                markProcessed();
+                if (this.deps.stopper.stopping) go();
+                timer ??= setTimeout(go, FINISH_DEFER_MAX_MS);
+                return mayGoOn;
+            },
+            { ready: goPrevious },
+        );
         const done: Promise<void> = this.deps.handle(m, processed).finally(() => {
-            processed();
+            markProcessed();
+            goPrevious();
+            go();
+            clearTimeout(timer);
+            this.deps.stopper.signal.removeEventListener("abort", onStop);
             finishing.delete(done);
         });
         finishing.add(done);
         await jobProcessed;
         // At most one job finishing in the background per loop: wait for older ones before the next job.
         const older = [...finishing].filter((p) => p !== done);
-        if (older.length) await Promise.all(older);
+        if (older.length) {
+            goPrevious();
+            await Promise.all(older);
+        }
+        return go;
     }
 }

@@ -63,6 +63,11 @@ export class Worker {
     private readonly messages: MessageHandler;
     readonly reporter: JobReporter;
     readonly protection?: TaskProtection;
+    /**
+     * Work that decides no job's outcome — job events and metrics, removing a stale error report — done off the path
+     * between one job and the next; the worker waits for it before it exits.
+     */
+    private readonly background = new Set<Promise<unknown>>();
 
     constructor(
         private readonly cfg: WorkerConfig,
@@ -74,7 +79,7 @@ export class Worker {
         this.log = deps.log ?? createLogger({ worker: processor.name });
         this.stopper = new Stopper(this.log, stopDeadlines(cfg.stopTimeoutSeconds).finishWithinMs);
         this.queue = configuredQueueSettings(cfg);
-        this.jobs = new JobRunner(cfg, { s3, processor, log: this.log, finishing: this.stopper.finishing });
+        this.jobs = new JobRunner(cfg, { s3, processor, log: this.log, finishing: this.stopper.finishing, background: (p) => this.inBackground(p) });
         this.settler = new Settler(cfg, { s3, sqs: this.sqs, log: this.log, queue: this.queue, processorName: processor.name });
         const env = deps.env ?? process.env;
         this.reporter =
@@ -82,8 +87,19 @@ export class Worker {
             new JobReporter(eventSettingsFromEnv(env, processor.name), { log: this.log, keys: cfg, region: cfg.region, jobIdOf: jobId });
         const protection = deps.protection === undefined ? protectionFromEnv(env, cfg.jobTimeoutSeconds, this.log) : undefined;
         this.protection = deps.protection ?? (protection && new TaskProtection(protection, { log: this.log }));
-        const finished = (jobs: Parameters<JobReporter["finished"]>[0]) => this.reporter.finished(jobs);
+        const finished = async (jobs: Parameters<JobReporter["finished"]>[0]) => this.inBackground(this.reporter.finished(jobs));
         this.messages = new MessageHandler({ runJob: (...a) => this.jobs.runJob(...a), settler: this.settler, log: this.log, finished });
+    }
+
+    /** Runs `work` in the background, tracked until it settles (it never rejects here). */
+    private inBackground(work: Promise<unknown>): void {
+        const tracked: Promise<unknown> = work.catch(() => undefined).finally(() => this.background.delete(tracked));
+        this.background.add(tracked);
+    }
+
+    /** Resolves once the background work (and what it started meanwhile) has settled. */
+    async backgroundDone(): Promise<void> {
+        while (this.background.size > 0) await Promise.all([...this.background]);
     }
 
     get isStopping(): boolean {
@@ -118,6 +134,7 @@ export class Worker {
             handle: (msg, processed) => this.handleMessage(msg, processed),
         });
         await loop.run();
+        await this.backgroundDone();
         this.log("exiting", { reason: this.stopper.stopping ? "stopped" : "queue drained", code: 0 });
         return 0;
     }
@@ -140,9 +157,13 @@ export class Worker {
     }
 
     /** One-shot mode (JOB_BUCKET + JOB_KEY): process one job from the environment, no queue. */
-    runOneShot(bucket: string, key: string): Promise<number> {
-        const finished = (jobs: Parameters<JobReporter["finished"]>[0]) => this.reporter.finished(jobs);
+    async runOneShot(bucket: string, key: string): Promise<number> {
+        const finished = async (jobs: Parameters<JobReporter["finished"]>[0]) => this.inBackground(this.reporter.finished(jobs));
         const deps = { runJob: this.runJob.bind(this), settler: this.settler, stopper: this.stopper, log: this.log, finished };
-        return runOneShot(this.cfg, deps, bucket, key);
+        try {
+            return await runOneShot(this.cfg, deps, bucket, key);
+        } finally {
+            await this.backgroundDone();
+        }
     }
 }

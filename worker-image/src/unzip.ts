@@ -4,8 +4,10 @@
  * external attributes), more than `maxEntries` entries, and more than `maxBytes` uncompressed bytes in total,
  * counted while inflating (headers can lie), paths deeper than MAX_PATH_DEPTH components, and more directories
  * (explicit or implied by file paths) than `maxDirs` (default: maxEntries). File-system failures that say nothing
- * about the zip (ENOSPC, EMFILE, EIO, ENOMEM, ...) are rethrown as they are, i.e. transient; `signal` (SIGTERM) is
- * checked between entries and rejects with AbortedError.
+ * about the zip (ENOSPC, EMFILE, EIO, ENOMEM, ...) are rethrown as they are, for the runtime to class (errors.ts: a
+ * full disk is permanent, too many open files transient); `signal` (SIGTERM) is checked between entries and rejects
+ * with AbortedError. `beforeWrite` (the free-space check) is told the total size the entries declare (yauzl checks
+ * each entry's inflated size against it) before anything is written.
  */
 import * as fs from "fs";
 import * as path from "path";
@@ -77,9 +79,39 @@ function openEntry(zip: yauzl.ZipFile, entry: yauzl.Entry): Promise<NodeJS.Reada
     });
 }
 
+/** The total uncompressed size the zip's entries declare (central directory only; stops past `maxEntries`). */
+export async function declaredUnzippedBytes(zipPath: string, maxEntries: number): Promise<number> {
+    const zip = await openZip(zipPath);
+    return new Promise<number>((resolve, reject) => {
+        let bytes = 0;
+        let entries = 0;
+        zip.on("entry", (entry: yauzl.Entry) => {
+            bytes += entry.uncompressedSize;
+            if (++entries > maxEntries) {
+                zip.close();
+                resolve(bytes);
+            } else zip.readEntry();
+        });
+        zip.on("end", () => resolve(bytes));
+        zip.on("error", (err) => reject(new PermanentError(`not a valid zip file: ${err?.message ?? "unknown error"}`)));
+        zip.readEntry();
+    });
+}
+
 /** Extracts `zipPath` into the existing empty directory `dest`. */
-export async function extractZip(zipPath: string, dest: string, limits: UnzipLimits, signal?: AbortSignal): Promise<UnzipResult> {
+export async function extractZip(
+    zipPath: string,
+    dest: string,
+    limits: UnzipLimits,
+    signal?: AbortSignal,
+    beforeWrite?: (declaredBytes: number) => Promise<void>,
+): Promise<UnzipResult> {
     if (signal?.aborted) throw new AbortedError();
+    if (beforeWrite) {
+        const declared = await declaredUnzippedBytes(zipPath, limits.maxEntries);
+        // Over MAX_UNZIPPED_BYTES the extraction below rejects the zip for that: a clearer reason than the space.
+        if (declared <= limits.maxBytes) await beforeWrite(declared);
+    }
     const zip = await openZip(zipPath);
     if (zip.entryCount > limits.maxEntries) {
         zip.close();
