@@ -18,20 +18,12 @@ import { AwsClientStub, mockClient } from "aws-sdk-client-mock";
 
 import { createHandler, launchStep, parseLauncherSettings } from "../functions/launcher";
 import { FakeTable } from "./helpers/fake-dynamodb";
-import { s3Event, s3Record, sqsEvent } from "./helpers/launcher-events";
+import { LAUNCHER_TEST_ENV, s3Event, s3Record, sqsEvent, TEST_REGION } from "./helpers/launcher-events";
 
-const REGION = { region: "us-east-1", credentials: { accessKeyId: "test", secretAccessKey: "test" } };
+const REGION = TEST_REGION;
 const ENV = {
-    QUEUE_URL: "https://queue.example/123456789012/work",
-    DLQ_URL: "https://queue.example/123456789012/dlq",
-    CLUSTER: "arn:aws:ecs:us-east-1:123456789012:cluster/render",
-    TASK_DEFINITION: "arn:aws:ecs:us-east-1:123456789012:task-definition/render:3",
-    CONTAINER_NAME: "worker",
-    SUBNETS: "subnet-a",
+    ...LAUNCHER_TEST_ENV,
     MAX_TASKS: "10",
-    STARTED_BY: "lew-render",
-    EVENT_BUS_NAME: "default",
-    WORKER_NAME: "render",
     STATE_TABLE: "render-launcher-state",
     INTAKE_MAX_RECEIVE_COUNT: "10",
     INTAKE_CONCURRENCY: "1",

@@ -16,21 +16,10 @@ import { createHandler, launcherJobId, launcherMetrics, launchStep, parseLaunche
 import { METRICS, ROUTED_EVENTS, SETTLED_EXIT_CODES, WORKER_EXIT_CODES } from "../functions/launcher-settings";
 import { jobId } from "../worker-image/src/binding";
 import { EXIT_CODES, SETTLED_EXIT_CODES as WORKER_SETTLED_EXIT_CODES } from "../worker-image/src/exit-codes";
-import { s3Event, s3Record } from "./helpers/launcher-events";
+import { LAUNCHER_TEST_ENV, s3Event, s3Record, TEST_REGION } from "./helpers/launcher-events";
 
-const REGION = { region: "us-east-1", credentials: { accessKeyId: "test", secretAccessKey: "test" } };
-const ENV = {
-    QUEUE_URL: "https://queue.example/123456789012/work",
-    DLQ_URL: "https://queue.example/123456789012/dlq",
-    CLUSTER: "arn:aws:ecs:us-east-1:123456789012:cluster/render",
-    TASK_DEFINITION: "arn:aws:ecs:us-east-1:123456789012:task-definition/render:3",
-    CONTAINER_NAME: "worker",
-    SUBNETS: "subnet-a",
-    MAX_TASKS: "4",
-    STARTED_BY: "lew-render",
-    EVENT_BUS_NAME: "default",
-    WORKER_NAME: "render",
-};
+const REGION = TEST_REGION;
+const ENV = LAUNCHER_TEST_ENV;
 const SPOT = JSON.stringify([{ capacityProvider: "FARGATE_SPOT", weight: 1 }]);
 const CAPACITY = "Capacity is unavailable at this time. Please try again later or in a different availability zone";
 const TASK = (i: number) => ({ taskArn: `arn:aws:ecs:us-east-1:123456789012:task/render/${i}` });

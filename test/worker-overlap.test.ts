@@ -22,6 +22,7 @@ import { Logger } from "../worker-image/src/log";
 import { Processor } from "../worker-image/src/processor";
 import { FINISH_DEFER_MAX_MS, ReceiveLoop, Stopper } from "../worker-image/src/receive-loop";
 import { Worker } from "../worker-image/src/runtime";
+import { deferred } from "./helpers/deferred";
 
 const QUEUE_URL = "https://sqs.us-east-1.example/123456789012/work";
 const REGION = { region: "us-east-1", credentials: { accessKeyId: "test", secretAccessKey: "test" } };
@@ -31,11 +32,6 @@ function recorder(): { log: Logger; events: string[] } {
     return { log: (event) => void events.push(event), events };
 }
 
-function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => void } {
-    let resolve!: (v: T) => void;
-    const promise = new Promise<T>((r) => (resolve = r));
-    return { promise, resolve };
-}
 
 /** Waits for `cond` (the jobs do real file I/O in their scratch dirs); fails if it never holds (10 s, a generous cap). */
 async function until(cond: () => boolean, what: string): Promise<void> {

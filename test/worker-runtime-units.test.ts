@@ -42,6 +42,7 @@ import {
     resolveQueueSettings,
 } from "../worker-image/src/settle";
 import { makeZip } from "../harness/worker-env";
+import { deferred } from "./helpers/deferred";
 
 const QUEUE_URL = "https://sqs.us-east-1.example/123456789012/work";
 const DLQ_URL = "https://sqs.us-east-1.example/123456789012/work-dlq";
@@ -67,11 +68,6 @@ function withoutStats(o: Outcome): Outcome {
     return rest as Outcome;
 }
 
-function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => void } {
-    let resolve!: (v: T) => void;
-    const promise = new Promise<T>((r) => (resolve = r));
-    return { promise, resolve };
-}
 
 /** Lets pending promise callbacks and mocked SDK calls run; fails if `cond` never holds (a bounded number of turns, no clock). */
 async function until(cond: () => boolean, what: string): Promise<void> {

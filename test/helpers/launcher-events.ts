@@ -52,3 +52,20 @@ export function sqsEvent(records: { body: unknown; id?: string; receives?: numbe
         })),
     };
 }
+
+/** SDK client settings for mocked clients (aws-sdk-client-mock): a region and fake credentials. */
+export const TEST_REGION = { region: "us-east-1", credentials: { accessKeyId: "test", secretAccessKey: "test" } };
+
+/** The launcher's environment as the component sets it for a worker named "render" (add or override per spec). */
+export const LAUNCHER_TEST_ENV = {
+    QUEUE_URL: "https://queue.example/123456789012/work",
+    DLQ_URL: "https://queue.example/123456789012/dlq",
+    CLUSTER: "arn:aws:ecs:us-east-1:123456789012:cluster/render",
+    TASK_DEFINITION: "arn:aws:ecs:us-east-1:123456789012:task-definition/render:3",
+    CONTAINER_NAME: "worker",
+    SUBNETS: "subnet-a",
+    MAX_TASKS: "4",
+    STARTED_BY: "lew-render",
+    EVENT_BUS_NAME: "default",
+    WORKER_NAME: "render",
+};
