@@ -20,7 +20,7 @@ import { JobReporter } from "../worker-image/src/events";
 import { ProcessedHook } from "../worker-image/src/job";
 import { Logger } from "../worker-image/src/log";
 import { Processor } from "../worker-image/src/processor";
-import { FINISH_DEFER_MAX_MS, ReceiveLoop, Stopper } from "../worker-image/src/receive-loop";
+import { FINISH_DEFER_MAX_MS, RECEIVE_ANSWER_MS, ReceiveLoop, Stopper } from "../worker-image/src/receive-loop";
 import { Worker } from "../worker-image/src/runtime";
 import { deferred } from "./helpers/deferred";
 
@@ -84,24 +84,47 @@ describe("the path between one job and the next (issue #18 part 6)", function ()
             expect(FINISH_DEFER_MAX_MS).to.equal(250);
         });
 
-        it("stopping (SIGTERM) lets a waiting job go on at once", async function () {
-            const pending: Array<() => void> = [];
-            sqs.on(ReceiveMessageCommand).resolvesOnce({ Messages: [msg("a")] }).callsFake(() => new Promise((resolve) => pending.push(() => resolve({}))));
+        it("stopping (SIGTERM) lets a job waiting for the next one's download go on at once", async function () {
+            sqs.on(ReceiveMessageCommand).resolvesOnce({ Messages: [msg("a")] }).resolvesOnce({ Messages: [msg("b")] }).resolves({});
             const stopper = new Stopper(() => undefined);
             const order: string[] = [];
+            const bDownloaded = deferred();
             const run = loop(stopper, async (m, processed) => {
+                const id = m.MessageId!;
+                if (id === "b") await bDownloaded.promise;
                 processed.ready?.();
                 await processed();
-                order.push(`${m.MessageId} uploads`);
+                order.push(`${id} uploads`);
             }).run();
-            await until(() => receives() === 2, "the next receive is pending");
+            await until(() => receives() === 2, "b received");
             await turns();
             expect(order).to.deep.equal([]);
             stopper.stop("SIGTERM");
             await until(() => order.length === 1, "a goes on");
+            expect(order).to.deep.equal(["a uploads"]);
+            bDownloaded.resolve();
+            await run;
+        });
+
+        it("an unanswered receive means an idle queue: the last job goes on after RECEIVE_ANSWER_MS, not FINISH_DEFER_MAX_MS", async function () {
+            // GIVEN a job whose processor finished, and a next long poll that SQS holds open (nothing is waiting)
+            const pending: Array<() => void> = [];
+            sqs.on(ReceiveMessageCommand).resolvesOnce({ Messages: [msg("a")] }).callsFake(() => new Promise((resolve) => pending.push(() => resolve({}))));
+            let processedAt = 0;
+            let uploadsAt = 0;
+            const run = loop(new Stopper(() => undefined), async (m, processed) => {
+                processed.ready?.();
+                processedAt = Date.now();
+                await processed();
+                uploadsAt = Date.now();
+            }).run();
+            // WHEN the receive stays open, THEN a's uploads start while it is still open, well before the deferral's cap
+            await until(() => uploadsAt > 0, "a goes on");
+            expect(pending, "the receive is still open").to.have.length(1);
+            expect(uploadsAt - processedAt).to.be.at.least(RECEIVE_ANSWER_MS - 5).and.below(FINISH_DEFER_MAX_MS);
+            expect(RECEIVE_ANSWER_MS).to.equal(50);
             pending.forEach((p) => p());
             await run;
-            expect(order).to.deep.equal(["a uploads"]);
         });
     });
 

@@ -77,6 +77,13 @@ export class Stopper {
  */
 export const FINISH_DEFER_MAX_MS = 250;
 
+/**
+ * How long the loop's next receive may stay unanswered before a finished job goes on to its uploads anyway: SQS answers
+ * a long poll at once when a message is waiting, so a receive still open after this means an idle queue (the end of a
+ * drain, or a quiet service), where waiting for a next job would only delay the outputs.
+ */
+export const RECEIVE_ANSWER_MS = 50;
+
 /** The settings the loops read. */
 export type ReceiveConfig = Pick<WorkerConfig, "queueUrl" | "waitSeconds" | "idleExit" | "concurrency">;
 
@@ -110,7 +117,8 @@ export class ReceiveLoop {
      * background while the loop receives and processes the next job, so the worker's I/O hides behind the processing; at
      * most one job finishes in the background (the loop waits for it before starting a second). The next job's path to
      * its processor goes first: a finished job's uploads start once the next job is ready to run its processor, or the
-     * next receive found nothing or failed, or the worker stops, or FINISH_DEFER_MAX_MS have passed.
+     * next receive found nothing, failed or was not answered within RECEIVE_ANSWER_MS, or the worker stops, or
+     * FINISH_DEFER_MAX_MS have passed.
      */
     private async loop(index: number): Promise<void> {
         const finishing = new Set<Promise<void>>();
@@ -134,6 +142,7 @@ export class ReceiveLoop {
         try {
             while (!stopper.stopping) {
                 let messages: Message[];
+                const idle = setTimeout(go, RECEIVE_ANSWER_MS);
                 try {
                     messages = await this.receive();
                     failures = 0;
@@ -145,6 +154,8 @@ export class ReceiveLoop {
                     this.deps.log("receive_failed", { loop: index, reason: errorMessage(err), retryInMs: delay });
                     await sleep(delay, stopper.signal);
                     continue;
+                } finally {
+                    clearTimeout(idle);
                 }
                 if (messages.length === 0) {
                     go();
