@@ -23,7 +23,7 @@ import { JobReporter, eventSettingsFromEnv } from "../worker-image/src/events";
 import { PovrayProcessor } from "../worker-image/src/povray";
 import { Processor } from "../worker-image/src/processor";
 import { Worker } from "../worker-image/src/runtime";
-import { Moto, motoClientConfig } from "./moto";
+import { Moto, motoClientConfig, startMoto } from "./moto";
 
 export const REPO = path.resolve(__dirname, "..");
 export const SCENES = path.join(REPO, "test/fixtures/scenes");
@@ -318,6 +318,36 @@ export function useMotoEnv(moto: Moto): () => void {
             if (v === undefined) delete process.env[k];
             else process.env[k] = v;
         }
+    };
+}
+
+/**
+ * A worker spec's emulator, as mocha hooks: `before` starts moto_server, points the SDK's environment at it
+ * (useMotoEnv) and hands the emulator and its clients to `ready`; `after` restores the environment and stops it.
+ * Returns `setup()`, which makes a fresh bucket and work queue with its DLQ (`<prefix>-<n>`) for a test.
+ */
+export function useWorkerMoto(
+    prefix: string,
+    ready: (moto: Moto, aws: Aws) => void,
+): (maxReceiveCount?: number, visibilityTimeout?: number) => Promise<{ bucket: string; queueUrl: string; dlqUrl: string }> {
+    let moto: Moto | undefined;
+    let aws: Aws;
+    let restoreEnv: (() => void) | undefined;
+    let n = 0;
+    before(async function () {
+        moto = await startMoto();
+        aws = new Aws(moto);
+        restoreEnv = useMotoEnv(moto);
+        ready(moto, aws);
+    });
+    after(async function () {
+        restoreEnv?.();
+        await moto?.stop();
+    });
+    return async (maxReceiveCount = 3, visibilityTimeout = 30) => {
+        n++;
+        const bucket = await aws.bucket(`${prefix}-${n}`);
+        return { bucket, ...(await aws.queues(`${prefix}-${n}`, maxReceiveCount, visibilityTimeout)) };
     };
 }
 

@@ -11,8 +11,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
-import { Moto, startMoto } from "../harness/moto";
-import { Aws, LogLine, makeZip, runWorkerInProcess, useMotoEnv, workerEnv } from "../harness/worker-env";
+import { Moto } from "../harness/moto";
+import { Aws, LogLine, makeZip, runWorkerInProcess, useWorkerMoto, workerEnv } from "../harness/worker-env";
 import { CommandProcessor } from "../worker-image/src/command";
 import { parseOutputSuffixes } from "../worker-image/src/config";
 import { localWorkerEnv, programFile, resolveStackDir, stackImage, words } from "../cli/local/stack-dir";
@@ -31,30 +31,15 @@ describe("GeoJSON worker (examples/geojson)", function () {
     this.timeout(120000);
     let moto: Moto;
     let aws: Aws;
-    let restoreEnv: () => void;
-    let n = 0;
 
-    before(async function () {
+    before(function () {
         if (!gdalInstalled) this.skip();
-        moto = await startMoto();
-        aws = new Aws(moto);
-        restoreEnv = useMotoEnv(moto);
     });
-    after(async function () {
-        restoreEnv?.();
-        await moto?.stop();
-    });
-
-    async function setup() {
-        n++;
-        const bucket = await aws.bucket(`geojson-test-${n}`);
-        const q = await aws.queues(`geojson-test-${n}`, 1, 30);
-        return { bucket, ...q };
-    }
+    const setup = useWorkerMoto("geojson-test", (m, a) => ((moto = m), (aws = a)));
 
     /** Uploads `files` (key → body), queues one job each, runs a worker until the queue is drained. */
     async function run(files: Record<string, Buffer | string>, argv: string[], extra: Record<string, string> = {}) {
-        const { bucket, queueUrl, dlqUrl } = await setup();
+        const { bucket, queueUrl, dlqUrl } = await setup(1);
         for (const [key, body] of Object.entries(files)) {
             await aws.put(bucket, key, body);
             await aws.send(queueUrl, { bucket, key });

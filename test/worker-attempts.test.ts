@@ -11,9 +11,9 @@ import { expect } from "chai";
 
 import { LambdaEcsWorkerArgs } from "../components";
 import { IMAGE_URI } from "../harness/launcher-package";
-import { Moto, motoClientConfig, startMoto } from "../harness/moto";
+import { Moto, motoClientConfig } from "../harness/moto";
 import { buildWorker, one } from "../harness/stack";
-import { Aws, LogLine, makeZip, pngSize, runWorkerInProcess, scene, startChildWorker, useMotoEnv, workerEnv } from "../harness/worker-env";
+import { Aws, LogLine, makeZip, pngSize, runWorkerInProcess, scene, startChildWorker, useWorkerMoto, workerEnv } from "../harness/worker-env";
 
 /** What the component sets up for a worker's queue: the work queue's attributes and the worker container's environment. */
 interface ComponentQueue {
@@ -35,19 +35,12 @@ describe("worker attempts on the component's queue settings (moto + povray): int
     this.timeout(240000);
     let moto: Moto;
     let aws: Aws;
-    let restoreEnv: () => void;
     let eventBridge: EventBridgeClient;
     let n = 0;
-
-    before(async function () {
-        moto = await startMoto();
-        aws = new Aws(moto);
-        restoreEnv = useMotoEnv(moto);
-        eventBridge = new EventBridgeClient(motoClientConfig(moto.endpoint));
-    });
-    after(async function () {
-        restoreEnv?.();
-        await moto?.stop();
+    useWorkerMoto("attempts", (m, a) => {
+        moto = m;
+        aws = a;
+        eventBridge = new EventBridgeClient(motoClientConfig(m.endpoint));
     });
 
     /** A bucket, the DLQ and the work queue with the component's attributes, and the worker's environment on them. */

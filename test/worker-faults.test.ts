@@ -11,7 +11,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { childPids, dropResponses, pollUntil, processGone, processName } from "../harness/faults";
-import { Moto, motoClientConfig, startMoto } from "../harness/moto";
+import { Moto, motoClientConfig } from "../harness/moto";
 import {
     Aws,
     LogLine,
@@ -22,7 +22,7 @@ import {
     scene,
     startChildWorker,
     tinyJobZip,
-    useMotoEnv,
+    useWorkerMoto,
     workerEnv,
 } from "../harness/worker-env";
 import { deadLetteredJobs } from "../cli/local/watch";
@@ -50,25 +50,8 @@ function tinyZipOfSize(base: string, width: number, height: number): Promise<Buf
 describe("worker under faults (moto + povray): version binding, jobId, tool processes", function () {
     let moto: Moto;
     let aws: Aws;
-    let restoreEnv: () => void;
-    let n = 0;
-    async function setup(maxReceiveCount = 3, visibilityTimeout = 30) {
-        n++;
-        const bucket = await aws.bucket(`faults-test-${n}`);
-        const q = await aws.queues(`faults-test-${n}`, maxReceiveCount, visibilityTimeout);
-        return { bucket, ...q };
-    }
+    const setup = useWorkerMoto("faults-test", (m, a) => ((moto = m), (aws = a)));
     const events = (logs: LogLine[], event: string) => logs.filter((l) => l.event === event);
-
-    before(async function () {
-        moto = await startMoto();
-        aws = new Aws(moto);
-        restoreEnv = useMotoEnv(moto);
-    });
-    after(async function () {
-        restoreEnv?.();
-        await moto?.stop();
-    });
 
     describe("moto 5.2.1 and If-Match (what the version binding relies on)", function () {
         it("GetObject honours If-Match, quoted or bare: the current ETag answers, another is 412 PreconditionFailed", async function () {

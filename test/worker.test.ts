@@ -12,7 +12,7 @@ import * as path from "path";
 import { jobId } from "../worker-image/src/binding";
 import { PovrayProcessor } from "../worker-image/src/povray";
 import { Processor } from "../worker-image/src/processor";
-import { Moto, startMoto } from "../harness/moto";
+import { Moto } from "../harness/moto";
 import {
     Aws,
     LogLine,
@@ -24,7 +24,7 @@ import {
     scene,
     startChildWorker,
     tinyJobZip,
-    useMotoEnv,
+    useWorkerMoto,
     workerEnv,
     ZipEntry,
     flakyS3,
@@ -34,26 +34,9 @@ import {
 describe("worker (moto + povray)", function () {
     let moto: Moto;
     let aws: Aws;
-    let restoreEnv: () => void;
-    let n = 0;
     /** Fresh bucket + queue (with a real redrive policy to a DLQ) per test. */
-    async function setup(maxReceiveCount = 3, visibilityTimeout = 30) {
-        n++;
-        const bucket = await aws.bucket(`worker-test-${n}`);
-        const q = await aws.queues(`worker-test-${n}`, maxReceiveCount, visibilityTimeout);
-        return { bucket, ...q };
-    }
+    const setup = useWorkerMoto("worker-test", (m, a) => ((moto = m), (aws = a)));
     const events = (logs: LogLine[], event: string) => logs.filter((l) => l.event === event);
-
-    before(async function () {
-        moto = await startMoto();
-        aws = new Aws(moto);
-        restoreEnv = useMotoEnv(moto);
-    });
-    after(async function () {
-        restoreEnv?.();
-        await moto?.stop();
-    });
 
     it("renders a good scene from a direct job message: PNG of the INI's size, log, metadata, message deleted", async function () {
         const { bucket, queueUrl, dlqUrl } = await setup();
@@ -790,30 +773,13 @@ describe("worker (moto + povray)", function () {
 describe("worker (moto + povray): job INI switch lines and out-of-range values", function () {
     let moto: Moto;
     let aws: Aws;
-    let restoreEnv: () => void;
-    let n = 0;
-    async function setup() {
-        n++;
-        const bucket = await aws.bucket(`worker-ini-${n}`);
-        const q = await aws.queues(`worker-ini-${n}`);
-        return { bucket, ...q };
-    }
+    const setup = useWorkerMoto("worker-ini", (m, a) => ((moto = m), (aws = a)));
     /** A job zip: `<base>.ini` holding `ini` next to the tiny scene. */
     const job = (base: string, ini: string) =>
         makeZip([
             { name: `${base}.ini`, data: `; ${base}\nInput_File_Name=tiny.pov\n${ini}\n` },
             { name: "tiny.pov", data: scene("tiny.pov") },
         ]);
-
-    before(async function () {
-        moto = await startMoto();
-        aws = new Aws(moto);
-        restoreEnv = useMotoEnv(moto);
-    });
-    after(async function () {
-        restoreEnv?.();
-        await moto?.stop();
-    });
 
     it("renders exactly the size an INI switch line asks for (+W1920 +H1080)", async function () {
         const { bucket, queueUrl, dlqUrl } = await setup();
