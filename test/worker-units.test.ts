@@ -6,7 +6,7 @@ import * as path from "path";
 import { configFromEnv, stopDeadlines } from "../worker-image/src/config";
 import { AbortedError, PermanentError, isPermanentServiceError, isTransient } from "../worker-image/src/errors";
 import { jobBaseName, outputKeys, parseMessage } from "../worker-image/src/keys";
-import { MAX_DROPPED_LOG_LINES, MAX_INI_BYTES, PovrayProcessor, buildRenderIni, findScene, sanitizeIni } from "../worker-image/src/povray";
+import { MAX_DROPPED_LOG_LINES, MAX_INI_BYTES, PovrayProcessor, buildRenderIni, povrayErrorSummary, findScene, sanitizeIni } from "../worker-image/src/povray";
 import { MAX_SOURCE_KEY_METADATA, sourceKeyMetadata, sqsSafe } from "../worker-image/src/runtime";
 import { createHash } from "crypto";
 import { MAX_PATH_DEPTH, extractZip, unsafeEntryName } from "../worker-image/src/unzip";
@@ -159,6 +159,51 @@ describe("worker units", function () {
             expect(summary).to.have.length(1);
             expect(summary[0]).to.include({ total: 5000, notLogged: 5000 - MAX_DROPPED_LOG_LINES });
             fs.rmSync(dir, { recursive: true });
+        });
+        describe("POV-Ray's exit status", function () {
+            const USER_CONF = "povray: cannot open the user configuration file /s/home/.povray/3.7/povray.conf: No such file or directory";
+            /** A stand-in povray that prints `stderr` the way POV-Ray does and exits 1. */
+            async function runStandIn(stderr: string): Promise<unknown> {
+                const dir = fs.mkdtempSync(path.join(os.tmpdir(), "scene-"));
+                try {
+                    fs.mkdirSync(path.join(dir, "in"));
+                    fs.mkdirSync(path.join(dir, "work"));
+                    fs.writeFileSync(path.join(dir, "in/a.pov"), "");
+                    const bin = path.join(dir, "povray");
+                    fs.writeFileSync(bin, `#!/bin/sh\ncat >&2 <<'EOF'\n${stderr}\nEOF\nexit 1\n`, { mode: 0o755 });
+                    const p = new PovrayProcessor({ bin, includeDir: null });
+                    return await p
+                        .process({
+                            inputKind: "directory",
+                            inputPath: path.join(dir, "in"),
+                            inputDir: path.join(dir, "in"),
+                            workDir: path.join(dir, "work"),
+                            baseName: "job",
+                            sourceKey: "job.zip",
+                            timeoutMs: 10000,
+                            signal: new AbortController().signal,
+                            log: () => undefined,
+                        })
+                        .then(() => undefined, (e) => e);
+                } finally {
+                    fs.rmSync(dir, { recursive: true, force: true });
+                }
+            }
+
+            it("a start-up time-out of POV-Ray's own (a saturated CPU) is transient: retried, not failed for good", async function () {
+                for (const line of ["Timed out waiting for worker thread startup", "Timed out waiting for request to be serviced"]) {
+                    const err = await runStandIn(`${USER_CONF}\n${line}`);
+                    expect(err).to.be.instanceOf(Error).and.not.instanceOf(PermanentError);
+                    expect((err as Error).message).to.equal(`povray exited with 1: ${line}`);
+                }
+            });
+
+            it("a scene's error is permanent; the missing user povray.conf warning is never the reason", async function () {
+                const err = await runStandIn(`${USER_CONF}\nFile 'a.pov' line 1: Parse Error: No objects in scene.`);
+                expect(err).to.be.instanceOf(PermanentError);
+                expect((err as Error).message).to.equal("povray exited with 1: File 'a.pov' line 1: Parse Error: No objects in scene.");
+                expect(povrayErrorSummary(`${USER_CONF}\n`)).to.equal("");
+            });
         });
         it("ignores __MACOSX, .DS_Store and ._* entries when finding the scene and the single top-level folder", function () {
             const dir = fs.mkdtempSync(path.join(os.tmpdir(), "scene-"));

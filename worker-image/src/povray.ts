@@ -163,12 +163,26 @@ export function buildRenderIni(scene: Scene, outPng: string, threads: number, in
     return lines.join("\n") + "\n";
 }
 
+/**
+ * POV-Ray's own start-up failures: its front end timed out waiting for its render threads to start, or for a request
+ * to be served (POV-Ray's vfeInitializeTimedOut and vfeRequestTimedOut), which happens when the task's CPUs are
+ * saturated. The machine's state at that moment, not the scene's: such a job is retried as a transient failure, not
+ * failed for good.
+ */
+export const POVRAY_STARTUP_FAILURE = /^Timed out waiting for (worker thread startup|request to be serviced)$/m;
+
+/**
+ * The warning POV-Ray prints on every run when the user's own povray.conf (under HOME, the job's scratch dir) does
+ * not exist: harmless, so never a failure's reason (it stays in the job's log).
+ */
+const NO_USER_CONF = /^povray: cannot open the user configuration file .*: No such file or directory$/;
+
 /** The most useful lines of POV-Ray's stderr for an error report: parse errors first, else the tail. */
 export function povrayErrorSummary(stderr: string): string {
-    const lines = stderr.split("\n");
+    const lines = stderr.split("\n").filter((l) => !NO_USER_CONF.test(l));
     const errIdx = lines.findIndex((l) => /Parse Error|Fatal error|Error:/i.test(l));
     if (errIdx >= 0) return lines.slice(Math.max(0, errIdx - 2), errIdx + 8).join("\n").trim();
-    return tail(stderr);
+    return tail(lines.join("\n"));
 }
 
 const DEFAULT_INCLUDE_DIRS = ["/usr/share/povray-3.7/include", "/usr/share/povray/include"];
@@ -224,9 +238,9 @@ export class PovrayProcessor implements Processor {
         if (run.aborted) throw new AbortedError();
         if (run.timedOut) throw new JobTimeoutError(`render timed out after ${input.timeoutMs / 1000} s`);
         if (run.code !== 0) {
-            throw new PermanentError(
-                `povray exited with ${run.signal ?? run.code}: ${povrayErrorSummary(run.stderr) || "(no output)"}`,
-            );
+            const reason = `povray exited with ${run.signal ?? run.code}: ${povrayErrorSummary(run.stderr) || "(no output)"}`;
+            // A plain Error is a transient failure: the job is tried again (job.ts).
+            throw POVRAY_STARTUP_FAILURE.test(run.stderr) ? new Error(reason) : new PermanentError(reason);
         }
         if (!fs.existsSync(outPng) || fs.statSync(outPng).size === 0) {
             throw new PermanentError(`povray produced no PNG: ${tail(run.stderr, 10) || "(no output)"}`);
