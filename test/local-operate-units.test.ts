@@ -84,4 +84,21 @@ describe("local job-event feed", () => {
             "job events: 1 of 3 job(s) ended in exactly one event; none for in/c.zip; several for in/b.zip",
         );
     });
+
+    it("GIVEN a burst's events waiting (more than one receive holds) WHEN it polls once THEN it reads them all", async () => {
+        const queue = Array.from({ length: 25 }, (_, i) => ({ Body: JSON.stringify({ ...ok, detail: { ...ok.detail, key: `in/${i}.zip` } }), ReceiptHandle: `r${i}` }));
+        let receives = 0;
+        const sqs = {
+            send: async (cmd: any) => {
+                if (cmd.constructor.name !== "ReceiveMessageCommand") return { QueueUrl: "q", Attributes: { QueueArn: "arn" } };
+                receives++;
+                return { Messages: queue.splice(0, Math.min(10, cmd.input.MaxNumberOfMessages)) };
+            },
+        };
+        const feed = new JobEventFeed({ sqs: sqs as any, events: { send: async () => ({}) } as any }, { busName: "default", source: "s", name: "n", log: () => undefined });
+        await feed.start();
+        expect(await feed.poll()).to.have.length(25);
+        expect(feed.countsByKey().size).to.equal(25);
+        expect(receives, "10 + 10 + 5, then one that finds nothing").to.equal(4);
+    });
 });

@@ -4,7 +4,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 
-import { applyDeclared } from "../cli/local/appliers";
+import { applyDeclared, emulatorRule, SCHEDULE_ONLY_PATTERN } from "../cli/local/appliers";
 import { Cleanup } from "../cli/local/cleanup";
 import { EventDelivery, onFailureRecord, scheduledEvent, Schedules } from "../cli/local/events";
 import { handledIds, IntakeMapping } from "../cli/local/intake";
@@ -15,7 +15,7 @@ import { checkInputs, runNotes, stackOverrides } from "../cli/local/setup";
 import { buildSummary } from "../cli/local/summary";
 import { errorLine, exitKind, LineTail, StartFailures, startFailureVerdict, TookJobWatch, WorkerExit } from "../cli/local/start-failures";
 import { containerEnvironment, serviceTasksWanted, TaskExit, TaskFleet, taskEnvironment, taskIdOf } from "../cli/local/tasks";
-import { deadLetteredJobs, jobOutcome } from "../cli/local/watch";
+import { deadLetteredJobs, jobOutcome, JobWatcher, OUTPUT_DOWNLOADS } from "../cli/local/watch";
 import { taskStoppedDetail, taskStoppedEntry } from "../cli/local/ecs-events";
 
 describe("npm run local: reading the dead-letter queue (deadLetteredJobs)", () => {
@@ -120,7 +120,7 @@ describe("npm run local: the jobs (planJobs, notAJobReason, JobBook)", () => {
     });
 });
 
-describe("npm run local: what settles a job (jobOutcome)", () => {
+describe("npm run local: what settles a job (jobOutcome, JobWatcher)", () => {
     const [job] = planJobs(["a.zip"], { inputPrefix: "in/", outputPrefix: "" });
     const cases: [string, string[], [string, string][], ReturnType<typeof jobOutcome>][] = [
         ["nothing yet", ["in/a.zip"], [], undefined],
@@ -134,6 +134,35 @@ describe("npm run local: what settles a job (jobOutcome)", () => {
             expect(jobOutcome(job, new Set(keys), new Map(reasons))).to.deep.equal(expected);
         });
     }
+
+    it("GIVEN a burst's outputs all there WHEN it polls THEN it downloads them OUTPUT_DOWNLOADS jobs at a time, each job settled once", async () => {
+        const out = fs.mkdtempSync(path.join(os.tmpdir(), "watch-"));
+        try {
+            const names = Array.from({ length: 30 }, (_, i) => `j${i}.zip`);
+            const book = new JobBook(planJobs(names, { inputPrefix: "", outputPrefix: "" }), () => undefined);
+            let inFlight = 0;
+            let most = 0;
+            const gets: string[] = [];
+            const s3 = {
+                send: async (cmd: any) => {
+                    if (cmd.constructor.name === "ListObjectsV2Command") return { Contents: book.jobs.map((j) => ({ Key: j.png })) };
+                    gets.push(cmd.input.Key);
+                    most = Math.max(most, ++inFlight);
+                    await new Promise((r) => setTimeout(r, 5));
+                    inFlight--;
+                    return { Body: { transformToByteArray: async () => new Uint8Array([1]) } };
+                },
+            };
+            const watcher = new JobWatcher({ s3: s3 as any, sqs: {} as any, bucket: "b", queueUrl: "q", dlqUrl: "d", outDir: out }, book);
+            await watcher.pollOutputs();
+            expect(book.settled()).to.equal(true);
+            expect(most).to.equal(OUTPUT_DOWNLOADS);
+            expect(gets.sort()).to.deep.equal(book.jobs.map((j) => j.png).sort());
+            expect(fs.readdirSync(out)).to.have.length(30);
+        } finally {
+            fs.rmSync(out, { recursive: true, force: true });
+        }
+    });
 });
 
 describe("npm run local: the intake's event source mapping, emulated (IntakeMapping)", () => {
@@ -599,6 +628,19 @@ describe("npm run local: the applier table (appliers.ts)", () => {
             c: {} as any, endpoint: "http://127.0.0.1:1", region: "us-east-1", replacements: [], vpcId: "vpc-1", subnets: [], notes: [],
         }).then(() => undefined, (e: Error) => e);
         expect(err?.message).to.match(/declares aws:sns\/topic:Topic alerts, which npm run local cannot apply/);
+    });
+    it("GIVEN a schedule rule THEN the emulator gets it with a pattern no event has (moto matches every event to a rule without one; AWS none)", () => {
+        expect(emulatorRule("render-reconcile", { scheduleExpression: "rate(1 minute)", description: "d" })).to.deep.equal({
+            Name: "render-reconcile",
+            EventBusName: undefined,
+            Description: "d",
+            EventPattern: SCHEDULE_ONLY_PATTERN,
+            ScheduleExpression: "rate(1 minute)",
+            State: undefined,
+        });
+        expect(JSON.parse(SCHEDULE_ONLY_PATTERN)).to.deep.equal({ source: ["lambda-ecs-worker.local.schedule-only"] });
+        // A rule with a pattern keeps it.
+        expect(emulatorRule("r", { eventPattern: '{"source":["aws.ecs"]}', isEnabled: false })).to.include({ EventPattern: '{"source":["aws.ecs"]}', State: "DISABLED" });
     });
     it("GIVEN a component resource and types provision() applies THEN they are recorded as applied without a call", async () => {
         const out = await applyDeclared(

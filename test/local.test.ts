@@ -260,6 +260,11 @@ describe("npm run local (cli/main.ts local), end to end on moto_server", functio
         for (const name of ["gamma", "delta"]) {
             expect(fs.readFileSync(path.join(out, `${name}.png`)).subarray(0, 8).equals(PNG_SIGNATURE)).to.equal(true);
         }
+        expect(summary.notes).to.include("job events: 2 of 2 job(s) ended in exactly one event");
+        // The job events on the bus reach no rule of the stack's (moto matches every event to a schedule-only rule, whose
+        // target is the launcher: it would be invoked with each job event).
+        const asyncLog = path.join(summary.logsDir, "launcher.log");
+        expect(fs.existsSync(asyncLog) ? fs.readFileSync(asyncLog, "utf8") : "").to.not.include('"msg":"ignored"');
         await expectNothingLeft(summary.runId, summary.endpoint);
     });
 

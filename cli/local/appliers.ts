@@ -14,7 +14,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { CreateQueueCommand, GetQueueAttributesCommand, SetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import { CreateServiceCommand } from "@aws-sdk/client-ecs";
-import { EventBridgeClient, PutRuleCommand, PutTargetsCommand } from "@aws-sdk/client-eventbridge";
+import { EventBridgeClient, PutRuleCommand, PutRuleCommandInput, PutTargetsCommand } from "@aws-sdk/client-eventbridge";
 
 import { Clients, substitute } from "./emulator";
 import { motoClientConfig } from "./moto";
@@ -293,17 +293,11 @@ export const APPLIERS: Record<string, Applier> = {
         });
     },
     "aws:cloudwatch/eventRule:EventRule": async (r, x) => {
-        const i = r.inputs;
-        await events(x).send(
-            new PutRuleCommand({
-                Name: named(r),
-                EventBusName: i.eventBusName,
-                Description: i.description,
-                EventPattern: i.eventPattern,
-                ScheduleExpression: i.scheduleExpression,
-                State: i.state ?? (i.isEnabled === false ? "DISABLED" : undefined),
-            }),
-        );
+        const input = emulatorRule(named(r), r.inputs);
+        if (input.EventPattern === SCHEDULE_ONLY_PATTERN) {
+            x.notes.push(`schedule rule ${input.Name} given an event pattern no event has (moto matches every event on the bus to a rule without one; AWS none)`);
+        }
+        await events(x).send(new PutRuleCommand(input));
     },
     "aws:cloudwatch/eventTarget:EventTarget": async (r, x) => {
         const i = r.inputs;
@@ -404,6 +398,25 @@ export const APPLIERS: Record<string, Applier> = {
 };
 
 const eventClients = new Map<string, EventBridgeClient>();
+/**
+ * The event pattern a schedule rule gets in the emulator. AWS matches no event to a rule without an event pattern (a
+ * schedule rule); moto matches every event on its bus to one, which would hand each job event to the rule's target
+ * (the launcher). The local run fires the schedules itself (events.ts, Schedules).
+ */
+export const SCHEDULE_ONLY_PATTERN = JSON.stringify({ source: ["lambda-ecs-worker.local.schedule-only"] });
+
+/** A declared EventRule's inputs as the emulator's PutRule (a schedule-only rule with SCHEDULE_ONLY_PATTERN). */
+export function emulatorRule(name: string, i: any): PutRuleCommandInput {
+    return {
+        Name: name,
+        EventBusName: i.eventBusName,
+        Description: i.description,
+        EventPattern: i.eventPattern ?? (i.scheduleExpression ? SCHEDULE_ONLY_PATTERN : undefined),
+        ScheduleExpression: i.scheduleExpression,
+        State: i.state ?? (i.isEnabled === false ? "DISABLED" : undefined),
+    };
+}
+
 function events(x: ApplyContext): EventBridgeClient {
     if (!eventClients.has(x.endpoint)) eventClients.set(x.endpoint, new EventBridgeClient({ ...motoClientConfig(x.endpoint), region: x.region, maxAttempts: 3 }));
     return eventClients.get(x.endpoint)!;

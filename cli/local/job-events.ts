@@ -45,6 +45,9 @@ export function parseJobEvent(body: string): SeenJobEvent | undefined {
     }
 }
 
+/** At most this many receives of 10 events per poll(). */
+export const MAX_RECEIVES_PER_POLL = 50;
+
 export class JobEventFeed {
     /** Every event seen so far. */
     readonly seen: SeenJobEvent[] = [];
@@ -64,23 +67,26 @@ export class JobEventFeed {
         await events.send(new PutTargetsCommand({ Rule: this.o.name, EventBusName: this.o.busName, Targets: [{ Id: "job-events", Arn: arn }] }));
     }
 
-    /** Reads what arrived (no wait), logs each event, and returns them. */
+    /**
+     * Reads what has arrived (no wait: receives of 10 until one finds nothing, at most MAX_RECEIVES_PER_POLL), logs
+     * each event, and returns them.
+     */
     async poll(): Promise<SeenJobEvent[]> {
         if (this.queueUrl === "") return [];
-        const r = await this.c.sqs.send(new ReceiveMessageCommand({ QueueUrl: this.queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }));
-        const got: SeenJobEvent[] = [];
-        for (const m of r.Messages ?? []) {
-            const e = parseJobEvent(m.Body ?? "");
-            if (e) got.push(e);
-        }
-        if ((r.Messages ?? []).length > 0) {
+        const all: SeenJobEvent[] = [];
+        for (let i = 0; i < MAX_RECEIVES_PER_POLL; i++) {
+            const r = await this.c.sqs.send(new ReceiveMessageCommand({ QueueUrl: this.queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }));
+            const messages = r.Messages ?? [];
+            if (messages.length === 0) break;
+            const got = messages.flatMap((m) => parseJobEvent(m.Body ?? "") ?? []);
             await this.c.sqs.send(
-                new DeleteMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: r.Messages!.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }),
+                new DeleteMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: messages.map((m, k) => ({ Id: String(k), ReceiptHandle: m.ReceiptHandle! })) }),
             );
+            for (const e of got) this.o.log(describeJobEvent(e));
+            this.seen.push(...got);
+            all.push(...got);
         }
-        for (const e of got) this.o.log(describeJobEvent(e));
-        this.seen.push(...got);
-        return got;
+        return all;
     }
 
     /** Events per job key, e.g. to check that every job ended in exactly one. */

@@ -30,6 +30,10 @@ import { motoClientConfig } from "./moto";
 
 /** Service mode's CloudWatch path: jobs wait this long with no task before the scale-out alarm starts one. */
 const SERVICE_ALARM_DELAY_MS = 60000;
+/** Once every job settled, the run reads job events until none came for EVENTS_QUIET_MS, at most EVENTS_TAIL_MS. */
+const EVENTS_QUIET_MS = 3000;
+const EVENTS_TAIL_MS = 30000;
+
 /** Per-job: once every job settled, how long the run waits for the tasks to exit and their stop events to be handled. */
 const PER_JOB_TAIL_MS = 20000;
 import { JobWatcher } from "./watch";
@@ -200,10 +204,13 @@ async function settleJobs(s: LocalSetup, o: LocalOptions, progress: Progress, at
         progress.update(counts());
         progress.end();
         await eventsLoop.catch(() => undefined);
-        // A worker publishes a job's event just after settling it: give the last ones a moment to arrive.
-        for (let i = 0; i < 6 && jobEvents.seen.length < book.jobs.length; i++) {
+        // A worker publishes a job's event just after settling it (before it exits): read until every job has had one,
+        // or none came for EVENTS_QUIET_MS (at most EVENTS_TAIL_MS).
+        for (let quietSince = Date.now(), until = Date.now() + EVENTS_TAIL_MS; jobEvents.seen.length < book.jobs.length; ) {
+            const now = Date.now();
+            if (now - quietSince >= EVENTS_QUIET_MS || now >= until) break;
             await sleep(500);
-            await jobEvents.poll().catch(() => undefined);
+            if ((await jobEvents.poll().catch(() => [])).length > 0) quietSince = Date.now();
         }
         s.notes.push(jobEventsNote(jobEvents.countsByKey(), book.jobs.map((j) => j.key)));
         if (fleet.firstServiceTask && fleet.firstWaitingAt !== undefined) {

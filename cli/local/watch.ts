@@ -55,6 +55,9 @@ export interface QueueDepth {
     inFlight: number;
 }
 
+/** How many settled jobs' outputs pollOutputs downloads at once. */
+export const OUTPUT_DOWNLOADS = 8;
+
 export interface WatchTarget {
     s3: S3Client;
     sqs: SQSClient;
@@ -103,28 +106,45 @@ export class JobWatcher {
         }
     }
 
-    /** Settles every pending job that has an outcome: downloads its PNG or error report into outDir. */
+    /**
+     * Settles every pending job that has an outcome: downloads its PNG or error report into outDir, OUTPUT_DOWNLOADS
+     * jobs at a time (a burst's outputs arrive together: one by one, the run's view of it fell tens of seconds behind).
+     */
     async pollOutputs(): Promise<void> {
         const keys = await this.bucketKeys();
-        for (const j of this.book.pending()) {
+        const ready = this.book.pending().flatMap((j) => {
             const outcome = jobOutcome(j, keys, this.dlqReasons);
-            if (outcome?.kind === "png") {
-                // Each output as <name><suffix> (the key's base is <name>); the primary one is shown.
-                const base = j.error.slice(0, j.error.length - ".error.json".length);
-                const files = (j.outputs ?? [j.png]).map((k) => [k, path.join(this.t.outDir, j.name + k.slice(base.length))]);
-                for (const [k, file] of files) await this.download(k, file);
-                this.book.finish(j, "done", displayPath(files[0][1]));
-            } else if (outcome?.kind === "error") {
-                const file = path.join(this.t.outDir, `${j.name}.error.json`);
-                await this.download(j.error, file);
-                let reason = "failed";
-                try {
-                    reason = JSON.parse(fs.readFileSync(file, "utf8")).reason ?? reason;
-                } catch {}
-                this.book.finish(j, "failed", displayPath(file), reason);
-            } else if (outcome?.kind === "dlq") {
-                this.book.finish(j, "failed", undefined, outcome.reason);
-            }
+            return outcome ? [{ j, outcome }] : [];
+        });
+        const next = () => ready.shift();
+        // Every download ends before this returns (the caller's next poll must not settle a job twice); the first
+        // failure, if any, is thrown then.
+        const ends = await Promise.allSettled(
+            Array.from({ length: Math.min(OUTPUT_DOWNLOADS, ready.length) }, async () => {
+                for (let x = next(); x; x = next()) await this.settle(x.j, x.outcome);
+            }),
+        );
+        const failed = ends.find((e): e is PromiseRejectedResult => e.status === "rejected");
+        if (failed) throw failed.reason;
+    }
+
+    private async settle(j: Job, outcome: NonNullable<ReturnType<typeof jobOutcome>>): Promise<void> {
+        if (outcome.kind === "png") {
+            // Each output as <name><suffix> (the key's base is <name>); the primary one is shown.
+            const base = j.error.slice(0, j.error.length - ".error.json".length);
+            const files = (j.outputs ?? [j.png]).map((k) => [k, path.join(this.t.outDir, j.name + k.slice(base.length))]);
+            for (const [k, file] of files) await this.download(k, file);
+            this.book.finish(j, "done", displayPath(files[0][1]));
+        } else if (outcome.kind === "error") {
+            const file = path.join(this.t.outDir, `${j.name}.error.json`);
+            await this.download(j.error, file);
+            let reason = "failed";
+            try {
+                reason = JSON.parse(fs.readFileSync(file, "utf8")).reason ?? reason;
+            } catch {}
+            this.book.finish(j, "failed", displayPath(file), reason);
+        } else if (outcome.kind === "dlq") {
+            this.book.finish(j, "failed", undefined, outcome.reason);
         }
     }
 
