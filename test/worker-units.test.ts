@@ -7,6 +7,7 @@ import { configFromEnv, stopDeadlines } from "../worker-image/src/config";
 import { AbortedError, PermanentError, isPermanentServiceError, isTransient } from "../worker-image/src/errors";
 import { jobBaseName, outputKeys, parseMessage } from "../worker-image/src/keys";
 import { MAX_DROPPED_LOG_LINES, MAX_INI_BYTES, PovrayProcessor, buildRenderIni, povrayErrorSummary, findScene, sanitizeIni } from "../worker-image/src/povray";
+import { Logger } from "../worker-image/src/log";
 import { MAX_SOURCE_KEY_METADATA, sourceKeyMetadata, sqsSafe } from "../worker-image/src/runtime";
 import { createHash } from "crypto";
 import { MAX_PATH_DEPTH, extractZip, unsafeEntryName } from "../worker-image/src/unzip";
@@ -68,6 +69,24 @@ describe("worker units", function () {
     });
 
     describe("sanitizeIni", function () {
+        /** Runs `p` on the job unpacked in `dir/in` (scratch `dir/work`) as the runtime does; resolves to what it threw. */
+        const processIn = (p: PovrayProcessor, dir: string, log: Logger = () => undefined): Promise<unknown> =>
+            p
+                .process({
+                    inputKind: "directory",
+                    inputPath: path.join(dir, "in"),
+                    inputDir: path.join(dir, "in"),
+                    workDir: path.join(dir, "work"),
+                    baseName: "job",
+                    sourceKey: "job.zip",
+                    timeoutMs: 10000,
+                    signal: new AbortController().signal,
+                    log,
+                })
+                .then(
+                    () => undefined,
+                    (e) => e,
+                );
         it("keeps whitelisted options, drops the rest with reasons", function () {
             const s = sanitizeIni(
                 [
@@ -139,20 +158,7 @@ describe("worker units", function () {
             fs.writeFileSync(path.join(dir, "in/job.ini"), "junk\n".repeat(5000));
             const logs: Array<{ event: string; [k: string]: unknown }> = [];
             // /bin/false stands in for povray: the dropped keys are logged before it runs.
-            const p = new PovrayProcessor({ bin: "false", includeDir: null });
-            const err = await p
-                .process({
-                    inputKind: "directory",
-                    inputPath: path.join(dir, "in"),
-                    inputDir: path.join(dir, "in"),
-                    workDir: path.join(dir, "work"),
-                    baseName: "job",
-                    sourceKey: "job.zip",
-                    timeoutMs: 10000,
-                    signal: new AbortController().signal,
-                    log: (event, fields = {}) => logs.push({ event, ...fields }),
-                })
-                .catch((e) => e);
+            const err = await processIn(new PovrayProcessor({ bin: "false", includeDir: null }), dir, (event, fields = {}) => logs.push({ event, ...fields }));
             expect(err).to.be.instanceOf(PermanentError);
             expect(logs.filter((l) => l.event === "ini_key_dropped")).to.have.length(MAX_DROPPED_LOG_LINES);
             const summary = logs.filter((l) => l.event === "ini_keys_dropped");
@@ -171,20 +177,7 @@ describe("worker units", function () {
                     fs.writeFileSync(path.join(dir, "in/a.pov"), "");
                     const bin = path.join(dir, "povray");
                     fs.writeFileSync(bin, `#!/bin/sh\ncat >&2 <<'EOF'\n${stderr}\nEOF\nexit 1\n`, { mode: 0o755 });
-                    const p = new PovrayProcessor({ bin, includeDir: null });
-                    return await p
-                        .process({
-                            inputKind: "directory",
-                            inputPath: path.join(dir, "in"),
-                            inputDir: path.join(dir, "in"),
-                            workDir: path.join(dir, "work"),
-                            baseName: "job",
-                            sourceKey: "job.zip",
-                            timeoutMs: 10000,
-                            signal: new AbortController().signal,
-                            log: () => undefined,
-                        })
-                        .then(() => undefined, (e) => e);
+                    return await processIn(new PovrayProcessor({ bin, includeDir: null }), dir);
                 } finally {
                     fs.rmSync(dir, { recursive: true, force: true });
                 }
