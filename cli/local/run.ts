@@ -27,6 +27,7 @@ import { jobEventsNote, JobEventFeed } from "./job-events";
 import { EcsEvents } from "./ecs-events";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { motoClientConfig } from "./moto";
+import { JobWatcher } from "./watch";
 
 /** Service mode's CloudWatch path: jobs wait this long with no task before the scale-out alarm starts one. */
 const SERVICE_ALARM_DELAY_MS = 60000;
@@ -36,7 +37,6 @@ const EVENTS_TAIL_MS = 30000;
 
 /** Per-job: once every job settled, how long the run waits for the tasks to exit and their stop events to be handled. */
 const PER_JOB_TAIL_MS = 20000;
-import { JobWatcher } from "./watch";
 
 export { cleanup } from "./cleanup";
 export type { LocalSummary } from "./summary";
