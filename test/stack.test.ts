@@ -5,7 +5,7 @@ import { expect } from "chai";
 import * as fs from "fs";
 import * as path from "path";
 
-import { declaredConfig } from "../cli/local/stack";
+import { declaredConfig, stackCompilerOptions } from "../cli/local/stack";
 import { registrationsSettled } from "../harness/stack";
 
 const ROOT = path.resolve(__dirname, "..");
@@ -93,5 +93,21 @@ describe("the POV-Ray stack (index.ts)", () => {
         expect(parseCapacity("FARGATE_SPOT")).to.deep.equal({ kind: "FARGATE_SPOT" });
         expect(parseCapacity("FARGATE:1, FARGATE_SPOT:3")).to.deep.equal({ kind: "MIXED", fargateWeight: 1, spotWeight: 3 });
         expect(() => parseCapacity("SPOT:2")).to.throw(/^config capacity: expected "FARGATE", "FARGATE_SPOT" or/);
+    });
+});
+
+describe("lambda-ecs-worker local: a stack's TypeScript (stackCompilerOptions)", () => {
+    it("loads it as CommonJS with node resolution; with TypeScript 6 also ignores that resolution's deprecation", () => {
+        expect(stackCompilerOptions("5.9.3")).to.deep.equal({ module: "commonjs", moduleResolution: "node" });
+        expect(stackCompilerOptions("6.0.3")).to.deep.equal({ module: "commonjs", moduleResolution: "node", ignoreDeprecations: "6.0" });
+        expect(stackCompilerOptions("")).to.deep.equal({ module: "commonjs", moduleResolution: "node" });
+    });
+
+    it("gives the installed TypeScript options it accepts", () => {
+        const ts: typeof import("typescript") = require("typescript");
+        const { errors } = ts.convertCompilerOptionsFromJson(stackCompilerOptions(ts.version), ROOT);
+        expect(errors.map((e) => ts.flattenDiagnosticMessageText(e.messageText, "\n"))).to.deep.equal([]);
+        const program = ts.createProgram([], ts.convertCompilerOptionsFromJson(stackCompilerOptions(ts.version), ROOT).options);
+        expect(program.getOptionsDiagnostics().map((d) => ts.flattenDiagnosticMessageText(d.messageText, "\n"))).to.deep.equal([]);
     });
 });

@@ -140,7 +140,21 @@ export function registerTypeScript(stackDir: string): void {
     } catch {
         throw new Error(`the stack's program is TypeScript, and ts-node is not installed in ${stackDir}: npm install --save-dev ts-node typescript`);
     }
-    require(tsNode).register({ transpileOnly: true, compilerOptions: { module: "commonjs", moduleResolution: "node" } });
+    let typescriptVersion = "";
+    try {
+        typescriptVersion = require(require.resolve("typescript", { paths: [stackDir] })).version;
+    } catch {}
+    require(tsNode).register({ transpileOnly: true, compilerOptions: stackCompilerOptions(typescriptVersion) });
+}
+
+/**
+ * The compiler options the stack's program is loaded with, whatever its tsconfig says: CommonJS with node resolution
+ * (what `require` does). TypeScript 6 deprecates that resolution (`node10`) and refuses it unless told to ignore the
+ * deprecation, an option TypeScript 5 in turn refuses with "6.0".
+ */
+export function stackCompilerOptions(typescriptVersion: string): Record<string, string> {
+    const major = Number(/^(\d+)\./.exec(typescriptVersion)?.[1] ?? 0);
+    return { module: "commonjs", moduleResolution: "node", ...(major >= 6 ? { ignoreDeprecations: "6.0" } : {}) };
 }
 
 /**
