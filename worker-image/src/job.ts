@@ -223,13 +223,15 @@ export class JobRunner {
             await fs.promises.mkdir(workDir, { mode: 0o700 });
             let inputPath = inputDir;
             if (zip) {
-                // Room for MAX_UNZIPPED_BYTES (the cap while inflating): no need to read what the entries declare.
-                const roomy = (await this.space(this.cfg.scratchDir).catch(() => undefined))?.free ?? 0;
-                const room = (declared: number) => ensureScratchSpace(this.cfg.scratchDir, declared, `unpacking the input (${formatBytes(declared)} unzipped)`, this.space);
+                // One probe of the free space: room for MAX_UNZIPPED_BYTES (the cap while inflating) needs no look at
+                // what the entries declare, and a probe that failed can't check them either (the writes will tell).
+                const space = await this.space(this.cfg.scratchDir).catch(() => undefined);
+                const room = (declared: number) =>
+                    ensureScratchSpace(this.cfg.scratchDir, declared, `unpacking the input (${formatBytes(declared)} unzipped)`, async () => space!);
                 const unpacked = await extractZip(downloadPath, inputDir, {
                     maxEntries: this.cfg.maxZipEntries,
                     maxBytes: this.cfg.maxUnzippedBytes,
-                }, signal, roomy >= this.cfg.maxUnzippedBytes ? undefined : room);
+                }, signal, space === undefined || space.free >= this.cfg.maxUnzippedBytes ? undefined : room);
                 await fs.promises.rm(downloadPath, { force: true });
                 this.log("unpacked", { key: job.key, files: unpacked.files, bytes: unpacked.bytes });
             } else {

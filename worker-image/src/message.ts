@@ -47,7 +47,7 @@ export class MessageHandler {
         const delivery = deliveryOf(msg);
         const { receiveCount, interruptions } = delivery;
         const attempt = attemptOf(delivery);
-        const flight: InFlight = { receiptHandle: msg.ReceiptHandle!, receivedAt: settler.now?.() ?? Date.now(), signal, settled: false };
+        const flight: InFlight = { receiptHandle: msg.ReceiptHandle!, receivedAt: settler.now?.() ?? Date.now(), settled: false };
         log("received", { messageId: msg.MessageId, receiveCount, ...(attempt !== receiveCount ? { attempt } : {}), ...(interruptions ? { interruptions } : {}) });
         const stopHeartbeat = settler.startHeartbeat(flight, msg.MessageId);
         const failedJobs = (jobs: Job[], failureClass: string, reason: string, attempts: number) =>
@@ -87,7 +87,7 @@ export class MessageHandler {
                 return;
             }
             // Permanent failures, and the others on the last attempt, get an error report (Settler.settleFailures).
-            const ended = () => this.deps.finished?.(finishedJobs(parsed.jobs, outcomes, attempt, (s) => s !== "stale"));
+            const ended = () => this.deps.finished?.(finishedJobs(parsed.jobs, outcomes, attempt, () => true));
             // A stale job (its input was replaced: the newer upload has its own message) is done, having written nothing.
             const settled = (o: Outcome) => o.status === "ok" || o.status === "stale";
             if (outcomes.every(settled)) {

@@ -87,9 +87,11 @@ export class Worker {
             new JobReporter(eventSettingsFromEnv(env, processor.name), { log: this.log, keys: cfg, region: cfg.region, jobIdOf: jobId });
         const protection = deps.protection === undefined ? protectionFromEnv(env, cfg.jobTimeoutSeconds, this.log) : undefined;
         this.protection = deps.protection ?? (protection && new TaskProtection(protection, { log: this.log }));
-        const finished = async (jobs: Parameters<JobReporter["finished"]>[0]) => this.inBackground(this.reporter.finished(jobs));
-        this.messages = new MessageHandler({ runJob: (...a) => this.jobs.runJob(...a), settler: this.settler, log: this.log, finished });
+        this.messages = new MessageHandler({ runJob: (...a) => this.jobs.runJob(...a), settler: this.settler, log: this.log, finished: this.finished });
     }
+
+    /** A settled message's (or the one-shot job's) finished jobs: their events and metrics, in the background. */
+    private readonly finished = async (jobs: Parameters<JobReporter["finished"]>[0]) => this.inBackground(this.reporter.finished(jobs));
 
     /** Runs `work` in the background, tracked until it settles (it never rejects here). */
     private inBackground(work: Promise<unknown>): void {
@@ -98,7 +100,7 @@ export class Worker {
     }
 
     /** Resolves once the background work (and what it started meanwhile) has settled. */
-    async backgroundDone(): Promise<void> {
+    private async backgroundDone(): Promise<void> {
         while (this.background.size > 0) await Promise.all([...this.background]);
     }
 
@@ -158,8 +160,7 @@ export class Worker {
 
     /** One-shot mode (JOB_BUCKET + JOB_KEY): process one job from the environment, no queue. */
     async runOneShot(bucket: string, key: string): Promise<number> {
-        const finished = async (jobs: Parameters<JobReporter["finished"]>[0]) => this.inBackground(this.reporter.finished(jobs));
-        const deps = { runJob: this.runJob.bind(this), settler: this.settler, stopper: this.stopper, log: this.log, finished };
+        const deps = { runJob: this.runJob.bind(this), settler: this.settler, stopper: this.stopper, log: this.log, finished: this.finished };
         try {
             return await runOneShot(this.cfg, deps, bucket, key);
         } finally {

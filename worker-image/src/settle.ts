@@ -75,9 +75,19 @@ export function deliveryOf(msg: Pick<Message, "Attributes" | "MessageAttributes"
     };
 }
 
+/** The failed attempts before a delivery: those carried (`attempts`) plus its receives that ended in a crash. */
+function failedBefore(d: Pick<Delivery, "attempts" | "receiveCount">): number {
+    return d.attempts + d.receiveCount - 1;
+}
+
 /** The number of the attempt a delivery is: the failed ones before it, plus one. */
 export function attemptOf(d: Pick<Delivery, "attempts" | "receiveCount">): number {
-    return d.attempts + d.receiveCount;
+    return failedBefore(d) + 1;
+}
+
+/** One dead-letter failure per job of the message (one without a job when it has none), all with `reason`. */
+function failuresOf(jobs: Job[], reason: string): { job?: Job; reason: string }[] {
+    return jobs.length > 0 ? jobs.map((job) => ({ job, reason })) : [{ reason }];
 }
 
 /** The configured queue settings, with the defaults (300 s, 3) where unset. */
@@ -131,8 +141,6 @@ export interface InFlight {
     receiptHandle: string;
     /** When the message was received (ms, the Settler's clock); unset: the 12 h limit is not watched. */
     receivedAt?: number;
-    /** Aborted when the worker stops (its jobs are interrupted, unless their outputs are already uploading). */
-    signal: AbortSignal;
     /** Set as soon as settling (release/delete) begins: no new heartbeat starts after that. */
     settled: boolean;
     /** Heartbeats sent and not answered yet: settling waits for them, so that none lands after a release. */
@@ -235,13 +243,13 @@ export class Settler {
     }
 
     /** Whole seconds the message may still be hidden within SQS's 12 h from its receipt (Infinity: receipt unknown). */
-    visibilityLeft(flight: Pick<InFlight, "receivedAt">): number {
+    private visibilityLeft(flight: Pick<InFlight, "receivedAt">): number {
         if (flight.receivedAt === undefined) return Infinity;
         return Math.floor(SQS_MAX_VISIBILITY_SECONDS - RECEIPT_MARGIN_SECONDS - (this.now() - flight.receivedAt) / 1000);
     }
 
     /** Waits (boundedly) for heartbeats already sent, so that a late one cannot re-hide a released message. */
-    async heartbeatsLanded(flight: InFlight): Promise<void> {
+    private async heartbeatsLanded(flight: InFlight): Promise<void> {
         if (!flight.heartbeats?.size) return;
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([
@@ -305,12 +313,12 @@ export class Settler {
     async interrupted(msg: Message, flight: InFlight, delivery: Delivery, jobs: Job[]): Promise<boolean> {
         const interruptions = delivery.interruptions + 1;
         if (interruptions <= MAX_INTERRUPTIONS) {
-            const next = { attempts: delivery.attempts + delivery.receiveCount - 1, interruptions, lastReason: delivery.lastReason };
+            const next = { attempts: failedBefore(delivery), interruptions, lastReason: delivery.lastReason };
             await this.requeue(msg, flight, next, 0, "worker stopping");
             return false;
         }
         const reason = interruptedReason(interruptions);
-        return this.deadLetter(msg, flight, attemptOf(delivery), jobs.length > 0 ? jobs.map((job) => ({ job, reason })) : [{ reason }]);
+        return this.deadLetter(msg, flight, attemptOf(delivery), failuresOf(jobs, reason));
     }
 
     /**
@@ -321,7 +329,7 @@ export class Settler {
     attemptsUsedUp(delivery: Delivery): boolean {
         // Without DLQ_URL a failed job is left in the queue (its redrive moves it): its receives are no crashes.
         if (!this.cfg.dlqUrl) return false;
-        return delivery.receiveCount > 1 && delivery.attempts + delivery.receiveCount - 1 >= this.queue.maxReceiveCount;
+        return delivery.receiveCount > 1 && failedBefore(delivery) >= this.queue.maxReceiveCount;
     }
 
     /**
@@ -330,7 +338,7 @@ export class Settler {
      */
     async deadLetterStopped(msg: Message, flight: InFlight, delivery: Delivery, jobs: Job[]): Promise<string> {
         const reason = stoppedReason(delivery);
-        await this.deadLetter(msg, flight, delivery.attempts + delivery.receiveCount - 1, jobs.length > 0 ? jobs.map((job) => ({ job, reason })) : [{ reason }]);
+        await this.deadLetter(msg, flight, failedBefore(delivery), failuresOf(jobs, reason));
         return reason;
     }
 

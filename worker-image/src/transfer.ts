@@ -307,7 +307,7 @@ export async function downloadFile(s3: S3Client, o: DownloadFileOptions): Promis
     const partSize = o.partSize ?? DOWNLOAD_PART_BYTES;
     const concurrency = Math.max(1, o.concurrency ?? DOWNLOAD_CONCURRENCY);
     const bound = bareEtag(o.etag);
-    const get = (etag: string | undefined, range?: [number, number]) =>
+    const get = (etag: string | undefined, range?: [number, number], signal = o.signal) =>
         s3.send(
             new GetObjectCommand({
                 Bucket: o.bucket,
@@ -315,7 +315,7 @@ export async function downloadFile(s3: S3Client, o: DownloadFileOptions): Promis
                 ...(etag !== undefined ? { IfMatch: ifMatch(etag) } : {}),
                 ...(range ? { Range: `bytes=${range[0]}-${range[1]}` } : {}),
             }),
-            { abortSignal: o.signal },
+            { abortSignal: signal },
         );
     let first: GetObjectCommandOutput;
     try {
@@ -367,15 +367,7 @@ export async function downloadFile(s3: S3Client, o: DownloadFileOptions): Promis
                     firstBody = undefined;
                 } else {
                     requests++;
-                    const res = await s3.send(
-                        new GetObjectCommand({
-                            Bucket: o.bucket,
-                            Key: o.key,
-                            ...(etag !== undefined ? { IfMatch: ifMatch(etag) } : {}),
-                            ...(total > 0 ? { Range: `bytes=${start}-${end}` } : {}),
-                        }),
-                        { abortSignal: controller.signal },
-                    );
+                    const res = await get(etag, total > 0 ? [start, end] : undefined, controller.signal);
                     const got = contentRange(res.ContentRange);
                     if (total > 0 && (!got || got.start !== start || got.end !== end)) {
                         (res.Body as Readable | undefined)?.destroy?.();

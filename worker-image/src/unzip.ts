@@ -80,7 +80,7 @@ function openEntry(zip: yauzl.ZipFile, entry: yauzl.Entry): Promise<NodeJS.Reada
 }
 
 /** The total uncompressed size the zip's entries declare (central directory only; stops past `maxEntries`). */
-export async function declaredUnzippedBytes(zipPath: string, maxEntries: number): Promise<number> {
+async function declaredUnzippedBytes(zipPath: string, maxEntries: number): Promise<number> {
     const zip = await openZip(zipPath);
     return new Promise<number>((resolve, reject) => {
         let bytes = 0;
