@@ -42,7 +42,7 @@ import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { ECSClient, RunTaskCommandInput } from "@aws-sdk/client-ecs";
 import type { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import type { SQSClient } from "@aws-sdk/client-sqs";
-import { ERROR_REPORT_SUFFIX, LAUNCH_MODES, LAUNCHER_ENV, LaunchMode, METRICS, OUTPUT_SUFFIXES, ROUTED_EVENTS } from "./launcher-settings";
+import { ERROR_REPORT_SUFFIX, LAUNCH_MODES, LAUNCHER_ENV, LaunchMode, METRICS, OUTPUT_SUFFIXES, ROUTED_EVENTS, SETTLED_EXIT_CODES } from "./launcher-settings";
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Settings
@@ -390,7 +390,7 @@ export function taskStateFailures(event: any, s: LauncherSettings): FailedJob[] 
     if (`${event?.source} ${event?.["detail-type"]}` !== "aws.ecs ECS Task State Change") return undefined;
     const start = d.stopCode === "TaskFailedToStart";
     const c = d.containers?.find((x: any) => x?.name === s.containerName) ?? {};
-    if (!start && [0, 3, 4].includes(c.exitCode)) return [];
+    if (!start && SETTLED_EXIT_CODES.includes(c.exitCode)) return [];
     const reason = start ? `task failed to start: ${d.stoppedReason}` : `the task running it stopped without finishing: ${d.stoppedReason} (stop code ${d.stopCode}, exit code ${c.exitCode ?? "none"}${c.reason ? `, ${c.reason}` : ""})`;
     const env = (d.overrides?.containerOverrides ?? []).map((o: any) => Object.fromEntries((o?.environment ?? []).map((e: any) => [e?.name, e?.value])));
     const job = (e: any) => ({ job: { bucket: e.JOB_BUCKET, key: e.JOB_KEY, ...(e.JOB_ETAG && { etag: e.JOB_ETAG }) }, reason, failureClass: start ? "not-started" : "task-stopped", attempts: 1 });

@@ -81,7 +81,6 @@ export function runNotes(o: Pick<SetupOptions, "workerWaitSeconds" | "reconcileS
     return notes;
 }
 
-/** The launcher's serialized code in its own process, with its declared environment on the emulator. */
 /**
  * The launcher's instances: one for asynchronous invocations (the schedules), started at once, and one per poller of
  * the intake's emulated event source mapping (its maximum concurrency), each started on its first batch (as Lambda

@@ -187,12 +187,11 @@ export async function evaluateStack(overrides: Record<string, string> = {}, stac
     const invokeConfig = resources.find((r) => r.type === "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig");
 
     const queueName = (url: string) => url.slice(url.lastIndexOf("/") + 1);
-    const queueNamed = (name: string) => single(resources, "aws:sqs/queue:Queue", (r) => (r.inputs.name ?? `${r.name}-0000000`) === name);
     const notification = single(resources, "aws:s3/bucketNotification:BucketNotification");
     const targets: any[] = notification.inputs.queues ?? [];
     const intakeArn: string = targets[0]?.queueArn ?? "";
     if (!intakeArn || targets.some((q) => q.queueArn !== intakeArn)) throw new Error("the bucket notification must send to exactly one queue (the launcher's intake)");
-    const intakeRes = queueNamed(queueName(intakeArn.replace(/:/g, "/")));
+    const intakeRes = single(resources, "aws:sqs/queue:Queue", (r) => r.outputs.arn === intakeArn);
     const queues = resources.filter((r) => r.type === "aws:sqs/queue:Queue" && r !== intakeRes);
     const work = single(queues, "aws:sqs/queue:Queue", (r) => r.inputs.redrivePolicy !== undefined);
     const dlqRes = single(queues, "aws:sqs/queue:Queue", (r) => r !== work);
@@ -216,9 +215,9 @@ export async function evaluateStack(overrides: Record<string, string> = {}, stac
     const cluster = single(resources, "aws:ecs/cluster:Cluster");
     const bucketName: string = notification.inputs.bucket;
     const [queueUrl, dlqUrl]: string[] = [work.outputs.url, dlqRes.outputs.url];
-    const [clusterArn, taskDefinitionArn, launcherName]: string[] = [cluster.outputs.arn, single(resources, "aws:ecs/taskDefinition:TaskDefinition").outputs.arn, fn.outputs.name];
-    const ccp = resources.find((r) => r.type === "aws:ecs/clusterCapacityProviders:ClusterCapacityProviders");
     const td = single(resources, "aws:ecs/taskDefinition:TaskDefinition");
+    const [clusterArn, taskDefinitionArn, launcherName]: string[] = [cluster.outputs.arn, td.outputs.arn, fn.outputs.name];
+    const ccp = resources.find((r) => r.type === "aws:ecs/clusterCapacityProviders:ClusterCapacityProviders");
     const ti = td.inputs;
 
     const schedules = resources
@@ -238,12 +237,7 @@ export async function evaluateStack(overrides: Record<string, string> = {}, stac
         bucketName,
         queue: { fakeUrl: queueUrl, fakeArn: "", name: queueName(queueUrl), attributes: attrs(work.inputs) },
         deadLetterQueue: { fakeUrl: dlqUrl, fakeArn: redrive.deadLetterTargetArn, name: queueName(dlqUrl), attributes: attrs(dlqRes.inputs) },
-        intakeQueue: {
-            fakeUrl: dlqUrl.replace(/[^/]+$/, queueName(intakeArn.replace(/:/g, "/"))),
-            fakeArn: intakeArn,
-            name: queueName(intakeArn.replace(/:/g, "/")),
-            attributes: attrs(intakeRes.inputs),
-        },
+        intakeQueue: { fakeUrl: intakeRes.outputs.url, fakeArn: intakeArn, name: intakeRes.outputs.name, attributes: attrs(intakeRes.inputs) },
         mapping: {
             batchSize: Number(esm.inputs.batchSize ?? 10),
             windowSeconds: Number(esm.inputs.maximumBatchingWindowInSeconds ?? 0),

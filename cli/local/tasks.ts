@@ -107,8 +107,7 @@ export class TaskFleet {
     firstWaitingAt?: number;
     firstServiceTask?: { at: number; by: "wake" | "alarm" };
     private waitingSince?: number;
-    private readonly seen = new Set<string>();
-    /** Each started task as the emulator described it (ECS's task state change events carry it). */
+    /** Each task seen, as the emulator described it (ECS's task state change events carry it). */
     private readonly described = new Map<string, Task>();
     private readonly exitListeners: ((e: TaskExit) => void)[] = [];
 
@@ -138,12 +137,11 @@ export class TaskFleet {
             arns.push(...(page.taskArns ?? []));
             nextToken = page.nextToken;
         } while (nextToken);
-        const fresh = arns.filter((a) => !this.seen.has(a));
+        const fresh = arns.filter((a) => !this.described.has(a));
         for (let i = 0; i < fresh.length; i += 100) {
             const desc = await ecs.send(new DescribeTasksCommand({ cluster: clusterArn, tasks: fresh.slice(i, i + 100) }));
             for (const t of desc.tasks ?? []) {
-                if (this.seen.has(t.taskArn!)) continue;
-                this.seen.add(t.taskArn!);
+                if (this.described.has(t.taskArn!)) continue;
                 this.described.set(t.taskArn!, t);
                 if (!this.d.stopping()) this.start(t.taskArn!, t.overrides);
             }

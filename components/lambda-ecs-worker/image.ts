@@ -18,8 +18,6 @@ export interface ImageResources {
     imageUri: pulumi.Output<string>;
     /** The task's CPU architecture, from `image.platform`. */
     cpuArchitecture: "ARM64" | "X86_64";
-    /** With `image.context` and `buildRuntimeImage`: the runtime base image's URI (what `RUNTIME_IMAGE` was). */
-    runtimeImageUri?: pulumi.Output<string>;
 }
 
 export function createImage(name: string, r: ResolvedLambdaEcsWorkerArgs, { parent }: ChildOptions): ImageResources {
@@ -51,5 +49,5 @@ export function createImage(name: string, r: ResolvedLambdaEcsWorkerArgs, { pare
         },
         { parent },
     );
-    return { imageUri: image.imageUri, cpuArchitecture, ...(runtime ? { runtimeImageUri: runtime.imageUri } : {}) };
+    return { imageUri: image.imageUri, cpuArchitecture };
 }
