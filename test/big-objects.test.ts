@@ -19,6 +19,7 @@ import { Readable } from "stream";
 
 import { Moto, startMoto } from "../harness/moto";
 import { Aws, LogLine, startChildWorker, workerEnv } from "../harness/worker-env";
+import { requirePrerequisite } from "./helpers/prerequisite";
 
 const MiB = 1024 * 1024;
 const BIG_BYTES = 2_400_000_000;
@@ -115,10 +116,7 @@ describe("big objects (issue #18): the worker as a child process against moto_se
 
     it("on a scratch file system too small for the job, the job ends in the DLQ with the reason, nothing uploaded", async function () {
         const probe = spawnSync("unshare", ["-rm", "true"]);
-        if (probe.status !== 0) {
-            console.log(`      (no private mount namespace here: unshare -rm: ${String(probe.stderr ?? probe.error).trim()})`);
-            return this.skip();
-        }
+        requirePrerequisite(this, probe.status === 0, `a private mount namespace (unshare -rm: ${String(probe.stderr ?? probe.error).trim()})`);
         const bucket = await aws.bucket("small-scratch");
         const { queueUrl, dlqUrl } = await aws.queues("small-scratch", 3, 60);
         await aws.put(bucket, "in/too-big.dat", Buffer.alloc(40 * MiB, 2));

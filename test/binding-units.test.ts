@@ -24,6 +24,7 @@ import {
 import { JobConfig, JobRunner } from "../worker-image/src/job";
 import { findSetpriv, resolveExecutable, tieToParent } from "../worker-image/src/parent-death";
 import { Processor } from "../worker-image/src/processor";
+import { requirePrerequisite } from "./helpers/prerequisite";
 
 describe("issue #12 units", function () {
     describe("binding.ts: ETags", function () {
@@ -198,7 +199,7 @@ describe("issue #12 units", function () {
         });
         it("tieToParent runs a resolvable tool under setpriv --pdeathsig KILL (on Linux with setpriv)", function () {
             const setpriv = findSetpriv();
-            if (!setpriv) this.skip();
+            requirePrerequisite(this, !!setpriv, "setpriv (util-linux)");
             expect(tieToParent("sh", ["-c", "true"], "/bin:/usr/bin", "/")).to.deep.equal({
                 bin: setpriv,
                 args: ["--pdeathsig", "KILL", "--", resolveExecutable("sh", "/bin:/usr/bin", "/"), "-c", "true"],

@@ -16,6 +16,7 @@ import { Aws, LogLine, makeZip, runWorkerInProcess, useWorkerMoto, workerEnv } f
 import { CommandProcessor } from "../worker-image/src/command";
 import { parseOutputSuffixes } from "../worker-image/src/config";
 import { localWorkerEnv, programFile, resolveStackDir, stackImage, words } from "../cli/local/stack-dir";
+import { requirePrerequisite } from "./helpers/prerequisite";
 
 const ROOT = path.resolve(__dirname, "..");
 const STACK = path.join(ROOT, "examples/geojson");
@@ -33,7 +34,7 @@ describe("GeoJSON worker (examples/geojson)", function () {
     let aws: Aws;
 
     before(function () {
-        if (!gdalInstalled) this.skip();
+        requirePrerequisite(this, gdalInstalled, "GDAL (gdal-bin: npm run setup)");
     });
     const setup = useWorkerMoto("geojson-test", (m, a) => ((moto = m), (aws = a)));
 
@@ -144,9 +145,8 @@ describe("npm run local -- --stack examples/geojson (e2e)", function () {
     this.timeout(300000);
 
     it("GIVEN two good GeoJSON files and one bad THEN two GeoPackages with summaries and one failure with GDAL's reason (exit 1)", async function () {
-        if (!gdalInstalled && spawnSync("podman", ["--runtime", "runc", "--cgroup-manager=cgroupfs", "image", "exists", "lambda-ecs-worker/geojson:dev"]).status !== 0) {
-            this.skip();
-        }
+        const image = spawnSync("podman", ["--runtime", "runc", "--cgroup-manager=cgroupfs", "image", "exists", "lambda-ecs-worker/geojson:dev"]).status === 0;
+        requirePrerequisite(this, gdalInstalled || image, "GDAL or the GeoJSON worker image (npm run setup)");
         const out = fs.mkdtempSync(path.join(os.tmpdir(), "geojson-local-"));
         const files = ["parks", "rivers", "broken"].map((n) => path.join(SAMPLES, `${n}.geojson`));
         const run = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {

@@ -9,6 +9,7 @@ import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import * as yazl from "yazl";
+import { requirePrerequisite } from "./helpers/prerequisite";
 
 const ROOT = path.resolve(__dirname, "..");
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
@@ -320,6 +321,7 @@ describe("npm run local, launchMode per-job: a task that stops without settling 
         const out = path.join(dir, "out-killed");
         let killed = false;
         let watching = false;
+        let poll: NodeJS.Timeout | undefined;
         const run = await runLocal(["--json", slow, "--out", out, "--runner", "process", "--config", "launchMode=per-job", "--timeout", "180"], undefined, {}, (stderr) => {
             const run = /· run (\w+) ·/.exec(stderr);
             const task = /task (\S+) started \(process pid (\d+)\)/.exec(stderr);
@@ -327,7 +329,7 @@ describe("npm run local, launchMode per-job: a task that stops without settling 
             watching = true;
             // SIGKILL once the worker renders (its log names the scene), as the kernel's OOM killer would.
             const log = path.join(out, ".logs", run[1], `task-${task[1]}.log`);
-            const poll = setInterval(() => {
+            poll = setInterval(() => {
                 const text = fs.existsSync(log) ? fs.readFileSync(log, "utf8") : "";
                 if (!text.includes('"event":"scene"')) return;
                 clearInterval(poll);
@@ -335,6 +337,7 @@ describe("npm run local, launchMode per-job: a task that stops without settling 
                 killed = true;
             }, 100);
         });
+        clearInterval(poll); // when the worker never rendered (then `killed` fails the test)
         expect(killed, run.stderr).to.equal(true);
         expect(run.code, run.stderr).to.equal(1);
         const summary = JSON.parse(run.stdout);
@@ -399,9 +402,8 @@ describe("npm run local: a worker that cannot start fails the run at once (exit 
     });
 
     it("GIVEN podman without the container-init binary (catatonit) THEN exit 1 with podman's own error, not a timeout", async function () {
-        if (spawnSync("podman", ["--runtime", "runc", "--cgroup-manager=cgroupfs", "image", "exists", "lambda-ecs-worker/povray:dev"]).status !== 0) {
-            this.skip(); // needs the worker image (npm run image)
-        }
+        const image = spawnSync("podman", ["--runtime", "runc", "--cgroup-manager=cgroupfs", "image", "exists", "lambda-ecs-worker/povray:dev"]).status === 0;
+        requirePrerequisite(this, image, "the worker image (npm run image)");
         // The fresh machine of issue #9: podman's init_path points at no binary (as when catatonit is not installed).
         const conf = path.join(dir, "containers.conf");
         fs.writeFileSync(conf, '[containers]\ninit_path = "/nonexistent/catatonit"\n');

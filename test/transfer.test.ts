@@ -43,6 +43,7 @@ import {
     uploadPartSize,
     uploadPartsInFlight,
 } from "../worker-image/src/transfer";
+import { requirePrerequisite } from "./helpers/prerequisite";
 
 const MiB = 1024 * 1024;
 type Line = { event: string } & Record<string, unknown>;
@@ -351,11 +352,13 @@ describe("transfer.ts: uploadFile against AWS's documented answers (scripted S3)
     it("refuses a file over S3's 5 TiB object limit before sending anything", async function () {
         const p = path.join(dir, "huge");
         fs.writeFileSync(p, "");
+        let sparse = true;
         try {
             fs.truncateSync(p, S3_MAX_OBJECT_BYTES + 1); // sparse
         } catch {
-            this.skip();
+            sparse = false;
         }
+        requirePrerequisite(this, sparse, "a file system that holds a sparse file over 5 TiB");
         const { s3, calls } = multipartS3();
         let err: unknown;
         await uploadFile(s3, { bucket: "b", key: "k.bin", file: p, signal: new AbortController().signal }).catch((e) => (err = e));

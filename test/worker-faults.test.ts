@@ -30,6 +30,7 @@ import { jobId } from "../worker-image/src/binding";
 import { findSetpriv } from "../worker-image/src/parent-death";
 import { PovrayProcessor } from "../worker-image/src/povray";
 import { Processor } from "../worker-image/src/processor";
+import { requirePrerequisite } from "./helpers/prerequisite";
 
 /** An S3 event for one key with its ETag the way S3 sends it: without quotes. */
 function s3EventWithEtag(bucket: string, key: string, etag: string): string {
@@ -194,7 +195,7 @@ describe("worker under faults (moto + povray): version binding, jobId, tool proc
 
     describe("tool processes and scratch dirs of a killed worker", function () {
         it("SIGKILL the worker mid-render: its povray is gone too (polled, up to 5 s)", async function () {
-            if (!findSetpriv()) this.skip();
+            requirePrerequisite(this, !!findSetpriv(), "setpriv (util-linux)");
             const { bucket, queueUrl, dlqUrl } = await setup();
             await aws.put(bucket, "orphan/forever.zip", await makeZip([{ name: "forever.pov", data: scene("forever.pov") }]));
             await aws.send(queueUrl, s3Event(bucket, ["orphan/forever.zip"]));

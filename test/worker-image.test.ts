@@ -1,7 +1,7 @@
 /**
  * The same good job through the built container image (lambda-ecs-worker/povray:dev, `bash scripts/build-image.sh`),
  * run as in production: read-only root file system, tmpfs /scratch and /tmp, uid 1000, tini as PID 1.
- * Without the image this test is pending, unless CI or REQUIRE_IMAGE_TEST=1 is set: then it fails.
+ * Without the image this test is pending, unless CI or REQUIRE_ALL_TESTS=1 is set: then it fails.
  */
 import { expect } from "chai";
 import { ChildProcess } from "child_process";
@@ -9,7 +9,8 @@ import * as fs from "fs";
 import * as path from "path";
 import { Moto, startMoto } from "../harness/moto";
 import { Aws, LogLine, makeZip, pngSize, scene, tinyJobZip } from "../harness/worker-env";
-import { GEOJSON_IMAGE, RUNTIME_IMAGE, WORKER_IMAGE, imageBuilt, imageNodeVersion, imageRequired, podman, runFlags, runImage } from "./helpers/worker-image";
+import { GEOJSON_IMAGE, RUNTIME_IMAGE, WORKER_IMAGE, imageBuilt, imageNodeVersion, podman, runFlags, runImage } from "./helpers/worker-image";
+import { requirePrerequisite } from "./helpers/prerequisite";
 
 function collect(proc: ChildProcess) {
     const logs: LogLine[] = [];
@@ -44,17 +45,12 @@ function collect(proc: ChildProcess) {
     return { logs, exited, waitFor, stderr: () => err };
 }
 
-describe(`worker container image ${WORKER_IMAGE} (pending when the image is not built, unless CI or REQUIRE_IMAGE_TEST=1)`, function () {
+describe(`worker container image ${WORKER_IMAGE} (pending when the image is not built, unless CI or REQUIRE_ALL_TESTS=1)`, function () {
     let moto: Moto;
     let aws: Aws;
 
     before(async function () {
-        if (!imageBuilt()) {
-            if (imageRequired()) {
-                throw new Error(`image ${WORKER_IMAGE} is not built: run \`bash scripts/build-image.sh\` first`);
-            }
-            this.skip();
-        }
+        requirePrerequisite(this, imageBuilt(), `the image ${WORKER_IMAGE} (bash scripts/build-image.sh)`);
         moto = await startMoto();
         aws = new Aws(moto);
     });
@@ -111,17 +107,14 @@ describe(`worker container image ${WORKER_IMAGE} (pending when the image is not 
     });
 });
 
-describe(`GeoJSON worker image ${GEOJSON_IMAGE} FROM ${RUNTIME_IMAGE} (pending when not built, unless CI or REQUIRE_IMAGE_TEST=1)`, function () {
+describe(`GeoJSON worker image ${GEOJSON_IMAGE} FROM ${RUNTIME_IMAGE} (pending when not built, unless CI or REQUIRE_ALL_TESTS=1)`, function () {
     this.timeout(120000);
     let moto: Moto;
     let aws: Aws;
     const samples = path.resolve(__dirname, "../examples/geojson/samples");
 
     before(async function () {
-        if (!imageBuilt(GEOJSON_IMAGE) || !imageBuilt(RUNTIME_IMAGE)) {
-            if (imageRequired()) throw new Error(`image ${GEOJSON_IMAGE} or ${RUNTIME_IMAGE} is not built: run \`bash scripts/build-image.sh\` first`);
-            this.skip();
-        }
+        requirePrerequisite(this, imageBuilt(GEOJSON_IMAGE) && imageBuilt(RUNTIME_IMAGE), `the images ${GEOJSON_IMAGE} and ${RUNTIME_IMAGE} (bash scripts/build-image.sh)`);
         moto = await startMoto();
         aws = new Aws(moto);
     });

@@ -4,6 +4,7 @@
  * and unpacking go first, a finished job's uploads follow; the job event, metrics and the stale error report's removal
  * are off the path, yet done before the worker exits. The figures are bench/worker.bench.ts's worker_overhead_pct.
  */
+import FakeTimers from "@sinonjs/fake-timers";
 import { expect } from "chai";
 import * as fs from "fs";
 import * as os from "os";
@@ -107,24 +108,32 @@ describe("the path between one job and the next (issue #18 part 6)", function ()
         });
 
         it("an unanswered receive means an idle queue: the last job goes on after RECEIVE_ANSWER_MS, not FINISH_DEFER_MAX_MS", async function () {
-            // GIVEN a job whose processor finished, and a next long poll that SQS holds open (nothing is waiting)
-            const pending: Array<() => void> = [];
-            sqs.on(ReceiveMessageCommand).resolvesOnce({ Messages: [msg("a")] }).callsFake(() => new Promise((resolve) => pending.push(() => resolve({}))));
-            let processedAt = 0;
-            let uploadsAt = 0;
-            const run = loop(new Stopper(() => undefined), async (m, processed) => {
-                processed.ready?.();
-                processedAt = Date.now();
-                await processed();
-                uploadsAt = Date.now();
-            }).run();
-            // WHEN the receive stays open, THEN a's uploads start while it is still open, well before the deferral's cap
-            await until(() => uploadsAt > 0, "a goes on");
-            expect(pending, "the receive is still open").to.have.length(1);
-            expect(uploadsAt - processedAt).to.be.at.least(RECEIVE_ANSWER_MS - 5).and.below(FINISH_DEFER_MAX_MS);
-            expect(RECEIVE_ANSWER_MS).to.equal(50);
-            pending.forEach((p) => p());
-            await run;
+            const clock = FakeTimers.install({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+            try {
+                // GIVEN a job whose processor finished, and a next long poll that SQS holds open (nothing is waiting)
+                const pending: Array<() => void> = [];
+                sqs.on(ReceiveMessageCommand).resolvesOnce({ Messages: [msg("a")] }).callsFake(() => new Promise((resolve) => pending.push(() => resolve({}))));
+                let uploading = false;
+                const run = loop(new Stopper(() => undefined), async (m, processed) => {
+                    processed.ready?.();
+                    await processed();
+                    uploading = true;
+                }).run();
+                await clock.tickAsync(0);
+                expect(pending, "the next receive is open").to.have.length(1);
+                // WHEN it stays open, THEN a waits RECEIVE_ANSWER_MS, no more (the deferral's cap is FINISH_DEFER_MAX_MS)
+                await clock.tickAsync(RECEIVE_ANSWER_MS - 1);
+                expect(uploading, `after ${RECEIVE_ANSWER_MS - 1} ms`).to.equal(false);
+                await clock.tickAsync(1);
+                expect(uploading, `after ${RECEIVE_ANSWER_MS} ms`).to.equal(true);
+                expect(pending, "the receive is still open").to.have.length(1);
+                expect([RECEIVE_ANSWER_MS, FINISH_DEFER_MAX_MS]).to.deep.equal([50, 250]);
+                pending.forEach((p) => p());
+                await clock.tickAsync(0);
+                await run;
+            } finally {
+                clock.uninstall();
+            }
         });
     });
 

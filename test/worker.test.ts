@@ -3,7 +3,7 @@
  * as a child process (`node -r ts-node/register/transpile-only worker-image/src/main.ts`) for exit codes and signals.
  */
 import { DeleteObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { SQSClient } from "@aws-sdk/client-sqs";
+import { Message, SQSClient } from "@aws-sdk/client-sqs";
 import { expect } from "chai";
 import { createHash } from "crypto";
 import * as fs from "fs";
@@ -495,12 +495,17 @@ describe("worker (moto + povray)", function () {
         expect(events(logs, "released")).to.be.empty;
         expect(await aws.get(bucket, "flaky/b.error.json")).to.equal(undefined);
         expect(await aws.depth(dlqUrl)).to.equal(0);
-        // The copy waits out its DelaySeconds, then carries the failed attempt (the original is gone).
-        const attrs = await new Promise<Record<string, string | undefined>>((resolve) => setTimeout(async () => {
-            const [copy] = await aws.drain(queueUrl);
-            resolve({ receives: copy?.Attributes?.ApproximateReceiveCount, attempts: copy?.MessageAttributes?.attempts?.StringValue, lastReason: copy?.MessageAttributes?.lastReason?.StringValue });
-        }, 11000));
-        expect(attrs).to.deep.equal({ receives: "1", attempts: "1", lastReason: "Service Unavailable (injected)" });
+        // The copy waits out its DelaySeconds (not receivable yet), then carries the failed attempt (the original is gone).
+        expect(await aws.depth(queueUrl), "the delayed copy").to.equal(1);
+        expect(await aws.drain(queueUrl), "receivable before its delay").to.deep.equal([]);
+        let copies: Message[] = [];
+        for (const deadline = Date.now() + 20000; copies.length === 0 && Date.now() < deadline; ) {
+            await new Promise((r) => setTimeout(r, 500));
+            copies = await aws.drain(queueUrl);
+        }
+        expect(copies.map((c) => ({ receives: c.Attributes?.ApproximateReceiveCount, attempts: c.MessageAttributes?.attempts?.StringValue, lastReason: c.MessageAttributes?.lastReason?.StringValue }))).to.deep.equal([
+            { receives: "1", attempts: "1", lastReason: "Service Unavailable (injected)" },
+        ]);
     });
 
     it("a job whose input is gone answers 403 AccessDenied on AWS without s3:ListBucket: listed, not found, it ends as deleted: nothing written, no DLQ, message deleted", async function () {
