@@ -25,7 +25,8 @@ async function main(): Promise<void> {
         for (const mode of ["drain", "per-job", "service"] as const) {
             const name = `bench${mode.replace("-", "")}`;
             const sp = await stackPolicies(name, { image: { imageUri: IMAGE_URI }, launchMode: mode } as LambdaEcsWorkerArgs);
-            // Without the scenario's multipart jobs: three ordinary jobs.
+            // Without the scenario's multipart jobs: four (a render, a permanent failure, a job stopped mid-run, a deleted
+            // input), and in drain and service modes a fifth the launcher dead-letters on its intake record's last receive.
             const run = await runScenario(rec, sp, { multipart: false });
             const key = mode.replace("-", "");
             console.log(`launcher_requests_${key}: ${run.launcher.length}`);

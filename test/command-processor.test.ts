@@ -16,17 +16,11 @@ import { CommandProcessor, commandEnv, contentTypeFor, matchSuffix, parseCommand
 import { configFromEnv, parseOutputSuffixes } from "../worker-image/src/config";
 import { AbortedError, JobTimeoutError, PermanentError } from "../worker-image/src/errors";
 import { JobConfig, JobRunner, inputFileName, isZipKey } from "../worker-image/src/job";
-import { Logger } from "../worker-image/src/log";
 import { PovrayProcessor } from "../worker-image/src/povray";
 import { Processor, ProcessorInput } from "../worker-image/src/processor";
 import { processorFromEnv } from "../worker-image/src/select-processor";
+import { recorder } from "./helpers/log-recorder";
 
-type Line = { event: string } & Record<string, unknown>;
-
-function recorder(): { log: Logger; lines: Line[] } {
-    const lines: Line[] = [];
-    return { log: (event, fields = {}) => lines.push({ event, ...fields }), lines };
-}
 
 /** A job's scratch layout as job.ts makes it: in/ holding the input file, work/ empty. */
 function jobDirs(content = "{}"): { root: string; inputDir: string; inputPath: string; workDir: string } {

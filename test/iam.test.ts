@@ -300,14 +300,12 @@ async function negatives(sp: StackPolicies, authz: Authz[]): Promise<Array<{ wha
     const out: Array<{ what: string; authz: Authz }> = [];
     const first = (who: Who, action: string, pred: (a: Authz) => boolean = () => true) => authz.find((a) => a.who === who && a.req.action === action && pred(a));
     const other = sp.cluster.arn.replace(/cluster\/.*/, "cluster/someone-elses");
-    for (const action of ["ecs:RunTask"]) {
-        const a = first("launcher", action);
-        if (a) out.push({ what: `another cluster: ${action}`, authz: variant(a, { context: { "ecs:cluster": other }, ...(action === "ecs:DescribeTasks" ? { resource: a.req.resource.replace(`task/${sp.cluster.name}/`, "task/someone-elses/") } : {}) }) });
-    }
+    const runTask = first("launcher", "ecs:RunTask");
+    if (runTask) out.push({ what: "another cluster: ecs:RunTask", authz: variant(runTask, { context: { "ecs:cluster": other } }) });
     // Issue #19: the launcher counts only its own cluster, coordinates on its own table, consumes its own intake; S3
     // sends to the intake from the bucket only.
-    const describe = first("launcher", "ecs:DescribeClusters");
-    if (describe) out.push({ what: "another cluster: ecs:DescribeClusters", authz: variant(describe, { resource: other }) });
+    const describeClusters = first("launcher", "ecs:DescribeClusters");
+    if (describeClusters) out.push({ what: "another cluster: ecs:DescribeClusters", authz: variant(describeClusters, { resource: other }) });
     const update = first("launcher", "dynamodb:UpdateItem");
     if (update) out.push({ what: "another table: dynamodb:UpdateItem", authz: variant(update, { resource: update.req.resource.replace(/table\/.*/, "table/someone-elses") }) });
     const receive = first("launcher", "sqs:ReceiveMessage");

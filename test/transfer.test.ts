@@ -28,7 +28,6 @@ import { makeZip } from "../harness/worker-env";
 import { isPreconditionFailed } from "../worker-image/src/binding";
 import { AbortedError, PermanentError, isTransient, localResourceCode } from "../worker-image/src/errors";
 import { JobConfig, JobRunner, Outcome } from "../worker-image/src/job";
-import { Logger } from "../worker-image/src/log";
 import { Processor } from "../worker-image/src/processor";
 import {
     S3_MAX_OBJECT_BYTES,
@@ -44,18 +43,9 @@ import {
     uploadPartsInFlight,
 } from "../worker-image/src/transfer";
 import { requirePrerequisite } from "./helpers/prerequisite";
+import { awsError, recorder } from "./helpers/log-recorder";
 
 const MiB = 1024 * 1024;
-type Line = { event: string } & Record<string, unknown>;
-
-function recorder(): { log: Logger; lines: Line[] } {
-    const lines: Line[] = [];
-    return { log: (event, fields = {}) => lines.push({ event, ...fields }), lines };
-}
-
-function awsError(name: string, status: number): Error {
-    return Object.assign(new Error(`${name} (${status})`), { name, $fault: status >= 500 ? "server" : "client", $metadata: { httpStatusCode: status } });
-}
 
 const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
 

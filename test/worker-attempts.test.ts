@@ -36,8 +36,7 @@ describe("worker attempts on the component's queue settings (moto + povray): int
     let moto: Moto;
     let aws: Aws;
     let eventBridge: EventBridgeClient;
-    let n = 0;
-    useWorkerMoto("attempts", (m, a) => {
+    const setup = useWorkerMoto("attempts", (m, a) => {
         moto = m;
         aws = a;
         eventBridge = new EventBridgeClient(motoClientConfig(m.endpoint));
@@ -45,18 +44,12 @@ describe("worker attempts on the component's queue settings (moto + povray): int
 
     /** A bucket, the DLQ and the work queue with the component's attributes, and the worker's environment on them. */
     async function world(c: ComponentQueue) {
-        n++;
-        const bucket = await aws.bucket(`attempts-${n}`);
-        const dlq = await aws.queue(`attempts-${n}-dlq`);
-        const queue = await aws.queue(`attempts-${n}`, {
-            VisibilityTimeout: String(c.visibilityTimeout),
-            RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlq.arn, maxReceiveCount: c.redriveMaxReceiveCount }),
-        });
+        const { bucket, queueUrl, dlqUrl } = await setup(c.redriveMaxReceiveCount, c.visibilityTimeout);
         const env = (extra: Record<string, string> = {}) =>
-            workerEnv(moto, { ...c.containerEnv, QUEUE_URL: queue.url, DLQ_URL: dlq.url, AWS_REGION: "us-east-1", ...extra });
+            workerEnv(moto, { ...c.containerEnv, QUEUE_URL: queueUrl, DLQ_URL: dlqUrl, AWS_REGION: "us-east-1", ...extra });
         await aws.put(bucket, "jobs/slow.zip", await makeZip([{ name: "slow.pov", data: scene("slow.pov") }]));
-        await aws.send(queue.url, { bucket, key: "jobs/slow.zip" });
-        return { bucket, queueUrl: queue.url, dlqUrl: dlq.url, env };
+        await aws.send(queueUrl, { bucket, key: "jobs/slow.zip" });
+        return { bucket, queueUrl, dlqUrl, env };
     }
 
     const events = (logs: LogLine[], event: string) => logs.filter((l) => l.event === event);

@@ -16,12 +16,8 @@ import { jobId } from "../worker-image/src/binding";
 import { Outcome } from "../worker-image/src/job";
 import { DEFAULT_METRICS_NAMESPACE, emfRecord, jobMetricsRecord } from "../worker-image/src/metrics";
 import { TaskProtection, parseProtectionAnswer, protectionFromEnv, protectionMinutes } from "../worker-image/src/protection";
+import { recorder } from "./helpers/log-recorder";
 
-type Line = { event: string } & Record<string, unknown>;
-function recorder() {
-    const lines: Line[] = [];
-    return { log: (event: string, fields: Record<string, unknown> = {}) => void lines.push({ event, ...fields }), lines };
-}
 const REGION = { region: "us-east-1", credentials: { accessKeyId: "test", secretAccessKey: "test" } };
 
 /** Checks a record against the EMF specification's rules (root members for every dimension and metric). */

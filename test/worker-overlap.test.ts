@@ -19,19 +19,15 @@ import { makeZip } from "../harness/worker-env";
 import { WorkerConfig } from "../worker-image/src/config";
 import { JobReporter } from "../worker-image/src/events";
 import { ProcessedHook } from "../worker-image/src/job";
-import { Logger } from "../worker-image/src/log";
 import { Processor } from "../worker-image/src/processor";
 import { FINISH_DEFER_MAX_MS, RECEIVE_ANSWER_MS, ReceiveLoop, Stopper } from "../worker-image/src/receive-loop";
 import { Worker } from "../worker-image/src/runtime";
 import { deferred } from "./helpers/deferred";
+import { recorder } from "./helpers/log-recorder";
 
 const QUEUE_URL = "https://sqs.us-east-1.example/123456789012/work";
 const REGION = { region: "us-east-1", credentials: { accessKeyId: "test", secretAccessKey: "test" } };
 
-function recorder(): { log: Logger; events: string[] } {
-    const events: string[] = [];
-    return { log: (event) => void events.push(event), events };
-}
 
 
 /** Waits for `cond` (the jobs do real file I/O in their scratch dirs); fails if it never holds (10 s, a generous cap). */
@@ -204,7 +200,7 @@ describe("the path between one job and the next (issue #18 part 6)", function ()
             expect(exited, "and for the removals").to.equal(false);
             removal.resolve({});
             expect(await run).to.equal(0);
-            expect(rec.events.indexOf("exiting")).to.equal(rec.events.length - 1);
+            expect(rec.events().indexOf("exiting")).to.equal(rec.events().length - 1);
         });
     });
 });

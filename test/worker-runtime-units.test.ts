@@ -26,7 +26,6 @@ import { FinishedJob } from "../worker-image/src/events";
 import { AbortedError, JobTimeoutError, PermanentError } from "../worker-image/src/errors";
 import { JobConfig, JobRunner, Outcome } from "../worker-image/src/job";
 import { Job } from "../worker-image/src/keys";
-import { Logger } from "../worker-image/src/log";
 import { MessageHandler, MessageHandlerDeps, RunJob } from "../worker-image/src/message";
 import { runOneShot } from "../worker-image/src/one-shot";
 import { Processor, ProcessorInput } from "../worker-image/src/processor";
@@ -43,22 +42,12 @@ import {
 } from "../worker-image/src/settle";
 import { makeZip } from "../harness/worker-env";
 import { deferred } from "./helpers/deferred";
+import { awsError, recorder } from "./helpers/log-recorder";
 
 const QUEUE_URL = "https://sqs.us-east-1.example/123456789012/work";
 const DLQ_URL = "https://sqs.us-east-1.example/123456789012/work-dlq";
 const REGION = { region: "us-east-1", credentials: { accessKeyId: "test", secretAccessKey: "test" } };
 
-type Line = { event: string } & Record<string, unknown>;
-
-function recorder(): { log: Logger; lines: Line[]; events: () => string[] } {
-    const lines: Line[] = [];
-    return { log: (event, fields = {}) => lines.push({ event, ...fields }), lines, events: () => lines.map((l) => l.event) };
-}
-
-function awsError(name: string, status: number): Error {
-    const fault = status >= 500 ? "server" : "client";
-    return Object.assign(new Error(`${name} (${status})`), { name, $fault: fault, $metadata: { httpStatusCode: status } });
-}
 
 /** An outcome without what the job measured (job events' stats; asserted on their own). */
 function withoutStats(o: Outcome): Outcome {
@@ -156,34 +145,22 @@ describe("worker runtime units", function () {
         /** A delivery: this receive count, the attempts and interruptions its attributes carry. */
         const d = (receiveCount: number, attempts = 0, interruptions = 0, lastReason?: string): Delivery => ({ receiveCount, attempts, interruptions, ...(lastReason ? { lastReason } : {}) });
         const sends = () => sqs.commandCalls(SendMessageCommand).map((c) => c.args[0].input);
+        /** The copy of `job`'s message the worker sends back to the work queue: its delay and message attributes. */
+        const copy = (DelaySeconds: number, attributes: Record<string, string | number>) => ({
+            QueueUrl: QUEUE_URL,
+            MessageBody: JSON.stringify(job),
+            DelaySeconds,
+            MessageAttributes: Object.fromEntries(
+                Object.entries(attributes).map(([k, v]) => [k, typeof v === "number" ? { DataType: "Number", StringValue: String(v) } : { DataType: "String", StringValue: v }]),
+            ),
+        });
 
         it("re-sends a transient failure as a copy (attempts + 1, the reason, a 10 s x 2^(attempt-1) delay) and deletes the original: no release, no DLQ", async function () {
             const failures: Outcome[] = [{ status: "transient", job, reason: "503" }];
             await settler().settleFailures(msg(job), flight(), d(1), failures);
             await settler().settleFailures(msg(job), flight(), d(1, 1), failures);
             expect(order).to.deep.equal(["SendMessage", "DeleteMessage", "SendMessage", "DeleteMessage"]);
-            expect(sends()).to.deep.equal([
-                {
-                    QueueUrl: QUEUE_URL,
-                    MessageBody: JSON.stringify(job),
-                    DelaySeconds: 10,
-                    MessageAttributes: {
-                        attempts: { DataType: "Number", StringValue: "1" },
-                        interruptions: { DataType: "Number", StringValue: "0" },
-                        lastReason: { DataType: "String", StringValue: "503" },
-                    },
-                },
-                {
-                    QueueUrl: QUEUE_URL,
-                    MessageBody: JSON.stringify(job),
-                    DelaySeconds: 20,
-                    MessageAttributes: {
-                        attempts: { DataType: "Number", StringValue: "2" },
-                        interruptions: { DataType: "Number", StringValue: "0" },
-                        lastReason: { DataType: "String", StringValue: "503" },
-                    },
-                },
-            ]);
+            expect(sends()).to.deep.equal([copy(10, { attempts: 1, interruptions: 0, lastReason: "503" }), copy(20, { attempts: 2, interruptions: 0, lastReason: "503" })]);
             expect(sqs.commandCalls(DeleteMessageCommand).map((c) => c.args[0].input)).to.deep.equal([
                 { QueueUrl: QUEUE_URL, ReceiptHandle: "rh-1" },
                 { QueueUrl: QUEUE_URL, ReceiptHandle: "rh-1" },
@@ -266,18 +243,7 @@ describe("worker runtime units", function () {
             };
             // Received twice: once by a worker that crashed, now interrupted.
             expect(await settler().interrupted(m, flight(), d(2, 1, 4), [job])).to.equal(false);
-            expect(sends()).to.deep.equal([
-                {
-                    QueueUrl: QUEUE_URL,
-                    MessageBody: JSON.stringify(job),
-                    DelaySeconds: 0,
-                    MessageAttributes: {
-                        team: { DataType: "String", StringValue: "render" },
-                        attempts: { DataType: "Number", StringValue: "2" },
-                        interruptions: { DataType: "Number", StringValue: "5" },
-                    },
-                },
-            ]);
+            expect(sends()).to.deep.equal([copy(0, { team: "render", attempts: 2, interruptions: 5 })]);
             expect(order).to.deep.equal(["SendMessage", "DeleteMessage"]);
             expect(await settler().interrupted(m, flight(), d(1, 2, 5), [job])).to.equal(true);
             expect(order.slice(2)).to.deep.equal(["PutObject", "SendMessage", "DeleteMessage"]);

@@ -30,6 +30,7 @@ import {
     flakyS3,
     strictSqs,
 } from "../harness/worker-env";
+import { expectEndedQuietly } from "./helpers/ended-quietly";
 
 describe("worker (moto + povray)", function () {
     let moto: Moto;
@@ -517,12 +518,8 @@ describe("worker (moto + povray)", function () {
         );
         const { code, logs } = await runWorkerInProcess(workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl }), { s3 });
         expect(code).to.equal(0);
-        expect(events(logs, "failed")).to.deep.equal([]);
         expect(events(logs, "stale").map((l) => l.reason)).to.deep.equal([`input deleted: s3://${bucket}/gone/a.zip no longer exists`]);
-        expect(events(logs, "job_metrics")).to.deep.equal([]);
-        expect(await aws.get(bucket, "gone/a.error.json")).to.equal(undefined);
-        expect(await aws.depth(dlqUrl)).to.equal(0);
-        expect(await aws.depth(queueUrl)).to.equal(0);
+        await expectEndedQuietly(aws, logs, { bucket, base: "gone/a", queueUrl, dlqUrl });
     });
 
     it("an input that exists but cannot be read (403 AccessDenied, e.g. a missing KMS grant) stays a loud permanent failure: report + DLQ naming AccessDenied and what to check", async function () {
@@ -553,12 +550,8 @@ describe("worker (moto + povray)", function () {
         await aws.s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: "early/scene.zip" }));
         const { code, logs } = await runWorkerInProcess(workerEnv(moto, { QUEUE_URL: queueUrl, DLQ_URL: dlqUrl }));
         expect(code).to.equal(0);
-        expect(events(logs, "failed")).to.deep.equal([]);
         expect(events(logs, "stale")).to.have.length(1);
-        expect(events(logs, "deleted")).to.have.length(1);
-        expect(await aws.get(bucket, "early/scene.error.json")).to.equal(undefined);
-        expect(await aws.depth(dlqUrl)).to.equal(0);
-        expect(await aws.depth(queueUrl)).to.equal(0);
+        await expectEndedQuietly(aws, logs, { bucket, base: "early/scene", queueUrl, dlqUrl });
     });
 
     it("an input deleted while it renders: nothing uploaded, no error report, no DLQ, no job event, the message deleted (moto's 404, then the listing)", async function () {
@@ -580,12 +573,7 @@ describe("worker (moto + povray)", function () {
         expect(events(logs, "rendered")).to.have.length(1);
         expect(events(logs, "stale").map((l) => l.reason)).to.deep.equal([`input deleted: s3://${bucket}/${key} (ETag ${etag.replace(/"/g, "")}) no longer exists`]);
         expect(events(logs, "uploaded")).to.deep.equal([]);
-        expect(events(logs, "job_metrics")).to.deep.equal([]);
-        expect(events(logs, "deleted")).to.have.length(1);
-        expect(await aws.get(bucket, "del/scene.png")).to.equal(undefined);
-        expect(await aws.get(bucket, "del/scene.error.json")).to.equal(undefined);
-        expect(await aws.depth(dlqUrl)).to.equal(0);
-        expect(await aws.depth(queueUrl)).to.equal(0);
+        await expectEndedQuietly(aws, logs, { bucket, base: "del/scene", queueUrl, dlqUrl });
     });
 
     it("treats another non-retryable 4xx from S3 (400 on upload) as permanent, not as transient", async function () {

@@ -23,16 +23,7 @@ export const perJob: LaunchModeSteps = {
             `${name}-start-failures`,
             {
                 description: `Dead-letters ${name} jobs whose task failed to start`,
-                eventPattern: pulumi.jsonStringify({
-                    source: ["aws.ecs"],
-                    "detail-type": ["ECS Task State Change"],
-                    detail: {
-                        clusterArn: [cluster.arn],
-                        startedBy: [startedByOf(name)],
-                        lastStatus: ["STOPPED"],
-                        stopCode: ["TaskFailedToStart"],
-                    },
-                }),
+                eventPattern: pulumi.jsonStringify(stoppedTaskPattern(cluster.arn, startedByOf(name), { stopCode: ["TaskFailedToStart"] })),
                 tags: r.tags,
             },
             { parent },
@@ -82,14 +73,14 @@ export const perJob: LaunchModeSteps = {
  * start-failure rule handles): a stop code of another value, or none at all.
  */
 export function taskStoppedPattern(clusterArn: pulumi.Input<string>, startedBy: string) {
+    return stoppedTaskPattern(clusterArn, startedBy, { $or: [{ stopCode: [{ "anything-but": ["TaskFailedToStart"] }] }, { stopCode: [{ exists: false }] }] });
+}
+
+/** ECS's "ECS Task State Change" of a task of this worker (`startedBy`) that stopped, `stop` saying how. */
+function stoppedTaskPattern(clusterArn: pulumi.Input<string>, startedBy: string, stop: object) {
     return {
         source: ["aws.ecs"],
         "detail-type": ["ECS Task State Change"],
-        detail: {
-            clusterArn: [clusterArn],
-            startedBy: [startedBy],
-            lastStatus: ["STOPPED"],
-            $or: [{ stopCode: [{ "anything-but": ["TaskFailedToStart"] }] }, { stopCode: [{ exists: false }] }],
-        },
+        detail: { clusterArn: [clusterArn], startedBy: [startedBy], lastStatus: ["STOPPED"], ...stop },
     };
 }
